@@ -1,0 +1,1 @@
+"""The ``roomquake`` command line; each verb lives in its own module."""

@@ -1,0 +1,71 @@
+"""Run identity and the labels every Docker resource of a run carries.
+
+A run is "dead" when its owner process is gone; ``roomquake clean`` removes
+only resources of dead runs, so parallel runs never sweep each other.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+
+RUN = "io.roomquake.run"  # run id; present on everything roomquake creates
+OWNER_PID = "io.roomquake.owner-pid"
+OWNER_HOST = "io.roomquake.owner-host"
+OWNER_START = "io.roomquake.owner-start"  # process start time, guards pid reuse
+SERVICE = "io.roomquake.service"
+INSTANCE = "io.roomquake.instance"
+KEEP = "io.roomquake.keep"  # "1": a long-lived game-day stack, never swept
+
+
+def process_start_time(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot, '' when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            # Field 22; the command name (field 2) may hold spaces, so split after ')'.
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    run_id: str = field(default_factory=new_run_id)
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        base = {
+            RUN: self.run_id,
+            OWNER_PID: str(self.pid),
+            OWNER_HOST: self.host,
+            OWNER_START: process_start_time(self.pid),
+        }
+        base.update(extra)
+        return base
+
+
+def owner_alive(labels: dict[str, str]) -> bool:
+    """Whether the process that created a labelled resource still runs.
+
+    Resources from another host, or marked keep, count as alive: we cannot
+    see that host's processes and must not remove what we cannot judge.
+    """
+    if labels.get(KEEP) == "1":
+        return True
+    if labels.get(OWNER_HOST, socket.gethostname()) != socket.gethostname():
+        return True
+    try:
+        pid = int(labels.get(OWNER_PID, ""))
+    except ValueError:
+        return False
+    if not os.path.exists(f"/proc/{pid}"):
+        return False
+    return process_start_time(pid) == labels.get(OWNER_START, "")
