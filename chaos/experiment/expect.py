@@ -1,0 +1,144 @@
+"""Expectations: what a probe's value must be, written the way people say it.
+
+    expect: live            equality (strings, booleans, numbers)
+    expect: ">= 0.95"       comparison; units allowed: "< 500ms", ">= 90%"
+    expect: {one_of: [live, relaunching]}
+    expect: {between: [0.9, 1.0]}   inclusive
+
+A bare list is rejected on purpose: Chaos Toolkit reads ``[200, 201]`` as a
+range and ``[200, 201, 202]`` as a set, and authors cannot tell which.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from chaos.experiment.durations import _UNITS
+
+Value = str | float | bool | None
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(.+?)\s*$")
+_NUMBER = re.compile(r"^([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(ms|s|m|h|%)?$")
+
+
+def parse_value(text: Any) -> Value:
+    """A literal from an expectation: number (with unit), boolean, null or word."""
+    if text is None or isinstance(text, (bool, int, float)):
+        return float(text) if isinstance(text, int) and not isinstance(text, bool) else text
+    raw = str(text).strip()
+    low = raw.lower()
+    if low in ("true", "yes"):
+        return True
+    if low in ("false", "no"):
+        return False
+    if low in ("null", "none", "~"):
+        return None
+    match = _NUMBER.match(raw)
+    if match:
+        number, unit = float(match.group(1)), match.group(2)
+        if unit == "%":
+            return number / 100.0
+        return number * _UNITS[unit] if unit else number
+    return raw
+
+
+def _numeric(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A parsed ``expect``; ``text`` is what the author wrote, for messages."""
+
+    op: str  # one of _OPS, "one_of", "between"
+    values: tuple[Value, ...]
+    text: str
+
+    def holds(self, observed: Any) -> bool:
+        if self.op == "one_of":
+            return any(_equal(observed, v) for v in self.values)
+        if self.op == "between":
+            num = _numeric(observed)
+            lo, hi = self.values
+            return num is not None and float(lo) <= num <= float(hi)  # type: ignore[arg-type]
+        expected = self.values[0]
+        if self.op == "==":
+            return _equal(observed, expected)
+        if self.op == "!=":
+            return not _equal(observed, expected)
+        num, want = _numeric(observed), _numeric(expected)
+        if num is None or want is None:
+            return False  # no value or not a number: an ordering cannot hold
+        return _OPS[self.op](num, want)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _equal(observed: Any, expected: Value) -> bool:
+    if isinstance(expected, bool) or isinstance(observed, bool):
+        return observed is expected or (isinstance(observed, str) and parse_value(observed) is expected)
+    if isinstance(expected, float):
+        num = _numeric(observed)
+        return num is not None and abs(num - expected) <= 1e-9 * max(1.0, abs(expected))
+    if expected is None:
+        return observed is None
+    return str(observed) == expected
+
+
+def parse_expectation(raw: Any) -> Expectation:
+    """Parse an ``expect`` value; raise ValueError with a message fit for one line."""
+    if isinstance(raw, list):
+        raise ValueError(
+            "a bare list is ambiguous; write {one_of: [...]} for a set or {between: [low, high]} for a range"
+        )
+    if isinstance(raw, dict):
+        if set(raw) == {"one_of"}:
+            items = raw["one_of"]
+            if not isinstance(items, list) or not items:
+                raise ValueError("one_of takes a non-empty list of values")
+            values = tuple(parse_value(v) for v in items)
+            return Expectation("one_of", values, f"one of {list(items)}")
+        if set(raw) == {"between"}:
+            pair = raw["between"]
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise ValueError("between takes [low, high]")
+            lo, hi = (parse_value(v) for v in pair)
+            if _numeric(lo) is None or _numeric(hi) is None:
+                raise ValueError("between takes two numbers, e.g. [0.9, 1.0] or [100ms, 2s]")
+            if float(lo) > float(hi):  # type: ignore[arg-type]
+                raise ValueError(f"between: low {pair[0]} is above high {pair[1]}")
+            return Expectation("between", (lo, hi), f"between {pair[0]} and {pair[1]}")
+        raise ValueError("an expectation mapping is {one_of: [...]} or {between: [low, high]}")
+    if isinstance(raw, str):
+        match = _COMPARISON.match(raw)
+        if match:
+            op, literal = match.groups()
+            value = parse_value(literal)
+            if op not in ("==", "!=") and _numeric(value) is None:
+                raise ValueError(f"'{raw}': {op} needs a number, e.g. '>= 0.95', '< 500ms', '>= 90%'")
+            return Expectation(op, (value,), raw.strip())
+        if not raw.strip():
+            raise ValueError("an expectation cannot be empty")
+        return Expectation("==", (parse_value(raw),), raw.strip())
+    if raw is None:
+        raise ValueError("missing expectation; e.g. expect: live or expect: '>= 0.95'")
+    return Expectation("==", (parse_value(raw),), str(raw).lower() if isinstance(raw, bool) else str(raw))
