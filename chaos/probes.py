@@ -1,0 +1,277 @@
+"""Probe specs and their evaluation against a running stack.
+
+A probe reads one value from the stack, always directly (never through the
+fault proxy, so faults do not distort what we measure). Kinds:
+
+- ``http_json``: a field (dotted path) of a JSON document served by an
+  instance, optionally minus another field (e.g. completed_at - detected_at);
+- ``metric``: a Prometheus counter/gauge summed over a service's instances;
+- ``quantile``: a histogram quantile over the buckets of all instances;
+- ``ratio``: one summed metric divided by another;
+- ``state``: an instance's state, or how many instances of a service are in one.
+
+Strings in a spec may hold ``{param}`` placeholders filled from the probe's
+``params`` (defaults) and the caller's parameters. A value that cannot be
+read (service down, room unknown, no samples yet) is ``None``: assertions
+decide what ``None`` means, probes never guess.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, Protocol, Union
+
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, ConfigDict, Field
+
+from chaos.errors import UsageError
+
+Value = float | str | bool | None
+HTTP_TIMEOUT_S = 2.0
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    params: dict[str, Any] = Field(default_factory=dict, description="defaults for {placeholders}")
+    description: str = ""
+
+
+class HttpJsonProbe(_Spec):
+    kind: Literal["http_json"]
+    service: str
+    instance: str | None = None
+    path: str
+    field: str = Field(description="dotted path into the JSON body, e.g. last_relaunch.completed_at")
+    subtract: str | None = Field(default=None, description="dotted path subtracted from field")
+
+
+class MetricRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metric: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MetricProbe(_Spec):
+    kind: Literal["metric"]
+    service: str
+    metric: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class QuantileProbe(_Spec):
+    kind: Literal["quantile"]
+    service: str
+    metric: str = Field(description="histogram name, without _bucket")
+    q: float = Field(ge=0.0, le=1.0)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class RatioProbe(_Spec):
+    kind: Literal["ratio"]
+    service: str
+    numerator: MetricRef
+    denominator: MetricRef
+
+
+class StateProbe(_Spec):
+    kind: Literal["state"]
+    instance: str | None = None
+    service: str | None = None
+    count: str | None = Field(default=None, description="with service: count instances in this state")
+
+
+ProbeSpec = Annotated[
+    Union[HttpJsonProbe, MetricProbe, QuantileProbe, RatioProbe, StateProbe],
+    Field(discriminator="kind"),
+]
+
+
+class InstanceLike(Protocol):
+    name: str
+    service: str
+    state: str
+
+
+class StackLike(Protocol):
+    """What probes need from a running stack (chaos.stack.RunningStack has it)."""
+
+    def instances(self, service: str | None = None) -> list[Any]: ...
+
+    def address(self, instance: str) -> tuple[str, int]: ...
+
+
+# --- templating -------------------------------------------------------------------
+
+
+def fill(value: Any, params: Mapping[str, Any]) -> Any:
+    """Replace ``{name}`` in strings; a string that is only ``{name}`` keeps the param's type."""
+    if isinstance(value, str):
+        names = [f for _, f, _, _ in string.Formatter().parse(value) if f]
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise UsageError(f"missing parameter {missing[0]!r} for {value!r}")
+        if len(names) == 1 and value == "{" + names[0] + "}":
+            return params[names[0]]
+        return value.format(**params)
+    if isinstance(value, dict):
+        return {k: fill(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, params) for v in value]
+    return value
+
+
+# --- reading -----------------------------------------------------------------------
+
+
+def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> Any | None:
+    """GET a JSON document; None when the instance is unreachable or says 4xx/5xx."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
+            return json.loads(reply.read() or b"null")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def get_text(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
+            return reply.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def dig(doc: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        else:
+            return None
+    return doc
+
+
+Sample = tuple[str, dict[str, str], float]
+
+
+def parse_samples(text: str) -> list[Sample]:
+    out: list[Sample] = []
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.append((s.name, dict(s.labels), float(s.value)))
+    return out
+
+
+def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def sum_samples(samples: Iterable[Sample], name: str, labels: Mapping[str, str]) -> float | None:
+    """Sum of samples called ``name`` (a counter's ``_total`` name also matches its bare name)."""
+    total, seen = 0.0, False
+    names = {name, name + "_total"} if not name.endswith("_total") else {name}
+    for sample_name, sample_labels, value in samples:
+        if sample_name in names and _matches(sample_labels, labels):
+            total += value
+            seen = True
+    return total if seen else None
+
+
+def histogram_quantile(samples: Iterable[Sample], name: str, q: float, labels: Mapping[str, str]) -> float | None:
+    """Prometheus-style quantile: linear interpolation inside the bucket holding rank q*count."""
+    buckets: dict[float, float] = {}
+    for sample_name, sample_labels, value in samples:
+        if sample_name != name + "_bucket" or not _matches(sample_labels, labels):
+            continue
+        le = float(sample_labels["le"])
+        buckets[le] = buckets.get(le, 0.0) + value
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    count = buckets[bounds[-1]]
+    if count <= 0:
+        return None
+    rank = q * count
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        upper_count = buckets[bound]
+        if upper_count >= rank:
+            if math.isinf(bound):
+                return lower_bound  # beyond the last finite bucket: its bound is all we know
+            if upper_count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (upper_count - lower_count)
+        lower_bound, lower_count = bound, upper_count
+    return bounds[-1]
+
+
+# --- evaluation --------------------------------------------------------------------
+
+
+def _targets(stack: StackLike, service: str, instance: str | None) -> list[str]:
+    if instance:
+        return [instance]
+    return [i.name for i in stack.instances(service) if i.state == "running"]
+
+
+def _service_samples(stack: StackLike, service: str, metrics_path: str) -> list[Sample] | None:
+    samples: list[Sample] = []
+    reached = False
+    for name in _targets(stack, service, None):
+        host, port = stack.address(name)
+        text = get_text(host, port, metrics_path)
+        if text is None:
+            continue
+        reached = True
+        samples.extend(parse_samples(text))
+    return samples if reached else None
+
+
+def evaluate(
+    spec: Any,
+    stack: StackLike,
+    params: Mapping[str, Any] | None = None,
+    metrics_path: str = "/metrics",
+) -> Value:
+    """Read the probe's value now. ``params`` override the spec's defaults."""
+    merged = {**spec.params, **(params or {})}
+    if isinstance(spec, HttpJsonProbe):
+        for name in _targets(stack, spec.service, fill(spec.instance, merged) if spec.instance else None):
+            host, port = stack.address(name)
+            doc = get_json(host, port, fill(spec.path, merged))
+            if doc is None:
+                continue
+            value = dig(doc, fill(spec.field, merged))
+            if spec.subtract is None or value is None:
+                return value
+            other = dig(doc, fill(spec.subtract, merged))
+            if other is None:
+                return None
+            return float(value) - float(other)
+        return None
+    if isinstance(spec, StateProbe):
+        if spec.instance:
+            name = fill(spec.instance, merged)
+            found = [i for i in stack.instances() if i.name == name]
+            return found[0].state if found else None
+        states = [i.state for i in stack.instances(spec.service)]
+        return float(sum(1 for s in states if s == (spec.count or "running")))
+    samples = _service_samples(stack, spec.service, metrics_path)
+    if samples is None:
+        return None
+    if isinstance(spec, MetricProbe):
+        return sum_samples(samples, spec.metric, fill(spec.labels, merged))
+    if isinstance(spec, QuantileProbe):
+        return histogram_quantile(samples, spec.metric, spec.q, fill(spec.labels, merged))
+    if isinstance(spec, RatioProbe):
+        num = sum_samples(samples, spec.numerator.metric, fill(spec.numerator.labels, merged))
+        den = sum_samples(samples, spec.denominator.metric, fill(spec.denominator.labels, merged))
+        if num is None or not den:
+            return None
+        return num / den
+    raise TypeError(f"not a probe spec: {spec!r}")

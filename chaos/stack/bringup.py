@@ -1,0 +1,185 @@
+"""Bring a stack up (tier by tier, healthy before returning), attach to one, take it down."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from chaos.labels import RunIdentity
+from chaos.stack import health, registry
+from chaos.stack.errors import StackError, StackFileError
+from chaos.stack.plan import Plan, ProxyPlan
+from chaos.stack.running import Backend, RunningStack
+from chaos.stack.spec import Stack, apply_scale, load_stack
+
+BACKENDS = ("docker", "local")
+
+
+def default_backend() -> str:
+    """docker wherever an engine answers, else local."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+        return "docker"
+    except Exception:  # noqa: BLE001 - any failure means "no engine here"
+        return "local"
+
+
+def populate(proxy_url: str, proxies: list[ProxyPlan]) -> None:
+    """Create every link proxy in one Toxiproxy ``/populate`` call (any Toxiproxy 2.x)."""
+    body = json.dumps([{"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True} for p in proxies])
+    request = urllib.request.Request(
+        f"{proxy_url}/populate", data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+    except urllib.error.HTTPError as err:
+        raise StackError(f"proxy at {proxy_url} refused the link proxies: {err.code} {err.read()[:200]!r}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise StackError(f"proxy at {proxy_url} unreachable: {err}") from None
+
+
+def _make_backend(kind: str, stack: Stack, identity: RunIdentity, keep: bool) -> Any:
+    if kind == "local":
+        from chaos.stack.local import LocalBackend
+
+        return LocalBackend(stack, identity.run_id)
+    if kind == "docker":
+        from chaos.stack.docker import DockerBackend
+
+        return DockerBackend(stack, identity, keep=keep)
+    raise StackFileError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _with_env(plan: Plan, env: Mapping[str, Mapping[str, Any]] | None) -> Plan:
+    """Per-service env overrides (tests and game days), applied after the profile."""
+    if not env:
+        return plan
+    unknown = set(env) - {i.service for i in plan.instances}
+    if unknown:
+        raise StackFileError(f"env override for unknown service {sorted(unknown)[0]!r}")
+    instances = []
+    for inst in plan.instances:
+        extra = {k: str(v) for k, v in env.get(inst.service, {}).items()}
+        instances.append(type(inst)(**{**inst.__dict__, "env": {**inst.env, **extra}}))
+    return Plan(profile=plan.profile, instances=instances, proxies=plan.proxies, tiers=plan.tiers)
+
+
+def start_stack(
+    stack: Stack | str | Path,
+    backend: str | None = None,
+    scale: Mapping[str, int] | None = None,
+    profile: str | None = None,
+    env: Mapping[str, Mapping[str, Any]] | None = None,
+    keep: bool = False,
+    identity: RunIdentity | None = None,
+) -> RunningStack:
+    """Start every instance, tier by tier, each healthy before the next; record the run.
+
+    Everything is validated and planned before the first instance starts; on
+    any failure what was started is torn down again and the error raised.
+    ``keep`` marks a stack that outlives this process (``stack up``).
+    """
+    if not isinstance(stack, Stack):
+        stack = load_stack(stack)
+    kind = backend or default_backend()
+    spec = apply_scale(stack.spec, scale)
+    spec.profile_env(profile)  # unknown profile: error before anything starts
+    stack = Stack(spec=spec, path=stack.path)
+    identity = identity or RunIdentity()
+    impl: Backend = _make_backend(kind, stack, identity, keep)
+    plan = _with_env(impl.plan(spec, profile), env)
+    impl.prepare(plan)
+    proxy_name = f"{spec.proxy.service}-1"
+    try:
+        for tier in plan.tiers:
+            members = [i for i in plan.instances if i.service in tier]
+            if len(members) > 1 and kind == "docker":
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(impl.launch, members))
+            else:
+                for inst in members:
+                    impl.launch(inst)
+            _wait_healthy(stack, impl, members)
+            if spec.proxy.service in tier:
+                host, port = impl.address(proxy_name)
+                populate(f"http://{host}:{port}", plan.proxies)
+        host, port = impl.address(proxy_name)
+        running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}")
+        registry.save(
+            identity.run_id,
+            {**running.record(), "created": time.time(), "scale": dict(scale or {}), "profile": plan.profile, "keep": keep},
+        )
+        return running
+    except BaseException:
+        impl.teardown()
+        registry.remove(identity.run_id)
+        raise
+
+
+def _wait_healthy(stack: Stack, impl: Backend, members: list[Any]) -> None:
+    targets = [
+        (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
+        for inst in members
+    ]
+    try:
+        health.wait_all(targets, alive=impl.exit_reason)
+    except TimeoutError as err:
+        raise StackError(f"stack {stack.name}: {err}") from None
+
+
+@contextlib.contextmanager
+def bring_up(
+    stack: Stack | str | Path,
+    backend: str | None = None,
+    scale: Mapping[str, int] | None = None,
+    profile: str | None = None,
+    env: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Iterator[RunningStack]:
+    """The stack, up and healthy, for the ``with`` block; torn down completely after it."""
+    running = start_stack(stack, backend=backend, scale=scale, profile=profile, env=env)
+    try:
+        yield running
+    finally:
+        running.down()
+
+
+def attach_record(run_id: str = "latest") -> RunningStack:
+    """A RunningStack for a stack brought up by an earlier command (not torn down on exit)."""
+    record = registry.load(run_id)
+    stack = load_stack(record["stack_file"])
+    stack = Stack(spec=apply_scale(stack.spec, record.get("scale")), path=stack.path)
+    plan = Plan.from_json(record["plan"])
+    if record["backend"] == "local":
+        from chaos.stack.local import LocalBackend
+
+        impl: Backend = LocalBackend(stack, record["run_id"], procs=record["state"]["procs"])
+    else:
+        from chaos.stack.docker import DockerBackend
+
+        impl = DockerBackend.from_record(stack, record["run_id"], record["state"])
+    return RunningStack(stack, plan, impl, record["run_id"], record["proxy_url"])
+
+
+@contextlib.contextmanager
+def attach(run_id: str = "latest") -> Iterator[RunningStack]:
+    """Game days: drive a stack someone else brought up; it stays up on exit."""
+    yield attach_record(run_id)
+
+
+def down(run_id: str = "latest") -> str:
+    """Tear down a recorded stack; returns its run id."""
+    running = attach_record(run_id)
+    running.down()
+    return running.run_id

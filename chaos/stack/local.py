@@ -1,0 +1,245 @@
+"""Local backend: every instance a process on loopback, in its own process group.
+
+Each instance is started with ``start_new_session`` so its pid is also its
+process-group id: signals go to the whole group (a service that forks is
+still stopped completely) and teardown ends exactly what we started, by id.
+Faults map to signals: kill=SIGKILL, stop=SIGTERM then SIGKILL, pause=
+SIGSTOP, resume=SIGCONT. Processes have no network or cgroup of their own
+here, so disconnect and squeeze raise ``Unsupported`` (use a link fault, or
+the docker backend).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chaos.labels import process_start_time
+from chaos.stack import registry
+from chaos.stack.errors import StackError, Unsupported
+from chaos.stack.running import Backend
+from chaos.stack.plan import InstancePlan, Plan, free_ports, local_addressing, make_plan, ports_needed
+from chaos.stack.spec import Stack, StackSpec
+
+
+def _proc_state(pid: int, start: str) -> str:
+    """running | paused | exited, from /proc (guards against pid reuse with the start time)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return "exited"
+    if fields[19] != start:
+        return "exited"
+    code = fields[0]
+    if code in ("Z", "X", "x"):
+        return "exited"
+    if code in ("T", "t"):
+        return "paused"
+    return "running"
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def __init__(self, stack: Stack, run_id: str, procs: dict[str, dict[str, Any]] | None = None) -> None:
+        self.stack = stack
+        self.run_id = run_id
+        self.procs: dict[str, dict[str, Any]] = procs or {}  # name -> pid, start, argv, env, port, stop_timeout
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = registry.run_dir(run_id) / "logs"
+
+    # --- planning --------------------------------------------------------------
+
+    def plan(self, spec: StackSpec, profile: str | None) -> Plan:
+        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec))))
+
+    def _argv(self, command: list[str]) -> list[str]:
+        head = sys.executable if command[0] in ("python", "python3") else shutil.which(command[0])
+        if head is None:
+            raise StackError(f"local backend: {command[0]!r} is not on PATH (install it or use --backend docker)")
+        return [head, *command[1:]]
+
+    def prepare(self, plan: Plan) -> None:
+        """Check every program exists before anything starts."""
+        for inst in plan.instances:
+            self._argv(inst.command)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _env(self, inst: InstancePlan) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
+        paths = [str((self.stack.root / p).resolve()) for p in self.stack.spec.local.pythonpath]
+        if env.get("PYTHONPATH"):
+            paths.append(env["PYTHONPATH"])
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(inst.env)
+        return env
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def launch(self, inst: InstancePlan) -> None:
+        svc = self.stack.spec.services[inst.service]
+        self.procs[inst.name] = {
+            "argv": self._argv(inst.command),
+            "env": self._env(inst),
+            "port": inst.port,
+            "stop_timeout": svc.stop_timeout_s,
+            "cwd": str(self.stack.root),
+        }
+        self._spawn(inst.name)
+
+    def _spawn(self, name: str) -> None:
+        rec = self.procs[name]
+        log = open(self.logs / f"{name}.log", "ab")
+        try:
+            child = subprocess.Popen(
+                rec["argv"],
+                env=rec["env"],
+                cwd=rec["cwd"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: pid == pgid
+            )
+        finally:
+            log.close()
+        self.children[name] = child
+        rec["pid"] = child.pid
+        rec["start"] = process_start_time(child.pid)
+
+    def _rec(self, name: str) -> dict[str, Any]:
+        try:
+            return self.procs[name]
+        except KeyError:
+            raise StackError(f"local backend: {name!r} was never started") from None
+
+    def state(self, name: str) -> str:
+        rec = self.procs.get(name)
+        if not rec or "pid" not in rec:
+            return "missing"
+        child = self.children.get(name)
+        if child is not None and child.poll() is not None:
+            return "exited"
+        return _proc_state(rec["pid"], rec["start"])
+
+    def exit_reason(self, name: str) -> str | None:
+        if self.state(name) in ("running", "paused"):
+            return None
+        child = self.children.get(name)
+        code = child.returncode if child is not None else None
+        return f"exit code {code}; {self.log_tail(name)}"
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        try:
+            text = (self.logs / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    def address(self, name: str) -> tuple[str, int]:
+        return "127.0.0.1", int(self._rec(name)["port"])
+
+    def _signal_group(self, name: str, sig: int) -> bool:
+        """Signal the instance's process group; False when nothing of it is left."""
+        rec = self._rec(name)
+        pid = rec.get("pid")
+        if pid is None:
+            return False
+        # A pid that now belongs to another process (different start time) is not ours.
+        if os.path.exists(f"/proc/{pid}") and process_start_time(pid) != rec["start"]:
+            return False
+        try:
+            os.killpg(pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError as err:
+            raise StackError(f"cannot signal {name} (pgid {pid}): {err}") from None
+
+    def _reap(self, name: str) -> None:
+        child = self.children.get(name)
+        if child is not None:
+            child.poll()
+
+    def _wait_gone(self, name: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._reap(name)
+            if self.state(name) == "exited":
+                return True
+            time.sleep(0.02)
+        return False
+
+    def kill(self, name: str) -> None:
+        self._signal_group(name, signal.SIGKILL)
+        self._wait_gone(name, 5)
+
+    def stop(self, name: str) -> None:
+        if self._signal_group(name, signal.SIGTERM):
+            self._signal_group(name, signal.SIGCONT)  # a paused process must run to see SIGTERM
+            if not self._wait_gone(name, float(self._rec(name)["stop_timeout"])):
+                self._signal_group(name, signal.SIGKILL)
+                self._wait_gone(name, 5)
+
+    def start(self, name: str) -> None:
+        state = self.state(name)
+        if state in ("running", "paused"):
+            return  # as `docker start` on a running container: nothing to do
+        self._signal_group(name, signal.SIGKILL)  # leftovers of the old group, if any
+        self._spawn(name)
+
+    def pause(self, name: str) -> None:
+        if not self._signal_group(name, signal.SIGSTOP):
+            raise StackError(f"cannot pause {name}: it is not running")
+
+    def resume(self, name: str) -> None:
+        self._signal_group(name, signal.SIGCONT)
+
+    def disconnect(self, name: str) -> None:
+        raise Unsupported(
+            f"disconnect {name}: local processes share the host network; "
+            "use a 'down' link fault on its links, or --backend docker"
+        )
+
+    def reconnect(self, name: str) -> None:
+        raise Unsupported(f"reconnect {name}: local processes share the host network; use --backend docker")
+
+    def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
+        raise Unsupported(f"squeeze {name}: local processes have no cgroup of their own here; use --backend docker")
+
+    def unsqueeze(self, name: str) -> None:
+        raise Unsupported(f"unsqueeze {name}: local processes have no cgroup of their own here; use --backend docker")
+
+    def image_ids(self) -> dict[str, str]:
+        return {}  # no images: processes run from the working tree
+
+    def teardown(self) -> None:
+        """SIGTERM every group (SIGCONT so paused ones see it), then SIGKILL what remains."""
+        names = [n for n in self.procs if "pid" in self.procs[n]]
+        for name in names:
+            if self._signal_group(name, signal.SIGTERM):
+                self._signal_group(name, signal.SIGCONT)
+        deadline = time.monotonic() + 3
+        for name in names:
+            while self.state(name) != "exited" and time.monotonic() < deadline:
+                self._reap(name)
+                time.sleep(0.02)
+        for name in names:
+            self._signal_group(name, signal.SIGKILL)  # also any child left in the group
+        for name in names:
+            self._wait_gone(name, 2)
+
+    def record(self) -> dict[str, Any]:
+        return {"procs": self.procs}
+
+
+def logs_dir(run_id: str) -> Path:
+    return registry.run_dir(run_id) / "logs"

@@ -1,0 +1,67 @@
+"""Run registry: one small JSON file per running stack.
+
+``roomquake stack up`` records what it started so that a later
+``stack status`` / ``stack down`` / ``attach()`` (another process) finds it.
+Directory: ``$ROOMQUAKE_STATE_DIR`` or ``~/.cache/roomquake/runs``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from chaos.stack.errors import UnknownRun
+
+
+def state_dir() -> Path:
+    base = os.environ.get("ROOMQUAKE_STATE_DIR")
+    path = Path(base) if base else Path.home() / ".cache" / "roomquake" / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_dir(run_id: str) -> Path:
+    """Per-run folder (logs of local processes live here)."""
+    path = state_dir() / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save(run_id: str, record: dict[str, Any]) -> Path:
+    path = state_dir() / f"{run_id}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({**record, "run_id": run_id, "saved": time.time()}, indent=1), encoding="utf-8")
+    tmp.replace(path)  # atomic: a concurrent reader sees the old or the new record
+    return path
+
+
+def records() -> list[dict[str, Any]]:
+    """Every recorded run, newest first."""
+    out = []
+    for path in state_dir().glob("*.json"):
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return sorted(out, key=lambda r: r.get("created", 0), reverse=True)
+
+
+def load(run_id: str = "latest") -> dict[str, Any]:
+    if run_id == "latest":
+        found = records()
+        if not found:
+            raise UnknownRun(f"no running stack is recorded in {state_dir()}; start one with 'roomquake stack up'")
+        return found[0]
+    path = state_dir() / f"{run_id}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = ", ".join(r["run_id"] for r in records()) or "none"
+        raise UnknownRun(f"no running stack with run id {run_id!r} (known: {known})") from None
+
+
+def remove(run_id: str) -> None:
+    (state_dir() / f"{run_id}.json").unlink(missing_ok=True)

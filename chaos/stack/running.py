@@ -1,0 +1,287 @@
+"""RunningStack: one API over a brought-up stack, whatever the backend.
+
+The runner and the tests drive instances (kill, pause, ...), read probes,
+pick targets with selectors and drive load through this object; the
+backend (local processes or Docker containers) does the work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from chaos import probes as probe_eval
+from chaos.stack.errors import StackError, StackFileError
+from chaos.stack.plan import InstancePlan, Plan
+from chaos.stack.spec import LoadStep, Stack
+
+STATES = ("running", "paused", "exited", "missing")
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    service: str
+    replica: int
+    state: str  # running | paused | exited | missing
+
+
+@dataclass(frozen=True)
+class LinkProxy:
+    name: str  # "crowd->edge-2"
+    link: str  # "crowd->edge"
+    listen: str
+    upstream: str
+
+
+class Backend(ABC):
+    """What a backend does for one run. Instance names are the plan's (``edge-2``)."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def plan(self, spec: Any, profile: str | None) -> Plan:
+        """Instances, ports and proxies as this backend addresses them."""
+
+    @abstractmethod
+    def prepare(self, plan: Plan) -> None:
+        """Everything that can fail before the first instance starts (programs, images, network)."""
+
+    @abstractmethod
+    def launch(self, inst: InstancePlan) -> None: ...
+
+    @abstractmethod
+    def state(self, name: str) -> str: ...
+
+    @abstractmethod
+    def address(self, name: str) -> tuple[str, int]: ...
+
+    @abstractmethod
+    def kill(self, name: str) -> None: ...
+
+    @abstractmethod
+    def stop(self, name: str) -> None: ...
+
+    @abstractmethod
+    def start(self, name: str) -> None: ...
+
+    @abstractmethod
+    def pause(self, name: str) -> None: ...
+
+    @abstractmethod
+    def resume(self, name: str) -> None: ...
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self.start(name)
+
+    @abstractmethod
+    def disconnect(self, name: str) -> None: ...
+
+    @abstractmethod
+    def reconnect(self, name: str) -> None: ...
+
+    @abstractmethod
+    def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None: ...
+
+    @abstractmethod
+    def unsqueeze(self, name: str) -> None: ...
+
+    @abstractmethod
+    def image_ids(self) -> dict[str, str]: ...
+
+    def exit_reason(self, name: str) -> str | None:
+        """Why an instance is gone (for bring-up errors), None while it runs."""
+        return None if self.state(name) in ("running", "paused") else "exited"
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        return ""
+
+    @abstractmethod
+    def teardown(self) -> None: ...
+
+    @abstractmethod
+    def record(self) -> dict[str, Any]: ...
+
+
+class RunningStack:
+    """A brought-up stack. See docs/ARCHITECTURE.md "Running stack"."""
+
+    def __init__(self, stack: Stack, plan: Plan, backend: Backend, run_id: str, proxy_url: str) -> None:
+        self.stack = stack
+        self.spec = stack.spec
+        self.plan = plan
+        self.backend = backend
+        self.run_id = run_id
+        self.proxy_url = proxy_url
+        self._names = {i.name: i for i in plan.instances}
+
+    # --- what is there ---------------------------------------------------------
+
+    @property
+    def backend_kind(self) -> str:
+        return self.backend.kind
+
+    @property
+    def automation(self) -> str | None:
+        return self.spec.automation.service if self.spec.automation else None
+
+    def _known(self, name: str) -> InstancePlan:
+        try:
+            return self._names[name]
+        except KeyError:
+            raise StackError(f"no instance {name!r} in this stack (instances: {', '.join(self._names)})") from None
+
+    def instances(self, service: str | None = None) -> list[Instance]:
+        if service is not None and service not in self.spec.services:
+            raise StackError(f"no service {service!r} in this stack (services: {', '.join(self.spec.services)})")
+        return [
+            Instance(i.name, i.service, i.replica, self.backend.state(i.name))
+            for i in self.plan.instances
+            if service is None or i.service == service
+        ]
+
+    def address(self, instance: str) -> tuple[str, int]:
+        self._known(instance)
+        return self.backend.address(instance)
+
+    def links(self) -> list[LinkProxy]:
+        return [LinkProxy(p.name, p.link, p.listen, p.upstream) for p in self.plan.proxies]
+
+    def image_ids(self) -> dict[str, str]:
+        return self.backend.image_ids()
+
+    # --- server loss -----------------------------------------------------------
+
+    def kill(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.kill(instance)
+
+    def stop(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.stop(instance)
+
+    def start(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.start(instance)
+
+    def restart(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.restart(instance)
+
+    def pause(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.pause(instance)
+
+    def resume(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.resume(instance)
+
+    def disconnect(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.disconnect(instance)
+
+    def reconnect(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.reconnect(instance)
+
+    def squeeze(self, instance: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
+        self._known(instance)
+        self.backend.squeeze(instance, cpus=cpus, memory_mb=memory_mb)
+
+    def unsqueeze(self, instance: str) -> None:
+        self._known(instance)
+        self.backend.unsqueeze(instance)
+
+    # --- domain: probes, selectors, load ---------------------------------------
+
+    def probe(self, name: str, **params: Any) -> float | str | bool | None:
+        try:
+            spec = self.spec.probes[name]
+        except KeyError:
+            raise StackFileError(f"unknown probe {name!r}; the stack offers {', '.join(sorted(self.spec.probes))}") from None
+        return probe_eval.evaluate(spec, self, params)
+
+    def probe_spec(self, spec: Any, **params: Any) -> float | str | bool | None:
+        """Evaluate an inline probe spec (an experiment's own, same kinds as the stack's)."""
+        return probe_eval.evaluate(spec, self, params)
+
+    def select(self, selector: str, **params: Any) -> list[str]:
+        try:
+            sel = self.spec.selectors[selector]
+        except KeyError:
+            raise StackFileError(f"unknown selector {selector!r}; the stack offers {', '.join(sorted(self.spec.selectors)) or 'none'}") from None
+        value = self.probe(sel.probe, **{**sel.params, **params})
+        names = value if isinstance(value, list) else [value] if value else []
+        return [n for n in names if isinstance(n, str) and n in self._names]
+
+    def load(self, action: str, **params: Any) -> None:
+        try:
+            spec = self.spec.load[action]
+        except KeyError:
+            raise StackFileError(f"unknown load action {action!r}; the stack offers {', '.join(sorted(self.spec.load)) or 'none'}") from None
+        merged = {**spec.params, **params}
+        for step in spec.steps:
+            self._load_step(step, merged)
+
+    def _load_step(self, step: LoadStep, params: dict[str, Any]) -> None:
+        if step.instance:
+            targets = [probe_eval.fill(step.instance, params)]
+        else:
+            targets = [i.name for i in self.instances(step.service) if i.state == "running"]
+        if not targets:
+            raise StackError(f"load: no running instance of {step.service!r} to send {step.method} {step.path} to")
+        body = probe_eval.fill(step.body, params) if step.body is not None else None
+        shares: list[Any] = [None] * len(targets)
+        if step.split and body is not None:
+            total = int(body.get(step.split, 0))
+            base, extra = divmod(total, len(targets))
+            shares = [base + (1 if n < extra else 0) for n in range(len(targets))]
+        for target, share in zip(targets, shares):
+            payload = dict(body) if body is not None else None
+            if payload is not None and step.split:
+                payload[step.split] = share
+            status, text = self._send(target, step.method, probe_eval.fill(step.path, params), payload)
+            if status not in step.accept:
+                raise StackError(f"load: {step.method} {target}{step.path} answered {status}: {text[:200]}")
+
+    def _send(self, instance: str, method: str, path: str, body: Any) -> tuple[int, str]:
+        host, port = self.address(instance)
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"http://{host}:{port}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    return reply.status, reply.read().decode("utf-8", "replace")
+            except urllib.error.HTTPError as err:
+                return err.code, err.read().decode("utf-8", "replace")
+            except (urllib.error.URLError, OSError) as err:
+                if time.monotonic() > deadline:
+                    raise StackError(f"load: {instance} at {host}:{port} unreachable: {err}") from None
+                time.sleep(0.2)
+
+    # --- teardown --------------------------------------------------------------
+
+    def down(self) -> None:
+        from chaos.stack import registry
+
+        self.backend.teardown()
+        registry.remove(self.run_id)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.kind,
+            "stack_file": str(self.stack.path),
+            "stack": self.spec.name,
+            "proxy_url": self.proxy_url,
+            "plan": self.plan.to_json(),
+            "state": self.backend.record(),
+        }

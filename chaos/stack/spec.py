@@ -1,0 +1,306 @@
+"""The stack file: services, links through the proxy, profiles, probes.
+
+A stack file describes a system under test generically; nothing here knows
+audio rooms. ``load_stack(path)`` parses and validates it; every mistake is
+one ``StackFileError`` naming ``file:line:column`` and the field, raised
+before anything is started.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from chaos.probes import ProbeSpec
+from chaos.stack import yamlpos
+from chaos.stack.errors import StackFileError
+
+Scalar = str | int | float | bool
+NAME = r"^[a-z][a-z0-9_-]*$"
+LINK = re.compile(r"^\s*([a-z][a-z0-9_-]*)\s*->\s*([a-z][a-z0-9_-]*)\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageSpec(_Model):
+    """An image: built from a recipe (``dockerfile`` + ``context``) or an existing ``tag``."""
+
+    dockerfile: str | None = None
+    context: str = "."
+    tag: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ImageSpec":
+        if not self.dockerfile and not self.tag:
+            raise ValueError("an image needs either dockerfile or tag")
+        return self
+
+
+class HealthSpec(_Model):
+    kind: Literal["http", "redis", "tcp"] = "http"
+    path: str = "/health"
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ServiceSpec(_Model):
+    image: str
+    command: list[str] = Field(min_length=1)
+    port: int = Field(ge=1, le=65535, description="port the service listens on in its own network namespace")
+    replicas: int = Field(default=1, ge=0)
+    required: bool = Field(default=True, description="a scale of zero is refused")
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    metrics: str | None = "/metrics"
+    stop_timeout_s: float = Field(default=3.0, ge=0)
+
+
+class ProxySpec(_Model):
+    service: str = "proxy"
+    listeners_from: int = Field(default=20000, ge=1024, le=65000, description="first listener port in a container")
+
+
+class AutomationSpec(_Model):
+    service: str
+
+
+class SelectorSpec(_Model):
+    """Instances chosen by a probe whose value is an instance name (or a list of them)."""
+
+    probe: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class LoadStep(_Model):
+    service: str
+    instance: str | None = None
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str
+    body: dict[str, Any] | None = None
+    split: str | None = Field(default=None, description="integer body field divided among the instances")
+    accept: list[int] = Field(default_factory=lambda: [200, 201, 202, 204])
+
+
+class LoadAction(_Model):
+    params: dict[str, Any] = Field(default_factory=dict)
+    steps: list[LoadStep] = Field(min_length=1)
+    description: str = ""
+
+
+class LocalSpec(_Model):
+    """How the local backend runs the services: ``python`` becomes this interpreter."""
+
+    pythonpath: list[str] = Field(default_factory=list, description="relative to the stack file")
+
+
+class StackSpec(_Model):
+    name: str = Field(pattern=NAME)
+    description: str = ""
+    images: dict[str, ImageSpec]
+    profiles: dict[str, dict[str, Scalar]] = Field(default_factory=lambda: {"default": {}})
+    default_profile: str | None = None
+    services: dict[str, ServiceSpec] = Field(min_length=1)
+    proxy: ProxySpec = Field(default_factory=ProxySpec)
+    links: list[str] = Field(default_factory=list)
+    automation: AutomationSpec | None = None
+    probes: dict[str, ProbeSpec] = Field(default_factory=dict)
+    selectors: dict[str, SelectorSpec] = Field(default_factory=dict)
+    load: dict[str, LoadAction] = Field(default_factory=dict)
+    local: LocalSpec = Field(default_factory=LocalSpec)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, services: dict[str, ServiceSpec]) -> dict[str, ServiceSpec]:
+        for name in services:
+            if not re.match(NAME, name):
+                raise ValueError(f"service name {name!r} must match {NAME}")
+        return services
+
+    def link_pairs(self) -> list[tuple[str, str]]:
+        return [parse_link(text) for text in self.links]
+
+    def profile_env(self, profile: str | None) -> dict[str, str]:
+        name = profile or self.default_profile or next(iter(self.profiles))
+        if name not in self.profiles:
+            raise StackFileError(f"unknown profile {name!r}; the stack file declares {', '.join(self.profiles)}")
+        return {k: env_text(v) for k, v in self.profiles[name].items()}
+
+
+def env_text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def parse_link(text: str) -> tuple[str, str]:
+    match = LINK.match(text)
+    if not match:
+        raise ValueError(f"link {text!r} must read 'client->server'")
+    return match.group(1), match.group(2)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A validated stack file and where it came from (paths resolve against ``root``)."""
+
+    spec: StackSpec
+    path: Path
+
+    @property
+    def root(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+# --- loading and cross-checks -------------------------------------------------------
+
+
+def _fail(doc: yamlpos.Located, loc: tuple[Any, ...], message: str) -> StackFileError:
+    field = ".".join(str(p) for p in loc)
+    return StackFileError(f"{doc.where(loc)}: {field}: {message}")
+
+
+def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic puts the discriminator value in the path (probes.x.http_json.field); drop it."""
+    out: list[Any] = []
+    for part in loc:
+        if len(out) == 2 and out[0] == "probes" and part in _PROBE_KINDS:
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+_PROBE_KINDS = {"http_json", "metric", "quantile", "ratio", "state"}
+
+
+def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
+    first = err.errors()[0]
+    loc = _strip_union_tags(tuple(first["loc"]))
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    more = len(err.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return StackFileError(f"{doc.where(loc)}: {'.'.join(str(p) for p in loc)}: {message}{suffix}")
+
+
+def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
+    """Relations pydantic cannot see: names that must exist, ports that must not clash."""
+    services = spec.services
+    for i, text in enumerate(spec.links):
+        try:
+            client, server = parse_link(text)
+        except ValueError as err:
+            raise _fail(doc, ("links", i), str(err)) from None
+        for end in (client, server):
+            if end not in services:
+                raise _fail(doc, ("links", i), f"unknown service {end!r} in link {text!r}")
+        if spec.proxy.service in (client, server):
+            raise _fail(doc, ("links", i), f"link {text!r} touches the proxy itself")
+        if client == server:
+            raise _fail(doc, ("links", i), f"link {text!r} goes from a service to itself")
+    if len(set(spec.link_pairs())) != len(spec.links):
+        raise _fail(doc, ("links",), "a link is declared twice")
+    for name, svc in services.items():
+        if svc.image not in spec.images:
+            raise _fail(doc, ("services", name, "image"), f"missing image {svc.image!r}: not declared under images")
+        if svc.required and svc.replicas == 0:
+            raise _fail(doc, ("services", name, "replicas"), f"required service {name!r} has replica count 0")
+    seen: dict[int, str] = {}
+    for name, svc in services.items():
+        if svc.port in seen:
+            raise _fail(doc, ("services", name, "port"), f"port clash: {name!r} and {seen[svc.port]!r} both use port {svc.port}")
+        seen[svc.port] = name
+    if spec.proxy.service not in services:
+        raise _fail(doc, ("proxy", "service"), f"unknown service {spec.proxy.service!r}")
+    if services[spec.proxy.service].replicas != 1:
+        raise _fail(doc, ("services", spec.proxy.service, "replicas"), "the proxy service runs exactly one replica")
+    span = range(spec.proxy.listeners_from, spec.proxy.listeners_from + 1000)
+    for name, svc in services.items():
+        if svc.port in span:
+            raise _fail(doc, ("services", name, "port"), f"port clash: {svc.port} is inside the proxy's listener range {span.start}-{span.stop - 1}")
+    if spec.automation and spec.automation.service not in services:
+        raise _fail(doc, ("automation", "service"), f"unknown service {spec.automation.service!r}")
+    if spec.default_profile and spec.default_profile not in spec.profiles:
+        raise _fail(doc, ("default_profile",), f"unknown profile {spec.default_profile!r}")
+    for pname, probe in spec.probes.items():
+        for attr in ("service",):
+            ref = getattr(probe, attr, None)
+            if ref is not None and ref not in services:
+                raise _fail(doc, ("probes", pname, attr), f"unknown service {ref!r}")
+    for sname, sel in spec.selectors.items():
+        if sel.probe not in spec.probes:
+            raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
+    for aname, action in spec.load.items():
+        for i, step in enumerate(action.steps):
+            if step.service not in services:
+                raise _fail(doc, ("load", aname, "steps", i, "service"), f"unknown service {step.service!r}")
+
+
+def parse_stack(doc: yamlpos.Located) -> StackSpec:
+    if not isinstance(doc.data, dict):
+        raise StackFileError(f"{doc.path}: a stack file is a mapping with services, links and images")
+    try:
+        spec = StackSpec.model_validate(doc.data)
+    except ValidationError as err:
+        raise _pydantic_error(doc, err) from None
+    cross_check(doc, spec)
+    return spec
+
+
+def load_stack(path: str | Path) -> Stack:
+    """Read and validate a stack file; raise one StackFileError on the first problem."""
+    p = Path(path).resolve()
+    doc = yamlpos.load(p)
+    return Stack(spec=parse_stack(doc), path=p)
+
+
+def loads_stack(text: str, path: str = "stack.yaml") -> Stack:
+    doc = yamlpos.loads(text, path)
+    return Stack(spec=parse_stack(doc), path=Path(path).resolve())
+
+
+# --- scale ---------------------------------------------------------------------------
+
+
+def parse_scale(text: str | None) -> dict[str, int]:
+    """``edge=3,supervisor=4`` -> {"edge": 3, "supervisor": 4}."""
+    scale: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, count = part.partition("=")
+        if not sep or not count.strip().isdigit():
+            raise StackFileError(f"--scale {text!r}: {part.strip()!r} must read service=count")
+        scale[name.strip()] = int(count)
+    return scale
+
+
+def apply_scale(spec: StackSpec, scale: Mapping[str, int] | None) -> StackSpec:
+    """The spec with replica counts replaced; refuses unknown services and zero for required ones."""
+    if not scale:
+        return spec
+    services = dict(spec.services)
+    for name, count in scale.items():
+        if name not in services:
+            raise StackFileError(f"scale: unknown service {name!r}; the stack has {', '.join(services)}")
+        if count < 0:
+            raise StackFileError(f"scale: {name}={count}: replica count must be >= 0")
+        if count == 0 and services[name].required:
+            raise StackFileError(f"scale: {name}=0: required service {name!r} needs at least one replica")
+        if name == spec.proxy.service and count != 1:
+            raise StackFileError(f"scale: {name}={count}: the proxy service runs exactly one replica")
+        services[name] = services[name].model_copy(update={"replicas": count})
+    return spec.model_copy(update={"services": services})
