@@ -1,0 +1,374 @@
+"""crowd: simulated listeners that join through control, listen on an edge, and measure.
+
+API (RQ_PORT): ``POST /load {room, listeners, ramp_s}``, ``POST /surge {room,
+listeners, over_s}``, ``POST /drain {fraction}``, ``GET /stats`` (JSON),
+``/health``, ``/metrics``.
+
+A listener joins (control says which edge and generation), opens a lean
+WebSocket (``wsclient``) and measures every frame: end-to-end delay from the
+frame's send time, gap since the previous frame, loss and reordering from the
+sequence number. When its connection ends it reacts like a person would:
+- 4001 kicked: counts a kick, rejoins after exponential backoff with full jitter;
+- 4004 moved (the room was relaunched): rejoins through control at once;
+- anything else (edge died): rejoins with backoff, asking control again.
+On each disruption a listener gives up with probability CROWD_GIVE_UP, and
+gives up when it has not got back within CROWD_PATIENCE. Every random choice
+comes from RNGs seeded by CROWD_SEED, the instance and the listener's index.
+
+Relaunch accounting per room: when a frame of a newer generation arrives, the
+outage is the time since the last frame of the old generation ("time to
+relaunch" as listeners feel it), and the fraction back is the number of
+listeners of the old generation that got a frame of the new one, over the
+listeners that had been on the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import REGISTRY, Counter, Gauge
+
+from . import config, frames, runtime, web as webutil, wsclient
+from .fasthist import DELAY_BOUNDS_MS, GAP_BOUNDS_MS, JOIN_BOUNDS_MS, CallbackCollector, FastHistogram
+
+TARGET = Gauge("crowd_listeners_target", "Listeners the load asks for (requested minus drained)")
+CONNECTED = Gauge("crowd_listeners_connected", "Listeners with an open edge connection")
+ATTEMPTED = Counter("crowd_joins_attempted_total", "Join attempts (control, then edge)")
+SUCCEEDED = Counter("crowd_joins_succeeded_total", "Joins that opened an edge connection")
+FAILED = Counter("crowd_joins_failed_total", "Joins that failed, by reason", ["reason"])
+KICKS = Counter("crowd_kicks_total", "Connections closed by the edge with 4001 kicked")
+RECONNECTS = Counter("crowd_reconnects_total", "Rejoins after a connection ended")
+GAVE_UP = Counter("crowd_gave_up_total", "Listeners who gave up after a disruption")
+RECOVERED = Counter("crowd_recovered_after_relaunch_total", "Listeners who got a frame of a room's newer generation")
+
+
+@dataclass
+class RoomTrack:
+    generation: int = 0
+    last_frame_ms: float = 0.0  # wall ms of the newest frame of `generation` seen by anyone
+    members: dict[int, int] = field(default_factory=dict)  # generation -> listeners who got a frame of it
+    recovered: dict[int, int] = field(default_factory=dict)  # generation -> listeners who came back to it
+    relaunches: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        out = []
+        for r in self.relaunches:
+            before = self.members.get(r["from"], 0)
+            back = self.recovered.get(r["to"], 0)
+            out.append({**r, "before": before, "back": back, "fraction_back": back / before if before else None})
+        return {"generation": self.generation, "members": self.members, "relaunches": out}
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.delay = FastHistogram(DELAY_BOUNDS_MS)
+        self.gap = FastHistogram(GAP_BOUNDS_MS)
+        self.join = FastHistogram(JOIN_BOUNDS_MS)
+        self.frames = 0
+        self.lost = 0
+        self.out_of_order = 0
+        self.rooms: dict[str, RoomTrack] = {}
+        REGISTRY.register(
+            CallbackCollector(
+                {
+                    "crowd_frame_delay_seconds": ("End-to-end delay, host send to listener receive", self.delay),
+                    "crowd_frame_gap_seconds": ("Time between consecutive frames of a listener", self.gap),
+                    "crowd_join_latency_seconds": ("Join request to open edge connection", self.join),
+                },
+                {
+                    "crowd_frames_received_total": ("Frames received", lambda: self.frames),
+                    "crowd_frames_lost_total": ("Frames missing by sequence number", lambda: self.lost),
+                    "crowd_frames_out_of_order_total": ("Frames older than one already received", lambda: self.out_of_order),
+                },
+            )
+        )
+
+
+class Listener:
+    __slots__ = ("crowd", "room", "index", "track", "gen", "seq", "last_ms", "proto", "stopped", "task", "rng")
+
+    def __init__(self, crowd: "Crowd", room: str, index: int) -> None:
+        self.crowd = crowd
+        self.room = room
+        self.index = index
+        self.track = crowd.stats.rooms.setdefault(room, RoomTrack())
+        self.gen = 0
+        self.seq = -1
+        self.last_ms = 0.0
+        self.proto: wsclient.ListenerProtocol | None = None
+        self.stopped = False
+        self.task: asyncio.Task[None] | None = None
+        self.rng: random.Random | None = None
+
+    def random(self) -> random.Random:
+        if self.rng is None:
+            self.rng = random.Random(f"{self.crowd.settings.seed}/{self.crowd.settings.instance}/{self.index}")
+        return self.rng
+
+    # hot path: every frame ----------------------------------------------------
+    def on_frame(self, data: bytes) -> None:
+        now = time.time() * 1000.0
+        try:
+            gen, seq, sent = frames.peek(data)
+        except Exception:  # noqa: BLE001 - not a frame: ignore, don't die
+            return
+        stats = self.crowd.stats
+        stats.frames += 1
+        stats.delay.observe(now - sent)
+        if gen == self.gen:
+            if seq == self.seq + 1:
+                pass
+            elif seq <= self.seq:
+                stats.out_of_order += 1
+            else:
+                stats.lost += seq - self.seq - 1
+            stats.gap.observe(now - self.last_ms)
+        elif gen > self.gen:
+            self.new_generation(gen, now)
+        else:
+            stats.out_of_order += 1
+        self.seq = seq
+        self.last_ms = now
+        track = self.track
+        if gen == track.generation and now > track.last_frame_ms:
+            track.last_frame_ms = now
+
+    def new_generation(self, gen: int, now: float) -> None:
+        track = self.track
+        if gen > track.generation:
+            if track.generation:
+                track.relaunches.append({
+                    "from": track.generation, "to": gen, "at": now / 1000,
+                    "outage_s": round((now - track.last_frame_ms) / 1000, 3),
+                })
+            track.generation = gen
+            track.last_frame_ms = now
+        track.members[gen] = track.members.get(gen, 0) + 1
+        if self.gen:
+            track.recovered[gen] = track.recovered.get(gen, 0) + 1
+            RECOVERED.inc()
+        self.gen = gen
+
+    # lifecycle ------------------------------------------------------------------
+    async def run(self, delay: float) -> None:
+        crowd, t = self.crowd, self.crowd.settings.timings
+        if delay > 0:
+            await asyncio.sleep(delay)
+        attempt = 0
+        disrupted_at: float | None = None
+        while not self.stopped:
+            if disrupted_at is not None and time.monotonic() - disrupted_at > crowd.settings.patience:
+                self.give_up()
+                return
+            proto = await self.join()
+            if proto is None:
+                attempt += 1
+                await asyncio.sleep(self.backoff(attempt))
+                continue
+            attempt, disrupted_at = 0, None
+            self.proto = proto
+            crowd.connected += 1
+            CONNECTED.set(crowd.connected)
+            code, reason = await proto.closed
+            crowd.connected -= 1
+            CONNECTED.set(crowd.connected)
+            self.proto = None
+            if self.stopped:
+                return
+            RECONNECTS.inc()
+            disrupted_at = time.monotonic()
+            if code == 4001:
+                KICKS.inc()
+            if crowd.settings.give_up and self.random().random() < crowd.settings.give_up:
+                self.give_up()
+                return
+            if code == 4004:
+                await asyncio.sleep(self.random().uniform(0, t.backoff_base / 4))  # moved: go find it now
+            else:
+                attempt += 1
+                await asyncio.sleep(self.backoff(attempt))
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(max, base * 2^attempt))."""
+        t = self.crowd.settings.timings
+        return self.random().uniform(0, min(t.backoff_max, t.backoff_base * 2 ** min(attempt, 20)))
+
+    def give_up(self) -> None:
+        GAVE_UP.inc()
+        self.crowd.gave_up += 1
+        self.stopped = True
+
+    async def join(self) -> wsclient.ListenerProtocol | None:
+        crowd = self.crowd
+        ATTEMPTED.inc()
+        started = time.monotonic()
+        status, body = await crowd.control_join(self.room)
+        if status != 200:
+            FAILED.labels(join_failure_reason(status, body)).inc()
+            return None
+        try:
+            host, port = crowd.settings.route(body["edge"])
+        except (config.ConfigError, KeyError):
+            FAILED.labels("no_route").inc()
+            return None
+        try:
+            proto = await wsclient.connect(host, port, f"/listen/{self.room}", self.on_frame, crowd.connect_timeout)
+        except TimeoutError:
+            FAILED.labels("edge_timeout").inc()
+            return None
+        except (OSError, ConnectionError):
+            FAILED.labels("edge_refused").inc()
+            return None
+        SUCCEEDED.inc()
+        crowd.stats.join.observe((time.monotonic() - started) * 1000)
+        return proto
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.proto is not None:
+            self.proto.close(1000, "drained")
+        elif self.task is not None:
+            self.task.cancel()
+
+
+def join_failure_reason(status: int, body: Any) -> str:
+    """A small fixed set of label values (Prometheus labels must not be free text)."""
+    reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+    if status == 0:
+        return "control_unreachable"
+    if status == 503 and reason.startswith("state unreachable"):
+        return "state_unreachable"
+    if status == 503 and "relaunching" in reason:
+        return "relaunching"
+    return {404: "not_found", 410: "ended"}.get(status, f"http_{status}")
+
+
+class Crowd:
+    def __init__(self, settings: config.Settings, session: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.session = session
+        chost, cport = settings.route("control")
+        self.base = f"http://{chost}:{cport}"
+        self.stats = Stats()
+        self.listeners: list[Listener] = []
+        self.connected = 0
+        self.gave_up = 0
+        self.target = 0
+        self.drain_rng = random.Random(f"{settings.seed}/{settings.instance}/drain")
+        self.connect_timeout = max(2.0, settings.timings.heartbeat_timeout)
+
+    async def control_join(self, room: str) -> tuple[int, Any]:
+        try:
+            async with self.session.post(f"{self.base}/rooms/{room}/join") as resp:
+                return resp.status, await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+            return 0, {"reason": f"control unreachable: {type(err).__name__}"}
+
+    def add(self, room: str, count: int, over_s: float) -> None:
+        for i in range(count):
+            listener = Listener(self, room, len(self.listeners))
+            self.listeners.append(listener)
+            listener.task = asyncio.create_task(listener.run(over_s * i / count if count else 0))
+        self.target += count
+        TARGET.set(self.target)
+
+    def drain(self, fraction: float) -> int:
+        active = [x for x in self.listeners if not x.stopped]
+        chosen = self.drain_rng.sample(active, math.floor(len(active) * fraction))
+        for listener in chosen:
+            listener.stop()
+        self.target = max(0, self.target - len(chosen))
+        TARGET.set(self.target)
+        return len(chosen)
+
+    # HTTP API -------------------------------------------------------------------
+    async def load(self, request: web.Request) -> web.Response:
+        return await self._add(request, "ramp_s")
+
+    async def surge(self, request: web.Request) -> web.Response:
+        return await self._add(request, "over_s")
+
+    async def _add(self, request: web.Request, spread: str) -> web.Response:
+        try:
+            body = await request.json()
+            room, count, over = body["room"], int(body["listeners"]), float(body.get(spread, 0))
+        except (ValueError, KeyError, TypeError):
+            return webutil.error(400, f"body must be JSON {{room, listeners, {spread}}}")
+        if not isinstance(room, str) or count < 0 or over < 0:
+            return webutil.error(400, f"room must be a string, listeners and {spread} >= 0")
+        self.add(room, count, over)
+        return web.json_response({"room": room, "added": count, "target": self.target}, status=202)
+
+    async def drain_handler(self, request: web.Request) -> web.Response:
+        try:
+            fraction = float((await request.json())["fraction"])
+        except (ValueError, KeyError, TypeError):
+            return webutil.error(400, "body must be JSON {fraction}")
+        if not 0 <= fraction <= 1:
+            return webutil.error(400, "fraction must be between 0 and 1")
+        return web.json_response({"drained": self.drain(fraction), "target": self.target})
+
+    def snapshot(self) -> dict[str, Any]:
+        s = self.stats
+
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value, 1)
+
+        failed = {
+            labels["reason"]: int(sample.value)
+            for metric in FAILED.collect() for sample in metric.samples
+            if sample.name.endswith("_total") and (labels := sample.labels)
+        }
+        return {
+            "instance": self.settings.instance,
+            "target": self.target,
+            "connected": self.connected,
+            "gave_up": self.gave_up,
+            "joins": {"attempted": int(ATTEMPTED._value.get()), "succeeded": int(SUCCEEDED._value.get()),
+                      "failed": failed, "latency_p50_ms": ms(s.join.quantile(0.5)),
+                      "latency_p99_ms": ms(s.join.quantile(0.99))},
+            "kicks": int(KICKS._value.get()),
+            "reconnects": int(RECONNECTS._value.get()),
+            "recovered_after_relaunch": int(RECOVERED._value.get()),
+            "frames": {"received": s.frames, "lost": s.lost, "out_of_order": s.out_of_order,
+                       "within_250ms": s.delay.at_most(250),
+                       "delay_p50_ms": ms(s.delay.quantile(0.5)), "delay_p99_ms": ms(s.delay.quantile(0.99)),
+                       "gap_p99_ms": ms(s.gap.quantile(0.99))},
+            "rooms": {name: track.summary() for name, track in s.rooms.items()},
+        }
+
+    async def stats_handler(self, _: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    async def health(self) -> tuple[bool, dict]:
+        return True, {"target": self.target, "connected": self.connected}
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = config.load_or_exit("crowd")
+    log = runtime.setup_logging(settings)
+    connector = aiohttp.TCPConnector(limit=256, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=max(5.0, 4 * settings.timings.state_timeout))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        crowd = Crowd(settings, session)
+        app = webutil.base_app(crowd.health)
+        app.router.add_post("/load", crowd.load)
+        app.router.add_post("/surge", crowd.surge)
+        app.router.add_post("/drain", crowd.drain_handler)
+        app.router.add_get("/stats", crowd.stats_handler)
+        async with webutil.serving(app, settings):
+            log.info("crowd on %s:%s (seed %d)", settings.bind, settings.port, settings.seed)
+            await stop.wait()
+        for listener in crowd.listeners:
+            listener.stop()
+
+
+if __name__ == "__main__":
+    runtime.run(main)

@@ -1,0 +1,214 @@
+"""edge: WebSocket fan-out from a room's host to its listeners, heartbeats to state.
+
+- ``/host/{room}?generation=G&account=A``: the host pushes binary frames; the
+  edge forwards each with ``websockets.broadcast`` (one write per listener, no
+  queue per listener: half the CPU of a queue-per-listener design).
+- ``/listen/{room}``: listeners receive frames. Over ``EDGE_CAPACITY``
+  listeners the edge sheds the newcomer with close code 4001 ``kicked``; a
+  room that is not (or no longer) here closes with 4004 ``moved``.
+- ``/health`` and ``/metrics`` on the same port (``process_request``).
+
+Every HEARTBEAT_INTERVAL one Lua call records the beat, this edge's load and
+which hosted rooms still have their host; it answers with the rooms that were
+relaunched elsewhere (or under a new generation), whose listeners are then
+closed with 4004 so they rejoin through control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from redis.exceptions import RedisError
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from . import config, runtime
+from .state import Assignment, State, connect
+
+KICKED, MOVED = 4001, 4004
+
+LISTENERS = Gauge("edge_listeners", "Listeners connected to this edge")
+ROOMS = Gauge("edge_rooms", "Rooms with a host or listeners on this edge")
+KICKS = Counter("edge_kicks_total", "Listeners shed with 4001 kicked (over EDGE_CAPACITY)")
+MOVES = Counter("edge_moved_total", "Connections closed with 4004 moved (room not or no longer here)")
+FRAMES_IN = Counter("edge_frames_in_total", "Frames received from hosts")
+FRAMES_OUT = Counter("edge_frames_out_total", "Frame copies written to listeners")
+BEAT = Histogram(
+    "edge_heartbeat_seconds", "Round trip of one heartbeat to state",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BEAT_FAILURES = Counter("edge_heartbeat_failures_total", "Heartbeats that failed")
+
+
+@dataclass
+class LiveRoom:
+    name: str
+    generation: int
+    listeners: set[ServerConnection] = field(default_factory=set)
+    host: ServerConnection | None = None
+
+
+class Edge:
+    def __init__(self, settings: config.Settings, state: State) -> None:
+        self.settings = settings
+        self.state = state
+        self.me = settings.instance
+        self.rooms: dict[str, LiveRoom] = {}
+        self.listeners = 0
+        self.last_beat = 0.0  # monotonic time of the last successful heartbeat
+        self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
+
+    # admission -------------------------------------------------------------
+    async def assignment(self, room: str) -> Assignment | None:
+        """Cached for one heartbeat interval, shared by concurrent joins (a surge is one lookup)."""
+        now = time.monotonic()
+        cached = self._cache.get(room)
+        if cached and cached[0] > now:
+            return await asyncio.shield(cached[1])
+        future: asyncio.Future[Assignment | None] = asyncio.ensure_future(self.state.room_assignment(room))
+        self._cache[room] = (now + self.settings.timings.heartbeat_interval, future)
+        try:
+            return await asyncio.shield(future)
+        except BaseException:
+            self._cache.pop(room, None)
+            raise
+
+    def live_room(self, name: str, generation: int) -> LiveRoom:
+        """The in-memory room at ``generation``; an older generation's connections are moved out."""
+        room = self.rooms.get(name)
+        if room is not None and room.generation < generation:
+            self.evict(name)
+            room = None
+        if room is None:
+            room = self.rooms[name] = LiveRoom(name, generation)
+            ROOMS.set(len(self.rooms))
+        return room
+
+    def evict(self, name: str) -> None:
+        """Close everything of room ``name`` here with 4004 moved (it lives elsewhere now)."""
+        room = self.rooms.pop(name, None)
+        self._cache.pop(name, None)
+        ROOMS.set(len(self.rooms))
+        if room is None:
+            return
+        for conn in list(room.listeners) + ([room.host] if room.host else []):
+            MOVES.inc()
+            asyncio.ensure_future(conn.close(MOVED, "moved"))
+
+    # handlers --------------------------------------------------------------
+    async def handler(self, conn: ServerConnection) -> None:
+        parts = urlsplit(conn.request.path)
+        kind, _, name = parts.path.strip("/").partition("/")
+        try:
+            found = await self.assignment(name)
+        except RedisError:
+            await conn.close(1013, "state unreachable")  # 1013: try again later
+            return
+        here = found is not None and found.edge == self.me and found.state == "live"
+        if kind == "listen":
+            if not here:
+                MOVES.inc()
+                await conn.close(MOVED, "moved")
+                return
+            await self.listen(conn, self.live_room(name, found.generation))
+        else:
+            query = parse_qs(parts.query)
+            generation = int(query.get("generation", ["0"])[0] or 0)
+            account = query.get("account", [""])[0]
+            if not here or found.generation != generation or found.host != account:
+                MOVES.inc()
+                await conn.close(MOVED, "moved")
+                return
+            await self.host(conn, self.live_room(name, generation))
+
+    async def listen(self, conn: ServerConnection, room: LiveRoom) -> None:
+        if self.listeners >= self.settings.edge_capacity:
+            KICKS.inc()
+            await conn.close(KICKED, "kicked")
+            return
+        room.listeners.add(conn)
+        self.listeners += 1
+        LISTENERS.set(self.listeners)
+        try:
+            await conn.wait_closed()
+        finally:
+            room.listeners.discard(conn)
+            self.listeners -= 1
+            LISTENERS.set(self.listeners)
+
+    async def host(self, conn: ServerConnection, room: LiveRoom) -> None:
+        if room.host is not None:
+            asyncio.ensure_future(room.host.close(1000, "replaced by a newer host connection"))
+        room.host = conn
+        try:
+            async for message in conn:
+                if room.host is not conn or self.rooms.get(room.name) is not room:
+                    break
+                FRAMES_IN.inc()
+                broadcast(room.listeners, message)
+                FRAMES_OUT.inc(len(room.listeners))
+        finally:
+            if room.host is conn:
+                room.host = None
+
+    # heartbeat -------------------------------------------------------------
+    async def heartbeat(self) -> None:
+        hosted = [(r.name, r.generation, r.host is not None) for r in self.rooms.values()]
+        started = time.monotonic()
+        try:
+            moved = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
+        except Exception:
+            BEAT_FAILURES.inc()
+            raise
+        BEAT.observe(time.monotonic() - started)
+        self.last_beat = time.monotonic()
+        for name in moved:
+            self.evict(name)
+        for name in [n for n, r in self.rooms.items() if not r.listeners and r.host is None]:
+            self.rooms.pop(name, None)
+        ROOMS.set(len(self.rooms))
+
+    # HTTP on the WebSocket port ---------------------------------------------
+    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/metrics":
+            return Response(200, "OK", Headers([("Content-Type", CONTENT_TYPE_LATEST)]), generate_latest(REGISTRY))
+        if path == "/health":
+            age = time.monotonic() - self.last_beat
+            ok = age <= self.settings.timings.heartbeat_timeout
+            body = f'{{"ok": {str(ok).lower()}, "heartbeat_age_s": {age:.3f}, "listeners": {self.listeners}}}'
+            status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
+            return Response(status.value, status.phrase, Headers([("Content-Type", "application/json")]), body.encode())
+        kind, _, name = path.strip("/").partition("/")
+        if kind not in ("listen", "host") or not name or "/" in name:
+            return conn.respond(http.HTTPStatus.NOT_FOUND, "use /listen/{room}, /host/{room}, /health or /metrics\n")
+        return None
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = config.load_or_exit("edge")
+    log = runtime.setup_logging(settings)
+    state = State(connect(settings, settings.timings.heartbeat_timeout), settings.shards)
+    edge = Edge(settings, state)
+    async with serve(
+        edge.handler,
+        settings.bind,
+        settings.port,
+        process_request=edge.process_request,
+        compression=None,  # audio frames don't compress; deflate costs CPU and ~50 KiB per connection
+        max_size=64 * 1024,
+        backlog=8192,
+    ):
+        log.info("edge on %s:%s, capacity %d", settings.bind, settings.port, settings.edge_capacity)
+        await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop)
+    await state.close()
+
+
+if __name__ == "__main__":
+    runtime.run(main)

@@ -1,0 +1,304 @@
+"""The shared state in Redis: rooms, edge heartbeats, supervisor leases.
+
+One module owns the key layout so control, edge and supervisor agree on it.
+Multi-key changes are Lua scripts, so a relaunch or a heartbeat is atomic and
+one round trip (the edge->state link may be slow on purpose).
+
+Keys: ``rq:rooms`` (set), ``rq:shard:<n>`` (set of rooms), ``rq:room:<id>``
+(hash), ``rq:hb:edges`` / ``rq:hb:supervisors`` (zset name -> last beat, ms),
+``rq:edge:<name>`` (hash: listeners, capacity, rooms), ``rq:lease:<shard>``
+(string: holder, expiring).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .config import Settings
+from .shards import shard_of
+
+ROOMS = "rq:rooms"
+EDGE_BEATS = "rq:hb:edges"
+SUPERVISOR_BEATS = "rq:hb:supervisors"
+
+
+def room_key(room: str) -> str:
+    return f"rq:room:{room}"
+
+
+def shard_key(shard: int) -> str:
+    return f"rq:shard:{shard}"
+
+
+def lease_key(shard: int) -> str:
+    return f"rq:lease:{shard}"
+
+
+def edge_key(edge: str) -> str:
+    return f"rq:edge:{edge}"
+
+
+def now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def connect(settings: Settings, timeout_s: float | None = None) -> aioredis.Redis:
+    """A client for ``state`` through this instance's route; a call fails within ~2 x timeout.
+
+    ``timeout_s`` defaults to STATE_TIMEOUT (control: fail fast). The edge passes
+    HEARTBEAT_TIMEOUT: a heartbeat slower than that is a missed one anyway.
+    """
+    host, port = settings.route("state")
+    timeout = settings.timings.state_timeout if timeout_s is None else timeout_s
+    return aioredis.Redis(
+        host=host,
+        port=port,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # One immediate retry reconnects a connection that died with a restarted
+        # Redis; more would turn "fail fast" into "hang".
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=0,
+    )
+
+
+@dataclass(frozen=True)
+class Room:
+    room: str
+    state: str  # live | relaunching | ended
+    edge: str
+    host: str
+    backups: list[str]
+    generation: int
+    relaunches: int
+    last_relaunch: dict[str, Any] | None
+    host_seen_ms: float
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> "Room":
+        last = data.get("last_relaunch") or ""
+        return cls(
+            room=data["room"],
+            state=data.get("state", "live"),
+            edge=data.get("edge", ""),
+            host=data.get("host", ""),
+            backups=json.loads(data.get("backups") or "[]"),
+            generation=int(data.get("generation", 1)),
+            relaunches=int(data.get("relaunches", 0)),
+            last_relaunch=json.loads(last) if last else None,
+            host_seen_ms=float(data.get("host_seen_ms", 0) or 0),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The room as control's API shows it (docs/ARCHITECTURE.md)."""
+        return {
+            "room": self.room,
+            "state": self.state,
+            "edge": self.edge,
+            "host": self.host,
+            "backups": self.backups,
+            "generation": self.generation,
+            "relaunches": self.relaunches,
+            "last_relaunch": self.last_relaunch,
+        }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    edge: str
+    generation: int
+    state: str
+    host: str
+
+
+_CREATE = """
+local key = KEYS[1]
+local state = redis.call('HGET', key, 'state')
+if state and state ~= 'ended' then return 0 end
+local gen = tonumber(redis.call('HGET', key, 'generation') or '0') + 1
+redis.call('DEL', key)
+redis.call('HSET', key, 'room', ARGV[1], 'state', 'live', 'edge', ARGV[2], 'host', ARGV[3],
+  'backups', ARGV[4], 'generation', gen, 'relaunches', 0, 'last_relaunch', '',
+  'host_seen_ms', ARGV[5], 'created_ms', ARGV[5])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return gen
+"""
+
+# ARGV: expected generation, edge, host, backups json, state, last_relaunch json, now
+_RELAUNCH = """
+local key = KEYS[1]
+if redis.call('HGET', key, 'generation') ~= ARGV[1] then return 0 end
+local gen = tonumber(ARGV[1]) + 1
+redis.call('HSET', key, 'edge', ARGV[2], 'host', ARGV[3], 'backups', ARGV[4], 'state', ARGV[5],
+  'generation', gen, 'last_relaunch', ARGV[6], 'host_seen_ms', ARGV[7])
+redis.call('HINCRBY', key, 'relaunches', 1)
+return gen
+"""
+
+# ARGV: edge, now, listeners, capacity, n, then n x (room, generation, host connected 0/1).
+# Returns the rooms this edge holds that are no longer assigned to it at that generation.
+_HEARTBEAT = """
+local me, now = ARGV[1], ARGV[2]
+redis.call('ZADD', KEYS[1], now, me)
+redis.call('HSET', KEYS[2], 'listeners', ARGV[3], 'capacity', ARGV[4], 'rooms', ARGV[5], 'beat_ms', now)
+local moved = {}
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local room, gen, hosted = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  local key = 'rq:room:' .. room
+  local cur = redis.call('HMGET', key, 'edge', 'generation', 'state')
+  if cur[1] == me and cur[2] == gen and cur[3] == 'live' then
+    if hosted == '1' then redis.call('HSET', key, 'host_seen_ms', now) end
+  else
+    table.insert(moved, room)
+  end
+end
+return moved
+"""
+
+_MARK = """
+if redis.call('HGET', KEYS[1], 'generation') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+return 1
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class State:
+    """Typed operations on the shared state; every call is one round trip."""
+
+    def __init__(self, client: aioredis.Redis, shards: int) -> None:
+        self.r = client
+        self.shards = shards
+        self._create = client.register_script(_CREATE)
+        self._relaunch = client.register_script(_RELAUNCH)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._mark = client.register_script(_MARK)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+    # rooms -----------------------------------------------------------------
+    async def create_room(self, room: str, edge: str, host: str, backups: list[str]) -> int:
+        """The new room's generation, or 0 if a room of that id is live or relaunching."""
+        keys = [room_key(room), ROOMS, shard_key(shard_of(room, self.shards))]
+        return int(await self._create(keys=keys, args=[room, edge, host, json.dumps(backups), now_ms()]))
+
+    async def room(self, room: str) -> Room | None:
+        data = await self.r.hgetall(room_key(room))
+        return Room.from_hash(data) if data else None
+
+    async def room_assignment(self, room: str) -> Assignment | None:
+        """Where a room lives now: the cheap check behind every join and every edge admission."""
+        edge, gen, state, host = await self.r.hmget(room_key(room), "edge", "generation", "state", "host")
+        return None if edge is None else Assignment(edge, int(gen), state, host or "")
+
+    async def rooms(self, names: list[str] | None = None) -> list[Room]:
+        if names is None:
+            names = sorted(await self.r.smembers(ROOMS))
+        if not names:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(room_key(name))
+            found = await pipe.execute()
+        return [Room.from_hash(d) for d in found if d]
+
+    async def shard_rooms(self, shards: list[int]) -> list[Room]:
+        if not shards:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.smembers(shard_key(shard))
+            sets = await pipe.execute()
+        return await self.rooms(sorted(set().union(*sets)))
+
+    async def relaunch(
+        self, room: Room, *, edge: str, host: str, backups: list[str], state: str, record: dict[str, Any]
+    ) -> int:
+        """Move ``room`` to a new generation if nobody else did first; the new generation or 0."""
+        args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), now_ms()]
+        return int(await self._relaunch(keys=[room_key(room.room)], args=args))
+
+    async def mark(self, room: Room, state: str) -> bool:
+        """Set a room's state (e.g. relaunching) if it is still at the generation we saw."""
+        return bool(await self._mark(keys=[room_key(room.room)], args=[room.generation, state]))
+
+    # edges -----------------------------------------------------------------
+    async def edge_heartbeat(
+        self, edge: str, listeners: int, capacity: int, rooms: list[tuple[str, int, bool]]
+    ) -> list[str]:
+        args: list[Any] = [edge, now_ms(), listeners, capacity, len(rooms)]
+        for name, generation, hosted in rooms:
+            args += [name, generation, 1 if hosted else 0]
+        return list(await self._heartbeat(keys=[EDGE_BEATS, edge_key(edge)], args=args))
+
+    async def edge_beats(self) -> dict[str, float]:
+        return {name: float(score) for name, score in await self.r.zrange(EDGE_BEATS, 0, -1, withscores=True)}
+
+    async def edge_loads(self, edges: list[str]) -> dict[str, tuple[int, int, int]]:
+        """edge -> (listeners, capacity, rooms) as of its last heartbeat."""
+        async with self.r.pipeline(transaction=False) as pipe:
+            for edge in edges:
+                pipe.hmget(edge_key(edge), "listeners", "capacity", "rooms")
+            rows = await pipe.execute()
+        return {e: tuple(int(v or 0) for v in row) for e, row in zip(edges, rows)}  # type: ignore[misc]
+
+    async def live_edges(self, timeout_s: float) -> list[str]:
+        cutoff = now_ms() - timeout_s * 1000.0
+        return [e for e, beat in (await self.edge_beats()).items() if beat >= cutoff]
+
+    async def pick_edge(self, timeout_s: float, exclude: str = "") -> str | None:
+        """The live edge with the most free capacity (ties: fewest rooms, then name)."""
+        live = [e for e in await self.live_edges(timeout_s) if e != exclude]
+        if not live:
+            return None
+        loads = await self.edge_loads(live)
+
+        def key(edge: str) -> tuple[float, int, str]:
+            listeners, capacity, rooms = loads[edge]
+            return (listeners / capacity if capacity else 0.0, rooms, edge)
+
+        return min(live, key=key)
+
+    # supervisors and leases -------------------------------------------------
+    async def supervisor_heartbeat(self, name: str) -> None:
+        await self.r.zadd(SUPERVISOR_BEATS, {name: now_ms()})
+
+    async def live_supervisors(self, window_s: float) -> list[str]:
+        cutoff = now_ms() - window_s * 1000.0
+        return [n for n, s in await self.r.zrange(SUPERVISOR_BEATS, 0, -1, withscores=True) if s >= cutoff]
+
+    async def lease_holders(self) -> dict[int, str | None]:
+        values = await self.r.mget([lease_key(s) for s in range(self.shards)])
+        return dict(enumerate(values))
+
+    async def acquire(self, shard: int, me: str, ttl_s: float) -> bool:
+        return bool(await self.r.set(lease_key(shard), me, nx=True, px=int(ttl_s * 1000)))
+
+    async def renew(self, shard: int, me: str, ttl_s: float) -> bool:
+        return bool(await self._renew(keys=[lease_key(shard)], args=[me, int(ttl_s * 1000)]))
+
+    async def release(self, shard: int, me: str) -> None:
+        await self._release(keys=[lease_key(shard)], args=[me])

@@ -1,0 +1,169 @@
+"""supervisor: the automation ("staff") that relaunches rooms.
+
+Rooms are split among supervisors by shard leases in Redis: each supervisor
+holds about SHARDS / live-supervisors leases, renews them every LEASE_TTL/3,
+and takes free (expired) ones. A supervisor only looks after rooms in its
+shards, so when supervisors die, their rooms wait until the leases expire and
+a survivor takes them: fewer staff, slower recovery.
+
+Every SUPERVISOR_TICK, for each room in its shards:
+- edge lost: the room's edge has not heartbeated for HEARTBEAT_TIMEOUT ->
+  relaunch on the live edge with most free capacity (new generation);
+- host lost: the edge is fine but no host frames for HOST_GRACE -> relaunch
+  under the first backup account (new generation); no backup left -> ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp import web  # noqa: F401 - aiohttp serves /health and /metrics
+from prometheus_client import Counter, Gauge, Histogram
+
+from . import config, runtime, web as webutil
+from .shards import fair_share
+from .state import Room, State, connect, now_ms
+
+_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
+RELAUNCHES = Counter("supervisor_relaunches_total", "Rooms relaunched, by reason", ["reason"])
+DETECT = Histogram(
+    "supervisor_relaunch_detect_seconds", "From the failure (last beat seen) to its detection", ["reason"],
+    buckets=_BUCKETS,
+)
+COMPLETE = Histogram(
+    "supervisor_relaunch_complete_seconds", "From the failure (last beat seen) to the relaunch written", ["reason"],
+    buckets=_BUCKETS,
+)
+LEASES = Gauge("supervisor_leases_held", "Shard leases this supervisor holds")
+ENDED = Counter("supervisor_rooms_ended_total", "Rooms ended: host gone and no backup account left")
+STALLED = Counter("supervisor_no_edge_total", "Relaunches postponed because no live edge was left")
+for _reason in ("edge_lost", "host_lost"):  # so probes see zeros, not absent series
+    RELAUNCHES.labels(_reason)
+    DETECT.labels(_reason)
+    COMPLETE.labels(_reason)
+
+
+class Supervisor:
+    def __init__(self, settings: config.Settings, state: State) -> None:
+        self.settings = settings
+        self.t = settings.timings
+        self.state = state
+        self.me = settings.instance
+        self.held: set[int] = set()
+        self.last_ok = 0.0
+
+    # leases ------------------------------------------------------------------
+    async def leases(self) -> None:
+        """Renew what we hold, then grow or shrink to the fair share of live supervisors."""
+        await self.state.supervisor_heartbeat(self.me)
+        for shard in sorted(self.held):
+            if not await self.state.renew(shard, self.me, self.t.lease_ttl):
+                self.held.discard(shard)
+        live = await self.state.live_supervisors(self.t.lease_ttl)
+        share = fair_share(self.settings.shards, len(live) or 1)
+        for shard in sorted(self.held, reverse=True)[: max(0, len(self.held) - share)]:
+            await self.state.release(shard, self.me)
+            self.held.discard(shard)
+        if len(self.held) < share:
+            holders = await self.state.lease_holders()
+            for shard, holder in holders.items():
+                if len(self.held) >= share:
+                    break
+                if holder is None and await self.state.acquire(shard, self.me, self.t.lease_ttl):
+                    self.held.add(shard)
+        LEASES.set(len(self.held))
+        self.last_ok = time.monotonic()
+
+    # relaunches --------------------------------------------------------------
+    async def check(self) -> None:
+        if not self.held:
+            return
+        rooms = await self.state.shard_rooms(sorted(self.held))
+        beats = await self.state.edge_beats()
+        now = now_ms()
+        for room in rooms:
+            if room.state == "ended":
+                continue
+            edge_beat = beats.get(room.edge, 0.0)
+            if room.state == "relaunching" or now - edge_beat > self.t.heartbeat_timeout * 1000:
+                await self.edge_lost(room, edge_beat)
+            elif now - room.host_seen_ms > self.t.host_grace * 1000:
+                await self.host_lost(room)
+        self.last_ok = time.monotonic()
+
+    async def edge_lost(self, room: Room, failed_ms: float) -> None:
+        detected = now_ms()
+        target = await self.state.pick_edge(self.t.heartbeat_timeout, exclude=room.edge)
+        if target is None:
+            STALLED.inc()
+            if room.state == "live":
+                await self.state.mark(room, "relaunching")
+            return
+        if room.state == "relaunching" and room.last_relaunch and room.last_relaunch.get("failed_at"):
+            failed_ms = room.last_relaunch["failed_at"] * 1000  # keep the original failure time
+        await self.relaunch(room, "edge_lost", failed_ms, detected, edge=target, host=room.host, backups=room.backups)
+
+    async def host_lost(self, room: Room) -> None:
+        detected = now_ms()
+        if not room.backups:
+            if await self.state.relaunch(
+                room, edge=room.edge, host=room.host, backups=[], state="ended",
+                record=self.record("host_lost", room.host_seen_ms, detected, room, room.edge, ""),
+            ):
+                ENDED.inc()
+            return
+        await self.relaunch(
+            room, "host_lost", room.host_seen_ms, detected, edge=room.edge, host=room.backups[0], backups=room.backups[1:]
+        )
+
+    async def relaunch(
+        self, room: Room, reason: str, failed_ms: float, detected_ms: float, *, edge: str, host: str, backups: list[str]
+    ) -> None:
+        record = self.record(reason, failed_ms, detected_ms, room, edge, host)
+        if await self.state.relaunch(room, edge=edge, host=host, backups=backups, state="live", record=record):
+            RELAUNCHES.labels(reason).inc()
+            DETECT.labels(reason).observe(max(0.0, (detected_ms - failed_ms) / 1000))
+            COMPLETE.labels(reason).observe(max(0.0, record["completed_at"] - failed_ms / 1000))
+
+    def record(self, reason: str, failed_ms: float, detected_ms: float, room: Room, edge: str, host: str) -> dict[str, Any]:
+        """What GET /rooms/{room} shows as last_relaunch; times are wall-clock seconds."""
+        return {
+            "reason": reason,
+            "failed_at": failed_ms / 1000 if failed_ms else None,
+            "detected_at": detected_ms / 1000,
+            "completed_at": now_ms() / 1000,
+            "by": self.me,
+            "from": {"edge": room.edge, "host": room.host, "generation": room.generation},
+            "to": {"edge": edge, "host": host, "generation": room.generation + 1},
+        }
+
+    async def health(self) -> tuple[bool, dict]:
+        age = time.monotonic() - self.last_ok
+        ok = self.last_ok > 0 and age <= max(self.t.lease_ttl, 3 * self.t.supervisor_tick)
+        return ok, {"leases": sorted(self.held), "last_ok_age_s": round(age, 3)}
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = config.load_or_exit("supervisor")
+    log = runtime.setup_logging(settings)
+    state = State(connect(settings), settings.shards)
+    sup = Supervisor(settings, state)
+    app = webutil.base_app(sup.health)
+    async with webutil.serving(app, settings):
+        log.info("supervisor on %s:%s, %d shards", settings.bind, settings.port, settings.shards)
+        await asyncio.gather(
+            runtime.every(settings.timings.lease_ttl / 3, sup.leases, log, stop),
+            runtime.every(settings.timings.supervisor_tick, sup.check, log, stop),
+        )
+        for shard in sorted(sup.held):  # a clean stop hands leases over at once
+            try:
+                await state.release(shard, sup.me)
+            except Exception:  # noqa: BLE001 - best effort; the lease expires anyway
+                break
+    await state.close()
+
+
+if __name__ == "__main__":
+    runtime.run(main)

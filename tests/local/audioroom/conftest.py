@@ -1,0 +1,231 @@
+"""Real audio-room services as local processes on loopback, with a real redis-server.
+
+Routes are direct (no proxy): the proxy-based variants belong to the stack
+tier. Ports are allocated for every planned instance up front, so RQ_ROUTES
+is complete even for instances started later; processes are ended by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCKER_DIR = ROOT / "docker"
+
+# The compressed CI profile (docker/audioroom/README.md lists every variable).
+CI_PROFILE = {
+    "HEARTBEAT_INTERVAL": "100ms",
+    "HEARTBEAT_TIMEOUT": "500ms",
+    "SUPERVISOR_TICK": "100ms",
+    "LEASE_TTL": "1500ms",
+    "HOST_GRACE": "1s",
+    "HOST_POLL_INTERVAL": "200ms",
+    "STATE_TIMEOUT": "300ms",
+    "CROWD_BACKOFF_BASE": "50ms",
+    "CROWD_BACKOFF_MAX": "500ms",
+    "SHARDS": "8",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``check`` until it returns a truthy value; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, urllib.error.URLError) as err:
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Proc:
+    name: str
+    port: int
+    popen: subprocess.Popen | None = None
+    log: Path | None = None
+
+
+class LocalStack:
+    """A plan of instances (service -> count), each with a port; start/kill them one by one."""
+
+    def __init__(self, tmp: Path, plan: dict[str, int], env: dict[str, str], per_instance: dict[str, dict]):
+        self.tmp = tmp
+        self.env = {**CI_PROFILE, **env}
+        self.per_instance = per_instance
+        names = ["state"] + [f"{svc}-{i}" for svc, n in plan.items() for i in range(1, n + 1)]
+        self.procs = {n: Proc(n, p) for n, p in zip(names, free_ports(len(names)))}
+        self.routes = {n: f"127.0.0.1:{p.port}" for n, p in self.procs.items()}
+        for svc, n in plan.items():
+            if n == 1 or svc == "control":
+                self.routes[svc] = self.routes[f"{svc}-1"]
+
+    http = staticmethod(http)
+    wait_for = staticmethod(wait_for)
+
+    def url(self, name: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.procs[name].port}{path}"
+
+    def start_state(self) -> None:
+        proc = self.procs["state"]
+        proc.log = self.tmp / "state.log"
+        proc.popen = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(proc.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+            stdout=proc.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: self.redis().ping(), 10, "redis-server to answer PING")
+
+    def redis(self):  # noqa: ANN201 - a sync client for assertions on the real state
+        import redis
+
+        return redis.Redis(port=self.procs["state"].port, decode_responses=True, socket_timeout=2)
+
+    def start(self, name: str, wait: bool = True) -> None:
+        proc = self.procs[name]
+        service = name.rsplit("-", 1)[0]
+        env = {
+            **os.environ, **self.env, **self.per_instance.get(name, {}),
+            "RQ_SERVICE": service, "RQ_INSTANCE": name, "RQ_BIND": "127.0.0.1", "RQ_PORT": str(proc.port),
+            "RQ_ROUTES": json.dumps(self.routes), "PYTHONPATH": str(DOCKER_DIR),
+        }
+        proc.log = self.tmp / f"{name}.log"
+        proc.popen = subprocess.Popen(
+            [sys.executable, "-m", f"audioroom.{service}"], env=env, cwd=self.tmp,
+            stdout=proc.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        if wait:
+            self.wait_healthy(name)
+
+    def wait_healthy(self, name: str, timeout: float = 15) -> None:
+        def healthy() -> bool:
+            popen = self.procs[name].popen
+            if popen is not None and popen.poll() is not None:
+                pytest.fail(f"{name} exited with {popen.returncode}:\n{self.log_tail(name)}")
+            return http("GET", self.url(name, "/health"), timeout=1)[0] == 200
+
+        wait_for(healthy, timeout, f"{name} /health")
+
+    def start_all(self, names: list[str]) -> None:
+        """Start several instances at once (parallel imports), then wait for each."""
+        for name in names:
+            self.start(name, wait=False)
+        for name in names:
+            self.wait_healthy(name)
+
+    def signal(self, name: str, sig: int) -> None:
+        popen = self.procs[name].popen
+        assert popen is not None and popen.poll() is None, f"{name} is not running"
+        os.kill(popen.pid, sig)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL by pid: no goodbyes, no lease hand-over, sockets reset by the kernel."""
+        self.signal(name, signal.SIGKILL)
+        self.procs[name].popen.wait(5)  # type: ignore[union-attr]
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        log = self.procs[name].log
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log and log.exists() else ""
+
+    def stop_all(self) -> None:
+        running = [p.popen for p in self.procs.values() if p.popen is not None and p.popen.poll() is None]
+        for popen in running:
+            try:
+                os.kill(popen.pid, signal.SIGCONT)  # a paused process can't handle SIGTERM
+                os.kill(popen.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for popen in running:
+            try:
+                popen.wait(3)
+            except subprocess.TimeoutExpired:
+                os.kill(popen.pid, signal.SIGKILL)
+                popen.wait(3)
+
+    # domain helpers ----------------------------------------------------------
+    def room(self, room: str) -> dict:
+        status, body = http("GET", self.url("control-1", f"/rooms/{room}"))
+        assert status == 200, body
+        return body
+
+    def stats(self, crowd: str = "crowd-1") -> dict:
+        status, body = http("GET", self.url(crowd, "/stats"))
+        assert status == 200, body
+        return body
+
+    def metric(self, name: str, metric: str, labels: str = "") -> float:
+        """Sum of a metric's samples on one instance (``labels``: substring filter like 'reason="edge_lost"')."""
+        status, text = http("GET", self.url(name, "/metrics"))
+        assert status == 200
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(metric) and (line[len(metric)] in " {") and labels in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (apt-get install redis-server)")
+    stacks: list[LocalStack] = []
+
+    def factory(plan: dict[str, int], env: dict[str, str] | None = None,
+                per_instance: dict[str, dict] | None = None) -> LocalStack:
+        stack = LocalStack(tmp_path / f"stack{len(stacks)}", plan, env or {}, per_instance or {})
+        stack.tmp.mkdir()
+        stacks.append(stack)
+        stack.start_state()
+        return stack
+
+    yield factory
+    for stack in stacks:
+        stack.stop_all()
