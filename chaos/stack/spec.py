@@ -30,16 +30,15 @@ class _Model(BaseModel):
 
 
 class ImageSpec(_Model):
-    """An image: built from a recipe (``dockerfile`` + ``context``) or an existing ``tag``."""
+    """An image: one roomquake builds offline (``build: services``) or an existing ``tag``."""
 
-    dockerfile: str | None = None
-    context: str = "."
-    tag: str | None = None
+    build: Literal["services", "base"] | None = Field(default=None, description="built by chaos.images (roomquake images)")
+    tag: str | None = Field(default=None, description="an image already present in the engine")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ImageSpec":
-        if not self.dockerfile and not self.tag:
-            raise ValueError("an image needs either dockerfile or tag")
+        if bool(self.build) == bool(self.tag):
+            raise ValueError("an image needs exactly one of build or tag")
         return self
 
 

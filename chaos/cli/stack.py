@@ -1,0 +1,100 @@
+"""``roomquake stack up|status|down``: a stack that outlives the command (game days, inner loop).
+
+\b
+  roomquake stack up --backend local --scale edge=3,supervisor=4 --profile ci
+  roomquake stack status
+  roomquake stack down
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+
+from chaos.stack.errors import StackFileError
+
+DEFAULT_FILE = "docker/stack.yaml"
+
+
+def _stack_file(path: str | None) -> Path:
+    chosen = path or os.environ.get("ROOMQUAKE_STACK") or DEFAULT_FILE
+    p = Path(chosen)
+    if not p.exists():
+        raise StackFileError(f"{chosen}: no such stack file (give one with --file or ROOMQUAKE_STACK)")
+    return p
+
+
+@click.group(name="stack")
+def command() -> None:
+    """Bring the stack up, show it, take it down."""
+
+
+@command.command()
+@click.option("--file", "-f", "path", help=f"Stack file (default: $ROOMQUAKE_STACK or {DEFAULT_FILE}).")
+@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker if an engine answers, else local.")
+@click.option("--scale", help="Replica counts, e.g. edge=3,supervisor=4.")
+@click.option("--profile", help="Timing profile from the stack file, e.g. ci or gameday.")
+def up(path: str | None, backend: str | None, scale: str | None, profile: str | None) -> None:
+    """Start every service, healthy before returning; leave it running."""
+    from chaos.stack import parse_scale, start_stack
+    from chaos.stack.spec import load_stack
+
+    stack = load_stack(_stack_file(path))
+    began = time.monotonic()
+    running = start_stack(stack, backend=backend, scale=parse_scale(scale), profile=profile, keep=True)
+    took = time.monotonic() - began
+    click.echo(
+        f"stack {stack.name} up: run {running.run_id}, backend {running.backend_kind}, "
+        f"profile {running.plan.profile}, {len(running.plan.instances)} instances healthy in {took:.1f}s"
+    )
+    click.echo(f"proxy API: {running.proxy_url}")
+    click.echo("see: roomquake stack status; end: roomquake stack down")
+
+
+@command.command()
+@click.argument("run_id", default="latest")
+def status(run_id: str) -> None:
+    """Instances, their state and addresses, and the proxy's links."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from chaos.stack.bringup import attach_record
+    from chaos.stack import registry
+
+    if run_id == "latest" and not registry.records():
+        click.echo("no stack is up (start one with: roomquake stack up)")
+        return
+    stack = attach_record(run_id)
+    table = Table(title=f"run {stack.run_id} - {stack.spec.name} ({stack.backend_kind}, profile {stack.plan.profile})")
+    for col in ("instance", "service", "state", "address"):
+        table.add_column(col)
+    for inst in stack.instances():
+        host, port = stack.address(inst.name) if inst.state != "missing" else ("-", 0)
+        table.add_row(inst.name, inst.service, inst.state, f"{host}:{port}" if port else "-")
+    console = Console()
+    console.print(table)
+    console.print(f"proxy API {stack.proxy_url}; {len(stack.links())} link proxies")
+    others = [r["run_id"] for r in registry.records() if r["run_id"] != stack.run_id]
+    if others:
+        console.print(f"other recorded runs: {', '.join(others)}")
+
+
+@command.command()
+@click.argument("run_id", default="latest")
+@click.option("--all", "everything", is_flag=True, help="Every recorded stack.")
+def down(run_id: str, everything: bool) -> None:
+    """Stop and remove everything the stack started."""
+    from chaos.stack import registry
+    from chaos.stack.bringup import down as take_down
+
+    ids = [r["run_id"] for r in registry.records()] if everything else [run_id]
+    if not ids or (run_id == "latest" and not registry.records()):
+        click.echo("no stack is up")
+        return
+    for rid in ids:
+        began = time.monotonic()
+        done = take_down(rid)
+        click.echo(f"run {done} down in {time.monotonic() - began:.1f}s")
