@@ -1,0 +1,319 @@
+"""Benchmark the fault proxy against a direct loopback connection (and a real
+Toxiproxy when TOXIPROXY_URL is set), side by side in one run.
+
+    .venv/bin/python bench/proxy.py [--seconds 2] [--json results.json]
+
+Figures: bulk throughput (1 and 16 streams, no toxic), added round trip of a
+1 KiB echo (p50, p99), error of a 50 ms latency toxic at 100 concurrent
+connections (p50, p99), connection rate (connect, 1-byte request, 1-byte
+reply, close). Upstream servers run in their own process, the proxy in its
+own (``python -m chaos.proxy``), the clients here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = 1 << 20
+LATENCY_MS = 50.0
+
+# ---------------------------------------------------------------- upstreams
+
+
+def _serve(sock: socket.socket, handler) -> None:
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+
+def _sink(conn: socket.socket) -> None:
+    buf = bytearray(BLOCK)
+    with conn:
+        while conn.recv_into(buf):
+            pass
+
+
+def _echo(conn: socket.socket) -> None:
+    with conn:
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                return
+            conn.sendall(data)
+
+
+def _one_byte(sock: socket.socket) -> None:
+    # sequential on purpose: a thread per connection would measure thread start-up
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        with conn:
+            if conn.recv(1):
+                conn.sendall(b"y")
+
+
+def upstreams_main() -> None:
+    ports = {}
+    for name, handler in (("sink", _sink), ("echo", _echo), ("onebyte", None)):
+        sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
+        ports[name] = sock.getsockname()[1]
+        target = (lambda s=sock: _one_byte(s)) if handler is None else (lambda s=sock, h=handler: _serve(s, h))
+        threading.Thread(target=target, daemon=True).start()
+    print(json.dumps(ports), flush=True)
+    sys.stdin.read()  # until the parent goes away
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def throughput(port: int, streams: int, seconds: float) -> float:
+    """MB/s sent through ``port`` by ``streams`` sockets (sink upstream)."""
+    payload = memoryview(bytearray(BLOCK))
+    socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(streams)]
+    total = [0] * streams
+    deadline = time.perf_counter() + seconds
+
+    def pump(i: int) -> None:
+        s = socks[i]
+        while time.perf_counter() < deadline:
+            s.sendall(payload)
+            total[i] += BLOCK
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=pump, args=(i,)) for i in range(streams)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in socks:
+        s.shutdown(socket.SHUT_WR)
+    for s in socks:  # wait until the sink has everything: EOF comes back
+        s.recv(1)
+        s.close()
+    elapsed = time.perf_counter() - start
+    return sum(total) / elapsed / 1e6
+
+
+def echo_rtts(port: int, count: int) -> list[float]:
+    payload = os.urandom(1024)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rtts = []
+        for i in range(count + 200):
+            t0 = time.perf_counter()
+            s.sendall(payload)
+            got = 0
+            while got < len(payload):
+                got += len(s.recv(65536))
+            if i >= 200:  # warm-up
+                rtts.append(time.perf_counter() - t0)
+    return rtts
+
+
+def latency_errors(port: int, conns: int, rounds: int, base: float) -> list[float]:
+    """|observed - requested| in seconds per echo over ``conns`` concurrent connections.
+
+    One thread with epoll drives every connection, so client-side thread
+    wake-ups do not count against the proxy; connections start staggered
+    over one latency period, as independent clients would.
+    """
+    import random
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    rng = random.Random(1)
+    now = time.perf_counter()
+    socks = []
+    state = {}
+    for i in range(conns):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+        socks.append(s)
+        state[i] = {"next": now + 0.1 + rng.random() * LATENCY_MS / 1000, "sent": None, "left": rounds, "got": 0}
+    errors: list[float] = []
+    pending = conns
+    while pending:
+        now = time.perf_counter()
+        wake = min((st["next"] for st in state.values() if st["sent"] is None and st["left"]), default=now + 1)
+        for i, st in state.items():
+            if st["sent"] is None and st["left"] and st["next"] <= now:
+                st["sent"] = time.perf_counter()
+                socks[i].send(b"x" * 64)
+        for key, _ in sel.select(max(0.0, wake - time.perf_counter())):
+            t = time.perf_counter()
+            st = state[key.data]
+            data = socks[key.data].recv(4096)
+            st["got"] += len(data)
+            if st["got"] >= 64 and st["sent"] is not None:
+                errors.append(abs(t - st["sent"] - base - LATENCY_MS / 1000))
+                st["got"] = 0
+                st["sent"] = None
+                st["left"] -= 1
+                st["next"] = t + rng.random() * 0.01
+                if not st["left"]:
+                    pending -= 1
+    for s in socks:
+        s.close()
+    return errors
+
+
+def conn_rate(port: int, seconds: float, workers: int = 4) -> float:
+    count = [0] * workers
+    deadline = time.perf_counter() + seconds
+
+    def work(i: int) -> None:
+        while time.perf_counter() < deadline:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"x")
+                s.recv(1)
+            count[i] += 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(count) / (time.perf_counter() - start)
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# ---------------------------------------------------------------- servers under test
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def call(self, method: str, path: str, body: object | None = None) -> object:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", "User-Agent": "bench"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def proxy(self, name: str, upstream_port: int) -> int:
+        try:
+            self.call("DELETE", f"/proxies/{name}")
+        except Exception:  # noqa: BLE001 - not there
+            pass
+        info = self.call("POST", "/proxies", {"name": name, "listen": "127.0.0.1:0",
+                                              "upstream": f"127.0.0.1:{upstream_port}"})
+        return int(info["listen"].rsplit(":", 1)[1])  # type: ignore[index]
+
+
+def measure(label: str, ports: dict[str, int], seconds: float, api: Api | None) -> dict[str, float]:
+    """All figures for one path: direct when ``api`` is None, else through its proxies."""
+    if api is None:
+        p = dict(ports)
+    else:
+        p = {k: api.proxy(f"bench_{k}", v) for k, v in ports.items()}
+    out: dict[str, float] = {}
+    out["mbps_1"] = throughput(p["sink"], 1, seconds)
+    out["mbps_16"] = throughput(p["sink"], 16, seconds)
+    rtts = echo_rtts(p["echo"], 3000)
+    out["rtt_p50_us"] = pct(rtts, 0.5) * 1e6
+    out["rtt_p99_us"] = pct(rtts, 0.99) * 1e6
+    time.sleep(0.5)
+    out["conn_per_s"] = conn_rate(p["onebyte"], seconds)
+    if api is not None:
+        base = pct(rtts, 0.5)
+        api.call("POST", "/proxies/bench_echo/toxics",
+                 {"name": "lat", "type": "latency", "stream": "downstream", "attributes": {"latency": int(LATENCY_MS)}})
+        errs = latency_errors(p["echo"], 100, 12, base)
+        api.call("DELETE", "/proxies/bench_echo/toxics/lat")
+        out["lat_err_p50_ms"] = pct(errs, 0.5) * 1e3
+        out["lat_err_p99_ms"] = pct(errs, 0.99) * 1e3
+        for k in ports:
+            api.call("DELETE", f"/proxies/bench_{k}")
+    print(f"  measured {label}", file=sys.stderr, flush=True)
+    return out
+
+
+def start_ours() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "chaos.proxy", "--port", "0", "--seed", "1"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    url = line.split("API on ", 1)[1].split()[0]
+    return proc, url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput / connection-rate figure")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--upstreams", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.upstreams:
+        upstreams_main()
+        return
+    ups = subprocess.Popen([sys.executable, __file__, "--upstreams"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    ports = json.loads(ups.stdout.readline())  # type: ignore[union-attr]
+    ours, url = start_ours()
+    try:
+        results = {"direct": measure("direct", ports, args.seconds, None)}
+        results["roomquake"] = measure("roomquake", ports, args.seconds, Api(url))
+        if os.environ.get("TOXIPROXY_URL"):
+            results["toxiproxy"] = measure("toxiproxy", ports, args.seconds, Api(os.environ["TOXIPROXY_URL"]))
+    finally:
+        ours.terminate()
+        ours.wait(10)
+        ups.terminate()
+        ups.wait(10)
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+def report(results: dict[str, dict[str, float]]) -> None:
+    d = results["direct"]
+    names = [n for n in ("roomquake", "toxiproxy") if n in results]
+    print(f"{'figure':34} {'direct':>10} " + " ".join(f"{n:>22}" for n in names))
+
+    def row(title: str, key: str, fmt: str, ratio: bool) -> None:
+        cells = []
+        for n in names:
+            v = results[n][key]
+            cells.append(f"{fmt.format(v)} ({v / d[key]:.2f}x)" if ratio else fmt.format(v))
+        print(f"{title:34} {fmt.format(d[key]):>10} " + " ".join(f"{c:>22}" for c in cells))
+
+    row("bulk 1 stream, MB/s", "mbps_1", "{:.0f}", True)
+    row("bulk 16 streams, MB/s", "mbps_16", "{:.0f}", True)
+    row("connections/s", "conn_per_s", "{:.0f}", True)
+    for q in ("p50", "p99"):
+        key = f"rtt_{q}_us"
+        cells = [f"+{results[n][key] - d[key]:.0f}" for n in names]
+        print(f"{'1 KiB echo RTT ' + q + ', added µs':34} {d[key]:>10.0f} " + " ".join(f"{c:>22}" for c in cells))
+    for q in ("p50", "p99"):
+        key = f"lat_err_{q}_ms"
+        cells = [f"{results[n][key]:.2f}" for n in names]
+        print(f"{'50 ms latency x100 conns, err ' + q + ' ms':34} {'-':>10} " + " ".join(f"{c:>22}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""A proxied TCP connection: the accepted client side, the dialled upstream
+side, and one :class:`Link` per direction.
+
+upstream = client -> server, downstream = server -> client (Toxiproxy's
+names). An EOF is passed on as a half-close; the connection is closed when
+both directions ended, when either side is lost, or when a toxic ends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from chaos.proxy.link import CLOSE, EOF_, RESET, Link
+
+if TYPE_CHECKING:
+    from chaos.proxy.proxy import Proxy
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class Side(asyncio.Protocol):
+    """One socket of the pair. ``out`` is the link it feeds, ``inp`` the link feeding it."""
+
+    __slots__ = ("conn", "transport", "out", "inp", "paused", "reading_paused", "early")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.out: Link | None = None
+        self.inp: Link | None = None
+        self.paused = 0  # bit 1: the peer's write buffer is full; 2: the toxic chain is full; 4: not ready
+        self.reading_paused = False
+        self.early: list[bytes | None] | None = None  # read before the upstream answered; None = EOF
+
+    def pause_reason(self, bit: int, on: bool) -> None:
+        paused = (self.paused | bit) if on else (self.paused & ~bit)
+        if paused == self.paused:
+            return
+        self.paused = paused
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused and not self.reading_paused:
+            self.reading_paused = True
+            transport.pause_reading()
+        elif not paused and self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+
+    # -- asyncio.Protocol -------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        link = self.out
+        if link is None:  # still dialling the upstream (the loop may read before pause takes hold)
+            if self.early is None:
+                self.early = []
+            self.early.append(data)
+            return
+        if link.head is None:
+            # fast path: no toxic in this direction
+            counters = link.counters  # type: ignore[union-attr]
+            counters[0] += len(data)
+            counters[1] += len(data)
+            link.dst.transport.write(data)  # type: ignore[union-attr]
+        else:
+            link.feed(data)  # type: ignore[union-attr]
+
+    def eof_received(self) -> bool:
+        if self.out is not None:
+            self.out.feed_eof()
+        else:
+            if self.early is None:
+                self.early = []
+            self.early.append(None)
+        return True  # keep our write side open: the other direction may still flow
+
+    def pause_writing(self) -> None:
+        if self.inp is not None:
+            self.inp.src.pause_reason(1, True)
+
+    def resume_writing(self) -> None:
+        if self.inp is not None:
+            self.inp.src.pause_reason(1, False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.lost(self, exc)
+
+
+class ClientSide(Side):
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.pause_reason(4, True)
+        self.conn.accepted()
+
+
+class UpstreamSide(Side):
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+
+class Connection:
+    __slots__ = ("proxy", "ordinal", "client", "upstream", "links", "ended", "closed", "dial")
+
+    def __init__(self, proxy: Proxy, ordinal: int) -> None:
+        self.proxy = proxy
+        self.ordinal = ordinal
+        self.client = ClientSide(self)
+        self.upstream: UpstreamSide | None = None
+        self.links: dict[str, Link] = {}
+        self.ended: set[str] = set()
+        self.closed = False
+        self.dial: asyncio.Task[None] | None = None
+
+    def accepted(self) -> None:
+        self.proxy.connections.add(self)
+        self.dial = asyncio.get_running_loop().create_task(self._dial())
+
+    async def _dial(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.proxy.upstream_addr()
+        try:
+            _, upstream = await loop.create_connection(lambda: UpstreamSide(self), host, port)
+        except (OSError, ValueError):
+            # Toxiproxy accepts, then closes when the upstream cannot be reached
+            self.close(CLOSE)
+            return
+        finally:
+            self.dial = None
+        if self.closed:
+            upstream.transport.abort()  # type: ignore[union-attr]
+            return
+        self.upstream = upstream  # type: ignore[assignment]
+        proxy = self.proxy
+        up = Link(self, "upstream", self.client, upstream, proxy.counters["upstream"])  # type: ignore[arg-type]
+        down = Link(self, "downstream", upstream, self.client, proxy.counters["downstream"])  # type: ignore[arg-type]
+        self.client.out = up
+        self.client.inp = down
+        upstream.out = down  # type: ignore[union-attr]
+        upstream.inp = up  # type: ignore[union-attr]
+        self.links = {"upstream": up, "downstream": down}
+        for spec in proxy.toxics["upstream"]:
+            up.add(spec)
+        for spec in proxy.toxics["downstream"]:
+            down.add(spec)
+        early, self.client.early = self.client.early, None
+        for data in early or ():
+            if data is None:
+                self.client.eof_received()
+            else:
+                self.client.data_received(data)
+        self.client.pause_reason(4, False)
+
+    def end(self, link: Link, kind: str) -> None:
+        """The end of ``link``'s stream reached its destination."""
+        if self.closed:
+            return
+        if kind == EOF_:
+            self.ended.add(link.direction)
+            transport = link.dst.transport
+            if len(self.ended) == 2 or transport is None:
+                self.close(CLOSE)
+            elif transport.can_write_eof() and not transport.is_closing():
+                transport.write_eof()
+            else:
+                self.close(CLOSE)
+        else:
+            self.close(kind)
+
+    def lost(self, side: Side, exc: Exception | None) -> None:
+        if not self.closed:
+            self.close(CLOSE)
+        self.proxy.connections.discard(self)
+
+    def close(self, kind: str = CLOSE) -> None:
+        """Close both sides: gracefully (pending bytes flushed), or with RST for ``reset``."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.dial is not None:
+            self.dial.cancel()
+        for link in self.links.values():
+            link.stop()
+        for side in (self.client, self.upstream):
+            transport = side.transport if side is not None else None
+            if transport is None or transport.is_closing():
+                continue
+            if kind == RESET:
+                sock = transport.get_extra_info("socket")
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                except (OSError, AttributeError):
+                    pass
+                transport.abort()
+            elif kind == "cut":
+                transport.abort()
+            else:
+                transport.close()
+        self.proxy.connections.discard(self)

@@ -1,0 +1,132 @@
+"""A named proxy: a listener, its live connections and its toxics.
+
+All methods run on the server's event loop; chain changes are applied to
+every live link synchronously, so an API reply means the change is in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from typing import Any
+
+from chaos.proxy import addr
+from chaos.proxy.connection import Connection
+from chaos.proxy.link import ToxicSpec
+from chaos.proxy.timer import PreciseTimer
+
+STREAMS = ("upstream", "downstream")
+
+
+class Proxy:
+    def __init__(self, name: str, listen: str, upstream: str, *, seed: int, timer: PreciseTimer) -> None:
+        self.name = name
+        self.listen = listen  # as given until started, then the real address
+        self.upstream = upstream
+        self.enabled = False
+        self.seed = seed
+        self.timer = timer
+        self.toxics: dict[str, list[ToxicSpec]] = {s: [] for s in STREAMS}
+        self.connections: set[Connection] = set()
+        self.counters: dict[str, list[int]] = {s: [0, 0] for s in STREAMS}
+        self._server: asyncio.AbstractServer | None = None
+        self._ordinals = itertools.count()
+        self._upstream_addr: tuple[str, int] | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def upstream_addr(self) -> tuple[str, int]:
+        if self._upstream_addr is None:
+            self._upstream_addr = addr.split(self.upstream)
+        return self._upstream_addr
+
+    async def start(self) -> None:
+        """Listen; raises OSError with Go's wording when the address is taken."""
+        if self._server is not None:
+            return
+        host, port = addr.split(self.listen)
+        self._upstream_addr = addr.split(self.upstream)
+        loop = asyncio.get_running_loop()
+        try:
+            sock = await self._bind(loop, host, port)
+        except OSError as err:
+            reason = (err.strerror or str(err)).lower()
+            raise OSError(err.errno, f"listen tcp {self.listen}: bind: {reason}") from None
+        self._server = await loop.create_server(self._new_connection, sock=sock, backlog=1024)
+        sockname = self._server.sockets[0].getsockname()
+        self.listen = addr.join(sockname[0], sockname[1])
+        self.enabled = True
+
+    @staticmethod
+    async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+        # one socket on the first address (IPv4 first, as Go resolves "localhost");
+        # an empty host means every interface, as in Toxiproxy
+        infos = await loop.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        family, type_, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock
+
+    def _new_connection(self) -> asyncio.Protocol:
+        return Connection(self, next(self._ordinals)).client
+
+    async def stop(self) -> None:
+        """Stop listening and cut every live connection both ways."""
+        self.enabled = False
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for conn in list(self.connections):
+            conn.close("cut")
+        self.connections.clear()
+
+    # -- toxics ------------------------------------------------------------
+    def find_toxic(self, name: str) -> ToxicSpec | None:
+        for stream in STREAMS:
+            for spec in self.toxics[stream]:
+                if spec.name == name:
+                    return spec
+        return None
+
+    def toxic_list(self) -> list[dict[str, Any]]:
+        return [spec.as_json() for stream in STREAMS for spec in self.toxics[stream]]
+
+    def _links(self, stream: str) -> list[Any]:
+        return [c.links[stream] for c in list(self.connections) if not c.closed and c.links]
+
+    def add_toxic(self, spec: ToxicSpec) -> None:
+        self.toxics[spec.stream].append(spec)
+        for link in self._links(spec.stream):
+            link.add(spec)
+
+    def update_toxic(self, spec: ToxicSpec) -> None:
+        spec.generation += 1
+        for link in self._links(spec.stream):
+            link.update(spec)
+
+    def remove_toxic(self, spec: ToxicSpec) -> None:
+        self.toxics[spec.stream].remove(spec)
+        for link in self._links(spec.stream):
+            link.remove(spec)
+
+    def reset_toxics(self) -> None:
+        for stream in STREAMS:
+            for spec in list(self.toxics[stream]):
+                self.remove_toxic(spec)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": self.toxic_list(),
+        }

@@ -1,0 +1,31 @@
+"""latency: delays each chunk by latency ± jitter ms, counted from when it was read.
+
+Chunks are pipelined (a chunk's delay starts when it is read, not when the
+previous one leaves), so throughput is kept; stacked latencies add up because
+the chunk's timestamp moves to its due time.
+"""
+
+from __future__ import annotations
+
+from chaos.proxy.link import Stub
+from chaos.proxy.toxics.base import Toxic
+
+
+class Latency(Toxic):
+    type_name = "latency"
+    attributes = {"latency": 0, "jitter": 0}
+    buffer_hint = 32 * 1024 * 1024  # Toxiproxy buffers 1024 chunks of up to 32 KiB
+
+    async def pipe(self, stub: Stub) -> None:
+        while True:
+            chunk = await stub.recv()
+            if chunk is None:
+                stub.close()
+                return
+            delay = self.latency
+            if self.jitter > 0:
+                delay += stub.rng.uniform(-self.jitter, self.jitter)
+            due = chunk.ts + delay / 1000.0
+            await stub.sleep_until(due)
+            chunk.ts = due
+            stub.send(chunk)

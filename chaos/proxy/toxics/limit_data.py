@@ -1,0 +1,35 @@
+"""limit_data: passes ``bytes`` bytes per connection and direction, then closes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.proxy.link import Chunk, Stub
+from chaos.proxy.toxics.base import Toxic
+
+
+class LimitData(Toxic):
+    type_name = "limit_data"
+    attributes = {"bytes": 0}
+
+    def new_state(self) -> Any:
+        return {"sent": 0}
+
+    async def pipe(self, stub: Stub) -> None:
+        state = stub.state
+        while True:
+            chunk = await stub.recv()
+            if chunk is None:
+                stub.close()
+                return
+            room = max(0, self.bytes - state["sent"])
+            if len(chunk.data) > room:
+                stub.drop(chunk)
+                chunk = Chunk(chunk.data[:room], chunk.ts)
+                stub.account(len(chunk.data))  # the kept part is still in the pipe
+            if chunk.data:
+                state["sent"] += len(chunk.data)
+                stub.send(chunk)
+            if state["sent"] >= self.bytes:
+                stub.close("close")
+                return
