@@ -87,12 +87,12 @@ def explain(exc: BaseException, environ: dict[str, str] | None = None) -> Engine
     if missing_socket or any(isinstance(c, ConnectionRefusedError) for c in causes):
         return EngineUnreachable(
             f"the Docker engine at {address} is not running",
-            hint="start it (systemctl start docker, or: setsid dockerd >/tmp/dockerd.log 2>&1 &)",
+            hint="start it: systemctl start docker, or setsid dockerd >/tmp/dockerd.log 2>&1 &",
         )
     if any(isinstance(c, TimeoutError) or "timed out" in str(c).lower() for c in causes):
         return EngineUnreachable(
             f"the Docker engine at {address} did not answer in time",
-            hint="check that it is running and not overloaded (docker info)",
+            hint="check that it is running and not overloaded: docker info",
         )
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return EngineUnreachable(

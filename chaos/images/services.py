@@ -116,7 +116,7 @@ def _build(client: docker.DockerClient, context: Path, tag: str, base: BuiltImag
             if text:
                 lines.append(text)
                 if text.startswith("Step "):
-                    progress(text)
+                    progress(text if len(text) <= 100 else text[:97] + "...")
     except docker.errors.DockerException as exc:
         raise failure(exc, f"building {tag}") from exc
     image = local_image(client, tag)

@@ -1,0 +1,397 @@
+"""Small context-managed Docker helpers the docker backend composes.
+
+    identity = RunIdentity()
+    with run_network(client, identity) as net:
+        spec = ContainerSpec(image=images.services.ref, name="edge-1", service="edge",
+                             instance="edge-1", ports=(8765,), env={...}, pin_ip=True)
+        with run_container(client, identity, net, spec) as edge:
+            wait_ready(edge, tcp_probe(*edge.address(8765)), timeout=10)
+            edge.disconnect(); edge.reconnect()   # same IP back: open TCP flows resume
+            edge.squeeze(cpus=0.2, memory_mb=128); edge.unsqueeze()
+
+Everything carries the run's labels (``io.roomquake.run`` ...), so
+``roomquake clean`` can remove what a killed run left behind. Host ports are
+chosen here and published on 127.0.0.1 only, so they stay the same across
+stop/start (the engine would otherwise pick a new ephemeral port each start).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chaos.engine import failure
+from chaos.errors import EngineError
+from chaos.labels import INSTANCE, SERVICE, RunIdentity
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+    from docker.models.networks import Network
+
+# Pinned-address networks need a subnet chosen by us (the engine refuses an
+# ipv4_address on a network whose subnet it picked). This private /16 is cut
+# into /24s; a run takes the first free one starting from a hash of its id.
+SUBNET_POOL = ipaddress.IPv4Network("10.213.0.0/16")
+SUBNET_PREFIX = 24
+FIRST_HOST = 10  # addresses below it stay free (gateway is .1)
+
+
+class ContainerNotReady(EngineError):
+    """A container exited or did not become ready in time."""
+
+
+def _host_routes() -> list[ipaddress.IPv4Network]:
+    """IPv4 routes of this host, so a run's subnet never shadows a real network."""
+    routes: list[ipaddress.IPv4Network] = []
+    with suppress(OSError), open("/proc/net/route", encoding="ascii") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            dest, mask = (int(fields[1], 16), int(fields[7], 16))
+            if mask == 0:
+                continue  # the default route covers everything; it is not a conflict
+            # /proc/net/route holds little-endian hex.
+            net = ipaddress.IPv4Address(dest.to_bytes(4, "little"))
+            prefix = bin(mask).count("1")
+            routes.append(ipaddress.IPv4Network(f"{net}/{prefix}", strict=False))
+    return routes
+
+
+def candidate_subnets(run_id: str) -> Iterator[ipaddress.IPv4Network]:
+    subnets = list(SUBNET_POOL.subnets(new_prefix=SUBNET_PREFIX))
+    start = int(hashlib.sha256(run_id.encode()).hexdigest(), 16) % len(subnets)
+    routes = _host_routes()
+    for subnet in subnets[start:] + subnets[:start]:
+        if not any(subnet.overlaps(route) for route in routes):
+            yield subnet
+
+
+@dataclass
+class RunNetwork:
+    """A user-defined bridge network of one run, with addresses to pin."""
+
+    network: Network
+    subnet: ipaddress.IPv4Network | None
+    _next: int = FIRST_HOST
+
+    @property
+    def name(self) -> str:
+        return str(self.network.name)
+
+    def allocate_ip(self) -> str:
+        if self.subnet is None:
+            raise EngineError(f"network {self.name} has no subnet of ours: cannot pin an address")
+        hosts = self.subnet.num_addresses - 2
+        if self._next > hosts:
+            raise EngineError(f"network {self.name} ({self.subnet}) has no address left to pin")
+        address = str(self.subnet.network_address + self._next)
+        self._next += 1
+        return address
+
+
+@contextmanager
+def run_network(
+    client: docker.DockerClient, identity: RunIdentity, *, name: str | None = None, pinnable: bool = True
+) -> Iterator[RunNetwork]:
+    """A labelled bridge network for one run; removed on exit.
+
+    ``pinnable``: give it a subnet of our own, so containers can keep their
+    address across disconnect/reconnect.
+    """
+    import docker
+    from docker.types import IPAMConfig, IPAMPool
+
+    name = name or f"rq-{identity.run_id}"
+    labels = identity.labels()
+    network = None
+    subnet = None
+    try:
+        if pinnable:
+            for candidate in candidate_subnets(identity.run_id):
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=str(candidate), gateway=str(candidate.network_address + 1))])
+                try:
+                    network = client.networks.create(name, driver="bridge", ipam=ipam, labels=labels, check_duplicate=True)
+                    subnet = candidate
+                    break
+                except docker.errors.APIError as exc:
+                    if "overlap" not in str(exc).lower():
+                        raise
+            else:
+                raise EngineError(f"no free /{SUBNET_PREFIX} left in {SUBNET_POOL} for network {name}")
+        else:
+            network = client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+    except docker.errors.DockerException as exc:
+        raise failure(exc, f"creating network {name}") from exc
+    try:
+        yield RunNetwork(network=network, subnet=subnet)
+    finally:
+        # Not raised from here: it would hide the error that ended the block, and
+        # a network left behind is labelled, so `roomquake clean` removes it later.
+        with suppress(docker.errors.DockerException):
+            network.remove()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the engine binds it when the container starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    name: str  # container name; the run id is prefixed to keep runs apart
+    service: str
+    instance: str
+    command: list[str] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()  # container ports to publish on 127.0.0.1
+    aliases: tuple[str, ...] = ()  # extra names on the run network (the instance name is always one)
+    pin_ip: bool = False  # keep the same address across disconnect/reconnect
+    cap_add: tuple[str, ...] = ()  # e.g. ("NET_ADMIN",) for in-container network faults
+    mem_limit_mb: int | None = None
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ManagedContainer:
+    """A running container of a run and the server-loss operations on it."""
+
+    container: Container
+    spec: ContainerSpec
+    network: RunNetwork
+    ip: str | None
+    host_ports: dict[int, int]
+    _squeezed_from: dict[str, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.container.name)
+
+    @property
+    def id(self) -> str:
+        return str(self.container.id)
+
+    def address(self, port: int) -> tuple[str, int]:
+        """Where the toolkit reaches container ``port``: 127.0.0.1 and a fixed host port."""
+        return ("127.0.0.1", self.host_ports[port])
+
+    @property
+    def aliases(self) -> list[str]:
+        return [self.spec.instance, *self.spec.aliases]
+
+    def state(self) -> str:
+        """The engine's status: created, running, paused, exited, ..."""
+        return str(self._call("inspecting", lambda: (self.container.reload(), self.container.status)[1]))
+
+    def _call(self, doing: str, action: Callable[[], Any]) -> Any:
+        import docker
+
+        try:
+            return action()
+        except docker.errors.DockerException as exc:
+            raise failure(exc, f"{doing} container {self.name}") from exc
+
+    # Server loss and the way back. Each inverse is named beside its fault.
+    def kill(self, signal: str = "SIGKILL") -> None:  # inverse: start
+        self._call("killing", lambda: self.container.kill(signal=signal))
+
+    def stop(self, timeout: float = 2) -> None:  # inverse: start
+        self._call("stopping", lambda: self.container.stop(timeout=int(timeout)))
+
+    def start(self) -> None:
+        if self.state() == "running":
+            return
+        self._call("starting", self.container.start)
+
+    def pause(self) -> None:  # inverse: unpause
+        self._call("pausing", self.container.pause)
+
+    def unpause(self) -> None:
+        if self.state() == "paused":
+            self._call("unpausing", self.container.unpause)
+
+    def restart(self, timeout: float = 2) -> None:
+        self._call("restarting", lambda: self.container.restart(timeout=int(timeout)))
+
+    def disconnect(self) -> None:  # inverse: reconnect
+        self._call("disconnecting", lambda: self.network.network.disconnect(self.container, force=True))
+
+    def reconnect(self) -> None:
+        if self.network.name in self._attached_networks():
+            return
+        self._call(
+            "reconnecting",
+            lambda: self.network.network.connect(self.container, aliases=self.aliases, ipv4_address=self.ip),
+        )
+
+    def _attached_networks(self) -> set[str]:
+        self._call("inspecting", self.container.reload)
+        return set(self.container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {})
+
+    def squeeze(self, *, cpus: float | None = None, memory_mb: int | None = None) -> None:  # inverse: unsqueeze
+        """Cap CPU (cores) and/or memory (MiB) of the running container."""
+        self._call("inspecting", self.container.reload)
+        host = self.container.attrs["HostConfig"]
+        if self._squeezed_from is None:
+            self._squeezed_from = {k: int(host.get(k) or 0) for k in ("CpuQuota", "CpuPeriod", "Memory", "MemorySwap")}
+        update: dict[str, int] = {}
+        if cpus is not None:
+            update.update(cpu_period=100_000, cpu_quota=max(1_000, int(cpus * 100_000)))
+        if memory_mb is not None:
+            update.update(mem_limit=memory_mb * 2**20, memswap_limit=memory_mb * 2**20)
+        if update:
+            self._call("squeezing", lambda: self.container.update(**update))
+
+    def unsqueeze(self) -> None:
+        """Give back what squeeze took: the CPU quota and memory limit from before."""
+        before = self._squeezed_from
+        if before is None:
+            return
+        update: dict[str, int] = {"cpu_period": before["CpuPeriod"] or 100_000, "cpu_quota": before["CpuQuota"] or -1}
+        if before["Memory"]:
+            update.update(mem_limit=before["Memory"], memswap_limit=before["MemorySwap"] or -1)
+        else:
+            # The engine cannot unset a memory limit on a live container (cgroup v1
+            # refuses -1): the host's RAM is the same as none.
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            update.update(mem_limit=total, memswap_limit=2 * total)
+        self._call("unsqueezing", lambda: self.container.update(**update))
+        self._squeezed_from = None
+
+    def logs(self, tail: int = 20) -> str:
+        import docker
+
+        try:
+            return self.container.logs(tail=tail).decode(errors="replace")
+        except docker.errors.DockerException:
+            return ""
+
+    def remove(self) -> None:
+        import docker
+
+        with suppress(docker.errors.NotFound):
+            self._call("removing", lambda: self.container.remove(force=True, v=True))
+
+
+def container_name(identity: RunIdentity, name: str) -> str:
+    return f"rq-{identity.run_id}-{name}"
+
+
+@contextmanager
+def run_container(
+    client: docker.DockerClient, identity: RunIdentity, network: RunNetwork, spec: ContainerSpec
+) -> Iterator[ManagedContainer]:
+    """Create and start a labelled container on the run network; removed (with its volumes) on exit."""
+    import docker
+
+    labels = identity.labels(**{SERVICE: spec.service, INSTANCE: spec.instance}, **spec.extra_labels)
+    ip = network.allocate_ip() if spec.pin_ip else None
+    endpoint = client.api.create_endpoint_config(aliases=[spec.instance, *spec.aliases], ipv4_address=ip)
+    name = container_name(identity, spec.name)
+    container = None
+    host_ports: dict[int, int] = {}
+    for attempt in range(5):
+        host_ports = {port: free_port() for port in spec.ports}
+        try:
+            container = client.containers.create(
+                spec.image,
+                command=spec.command,
+                name=name,
+                hostname=spec.instance,
+                environment=spec.env,
+                labels=labels,
+                network=network.name,
+                networking_config={network.name: endpoint},
+                ports={f"{port}/tcp": ("127.0.0.1", host) for port, host in host_ports.items()},
+                init=True,  # PID 1 forwards SIGTERM: stop takes ~0.1 s, not its timeout
+                privileged=False,
+                cap_add=list(spec.cap_add) or None,
+                mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
+            )
+            container.start()
+            break
+        except docker.errors.APIError as exc:
+            taken = "port is already allocated" in str(exc) or "address already in use" in str(exc)
+            if container is not None:
+                with suppress(docker.errors.DockerException):
+                    container.remove(force=True, v=True)
+                container = None
+            if not taken or attempt == 4:
+                raise failure(exc, f"starting container {name} from {spec.image}") from exc
+        except docker.errors.DockerException as exc:
+            raise failure(exc, f"starting container {name} from {spec.image}") from exc
+    assert container is not None
+    managed = ManagedContainer(container=container, spec=spec, network=network, ip=ip, host_ports=host_ports)
+    try:
+        yield managed
+    finally:
+        managed.remove()
+
+
+def tcp_probe(host: str, port: int, timeout: float = 0.5, settle: float = 0.2) -> Callable[[], bool]:
+    """True when a TCP server really listens behind ``host:port``.
+
+    A published port accepts at once even while nothing listens inside the
+    container (the engine's proxy accepts, then closes), so an accepted
+    connection counts only if it is not closed within ``settle`` seconds.
+    """
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as conn:
+                conn.settimeout(settle)
+                try:
+                    return conn.recv(1) != b""
+                except TimeoutError:
+                    return True  # open and silent: a server that waits for us to speak
+        except OSError:
+            return False
+
+    return probe
+
+
+def http_probe(url: str, timeout: float = 1.0) -> Callable[[], bool]:
+    """True when ``url`` answers 2xx (loopback URLs only, by the house rules)."""
+
+    def probe() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - our own loopback URL
+                return 200 <= answer.status < 300
+        except (OSError, ValueError):
+            return False
+
+    return probe
+
+
+def wait_ready(
+    managed: ManagedContainer, probe: Callable[[], bool], *, timeout: float = 30.0, interval: float = 0.1
+) -> float:
+    """Poll ``probe`` until it holds; seconds waited. Fails fast if the container exits."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while True:
+        if probe():
+            return time.monotonic() - started
+        state = managed.state()
+        if state in ("exited", "dead"):
+            tail = managed.logs(tail=5).strip().splitlines()
+            raise ContainerNotReady(
+                f"container {managed.name} exited before it was ready",
+                hint="last log line: " + (tail[-1] if tail else "(none)"),
+            )
+        if time.monotonic() > deadline:
+            raise ContainerNotReady(
+                f"container {managed.name} not ready after {timeout:.0f} s (state {state})",
+                hint=f"docker logs {managed.name}",
+            )
+        time.sleep(interval)
