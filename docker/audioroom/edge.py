@@ -8,6 +8,10 @@
   room that is not (or no longer) here closes with 4004 ``moved``.
 - ``/health`` and ``/metrics`` on the same port (``process_request``).
 
+An edge whose own heartbeats fail for HEARTBEAT_TIMEOUT fences itself: it
+closes its rooms with 4004 and admits nobody until a heartbeat succeeds, since
+supervisors are relaunching those rooms elsewhere by then.
+
 Every HEARTBEAT_INTERVAL one Lua call records the beat, this edge's load and
 which hosted rooms still have their host; it answers with the rooms that were
 relaunched elsewhere (or under a new generation), whose listeners are then
@@ -44,6 +48,7 @@ BEAT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BEAT_FAILURES = Counter("edge_heartbeat_failures_total", "Heartbeats that failed")
+FENCED = Counter("edge_fenced_total", "Times this edge dropped its rooms after missing heartbeats for HEARTBEAT_TIMEOUT")
 
 
 @dataclass
@@ -110,7 +115,7 @@ class Edge:
         except RedisError:
             await conn.close(1013, "state unreachable")  # 1013: try again later
             return
-        here = found is not None and found.edge == self.me and found.state == "live"
+        here = found is not None and found.edge == self.me and found.state == "live" and not self.fenced()
         if kind == "listen":
             if not here:
                 MOVES.inc()
@@ -158,6 +163,10 @@ class Edge:
                 room.host = None
 
     # heartbeat -------------------------------------------------------------
+    def fenced(self) -> bool:
+        """True when our own heartbeats have failed for HEARTBEAT_TIMEOUT: supervisors consider us dead."""
+        return time.monotonic() - self.last_beat > self.settings.timings.heartbeat_timeout
+
     async def heartbeat(self) -> None:
         hosted = [(r.name, r.generation, r.host is not None) for r in self.rooms.values()]
         started = time.monotonic()
@@ -165,6 +174,12 @@ class Edge:
             moved = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
         except Exception:
             BEAT_FAILURES.inc()
+            if self.fenced() and self.rooms:
+                # Our rooms are being relaunched elsewhere: stop serving them so that
+                # listeners and host go back to control instead of hearing a stale copy.
+                FENCED.inc()
+                for name in list(self.rooms):
+                    self.evict(name)
             raise
         BEAT.observe(time.monotonic() - started)
         self.last_beat = time.monotonic()

@@ -73,13 +73,26 @@ class Stream:
                     RECONNECTS.inc()
                 self.connected = True
                 CONNECTED.inc()
+                watcher = asyncio.create_task(self.watch(ws, edge, generation))
                 try:
                     await self.send_frames(ws, generation)
                 finally:
+                    watcher.cancel()
                     self.connected = False
                     CONNECTED.dec()
         except (OSError, ConnectionClosed, InvalidHandshake, InvalidStatus, TimeoutError):
             return
+
+    async def watch(self, ws: Any, edge: str, generation: int) -> None:
+        """Leave an edge that no longer has the room (it may not know yet, e.g. cut off from state)."""
+        while True:
+            await asyncio.sleep(self.host.settings.timings.host_poll)
+            status, body = await self.host.control("GET", f"/rooms/{self.room}")
+            if status == 404 or (status == 200 and (body["generation"], body["edge"], body["host"]) != (
+                generation, edge, self.host.account
+            )):
+                await ws.close(1000, "room moved")
+                return
 
     async def send_frames(self, ws: Any, generation: int) -> None:
         settings = self.host.settings

@@ -7,6 +7,7 @@ is complete even for instances started later; processes are ended by pid.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +103,7 @@ class LocalStack:
         self.tmp = tmp
         self.env = {**CI_PROFILE, **env}
         self.per_instance = per_instance
+        self.route_overrides: dict[str, dict[str, str]] = {}  # instance -> {target: "host:port"}
         names = ["state"] + [f"{svc}-{i}" for svc, n in plan.items() for i in range(1, n + 1)]
         self.procs = {n: Proc(n, p) for n, p in zip(names, free_ports(len(names)))}
         self.routes = {n: f"127.0.0.1:{p.port}" for n, p in self.procs.items()}
@@ -135,7 +138,8 @@ class LocalStack:
         env = {
             **os.environ, **self.env, **self.per_instance.get(name, {}),
             "RQ_SERVICE": service, "RQ_INSTANCE": name, "RQ_BIND": "127.0.0.1", "RQ_PORT": str(proc.port),
-            "RQ_ROUTES": json.dumps(self.routes), "PYTHONPATH": str(DOCKER_DIR),
+            "RQ_ROUTES": json.dumps({**self.routes, **self.route_overrides.get(name, {})}),
+            "PYTHONPATH": str(DOCKER_DIR),
         }
         proc.log = self.tmp / f"{name}.log"
         proc.popen = subprocess.Popen(
@@ -210,6 +214,89 @@ class LocalStack:
             if line.startswith(metric) and (line[len(metric)] in " {") and labels in line:
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+
+class DelayRelay:
+    """A TCP relay that delays every chunk by ``delay`` seconds each way, keeping order.
+
+    Stands in for the fault proxy on one link (edge -> state) in this tier; the
+    proxy-based test of the same behaviour belongs to the stack tier.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.delay = 0.0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "DelayRelay":
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer), return_exceptions=True)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        async def deliver() -> None:
+            while (item := await queue.get()) is not None:
+                due, data = item
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+            writer.close()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + self.delay, data))
+        except OSError:
+            pass
+        queue.put_nowait(None)
+        await sender
+
+
+@pytest.fixture
+def delay_relay():
+    """``delay_relay(upstream_port)`` -> a started DelayRelay, stopped after the test."""
+    relays: list[DelayRelay] = []
+
+    def factory(upstream_port: int) -> DelayRelay:
+        relay = DelayRelay(upstream_port).__enter__()
+        relays.append(relay)
+        return relay
+
+    yield factory
+    for relay in relays:
+        relay.__exit__(None, None, None)
 
 
 @pytest.fixture

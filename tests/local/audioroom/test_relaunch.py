@@ -1,0 +1,109 @@
+"""Relaunches: the hosting edge dies, the host vanishes; supervisors move the room, everyone follows."""
+
+from __future__ import annotations
+
+import time
+
+BASE = {"edge": 2, "control": 1, "supervisor": 2, "host": 2, "crowd": 1}
+ACCOUNTS = {"host-1": {"HOST_ACCOUNT": "alice"}, "host-2": {"HOST_ACCOUNT": "bob"}}
+
+
+def start(make_stack, **env):
+    stack = make_stack(BASE, env=env, per_instance=ACCOUNTS)
+    stack.start_all(["edge-1", "control-1"])
+    stack.start_all(["edge-2", "supervisor-1", "supervisor-2", "host-1", "host-2", "crowd-1"])
+    return stack
+
+
+def live_and_heard(stack, room: str, listeners: int) -> dict:
+    stack.wait_for(lambda: stack.stats()["rooms"].get(room, {}).get("members", {}).get("1") == listeners,
+                   10, f"all {listeners} listeners to hear generation 1")
+    return stack.room(room)
+
+
+def test_killing_the_hosting_edge_relaunches_the_room_elsewhere_and_listeners_follow(make_stack):
+    stack = start(make_stack)
+    status, _ = stack.http("POST", stack.url("host-1", "/rooms"), {"room": "launch", "backups": ["bob"]})
+    assert status == 201
+    stack.http("POST", stack.url("crowd-1", "/load"), {"room": "launch", "listeners": 40, "ramp_s": 0.3})
+    before = live_and_heard(stack, "launch", 40)
+    dead = before["edge"]
+    other = "edge-2" if dead == "edge-1" else "edge-1"
+
+    killed_at = time.time()
+    stack.kill(dead)
+    after = stack.wait_for(lambda: (r := stack.room("launch"))["generation"] == 2 and r, 10, "relaunch to generation 2")
+    assert (after["state"], after["edge"], after["host"]) == ("live", other, "alice")
+    record = after["last_relaunch"]
+    assert record["reason"] == "edge_lost"
+    timeout = 0.5  # HEARTBEAT_TIMEOUT of the CI profile
+    # detection cannot precede the timeout after the last beat, which was at most one interval before the kill
+    assert record["detected_at"] - record["failed_at"] >= timeout
+    assert record["failed_at"] <= killed_at + 0.05 <= record["completed_at"]
+
+    stats = stack.wait_for(
+        lambda: (s := stack.stats())["rooms"]["launch"]["relaunches"]
+        and s["rooms"]["launch"]["relaunches"][0]["back"] == 40 and s,
+        10, "all 40 listeners back on generation 2",
+    )
+    relaunch = stats["rooms"]["launch"]["relaunches"][0]
+    assert (relaunch["from"], relaunch["to"], relaunch["fraction_back"]) == (1, 2, 1.0)
+    assert relaunch["outage_s"] >= timeout  # the crowd felt the detection time
+    assert stats["reconnects"] >= 40 and stats["recovered_after_relaunch"] == 40
+    assert stats["frames"]["out_of_order"] == 0
+    sup_relaunches = sum(stack.metric(s, "supervisor_relaunches_total", 'reason="edge_lost"')
+                         for s in ("supervisor-1", "supervisor-2"))
+    assert sup_relaunches == 1  # exactly one supervisor owned the room's shard
+    assert sum(stack.metric(s, "supervisor_relaunch_complete_seconds_count", 'reason="edge_lost"')
+               for s in ("supervisor-1", "supervisor-2")) == 1
+
+
+def test_a_vanished_host_is_replaced_by_the_backup_account_after_the_grace(make_stack):
+    stack = start(make_stack, CROWD_GIVE_UP="0.3", CROWD_SEED="7")
+    stack.http("POST", stack.url("host-1", "/rooms"), {"room": "launch", "backups": ["bob", "carol"]})
+    stack.http("POST", stack.url("crowd-1", "/load"), {"room": "launch", "listeners": 60, "ramp_s": 0.3})
+    before = live_and_heard(stack, "launch", 60)
+
+    killed_at = time.time()
+    stack.kill("host-1")
+    after = stack.wait_for(lambda: (r := stack.room("launch"))["generation"] == 2 and r, 10, "relaunch under bob")
+    assert (after["host"], after["backups"], after["edge"]) == ("bob", ["carol"], before["edge"])
+    record = after["last_relaunch"]
+    assert record["reason"] == "host_lost"
+    grace = 1.0  # HOST_GRACE of the CI profile
+    assert record["completed_at"] - killed_at >= grace - 0.15  # host_seen is refreshed once per heartbeat
+
+    # bob's host instance adopts the room and streams it
+    stack.wait_for(lambda: any(s["room"] == "launch" and s["connected"]
+                               for s in stack.http("GET", stack.url("host-2", "/rooms"))[1]), 10, "bob to stream")
+    stats = stack.wait_for(
+        lambda: (s := stack.stats())["rooms"]["launch"]["relaunches"]
+        and s["connected"] + s["gave_up"] == 60 and s["rooms"]["launch"]["relaunches"][0]["back"] == s["connected"]
+        and s, 10, "every listener to follow or give up",
+    )
+    relaunch = stats["rooms"]["launch"]["relaunches"][0]
+    assert relaunch["outage_s"] >= grace - 0.15
+    # with a 30% give-up chance per disruption, about 70% follow (binomial, n=60: well within 0.4-0.95)
+    assert 0.4 <= relaunch["fraction_back"] <= 0.95, relaunch
+    assert stats["gave_up"] == 60 - relaunch["back"]
+    assert stack.metric("supervisor-1", "supervisor_relaunches_total", 'reason="host_lost"') + stack.metric(
+        "supervisor-2", "supervisor_relaunches_total", 'reason="host_lost"') == 1
+
+
+def test_an_edge_over_capacity_kicks_and_the_crowd_rejoins_with_backoff(make_stack):
+    stack = make_stack({"edge": 1, "control": 1, "supervisor": 1, "host": 1, "crowd": 1},
+                       env={"EDGE_CAPACITY": "10", "CROWD_SEED": "3"}, per_instance={"host-1": {"HOST_ACCOUNT": "alice"}})
+    stack.start_all(["edge-1", "control-1", "supervisor-1", "host-1", "crowd-1"])
+    stack.http("POST", stack.url("host-1", "/rooms"), {"room": "launch", "backups": []})
+    stack.http("POST", stack.url("crowd-1", "/surge"), {"room": "launch", "listeners": 15, "over_s": 0})
+    stats = stack.wait_for(lambda: (s := stack.stats())["kicks"] >= 10 and s, 10, "kicks")
+    assert stack.metric("edge-1", "edge_listeners") == 10
+    assert stack.metric("edge-1", "edge_kicks_total") >= 10
+    assert stats["connected"] == 10
+    # kicked listeners keep trying (with backoff): reconnects grow, but the edge never exceeds its capacity
+    later = stack.wait_for(lambda: (s := stack.stats())["reconnects"] > stats["reconnects"] and s, 10, "rejoins")
+    assert later["joins"]["attempted"] > 15
+    assert stack.metric("edge-1", "edge_listeners") == 10
+    # listeners leave: the kicked ones get in on a later attempt
+    stack.http("POST", stack.url("crowd-1", "/drain"), {"fraction": 0.5})
+    stack.wait_for(lambda: stack.metric("edge-1", "edge_listeners") == 8, 10, "the remaining 8 all connected")
