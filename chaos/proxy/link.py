@@ -291,15 +291,7 @@ class Link:
             return
         stub = self.stubs[i]
         held = stub.interrupt()
-        if not stub.closed and stub.active and spec.toxic.cleanup(stub):
-            pass  # the toxic closed the link (timeout); its end is on its way
-        elif not stub.closed:
-            items: list[Chunk | End] = [held] if held is not None else []
-            items.extend(stub.queue)
-            stub.queue.clear()
-            stub.closed = True  # nothing more may enter it
-            for item in items:
-                stub._forward(item)
+        # unlink first: what the stub forwards below may end (and stop) this link
         nxt = stub.next
         if i > 0:
             self.stubs[i - 1].next = nxt
@@ -307,6 +299,16 @@ class Link:
             self.head = nxt
         del self.stubs[i]
         self._relimit()
+        if stub.closed:
+            return
+        if stub.active and spec.toxic.cleanup(stub):
+            return  # the toxic closed the link (timeout); its end is on its way
+        items: list[Chunk | End] = [held] if held is not None else []
+        items.extend(stub.queue)
+        stub.queue.clear()
+        stub.closed = True  # nothing more may enter it
+        for item in items:
+            stub._forward(item)
         if not self.stubs:
             self.src.pause_reason(2, False)
 

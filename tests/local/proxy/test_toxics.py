@@ -1,0 +1,264 @@
+"""Each toxic measured through real TCP connections (timing asserted with margins).
+
+Tolerances: a delay is never shorter than asked (minus 2 ms for clock
+granularity of other servers) and at most MARGIN longer; bandwidth within 10%.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+MARGIN = 0.25  # s: generous upper bound, the machine is shared
+
+
+def proxy_to(client, name, up):
+    return client.create(name, "127.0.0.1:0", up.address).port
+
+
+def source(payload: bytes, then_close: bool = True):
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(payload)
+        if then_close:
+            conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536):
+            pass
+
+    return handler
+
+
+def rtt(sockets, port: int, payload: bytes = b"ping") -> float:
+    with sockets.connect(port) as s:
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        assert sockets.recv_exactly(s, len(payload)) == payload
+        return time.perf_counter() - t0
+
+
+def test_latency_downstream_and_upstream_add_up(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    base = rtt(sockets, port)
+    client.add_toxic(name, "latency", attributes={"latency": 100})
+    observed = rtt(sockets, port)
+    assert 0.098 <= observed <= 0.100 + base + MARGIN
+    client.add_toxic(name, "latency", stream="upstream", attributes={"latency": 50})
+    observed = rtt(sockets, port)
+    assert 0.148 <= observed <= 0.150 + base + MARGIN
+
+
+def test_stacked_latencies_in_one_direction_add(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    client.add_toxic(name, "latency", name="a", attributes={"latency": 40})
+    client.add_toxic(name, "latency", name="b", attributes={"latency": 40})
+    assert 0.078 <= rtt(sockets, port) <= 0.080 + MARGIN
+
+
+def test_latency_keeps_throughput(client, name, upstream, sockets):
+    size = 4_000_000
+    up = upstream(source(b"z" * size))
+    port = proxy_to(client, name, up)
+    client.add_toxic(name, "latency", attributes={"latency": 100})
+    with sockets.connect(port, timeout=10) as s:
+        t0 = time.perf_counter()
+        data = sockets.recv_all(s)
+        elapsed = time.perf_counter() - t0
+    assert len(data) == size
+    # pipelined: one latency for the whole stream, not one per chunk
+    assert 0.098 <= elapsed <= 0.1 + 1.0
+
+
+def test_jitter_stays_in_range(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    client.add_toxic(name, "latency", attributes={"latency": 60, "jitter": 20})
+    samples = [rtt(sockets, port) for _ in range(8)]
+    assert all(0.038 <= t <= 0.080 + MARGIN for t in samples)
+    assert max(samples) - min(samples) > 0.002  # jitter is applied
+
+
+def test_toxicity_zero_never_applies(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    client.add_toxic(name, "latency", toxicity=0.0, attributes={"latency": 1000})
+    assert rtt(sockets, port) < 0.5
+
+
+def test_bandwidth_within_ten_percent(client, name, upstream, sockets):
+    size = 300_000
+    up = upstream(source(b"b" * size))
+    port = proxy_to(client, name, up)
+    client.add_toxic(name, "bandwidth", attributes={"rate": 300})  # KB/s: 1 s for 300 KB
+    with sockets.connect(port, timeout=10) as s:
+        t0 = time.perf_counter()
+        data = sockets.recv_all(s)
+        elapsed = time.perf_counter() - t0
+    assert len(data) == size
+    rate = size / elapsed / 1000
+    assert 300 * 0.9 <= rate <= 300 * 1.1, rate
+
+
+def test_slow_close_delays_the_close_not_the_data(client, name, upstream, sockets):
+    up = upstream(source(b"hello"))
+    port = proxy_to(client, name, up)
+    client.add_toxic(name, "slow_close", attributes={"delay": 300})
+    with sockets.connect(port) as s:
+        t0 = time.perf_counter()
+        assert sockets.recv_exactly(s, 5) == b"hello"
+        got_data = time.perf_counter() - t0
+        assert s.recv(10) == b""
+        closed = time.perf_counter() - t0
+    assert got_data < 0.2
+    assert 0.298 <= closed <= 0.3 + MARGIN
+
+
+def test_timeout_drops_data_and_closes_after_silence(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    client.add_toxic(name, "timeout", stream="upstream", attributes={"timeout": 300})
+    with sockets.connect(port) as s:
+        t0 = time.perf_counter()
+        s.sendall(b"lost")
+        try:
+            data = s.recv(10)
+        except ConnectionResetError:
+            data = b""
+        elapsed = time.perf_counter() - t0
+    assert data == b""
+    assert 0.298 <= elapsed <= 0.3 + MARGIN
+
+
+def test_timeout_zero_holds_until_removed(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    toxic = client.add_toxic(name, "timeout", attributes={"timeout": 0})
+    with sockets.connect(port) as s:
+        s.settimeout(0.4)
+        s.sendall(b"x")
+        with pytest.raises(socket.timeout):
+            s.recv(10)  # nothing comes back, nothing closes
+        s.settimeout(5)
+        client.remove_toxic(name, toxic)
+        try:
+            assert s.recv(10) == b""  # removing a timeout closes what it held
+        except ConnectionResetError:
+            pass
+
+
+def test_reset_peer_resets_after_timeout(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    client.add_toxic(name, "reset_peer", stream="upstream", attributes={"timeout": 150})
+    with sockets.connect(port) as s:
+        t0 = time.perf_counter()
+        s.sendall(b"hello")
+        with pytest.raises(ConnectionResetError):
+            s.recv(10)
+        elapsed = time.perf_counter() - t0
+    assert 0.148 <= elapsed <= 0.15 + MARGIN
+
+
+def test_slicer_delivers_the_same_bytes_in_pieces(client, name, upstream, sockets):
+    payload = bytes(range(256)) * 4
+    up = upstream(source(payload))
+    port = proxy_to(client, name, up)
+    client.add_toxic(name, "slicer", attributes={"average_size": 16, "size_variation": 8, "delay": 3000})
+    reads = []
+    with sockets.connect(port) as s:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reads.append(chunk)
+    assert b"".join(reads) == payload
+    assert len(reads) >= 10  # ~64 slices 3 ms apart: many separate reads
+    assert max(len(r) for r in reads) < len(payload)
+
+
+def test_limit_data_downstream_passes_exactly_n_bytes_then_closes(client, name, upstream, sockets):
+    up = upstream(source(b"d" * 5000, then_close=False))
+    port = proxy_to(client, name, up)
+    client.add_toxic(name, "limit_data", attributes={"bytes": 1000})
+    with sockets.connect(port) as s:
+        assert sockets.recv_all(s) == b"d" * 1000  # then a clean close (no reset)
+
+
+def test_limit_data_upstream_passes_exactly_n_bytes_then_closes(client, name, upstream, sockets):
+    received = bytearray()
+    done = threading.Event()
+
+    def record(conn: socket.socket) -> None:
+        while chunk := conn.recv(65536):
+            received.extend(chunk)
+        done.set()
+
+    port = proxy_to(client, name, upstream(record))
+    client.add_toxic(name, "limit_data", stream="upstream", attributes={"bytes": 1000})
+    with sockets.connect(port) as s:
+        s.sendall(b"u" * 5000)
+        assert sockets.recv_all(s) == b""
+    assert done.wait(5)
+    assert bytes(received) == b"u" * 1000
+
+
+def test_down_refuses_and_cuts_live_connections(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    live = sockets.connect(port)
+    live.sendall(b"a")
+    assert sockets.recv_exactly(live, 1) == b"a"
+    client.set_enabled(name, False)
+    try:
+        assert live.recv(10) == b""
+    except ConnectionResetError:
+        pass
+    live.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+    client.set_enabled(name, True)
+    assert rtt(sockets, port) < 1.0
+
+
+def test_upstream_refusing_closes_the_client(client, name, sockets):
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    dead_port = free.getsockname()[1]
+    free.close()
+    port = client.create(name, "127.0.0.1:0", f"127.0.0.1:{dead_port}").port
+    with sockets.connect(port) as s:
+        try:
+            assert s.recv(10) == b""  # accepted, then closed (Toxiproxy's behaviour)
+        except ConnectionResetError:
+            pass
+
+
+def test_toxic_applies_to_live_connections(client, name, echo, sockets):
+    port = proxy_to(client, name, echo)
+    with sockets.connect(port) as s:
+        s.sendall(b"1")
+        assert sockets.recv_exactly(s, 1) == b"1"
+        client.add_toxic(name, "latency", name="live", attributes={"latency": 120})
+        t0 = time.perf_counter()
+        s.sendall(b"2")
+        assert sockets.recv_exactly(s, 1) == b"2"
+        assert time.perf_counter() - t0 >= 0.118
+        client.update_toxic(name, "live", attributes={"latency": 0})
+        t0 = time.perf_counter()
+        s.sendall(b"3")
+        assert sockets.recv_exactly(s, 1) == b"3"
+        assert time.perf_counter() - t0 < 0.1
+        client.remove_toxic(name, "live")
+        s.sendall(b"4")
+        assert sockets.recv_exactly(s, 1) == b"4"
+
+
+def test_half_close_is_passed_on(client, name, upstream, sockets, ours_only):
+    # the client shuts its write side; the upstream answers after seeing EOF
+    def reply_after_eof(conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(1000):
+            data += chunk
+        conn.sendall(data.upper())
+
+    up = upstream(reply_after_eof)
+    port = proxy_to(client, name, up)
+    with sockets.connect(port) as s:
+        s.sendall(b"abc")
+        s.shutdown(socket.SHUT_WR)
+        assert sockets.recv_all(s) == b"ABC"
