@@ -121,6 +121,8 @@ def start_stack(
             identity.run_id,
             {**running.record(), "created": time.time(), "scale": dict(scale or {}), "profile": plan.profile, "keep": keep},
         )
+        if keep:
+            impl.detach()
         return running
     except BaseException:
         impl.teardown()

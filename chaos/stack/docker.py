@@ -9,11 +9,15 @@ with an init so that stop is quick. Everything carries the run's labels, so
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from chaos import labels as L
+from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, run_container, run_network
+from chaos.errors import EngineError
 from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan, docker_addressing, make_plan
@@ -45,19 +49,43 @@ class DockerBackend(Backend):
         self.identity = identity
         self.run_id = identity.run_id
         self.client = _client()
-        extra = {L.KEEP: "1"} if keep else {}
+        self.keep = keep
         state = state or {}
-        self.labels: dict[str, str] = state.get("labels") or identity.labels(**extra)
-        self.network_name: str = state.get("network") or f"rq-{self.run_id}"
-        self.containers: dict[str, str] = dict(state.get("containers", {}))  # instance -> container id
-        self.ports: dict[str, int] = dict(state.get("ports", {}))  # instance -> container port
         self.refs: dict[str, str] = dict(state.get("images", {}))  # stack image name -> reference
-        self.published: dict[str, tuple[str, int]] = {}
+        self.managed: dict[str, ManagedContainer] = {}
+        self.network: RunNetwork | None = None
+        self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
+        if state:
+            self._reattach(state)
 
     @classmethod
     def from_record(cls, stack: Stack, run_id: str, state: dict[str, Any]) -> "DockerBackend":
-        return cls(stack, RunIdentity(run_id=run_id), state=state)
+        identity = RunIdentity(
+            run_id=run_id, pid=int(state["owner"]["pid"]), host=state["owner"]["host"]
+        )
+        return cls(stack, identity, keep=bool(state.get("keep")), state=state)
+
+    def _reattach(self, state: dict[str, Any]) -> None:
+        """Rebuild the container handles of a run another process brought up."""
+        import docker
+
+        try:
+            net = self.client.networks.get(state["network"]["id"])
+            subnet = ipaddress.IPv4Network(state["network"]["subnet"]) if state["network"].get("subnet") else None
+            self.network = RunNetwork(network=net, subnet=subnet)
+        except docker.errors.NotFound:
+            self.network = None
+        for name, c in state.get("containers", {}).items():
+            try:
+                container = self.client.containers.get(c["id"])
+            except docker.errors.NotFound:
+                continue
+            spec = ContainerSpec(image=c["image"], name=name, service=c["service"], instance=name, ports=(c["port"],))
+            self.managed[name] = ManagedContainer(
+                container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
+                ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
+            )
 
     # --- planning and preparation -------------------------------------------------
 
@@ -87,173 +115,124 @@ class DockerBackend(Backend):
 
     def prepare(self, plan: Plan) -> None:
         """Images present and the run's network created, before any container starts."""
-        import docker
-
         self._resolve_images(plan)
-        try:
-            self.client.networks.create(self.network_name, driver="bridge", labels=self.labels, check_duplicate=True)
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"creating network {self.network_name}") from err
+        self.network = self._exit.enter_context(run_network(self.client, self.identity))
 
     # --- lifecycle -----------------------------------------------------------------
 
-    def container_name(self, instance: str) -> str:
-        return f"rq-{self.run_id}-{instance}"
-
     def launch(self, inst: InstancePlan) -> None:
-        import docker
-
+        assert self.network is not None
         svc = self.stack.spec.services[inst.service]
-        networking = self.client.api.create_networking_config(
-            {self.network_name: self.client.api.create_endpoint_config(aliases=[inst.name])}
+        spec = ContainerSpec(
+            image=self.refs[svc.image],
+            name=inst.name,
+            service=inst.service,
+            instance=inst.name,
+            command=inst.command,
+            env=inst.env,
+            ports=(inst.port,),
+            pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
+            extra_labels={L.KEEP: "1"} if self.keep else {},
         )
         try:
-            created = self.client.api.create_container(
-                image=self.refs[svc.image],
-                command=inst.command,
-                name=self.container_name(inst.name),
-                hostname=inst.name,
-                environment=inst.env,
-                labels={**self.labels, L.SERVICE: inst.service, L.INSTANCE: inst.name},
-                ports=[inst.port],
-                host_config=self.client.api.create_host_config(
-                    port_bindings={inst.port: ("127.0.0.1", None)},  # loopback only, ephemeral host port
-                    network_mode=self.network_name,
-                    init=True,  # PID 1 forwards SIGTERM: stop takes ~0.1 s, not its timeout
-                    privileged=False,
-                ),
-                networking_config=networking,
-                stop_timeout=int(max(1, svc.stop_timeout_s)),
-            )
-            with self._lock:
-                self.containers[inst.name] = created["Id"]
-                self.ports[inst.name] = inst.port
-            self.client.api.start(created["Id"])
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"starting {inst.name}") from err
+            cm = run_container(self.client, self.identity, self.network, spec)
+            managed = cm.__enter__()
+        except EngineError as err:
+            raise StackError(f"starting {inst.name}: {err.one_line()}") from None
+        with self._lock:
+            self.managed[inst.name] = managed
+            self._exit.push(cm.__exit__)
 
-    def _id(self, name: str) -> str:
+    def _m(self, name: str) -> ManagedContainer:
         try:
-            return self.containers[name]
+            return self.managed[name]
         except KeyError:
             raise StackError(f"docker backend: {name!r} has no container in run {self.run_id}") from None
 
-    def _inspect(self, name: str) -> dict[str, Any] | None:
-        import docker
-
+    def _guard(self, name: str, doing: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.client.api.inspect_container(self._id(name))
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"inspecting {name}") from err
+            return call(*args, **kwargs)
+        except EngineError as err:
+            if "is not running" in str(err) or "is already" in str(err):
+                return None  # e.g. kill of a stopped container: already where we wanted it
+            raise StackError(f"{doing} {name}: {err.one_line()}") from None
 
     def state(self, name: str) -> str:
-        if name not in self.containers:
+        if name not in self.managed:
             return "missing"
-        info = self._inspect(name)
-        if info is None:
+        try:
+            status = self.managed[name].state()
+        except EngineError:
             return "missing"
-        status = info["State"]["Status"]
         return {"running": "running", "restarting": "running", "paused": "paused"}.get(status, "exited")
 
     def exit_reason(self, name: str) -> str | None:
-        info = self._inspect(name)
-        if info is None:
-            return "container is gone"
-        if info["State"]["Status"] in ("running", "paused", "restarting", "created"):
+        if self.state(name) in ("running", "paused"):
             return None
-        return f"exit code {info['State']['ExitCode']}; {self.log_tail(name)}"
+        return f"container state {self.state(name)}; {self.log_tail(name)}"
 
     def log_tail(self, name: str, lines: int = 5) -> str:
-        try:
-            text = self.client.api.logs(self._id(name), tail=lines).decode("utf-8", "replace")
-        except Exception:  # noqa: BLE001 - logs are a courtesy in an error message
-            return ""
-        return " | ".join(text.strip().splitlines())
+        return " | ".join(self._m(name).logs(tail=lines).strip().splitlines())
 
     def address(self, name: str) -> tuple[str, int]:
-        cached = self.published.get(name)
-        if cached:
-            return cached
-        info = self._inspect(name)
-        bindings = ((info or {}).get("NetworkSettings", {}).get("Ports") or {}).get(f"{self.ports[name]}/tcp") or []
-        if not bindings:
-            # Stopped containers publish nothing; the probe will simply find nothing there.
-            return "127.0.0.1", 0
-        found = ("127.0.0.1", int(bindings[0]["HostPort"]))
-        self.published[name] = found
-        return found
+        m = self._m(name)
+        return m.address(m.spec.ports[0])
 
-    def _op(self, name: str, doing: str, call: Any, *args: Any, **kwargs: Any) -> None:
-        import docker
-
-        self.published.pop(name, None)  # a restarted container may get another host port
-        try:
-            call(self._id(name), *args, **kwargs)
-        except docker.errors.APIError as err:
-            if err.status_code == 409:  # already in that state (e.g. kill of a stopped container)
-                return
-            raise _fail(err, f"{doing} {name}") from err
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"{doing} {name}") from err
+    def _stop_timeout(self, name: str) -> float:
+        return self.stack.spec.services[self._m(name).spec.service].stop_timeout_s
 
     def kill(self, name: str) -> None:
-        self._op(name, "killing", self.client.api.kill)
+        self._guard(name, "killing", self._m(name).kill)
 
     def stop(self, name: str) -> None:
-        svc = self.stack.spec.services[name.rsplit("-", 1)[0]]
-        self._op(name, "stopping", self.client.api.stop, timeout=int(max(1, svc.stop_timeout_s)))
+        self._guard(name, "stopping", self._m(name).stop, timeout=self._stop_timeout(name))
 
     def start(self, name: str) -> None:
         if self.state(name) == "paused":
             return
-        self._op(name, "starting", self.client.api.start)
+        self._guard(name, "starting", self._m(name).start)
 
     def restart(self, name: str) -> None:
-        svc = self.stack.spec.services[name.rsplit("-", 1)[0]]
-        self._op(name, "restarting", self.client.api.restart, timeout=int(max(1, svc.stop_timeout_s)))
+        self._guard(name, "restarting", self._m(name).restart, timeout=self._stop_timeout(name))
 
     def pause(self, name: str) -> None:
-        self._op(name, "pausing", self.client.api.pause)
+        self._guard(name, "pausing", self._m(name).pause)
 
     def resume(self, name: str) -> None:
-        self._op(name, "resuming", self.client.api.unpause)
+        self._guard(name, "resuming", self._m(name).unpause)
 
     def disconnect(self, name: str) -> None:
-        import docker
-
-        try:
-            self.client.api.disconnect_container_from_network(self._id(name), self.network_name, force=True)
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"disconnecting {name}") from err
+        self._guard(name, "disconnecting", self._m(name).disconnect)
 
     def reconnect(self, name: str) -> None:
-        import docker
-
-        try:
-            self.client.api.connect_container_to_network(self._id(name), self.network_name, aliases=[name])
-        except docker.errors.APIError as err:
-            if err.status_code in (403, 409) and "already" in str(err):
-                return
-            raise _fail(err, f"reconnecting {name}") from err
-        except docker.errors.DockerException as err:
-            raise _fail(err, f"reconnecting {name}") from err
+        self._guard(name, "reconnecting", self._m(name).reconnect)
 
     def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
         if cpus is None and memory_mb is None:
             raise StackError(f"squeeze {name}: give cpus, memory_mb or both")
-        update: dict[str, Any] = {}
-        if cpus is not None:
-            update.update(cpu_period=100_000, cpu_quota=max(1000, int(cpus * 100_000)))
-        if memory_mb is not None:
-            update.update(mem_limit=f"{memory_mb}m", memswap_limit=f"{memory_mb}m")
-        self._op(name, "squeezing", self.client.api.update_container, **update)
+        self._guard(name, "squeezing", self._m(name).squeeze, cpus=cpus, memory_mb=memory_mb)
 
     def unsqueeze(self, name: str) -> None:
-        # -1 lifts the CPU quota; memory cannot be unset on a running container, so raise it to the host's.
-        total = int(self.client.info().get("MemTotal", 0)) or 1 << 40
-        self._op(name, "unsqueezing", self.client.api.update_container, cpu_quota=-1, mem_limit=total, memswap_limit=-1)
+        m = self._m(name)
+        if m._squeezed_from is None:  # squeezed by another process (attached): lift the limits
+            m.squeeze()
+            m._squeezed_from = {"CpuQuota": 0, "CpuPeriod": 0, "Memory": 0, "MemorySwap": 0}
+        self._guard(name, "unsqueezing", m.unsqueeze)
+
+    def detach(self) -> None:
+        """Leave network and containers running after this process exits (``stack up``).
+
+        chaos.containers' context managers remove on exit, and a suspended
+        generator's ``finally`` also runs when it is garbage-collected at
+        interpreter exit; making these handles' removal a no-op is what
+        lets the stack outlive us. ``stack down`` rebuilds fresh handles.
+        """
+        noop = lambda *args, **kwargs: None  # noqa: E731
+        for m in self.managed.values():
+            m.container.remove = noop  # type: ignore[method-assign]
+        if self.network is not None:
+            self.network.network.remove = noop  # type: ignore[method-assign]
+        self._exit.pop_all()
 
     def image_ids(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -265,31 +244,36 @@ class DockerBackend(Backend):
         return out
 
     def teardown(self) -> None:
-        """Remove this run's containers and network: by id, never by name pattern."""
+        """Remove this run's containers (in parallel) and its network, by id."""
         import docker
 
-        def remove(cid: str) -> None:
-            try:
-                self.client.api.remove_container(cid, force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(remove, list(self.containers.values())))
-        # Containers that were being created when we failed carry our run label.
+            list(pool.map(lambda m: m.remove(), list(self.managed.values())))
+        self._exit.close()  # context exits: removals are no-ops now, then the network
+        # Containers caught half-created by a failure carry our run label: sweep them by id.
         for leftover in self.client.api.containers(all=True, filters={"label": f"{L.RUN}={self.run_id}"}):
-            remove(leftover["Id"])
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_container(leftover["Id"], force=True, v=True)
         for net in self.client.api.networks(filters={"label": f"{L.RUN}={self.run_id}"}):
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_network(net["Id"])
-            except docker.errors.NotFound:
-                pass
 
     def record(self) -> dict[str, Any]:
+        net = self.network
         return {
-            "labels": self.labels,
-            "network": self.network_name,
-            "containers": self.containers,
-            "ports": self.ports,
+            "owner": {"pid": self.identity.pid, "host": self.identity.host},
+            "keep": self.keep,
+            "network": {"id": net.network.id, "subnet": str(net.subnet) if net.subnet else None} if net else {},
+            "containers": {
+                name: {
+                    "id": m.id,
+                    "image": m.spec.image,
+                    "service": m.spec.service,
+                    "port": m.spec.ports[0],
+                    "host_ports": {str(k): v for k, v in m.host_ports.items()},
+                    "ip": m.ip,
+                }
+                for name, m in self.managed.items()
+            },
             "images": self.refs,
         }

@@ -95,6 +95,9 @@ class Backend(ABC):
     @abstractmethod
     def image_ids(self) -> dict[str, str]: ...
 
+    def detach(self) -> None:
+        """Let the instances outlive this process (``stack up``); default: nothing to do."""
+
     def exit_reason(self, name: str) -> str | None:
         """Why an instance is gone (for bring-up errors), None while it runs."""
         return None if self.state(name) in ("running", "paused") else "exited"
