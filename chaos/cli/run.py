@@ -1,0 +1,72 @@
+"""``roomquake run FILE...``: run experiments and print their timeline and verdict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from chaos.experiment.validate import validate_file
+from chaos.run import RunOptions, Runner
+
+
+@click.command(name="run")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
+@click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
+@click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
+@click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout (no progress display).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display, only the verdict lines.")
+def command(files: tuple[str, ...], backend: str | None, attach: str | None, seed: int | None,
+            journal_dir: str | None, as_json: bool, quiet: bool) -> None:
+    """Run experiment FILES; exit 0 passed, 1 deviated, 3 aborted, 4 errored (2: invalid file).
+
+    Every file is validated first; nothing runs if any is invalid.
+
+    \b
+    Examples:
+      roomquake run experiments/edge-loss.yaml
+      roomquake run --backend local experiments/*.yaml
+    """
+    experiments = []
+    problems = []
+    for path in files:
+        experiment, found = validate_file(path)
+        problems.extend(found)
+        experiments.append((path, experiment))
+    if problems:
+        for problem in problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"roomquake: error: {len(problems)} problem(s); nothing was run", err=True)
+        sys.exit(2)
+    results = []
+    worst = 0
+    for path, experiment in experiments:
+        assert experiment is not None
+        runner = Runner(experiment, path, RunOptions(
+            backend=backend, attach=attach, seed=seed, progress=not (as_json or quiet),
+            journal_dir=Path(journal_dir) if journal_dir else None,
+        ))
+        result = runner.run()
+        worst = max(worst, result.exit_code)
+        results.append({
+            "file": path, "run_id": result.run_id, "verdict": result.verdict.value, "reason": result.reason,
+            "exit_code": result.exit_code, "as_declared": result.as_declared, "seed": result.seed,
+            "journal": str(result.journal),
+            "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
+            "failed": [r.message for r in result.results if not r.ok],
+        })
+        if not as_json:
+            declared = ""
+            if result.as_declared is not None:
+                declared = " (known weakness, as declared)" if result.as_declared else " (NOT as declared)"
+            click.echo(f"{path}: {result.verdict.value.upper()}{declared} - {result.reason}")
+            for name, seconds in results[-1]["recovery_times"].items():
+                click.echo(f"  recovered: {name} in {seconds:.2f}s")
+            click.echo(f"  journal: {result.journal}")
+    if as_json:
+        click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    sys.exit(worst)

@@ -1,0 +1,158 @@
+"""One typed event stream for a run.
+
+Every event is a small frozen dataclass; ``EventBus.emit`` stamps it with
+monotonic time (seconds since the run started) and wall time, then hands it
+to every subscriber. The journal, the progress display and a game-day
+dashboard are all just subscribers: none of them needs code per event type
+(``Event.to_json`` serialises any of them), unlike Chaos Toolkit's registry
+that forwards each event through its own method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+Subscriber = Callable[["Event"], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    t: float = 0.0  # seconds since the run started (monotonic clock)
+    wall: float = 0.0  # Unix time
+
+    @classmethod
+    def kind(cls) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"kind": self.kind(), **dataclasses.asdict(self)}
+        data["t"] = round(self.t, 4)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    run_id: str
+    title: str
+    file: str
+    seed: int
+    backend: str
+    mode: str  # "bring_up" | "attach"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseStarted(Event):
+    phase: str  # bring_up, load, steady_state_before, method, recovery, steady_state_after, rollback, teardown
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackReady(Event):
+    backend: str
+    instances: list[str]
+    image_ids: dict[str, str]
+    proxy_url: str
+    attached: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadChanged(Event):
+    action: str  # start | surge | drain
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultInjected(Event):
+    step: str
+    fault: str
+    hit: list[str]  # instances or proxies
+    params: dict[str, Any]
+    planned_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultRolledBack(Event):
+    step: str
+    fault: str
+    hit: list[str]
+    reason: str  # "for elapsed" | "end of run"
+    ok: bool
+    error: str | None = None
+    active_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckStarted(Event):
+    check: str
+    phase: str
+    probe: str
+    expect: str
+    mode: str  # once | within | throughout
+    deadline_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult(Event):
+    check: str
+    phase: str
+    probe: str
+    expect: str
+    mode: str
+    ok: bool
+    message: str
+    observed: list[tuple[float, Any]] = field(default_factory=list)  # (t, value), latest last
+    recovery_s: float | None = None  # within: time from the anchor to the first pass
+    anchor: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbortTriggered(Event):
+    reason: str
+    condition: str | None = None
+    observed: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunError(Event):
+    phase: str
+    message: str
+    detail: str | None = None  # traceback for internal errors, never shown by default
+
+
+@dataclass(frozen=True, kw_only=True)
+class Note(Event):
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictReached(Event):
+    verdict: str
+    reason: str
+    exit_code: int
+    as_declared: bool | None = None
+
+
+class EventBus:
+    """Stamps and fans out events; thread-safe (the sampler and check workers emit too)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.start = time.monotonic() if start is None else start
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> Event:
+        stamped = dataclasses.replace(event, t=self.now(), wall=time.time())
+        with self._lock:
+            for subscriber in list(self._subscribers):
+                subscriber(stamped)
+        return stamped

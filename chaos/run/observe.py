@@ -1,0 +1,195 @@
+"""Reading probes, recording their time series, and watching windows.
+
+The sampler gives every key probe of the experiment its own thread that
+reads it every ``sample_every`` (so one slow probe, e.g. on a paused
+service, cannot slow the others below the rate), records ``(t, value)`` and
+passes the sample to the watchers: ``throughout`` windows and abort
+conditions are judged from these samples.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import TypeAdapter, ValidationError
+
+from chaos.errors import UsageError
+from chaos.experiment.expect import Expectation
+
+Value = Any
+
+
+def probe_key(ref: str | dict[str, Any], params: dict[str, Any]) -> str:
+    """A stable, readable name for a probe with its parameters (the journal's series key)."""
+    name = ref if isinstance(ref, str) else "inline:" + json.dumps(ref, sort_keys=True, separators=(",", ":"))
+    if not params:
+        return name
+    return name + "{" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + "}"
+
+
+class ProbeReader:
+    """Reads stack probes and inline probe specs; a failing read is ``None`` (and remembered)."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.errors: dict[str, str] = {}
+        self._inline: dict[str, Any] = {}
+
+    def check(self, ref: str | dict[str, Any]) -> None:
+        """Fail early, with one line, on a probe this stack cannot evaluate."""
+        if isinstance(ref, dict):
+            self._spec(ref)
+            return
+        known = getattr(getattr(self.stack, "spec", None), "probes", None)
+        if known is not None and ref not in known:
+            from chaos.experiment.validate import suggest
+
+            raise UsageError(f"unknown probe {ref!r}; {suggest(ref, known)}")
+
+    def _spec(self, ref: dict[str, Any]) -> Any:
+        key = json.dumps(ref, sort_keys=True)
+        if key not in self._inline:
+            from chaos.probes import ProbeSpec
+
+            try:
+                self._inline[key] = TypeAdapter(ProbeSpec).validate_python(ref)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "probe"
+                raise UsageError(f"inline probe {ref}: {where}: {first['msg']}") from None
+        return self._inline[key]
+
+    def read(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Value:
+        key = probe_key(ref, params)
+        try:
+            if isinstance(ref, dict):
+                value = self.stack.probe_spec(self._spec(ref), **params)
+            else:
+                value = self.stack.probe(ref, **params)
+        except UsageError:
+            raise
+        except Exception as err:  # noqa: BLE001 - an unreadable probe is a None sample, not a crash
+            self.errors[key] = f"{type(err).__name__}: {err}"
+            return None
+        self.errors.pop(key, None)
+        return value
+
+
+@dataclass
+class Series:
+    """Time series of every sampled probe: key -> [(t, value)]."""
+
+    data: dict[str, list[tuple[float, Value]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, key: str, t: float, value: Value) -> None:
+        with self.lock:
+            self.data.setdefault(key, []).append((round(t, 4), value))
+
+    def between(self, key: str, start: float, end: float) -> list[tuple[float, Value]]:
+        with self.lock:
+            return [(t, v) for t, v in self.data.get(key, []) if start <= t <= end]
+
+    def to_json(self) -> dict[str, list[list[Any]]]:
+        with self.lock:
+            return {k: [[t, v] for t, v in points] for k, points in self.data.items()}
+
+
+@dataclass
+class Watch:
+    """Judges samples of one probe: a throughout window or an abort condition."""
+
+    key: str
+    expect: Expectation
+    start: float
+    end: float
+    samples: list[tuple[float, Value]] = field(default_factory=list)
+    violations: list[tuple[float, Value]] = field(default_factory=list)
+
+    def feed(self, t: float, value: Value) -> None:
+        if self.start <= t <= self.end:
+            self.samples.append((t, value))
+            if not self.expect.holds(value):
+                self.violations.append((t, value))
+
+
+@dataclass
+class AbortWatch:
+    """Fires once the condition has held continuously for ``hold`` seconds."""
+
+    key: str
+    label: str
+    expect: Expectation
+    hold: float
+    on_fire: Callable[[str, Value], None]
+    since: float | None = None
+    fired: bool = False
+    armed: bool = True
+
+    def feed(self, t: float, value: Value) -> None:
+        if self.fired or not self.armed:
+            return
+        if self.expect.holds(value):
+            self.since = t if self.since is None else self.since
+            if t - self.since >= self.hold:
+                self.fired = True
+                self.on_fire(f"abort condition {self.label} ({self.expect}) held, observed {value!r} at t={t:.2f}s", value)
+        else:
+            self.since = None
+
+
+class Sampler:
+    """One thread per key probe; samples go to the series and to the watchers of that key."""
+
+    def __init__(self, reader: ProbeReader, now: Callable[[], float], every: float, stop: threading.Event) -> None:
+        self.reader = reader
+        self.now = now
+        self.every = every
+        self.series = Series()
+        self._probes: dict[str, tuple[str | dict[str, Any], dict[str, Any]]] = {}
+        self._watches: dict[str, list[Watch | AbortWatch]] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._halt = threading.Event()
+        self._run_stop = stop
+
+    def add_probe(self, ref: str | dict[str, Any], params: dict[str, Any]) -> str:
+        key = probe_key(ref, params)
+        self._probes.setdefault(key, (ref, params))
+        return key
+
+    def watch(self, watch: Watch | AbortWatch) -> None:
+        with self._lock:
+            self._watches.setdefault(watch.key, []).append(watch)
+
+    def start(self) -> None:
+        for key, (ref, params) in self._probes.items():
+            thread = threading.Thread(target=self._loop, args=(key, ref, params), name=f"sample {key}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, key: str, ref: str | dict[str, Any], params: dict[str, Any]) -> None:
+        next_at = self.now()
+        while not self._halt.is_set():
+            try:
+                value = self.reader.read(ref, params)
+            except Exception as err:  # noqa: BLE001 - keep sampling the other probes
+                self.reader.errors[key] = str(err)
+                value = None
+            t = self.now()
+            self.series.add(key, t, value)
+            with self._lock:
+                watches = list(self._watches.get(key, ()))
+            for watch in watches:
+                watch.feed(t, value)
+            next_at = max(next_at + self.every, self.now())
+            self._halt.wait(max(0.0, next_at - self.now()))
+
+    def stop(self) -> None:
+        self._halt.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()

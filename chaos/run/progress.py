@@ -1,0 +1,61 @@
+"""A short readable timeline on the terminal, from the same event stream as the journal."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from chaos.run import events as ev
+
+
+def line_for(event: ev.Event) -> str | None:
+    """One line per event worth showing; None for the rest."""
+    match event:
+        case ev.RunStarted():
+            return f"run {event.run_id}: {event.title} (seed {event.seed}, backend {event.backend}, {event.mode.replace('_', ' ')})"
+        case ev.PhaseStarted(phase=phase) if phase in ("steady_state_before", "method", "recovery", "steady_state_after", "rollback"):
+            return f"-- {phase.replace('_', ' ')}"
+        case ev.StackReady():
+            how = "attached to" if event.attached else "brought up"
+            return f"stack {how}: {len(event.instances)} instances ({event.backend})"
+        case ev.LoadChanged():
+            return f"load {event.action}: " + ", ".join(f"{k}={v}" for k, v in event.params.items())
+        case ev.FaultInjected():
+            return f"fault {event.fault} [{event.step}] hit {', '.join(event.hit) or 'nothing'}"
+        case ev.FaultRolledBack():
+            state = "rolled back" if event.ok else f"ROLLBACK FAILED: {event.error}"
+            return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
+        case ev.CheckResult():
+            mark = "ok  " if event.ok else "FAIL"
+            return f"{mark} {event.phase}: {event.message}"
+        case ev.AbortTriggered():
+            return f"ABORT: {event.reason}"
+        case ev.RunError():
+            return f"ERROR in {event.phase}: {event.message}"
+        case ev.Note():
+            return event.message
+        case ev.VerdictReached():
+            extra = ""
+            if event.as_declared is not None:
+                extra = " (as declared: known weakness shown)" if event.as_declared else " (NOT as declared)"
+            return f"verdict: {event.verdict.upper()}{extra} - {event.reason}"
+    return None
+
+
+class Progress:
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
+
+    def __call__(self, event: ev.Event) -> None:
+        text = line_for(event)
+        if text is not None:
+            print(f"{event.t:7.2f}s  {text}", file=self.out, flush=True)
+
+
+def summary(journal: dict[str, Any]) -> list[str]:
+    """Recovery times and failed assertions of a finished run, for the end of the output."""
+    lines = []
+    for result in journal.get("assertions", []):
+        if result.get("recovery_s") is not None and result["ok"]:
+            lines.append(f"recovered: {result['check']} after {result['recovery_s']:.2f}s (from {result['anchor']})")
+    return lines

@@ -1,0 +1,491 @@
+"""The run lifecycle.
+
+validate -> bring the stack up (or attach) -> start load -> steady state must
+hold -> method on its timeline -> recovery assertions (each polled until its
+deadline) -> steady state again -> roll back every fault -> tear down what we
+started -> journal.
+
+Rollback and teardown sit in one ``finally`` with signals deferred, so they
+run on every path: success, deviation, error, abort condition, Ctrl-C and
+SIGTERM. Every random choice comes from one RNG seeded with the recorded seed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import random
+import secrets
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chaos.errors import RoomquakeError
+from chaos.experiment import model as m
+from chaos.experiment.durations import format_duration
+from chaos.labels import RunIdentity
+from chaos.run import checks, timeline
+from chaos.run import events as ev
+from chaos.run import faults as fault_handlers
+from chaos.run.faults import ActiveFault, FaultContext
+from chaos.run.interrupt import Interrupted, SignalGuard
+from chaos.run.journal import Journal, default_dir
+from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
+from chaos.run.verdict import Verdict
+
+
+class AbortRun(Exception):
+    """An abort condition fired (raised in the main thread once it notices)."""
+
+
+class Deviation(Exception):
+    """Steady state did not hold before the method: the method is skipped."""
+
+
+# A stack opener returns a context manager yielding a RunningStack-like object.
+StackOpener = Callable[["Runner"], Any]
+
+
+@dataclass
+class RunOptions:
+    backend: str | None = None  # docker | local; None: docker when an engine answers
+    attach: str | None = None  # run id (or "latest") of a stack that is already up
+    seed: int | None = None  # overrides the experiment's seed
+    journal: Path | None = None  # default: <journal_dir>/<run id>.json
+    journal_dir: Path | None = None  # default: $ROOMQUAKE_JOURNAL_DIR or ./journals
+    progress: bool = True
+    open_stack: StackOpener | None = None  # tests: hand in a fake stack
+    make_proxy: Callable[[str], Any] | None = None  # tests: hand in a fake proxy client
+    identity: RunIdentity | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    verdict: Verdict
+    reason: str
+    exit_code: int
+    journal: Path
+    seed: int
+    as_declared: bool | None = None
+    results: list[ev.CheckResult] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(self, experiment: m.Experiment, file: str | Path, options: RunOptions | None = None) -> None:
+        self.experiment = experiment
+        self.file = Path(file)
+        self.options = options or RunOptions()
+        self.identity = self.options.identity or RunIdentity()
+        self.run_id = self.identity.run_id
+        self.seed = self._seed()
+        self.rng = random.Random(self.seed)
+        self.bus = ev.EventBus()
+        self.journal = Journal(self.options.journal or (self.options.journal_dir or default_dir()) / f"{self.run_id}.json")
+        self.bus.subscribe(self.journal)
+        self.stop = threading.Event()  # set when the run must wind down (abort, interrupt)
+        self.abort_reason: str | None = None
+        self.results: list[ev.CheckResult] = []
+        self.active: list[ActiveFault] = []
+        self.step_ends: dict[str, float] = {}
+        self.stack: Any = None
+        self.sampler: Sampler | None = None
+        self.reader: ProbeReader | None = None
+        self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
+        self._proxy: Any = None
+        self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
+        self._abort_watches: list[AbortWatch] = []
+
+    def _seed(self) -> int:
+        if self.options.seed is not None:
+            return self.options.seed
+        if self.experiment.seed is not None:
+            return self.experiment.seed
+        return secrets.randbits(32)
+
+    # ------------------------------------------------------------------ helpers
+
+    def emit(self, event: ev.Event) -> ev.Event:
+        return self.bus.emit(event)
+
+    def now(self) -> float:
+        return self.bus.now()
+
+    def sleep_until(self, t: float) -> None:
+        """Wait until run time ``t``; wake up early (and raise) if the run must stop."""
+        while True:
+            self._check_stop()
+            left = t - self.now()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.2))
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set() and self.abort_reason is not None:
+            raise AbortRun(self.abort_reason)
+
+    def _fire_abort(self, reason: str, observed: Any = None, condition: str | None = None) -> None:
+        if self.abort_reason is None:
+            self.abort_reason = reason
+            self.emit(ev.AbortTriggered(reason=reason, condition=condition, observed=observed))
+        self.stop.set()
+
+    @property
+    def proxy(self) -> Any:
+        if self._proxy is None:
+            if self.options.make_proxy is not None:
+                self._proxy = self.options.make_proxy(self.stack.proxy_url)
+            else:
+                from chaos.proxy.client import ProxyClient
+
+                self._proxy = ProxyClient(self.stack.proxy_url)
+        return self._proxy
+
+    def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """Probe parameters: the check's own ``with``, plus the load's room where the probe takes one."""
+        params = dict(given)
+        load = self.experiment.load
+        if load is not None and "room" not in params and isinstance(ref, str):
+            declared = getattr(getattr(getattr(self.stack, "spec", None), "probes", {}).get(ref), "params", {})
+            if "room" in (declared or {}):
+                params["room"] = load.room
+        return params
+
+    def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
+        assert self.reader is not None
+        return lambda: self.reader.read(ref, params)  # type: ignore[union-attr]
+
+    def _wait_all(self, futures: list[cf.Future[Any]]) -> list[Any]:
+        """Wait for worker futures in the main thread, so signals and aborts are seen promptly."""
+        pending = set(futures)
+        while pending:
+            self._check_stop()
+            _, pending = cf.wait(pending, timeout=0.1)
+        return [f.result() for f in futures]
+
+    def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
+                anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
+        recovery = None
+        if mode == "within" and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
+            recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
+        result = ev.CheckResult(
+            check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
+            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=recovery, anchor=anchor,
+        )
+        stamped = self.emit(result)
+        self.results.append(stamped)  # type: ignore[arg-type]
+        return stamped  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self) -> RunResult:
+        exp = self.experiment
+        verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
+        guard = SignalGuard(on_deferred=lambda name: self.emit(ev.Note(message=f"{name} received: still rolling back, please wait")))
+        if self.options.progress:
+            from chaos.run.progress import Progress
+
+            self.bus.subscribe(Progress())
+        self.journal.header = {
+            "run_id": self.run_id, "seed": self.seed, "file": str(self.file),
+            "experiment": exp.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "started": None,
+        }
+        self.emit(ev.RunStarted(run_id=self.run_id, title=exp.title, file=str(self.file), seed=self.seed,
+                                backend=self.backend, mode="attach" if self.options.attach else "bring_up"))
+        self.journal.header["started"] = self.journal.events[0]["wall"]
+        opened: Any = None
+        with guard:
+            try:
+                self.emit(ev.PhaseStarted(phase="bring_up"))
+                opened = self._open_stack()
+                self.stack = opened.__enter__()
+                self._stack_ready()
+                self._prepare_probes()
+                if exp.load is not None:
+                    self.emit(ev.PhaseStarted(phase="load"))
+                    self._load("start", room=exp.load.room, listeners=exp.load.listeners, ramp_s=exp.load.ramp, **exp.load.with_)
+                self.sampler.start()  # type: ignore[union-attr]
+                self._steady("steady_state_before")
+                for watch in self._abort_watches:
+                    watch.armed = True
+                self._method()
+                self._recovery()
+                for watch in self._abort_watches:
+                    watch.armed = False
+                self._check_stop()
+                self._steady("steady_state_after")
+            except Deviation as dev:
+                verdict, reason = Verdict.DEVIATED, str(dev)
+            except AbortRun as abort:
+                verdict, reason = Verdict.ABORTED, str(abort)
+            except Interrupted as sig:
+                self.stop.set()
+                verdict, reason = Verdict.ABORTED, str(sig)
+                self.emit(ev.AbortTriggered(reason=str(sig)))
+            except RoomquakeError as err:
+                self.stop.set()
+                verdict, reason = Verdict.ERRORED, err.one_line()
+                self.emit(ev.RunError(phase=self._phase(), message=err.one_line()))
+            except Exception as err:  # noqa: BLE001 - an internal error still rolls back and journals
+                self.stop.set()
+                verdict, reason = Verdict.ERRORED, f"internal error: {type(err).__name__}: {err}"
+                self.emit(ev.RunError(phase=self._phase(), message=reason, detail=traceback.format_exc()))
+            finally:
+                with guard.deferred():
+                    verdict, reason = self._wind_down(opened, verdict, reason)
+        return self._finish(verdict, reason)
+
+    def _phase(self) -> str:
+        phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
+        return phases[-1] if phases else "start"
+
+    def _open_stack(self) -> Any:
+        if self.options.open_stack is not None:
+            return self.options.open_stack(self)
+        from chaos.run.stacks import open_stack
+
+        return open_stack(self)
+
+    def _stack_ready(self) -> None:
+        stack = self.stack
+        self.backend = getattr(stack, "backend_kind", self.backend)
+        image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
+        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None))
+        self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
+                                image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
+                                attached=bool(self.options.attach)))
+
+    def _prepare_probes(self) -> None:
+        """Check every probe against the stack (before any fault) and register the key probes."""
+        exp = self.experiment
+        self.reader = ProbeReader(self.stack)
+        self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
+        plan = timeline.plan(exp.method)
+        every: list[tuple[Any, dict[str, Any]]] = [(c.probe, c.with_) for c in exp.steady_state]
+        every += [(c.probe, c.with_) for c in exp.recovery]
+        every += [(p.step.probe, p.step.with_) for p in plan if isinstance(p.step, m.CheckStep)]
+        every += [(c.probe, c.with_) for c in exp.abort_if]
+        every += [(ref, {}) for ref in exp.observe]
+        for ref, given in every:
+            self.reader.check(ref)
+            self.sampler.add_probe(ref, self._params(ref, given))
+        for i, cond in enumerate(exp.abort_if):
+            label = cond.id or f"abort_if[{i}] {cond.label()}"
+            watch = AbortWatch(
+                probe_key(cond.probe, self._params(cond.probe, cond.with_)), label, cond.expect, cond.for_,
+                on_fire=lambda reason, value, label=label: self._fire_abort(reason, value, label), armed=False,
+            )
+            self._abort_watches.append(watch)
+            self.sampler.watch(watch)
+
+    def _load(self, action: str, **params: Any) -> None:
+        self.stack.load(action, **params)
+        self.emit(ev.LoadChanged(action=action, params=params))
+
+    # ------------------------------------------------------------------ phases
+
+    def _steady(self, phase: str) -> None:
+        exp = self.experiment
+        if not exp.steady_state:
+            return
+        self.emit(ev.PhaseStarted(phase=phase))
+        anchor = self.now()
+
+        def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
+            label = check.id or f"steady_state[{i}] {check.label()}"
+            params = self._params(check.probe, check.with_)
+            outcome = checks.within(label, self._reader(check.probe, params), check.expect, self.now, anchor,
+                                    check.within if check.within is not None else exp.settle, exp.sample_every,
+                                    self.stop, phase.replace("_", " "))
+            return self._record(label, phase, check, "within", outcome, anchor, phase)
+
+        results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
+        failed = [r for r in results if not r.ok]
+        if failed and phase == "steady_state_before":
+            raise Deviation(f"steady state did not hold before the method (method skipped): {failed[0].message}")
+
+    def _method(self) -> None:
+        plan = timeline.plan(self.experiment.method)
+        if not self.experiment.method:
+            return
+        self.emit(ev.PhaseStarted(phase="method"))
+        t0 = self.now()
+        actions: list[tuple[float, int, str, timeline.Planned]] = []
+        for p in plan:
+            if p.is_fault:
+                actions.append((p.start, 1, "inject", p))
+                if p.step.for_ is not None:  # type: ignore[union-attr]
+                    actions.append((p.end, 0, "rollback", p))
+            else:
+                actions.append((p.start, 2, "check", p))
+        actions.sort(key=lambda a: (a[0], a[1]))
+        running: list[cf.Future[Any]] = []
+        by_step: dict[str, ActiveFault] = {}
+        for at, _, kind, planned in actions:
+            self.sleep_until(t0 + at)
+            if kind == "inject":
+                by_step[planned.id] = self._inject(planned, t0)
+                if planned.step.for_ is None:  # type: ignore[union-attr]
+                    self.step_ends[planned.id] = self.now()
+            elif kind == "rollback":
+                self._roll_back(by_step[planned.id], "for elapsed")
+                self.step_ends[planned.id] = self.now()
+            else:
+                running.append(self._pool.submit(self._method_check, planned, t0))
+        self._wait_all(running)
+        self.sleep_until(t0 + timeline.length(self.experiment.method))
+        self.step_ends["method"] = self.now()
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
+        step = planned.step
+        name = step.fault  # type: ignore[union-attr]
+        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
+        active = ActiveFault(planned.id, name, params)
+        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+        ctx = FaultContext(self.stack, None, self.rng, self.run_id,
+                           room=self.experiment.load.room if self.experiment.load else "launch",
+                           automation=getattr(self.stack, "automation", None))
+        if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
+            ctx.proxy = self.proxy
+        fault_handlers.inject(step, planned.id, ctx, lambda hit, undo: active.parts.append((hit, undo)))  # type: ignore[arg-type]
+        active.injected_t = self.now()
+        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params, planned_at=round(t0 + planned.start, 4)))
+        return active
+
+    def _roll_back(self, active: ActiveFault, reason: str) -> None:
+        if active.rolled_back_t is not None:
+            return
+        errors = []
+        for hit, undo in reversed(active.parts):
+            if undo is None:
+                continue
+            try:
+                undo()
+            except Exception as err:  # noqa: BLE001 - keep undoing the rest; the failure is journaled
+                errors.append(f"{hit}: {err}")
+        active.rolled_back_t = self.now()
+        started = active.injected_t if active.injected_t is not None else active.rolled_back_t
+        self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit, reason=reason,
+                                     ok=not errors, error="; ".join(errors) or None,
+                                     active_s=round(active.rolled_back_t - started, 4)))
+
+    def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
+        step: m.CheckStep = planned.step  # type: ignore[assignment]
+        label = planned.id
+        params = self._params(step.probe, step.with_)
+        if step.within is not None:
+            anchor = self.now()
+            outcome = checks.within(label, self._reader(step.probe, params), step.expect, self.now, anchor,
+                                    step.within, step.every, self.stop, f"t={anchor:.2f}s")
+            return self._record(label, "method", step, "within", outcome, anchor, label)
+        if step.throughout is not None or step.during is not None:
+            watch = Watch(probe_key(step.probe, params), step.expect, t0 + planned.start, t0 + planned.end)
+            assert self.sampler is not None
+            self.sampler.watch(watch)
+            while self.now() < watch.end and not self.stop.is_set():
+                self.stop.wait(min(0.1, max(0.0, watch.end - self.now())))
+            what = f"while {step.during} is active" if step.during else f"throughout {format_duration(step.throughout or 0)}"
+            return self._record(label, "method", step, "throughout", checks.window(label, watch, what))
+        return self._record(label, "method", step, "once", checks.once(label, self._reader(step.probe, params), step.expect, self.now))
+
+    def _recovery(self) -> None:
+        exp = self.experiment
+        if not exp.recovery:
+            return
+        self.emit(ev.PhaseStarted(phase="recovery"))
+
+        def judge(i: int, check: m.RecoveryCheck) -> ev.CheckResult:
+            label = check.id or f"recovery[{i}] {check.label()}"
+            anchor_name = check.after or "method"
+            anchor_t = self.step_ends.get(anchor_name, self.step_ends.get("method", self.now()))
+            anchor_text = f"{check.after} ending" if check.after else "method end"
+            params = self._params(check.probe, check.with_)
+            if check.within is not None:
+                outcome = checks.within(label, self._reader(check.probe, params), check.expect, self.now, anchor_t,
+                                        check.within, check.every, self.stop, anchor_text)
+                return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
+            watch = Watch(probe_key(check.probe, params), check.expect, anchor_t, anchor_t + (check.throughout or 0))
+            assert self.sampler is not None
+            self.sampler.watch(watch)
+            with self.sampler.series.lock:  # samples already taken since the anchor count too
+                earlier = [s for s in self.sampler.series.data.get(watch.key, []) if s[0] >= anchor_t]
+            for t, value in earlier:
+                watch.feed(t, value)
+            while self.now() < watch.end and not self.stop.is_set():
+                self.stop.wait(min(0.1, max(0.0, watch.end - self.now())))
+            what = f"throughout {format_duration(check.throughout or 0)} from {anchor_text}"
+            return self._record(label, "recovery", check, "throughout", checks.window(label, watch, what))
+
+        self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
+
+    # ------------------------------------------------------------------ the end, on every path
+
+    def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+        self.stop.set()  # workers and waits end now
+        if self.active:
+            self.emit(ev.PhaseStarted(phase="rollback"))
+            for active in reversed(self.active):
+                try:
+                    self._roll_back(active, "end of run")
+                except BaseException as err:  # noqa: BLE001 - every other fault still gets its rollback
+                    self.emit(ev.RunError(phase="rollback", message=f"{active.step}: {err}"))
+        if self.sampler is not None:
+            self.sampler.stop()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if opened is not None and self.stack is not None:
+            self.emit(ev.PhaseStarted(phase="teardown"))
+            try:
+                opened.__exit__(None, None, None)
+            except BaseException as err:  # noqa: BLE001
+                self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
+                if verdict is Verdict.PASSED:
+                    verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
+        failed_rollbacks = [e for e in self.journal.events if e["kind"] == "fault_rolled_back" and not e["ok"]]
+        if failed_rollbacks and verdict in (Verdict.PASSED, Verdict.DEVIATED):
+            verdict, reason = Verdict.ERRORED, f"rollback of {failed_rollbacks[0]['step']} failed: {failed_rollbacks[0]['error']}"
+        if verdict is Verdict.PASSED:
+            failed = [r for r in self.results if not r.ok]
+            if failed:
+                verdict = Verdict.DEVIATED
+                reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
+        return verdict, reason
+
+    def _declared(self, verdict: Verdict) -> bool | None:
+        weakness = self.experiment.known_weakness
+        if weakness is None:
+            return None
+        failed = {r.check for r in self.results if not r.ok}
+        return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
+
+    def _finish(self, verdict: Verdict, reason: str) -> RunResult:
+        as_declared = self._declared(verdict)
+        code = verdict.exit_code
+        if as_declared is not None and verdict in (Verdict.PASSED, Verdict.DEVIATED):
+            code = 0 if as_declared else Verdict.DEVIATED.exit_code
+            if verdict is Verdict.PASSED:
+                reason = "passed, but the declared known weakness did not show: " + reason
+        self.emit(ev.VerdictReached(verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared))
+        faults = [
+            {"step": a.step, "fault": a.fault, "hit": a.hit, "params": a.params,
+             "injected_t": a.injected_t, "rolled_back_t": a.rolled_back_t}
+            for a in self.active
+        ]
+        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
+        path = self.journal.write(
+            verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
+            ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
+            sample_every=self.experiment.sample_every,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
+            series=self.sampler.series.to_json() if self.sampler else {},
+            probe_errors=dict(self.reader.errors) if self.reader else {},
+        )
+        return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
+
+
+@contextmanager
+def nothing() -> Iterator[None]:
+    yield None
