@@ -1,0 +1,59 @@
+import math
+
+import pytest
+
+from audioroom import config
+
+BASE = {"RQ_SERVICE": "edge", "RQ_INSTANCE": "edge-2", "RQ_PORT": "8765",
+        "RQ_ROUTES": '{"state": "127.0.0.1:6379", "edge-1": "127.0.0.1:20001", "edge-10": "h:2", "edge-2": "h:3"}'}
+
+
+def test_contract_variables_and_defaults():
+    s = config.load(BASE)
+    assert (s.service, s.instance, s.bind, s.port) == ("edge", "edge-2", "127.0.0.1", 8765)
+    assert s.route("state") == ("127.0.0.1", 6379)
+    assert s.instances_of("edge") == ["edge-1", "edge-2", "edge-10"]
+    assert s.timings.heartbeat_interval == 1.0 and s.timings.supervisor_tick == 1.0
+    assert s.patience == math.inf and s.give_up == 0.0
+
+
+@pytest.mark.parametrize("raw, seconds", [("0.5", 0.5), ("500ms", 0.5), ("2s", 2.0), ("1m", 60.0), (" 100ms ", 0.1)])
+def test_durations(raw, seconds):
+    assert config.parse_duration("X", raw) == pytest.approx(seconds)
+
+
+def test_profile_variables_are_read():
+    s = config.load({**BASE, "HEARTBEAT_INTERVAL": "100ms", "HEARTBEAT_TIMEOUT": "500ms", "LEASE_TTL": "3s",
+                     "HOST_GRACE": "1s", "CROWD_PATIENCE": "20s", "CROWD_GIVE_UP": "0.25", "EDGE_CAPACITY": "7"})
+    t = s.timings
+    assert (t.heartbeat_interval, t.heartbeat_timeout, t.lease_ttl, t.host_grace) == (0.1, 0.5, 3.0, 1.0)
+    assert t.supervisor_tick == 0.1  # defaults to the heartbeat interval
+    assert (s.patience, s.give_up, s.edge_capacity) == (20.0, 0.25, 7)
+
+
+@pytest.mark.parametrize("env, names", [
+    ({"HEARTBEAT_INTERVAL": "fast"}, "HEARTBEAT_INTERVAL='fast'"),
+    ({"HEARTBEAT_INTERVAL": "1s", "HEARTBEAT_TIMEOUT": "1s"}, "HEARTBEAT_TIMEOUT"),
+    ({"RQ_ROUTES": "{nope"}, "RQ_ROUTES is not JSON"),
+    ({"RQ_ROUTES": '{"state": "no-port"}'}, "RQ_ROUTES['state']"),
+    ({"EDGE_CAPACITY": "0"}, "EDGE_CAPACITY='0': must be >= 1"),
+    ({"CROWD_GIVE_UP": "2"}, "CROWD_GIVE_UP='2'"),
+    ({"RQ_PORT": "x"}, "RQ_PORT='x'"),
+])
+def test_bad_values_are_one_line_naming_the_variable(env, names):
+    with pytest.raises(config.ConfigError) as err:
+        config.load({**BASE, **env})
+    assert names in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_route_names_known_ones():
+    with pytest.raises(config.ConfigError, match=r"no route to 'control' \(known: edge-1"):
+        config.load(BASE).route("control")
+
+
+def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("RQ_ROUTES", "[")
+    with pytest.raises(SystemExit) as exit_:
+        config.load_or_exit("control")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("audioroom.control: RQ_ROUTES is not JSON")
