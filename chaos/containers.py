@@ -385,6 +385,9 @@ def wait_ready(
         state = managed.state()
         if state in ("exited", "dead"):
             tail = managed.logs(tail=5).strip().splitlines()
+            if not tail:  # the log driver may lag the exit by a moment
+                time.sleep(0.3)
+                tail = managed.logs(tail=5).strip().splitlines()
             raise ContainerNotReady(
                 f"container {managed.name} exited before it was ready",
                 hint="last log line: " + (tail[-1] if tail else "(none)"),

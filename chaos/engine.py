@@ -79,7 +79,7 @@ def explain(exc: BaseException, environ: dict[str, str] | None = None) -> Engine
             hint="run as root, or add your user to the 'docker' group and log in again",
         )
     missing_socket = any(isinstance(c, FileNotFoundError) for c in causes)
-    if missing_socket and not _engine_installed() and "DOCKER_HOST" not in env:
+    if missing_socket and not _engine_installed() and not env.get("DOCKER_HOST"):
         return NoEngine(
             "no Docker engine is installed",
             hint="install one (Debian: apt-get install -y docker.io) or use the local backend",
@@ -101,17 +101,25 @@ def explain(exc: BaseException, environ: dict[str, str] | None = None) -> Engine
     )
 
 
-def connect(timeout: int = 60) -> docker.DockerClient:
-    """A Docker SDK client that has answered a ping, or an EngineError."""
+def connect(timeout: int = 60, environ: dict[str, str] | None = None) -> docker.DockerClient:
+    """A Docker SDK client that has answered a ping, or an EngineError.
+
+    Uses DOCKER_HOST (and DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) like the docker
+    CLI does, else the engine's default socket.
+    """
     import docker
 
+    env = dict(os.environ if environ is None else environ)
     try:
-        client = docker.from_env(timeout=timeout)
+        if env.get("DOCKER_HOST"):
+            client = docker.from_env(timeout=timeout, environment=env)
+        else:
+            client = docker.DockerClient(base_url=f"unix://{DEFAULT_SOCKET}", timeout=timeout)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise explain(exc) from exc
+        raise explain(exc, env) from exc
     except OSError as exc:  # e.g. a bad TLS setup raises before the SDK wraps it
-        raise explain(exc) from exc
+        raise explain(exc, env) from exc
     return client
 
 

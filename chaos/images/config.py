@@ -7,7 +7,7 @@ image's inputs can be computed from one object.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chaos.errors import UsageError
@@ -107,5 +107,10 @@ class ImageConfig:
 
 
 def config_from_env() -> ImageConfig:
-    root = os.environ.get("ROOMQUAKE_ROOT")
-    return ImageConfig(root=Path(root).resolve()) if root else ImageConfig()
+    """The configuration, with ROOMQUAKE_ROOT (checkout) and ROOMQUAKE_IMAGE_PREFIX applied."""
+    config = ImageConfig()
+    if os.environ.get("ROOMQUAKE_ROOT"):
+        config = replace(config, root=Path(os.environ["ROOMQUAKE_ROOT"]).resolve())
+    if os.environ.get("ROOMQUAKE_IMAGE_PREFIX"):
+        config = replace(config, prefix=os.environ["ROOMQUAKE_IMAGE_PREFIX"])
+    return config

@@ -1,0 +1,69 @@
+"""`roomquake clean`: remove the containers, networks and volumes of dead runs."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import click
+
+from chaos.clean import CleanReport, Resource, clean, describe_owner
+from chaos.engine import connect
+from chaos.errors import RoomquakeError, UsageError
+
+
+class CleanFailed(RoomquakeError):
+    exit_code = 1
+
+
+def _summary(resources: list[Resource]) -> str:
+    counts = Counter(r.kind for r in resources)
+    return ", ".join(f"{counts[kind]} {kind}{'s' if counts[kind] != 1 else ''}" for kind in ("container", "network", "volume") if counts[kind])
+
+
+@click.command("clean")
+@click.option("--all", "include_live", is_flag=True, help="Also remove resources of live runs and kept (game-day) stacks.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --all removes live runs' resources.")
+@click.option("--dry-run", "-n", is_flag=True, help="Only show what would be removed.")
+def command(include_live: bool, yes: bool, dry_run: bool) -> None:
+    """Remove everything dead runs left behind in Docker, and nothing else.
+
+    A resource is roomquake's when it carries the label io.roomquake.run; its
+    run is dead when the process that created it is gone. Live runs,
+    io.roomquake.keep=1 stacks and unlabelled resources are never touched
+    (--all removes live and kept runs' resources too).
+
+    \b
+    Examples:
+      roomquake clean             # after a run was killed
+      roomquake clean --dry-run
+      roomquake clean --all --yes
+    """
+    client = connect()
+    if include_live and not dry_run and not yes:
+        preview = clean(client, include_live=True, dry_run=True)
+        if not preview.removed:
+            click.echo("nothing to clean")
+            return
+        live = {r.run_id for r in preview.removed if r.owner_alive}
+        if live:
+            if not sys.stdin.isatty():
+                raise UsageError(f"--all would remove resources of {len(live)} live run(s): add --yes to confirm")
+            click.confirm(f"remove {_summary(preview.removed)}, including {len(live)} live run(s)?", abort=True)
+    report = clean(client, include_live=include_live, dry_run=dry_run)
+    _print(report, dry_run)
+    if report.failed:
+        raise CleanFailed(f"{len(report.failed)} resource(s) could not be removed; first: {report.failed[0][1]}")
+
+
+def _print(report: CleanReport, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    for run_id, resources in sorted(report.runs(report.removed).items()):
+        state = "live" if resources[0].owner_alive else f"dead, {describe_owner(resources[0])} gone"
+        click.echo(f"{verb} run {run_id} ({state}): {_summary(resources)}")
+    for resource, reason in report.failed:
+        click.echo(f"could not remove {resource.kind} {resource.name}: {reason}", err=True)
+    if not report.removed and not report.failed:
+        click.echo("nothing to clean")
+    if report.kept:
+        click.echo(f"kept {_summary(report.kept)} of {len(report.runs(report.kept))} live run(s)")

@@ -1,0 +1,30 @@
+"""Fixtures shared by docker-tier tests.
+
+``stack_images``: the stack's images (base + services), built once per
+session and cached by input hash across sessions, so a test session builds
+the Debian base only the first time on a machine. Nothing is ever pulled.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from chaos.images import ImageSet, ensure_images
+
+
+def _say(message: str) -> None:
+    # Straight to the terminal: a first build takes a minute and should say why.
+    print(f"[stack_images] {message}", file=sys.__stderr__, flush=True)
+
+
+@pytest.fixture(scope="session")
+def stack_images(docker_engine) -> ImageSet:
+    """Built images for the reference stack: ``stack_images.services.ref`` runs every service."""
+    started = time.monotonic()
+    images = ensure_images(docker_engine, progress=_say)
+    if images.built:
+        _say(f"built {', '.join(i.ref for i in images.built)} in {time.monotonic() - started:.1f} s")
+    return images
