@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,18 +33,14 @@ def default_backend() -> str:
 
 
 def populate(proxy_url: str, proxies: list[ProxyPlan]) -> None:
-    """Create every link proxy in one Toxiproxy ``/populate`` call (any Toxiproxy 2.x)."""
-    body = json.dumps([{"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True} for p in proxies])
-    request = urllib.request.Request(
-        f"{proxy_url}/populate", data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
+    """Create every link proxy in one Toxiproxy ``/populate`` call (ours or a real Toxiproxy)."""
+    from chaos.proxy.client import ProxyClient, ProxyClientError
+
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            reply.read()
-    except urllib.error.HTTPError as err:
-        raise StackError(f"proxy at {proxy_url} refused the link proxies: {err.code} {err.read()[:200]!r}") from None
-    except (urllib.error.URLError, OSError) as err:
-        raise StackError(f"proxy at {proxy_url} unreachable: {err}") from None
+        with ProxyClient(proxy_url) as client:
+            client.populate([{"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True} for p in proxies])
+    except ProxyClientError as err:
+        raise StackError(f"creating the link proxies: {err.one_line()}") from None
 
 
 def _make_backend(kind: str, stack: Stack, identity: RunIdentity, keep: bool) -> Any:

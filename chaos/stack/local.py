@@ -196,12 +196,20 @@ class LocalBackend(Backend):
         self._signal_group(name, signal.SIGKILL)  # leftovers of the old group, if any
         self._spawn(name)
 
+    def _wait_state(self, name: str, wanted: str, timeout: float = 2.0) -> None:
+        """Signals are delivered asynchronously; return once /proc shows their effect."""
+        deadline = time.monotonic() + timeout
+        while self.state(name) != wanted and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def pause(self, name: str) -> None:
         if not self._signal_group(name, signal.SIGSTOP):
             raise StackError(f"cannot pause {name}: it is not running")
+        self._wait_state(name, "paused")
 
     def resume(self, name: str) -> None:
-        self._signal_group(name, signal.SIGCONT)
+        if self._signal_group(name, signal.SIGCONT):
+            self._wait_state(name, "running")
 
     def disconnect(self, name: str) -> None:
         raise Unsupported(
