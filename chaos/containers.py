@@ -139,6 +139,23 @@ def run_network(
             network.remove()
 
 
+@contextmanager
+def run_volume(client: docker.DockerClient, identity: RunIdentity, *, name: str | None = None) -> Iterator[Any]:
+    """A labelled named volume for one run; removed on exit (if no container holds it)."""
+    import docker
+
+    name = name or f"rq-{identity.run_id}-data"
+    try:
+        volume = client.volumes.create(name=name, labels=identity.labels())
+    except docker.errors.DockerException as exc:
+        raise failure(exc, f"creating volume {name}") from exc
+    try:
+        yield volume
+    finally:
+        with suppress(docker.errors.DockerException):  # left behind: labelled, so `clean` gets it
+            volume.remove(force=True)
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 right now (the engine binds it when the container starts)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -279,8 +296,12 @@ class ManagedContainer:
     def remove(self) -> None:
         import docker
 
-        with suppress(docker.errors.NotFound):
-            self._call("removing", lambda: self.container.remove(force=True, v=True))
+        try:
+            self.container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass  # already gone (e.g. swept by `roomquake clean --all`)
+        except docker.errors.DockerException as exc:
+            raise failure(exc, f"removing container {self.name}") from exc
 
 
 def container_name(identity: RunIdentity, name: str) -> str:

@@ -143,8 +143,9 @@ def failure(exc: BaseException, doing: str) -> EngineError | DiskFull:
     """The one-line error for a failed engine request made while ``doing`` something."""
     if is_disk_full(exc):
         return disk_full(doing, "the Docker engine's data root")
-    response = getattr(exc, "response", None)
-    if response is not None:  # the engine answered, and said no
+    import docker
+
+    if isinstance(exc, docker.errors.APIError):  # the engine answered, and said no
         explanation = getattr(exc, "explanation", None) or str(exc)
         return EngineError(f"the Docker engine refused {doing}: {str(explanation).strip()[:300]}")
     return explain(exc)
