@@ -272,6 +272,9 @@ class StaffReductionFault(FaultBase):
     fault: Literal["staff_reduction"]
     group: Name = Field("supervisor", description="the service that plays the automation")
     mode: Literal["remove", "lag", "pause"] = "remove"
+    removal: Literal["kill", "stop"] = Field(
+        "kill", description="remove: kill (gone without handing over its work) or stop (a clean scale-down)"
+    )
     fraction: Fraction | None = Field(None, description="remove/pause: share of replicas (rounded, at least 1)")
     count: int | None = Field(None, ge=1, description="remove/pause: this many replicas")
     latency: Duration | None = Field(None, description="lag: latency added on the group's links")
@@ -419,6 +422,9 @@ class Experiment(Strict):
     stack: str = Field("audio-room", description="a stack name or a path to a stack file")
     profile: str | None = Field(None, description="timing profile of the stack file (e.g. ci)")
     scale: dict[Name, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    env: dict[Name, dict[str, Union[str, int, float, bool]]] = Field(
+        default_factory=dict, description="per-service environment overrides, e.g. {edge: {EDGE_CAPACITY: 100}}"
+    )
     seed: int | None = Field(None, description="seed of every random choice (default: drawn and recorded)")
     load: Load | None = None
     settle: Duration = Field(30.0, description="how long steady state may take to hold")

@@ -11,6 +11,8 @@ parts of the file (ids used by ``after``, ``during``, ``known_weakness``).
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +192,20 @@ def _steps(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
                 yield ("method", i, "parallel", j), sub
 
 
+HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
+
+
+def _checks(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
+    for path, step in _steps(data):
+        if "probe" in step:
+            yield path, step
+    for section in ("steady_state", "recovery", "abort_if"):
+        items = data.get(section)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, dict):
+                yield (section, i), item
+
+
 def _cross_problems(doc: Document) -> list[Problem]:
     data = doc.data
     if not isinstance(data, dict):
@@ -237,6 +253,11 @@ def _cross_problems(doc: Document) -> list[Problem]:
         after = item.get("after") if isinstance(item, dict) else None
         if isinstance(after, str) and after not in every_step:
             at(("recovery", i, "after"), f"no method step with id '{after}'; {suggest(after, every_step) if every_step else 'give the step an id'}")
+    for path, item in _checks(data):
+        for ref in HIT_REF.findall(json.dumps(item.get("expect"))):
+            if ref not in fault_ids:
+                known = suggest(ref, fault_ids) if fault_ids else "give the fault an id"
+                at((*path, "expect"), f"{{{ref}.hit}} names no fault step; {known}")
     weakness = data.get("known_weakness")
     deviates = weakness.get("deviates") if isinstance(weakness, dict) else None
     for i, ident in enumerate(deviates if isinstance(deviates, list) else []):

@@ -51,7 +51,7 @@ def once(label: str, read: Reader, expect: Expectation, now: Callable[[], float]
     value = read()
     t = now()
     if expect.holds(value):
-        return Outcome(True, f"{label}: {_fmt(value)} {expect} at t={t:.2f}s", [(t, value)], t)
+        return Outcome(True, f"{label}: observed {_fmt(value)}, expected {expect}, at t={t:.2f}s", [(t, value)], t)
     return Outcome(False, f"{label}: expected {expect}; observed {_fmt(value)} at t={t:.2f}s", [(t, value)])
 
 
@@ -80,7 +80,7 @@ def within(
     if ok:
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
-        return Outcome(True, f"{label}: {_fmt(value)} {expect} after {took:.2f}s ({when})", observed, t)
+        return Outcome(True, f"{label}: observed {_fmt(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
     if stop.is_set() and now() < end_t:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)
     return Outcome(

@@ -24,6 +24,8 @@ def line_for(event: ev.Event) -> str | None:
             return f"fault {event.fault} [{event.step}] hit {', '.join(event.hit) or 'nothing'}"
         case ev.FaultRolledBack():
             state = "rolled back" if event.ok else f"ROLLBACK FAILED: {event.error}"
+            if event.reason == "nothing to undo":
+                return f"fault {event.fault} [{event.step}] done (nothing to undo, {event.active_s:.2f}s)"
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
         case ev.CheckResult():
             mark = "ok  " if event.ok else "FAIL"

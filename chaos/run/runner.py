@@ -13,6 +13,8 @@ SIGTERM. Every random choice comes from one RNG seeded with the recorded seed.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
+import re
 import random
 import secrets
 import threading
@@ -35,6 +37,9 @@ from chaos.run.interrupt import Interrupted, SignalGuard
 from chaos.run.journal import Journal, default_dir
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
 from chaos.run.verdict import Verdict
+
+
+HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
 
 
 class AbortRun(Exception):
@@ -154,6 +159,20 @@ class Runner:
                 params["room"] = load.room
         return params
 
+    def _expect(self, expect: Any) -> Any:
+        """Fill ``{step-id.hit}`` in an expectation with what that step hit (e.g. ``!= {kill-edge.hit}``)."""
+        if not any(isinstance(v, str) and ".hit}" in v for v in expect.values):
+            return expect
+        hits = {a.step: a.hit for a in self.active}
+
+        def fill(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            return HIT_REF.sub(lambda mt: ",".join(hits.get(mt.group(1), [])) or mt.group(0), value)
+
+        values = tuple(fill(v) for v in expect.values)
+        return dataclasses.replace(expect, values=values, text=fill(expect.text))
+
     def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
         assert self.reader is not None
         return lambda: self.reader.read(ref, params)  # type: ignore[union-attr]
@@ -169,7 +188,7 @@ class Runner:
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
         recovery = None
-        if mode == "within" and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
+        if mode == "within" and phase in ("method", "recovery") and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
             recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
@@ -298,7 +317,7 @@ class Runner:
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
             label = check.id or f"steady_state[{i}] {check.label()}"
             params = self._params(check.probe, check.with_)
-            outcome = checks.within(label, self._reader(check.probe, params), check.expect, self.now, anchor,
+            outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor,
                                     check.within if check.within is not None else exp.settle, exp.sample_every,
                                     self.stop, phase.replace("_", " "))
             return self._record(label, phase, check, "within", outcome, anchor, phase)
@@ -360,6 +379,8 @@ class Runner:
         if active.rolled_back_t is not None:
             return
         errors = []
+        if active.parts and all(undo is None for _, undo in active.parts):
+            reason = "nothing to undo"
         for hit, undo in reversed(active.parts):
             if undo is None:
                 continue
@@ -379,18 +400,18 @@ class Runner:
         params = self._params(step.probe, step.with_)
         if step.within is not None:
             anchor = self.now()
-            outcome = checks.within(label, self._reader(step.probe, params), step.expect, self.now, anchor,
+            outcome = checks.within(label, self._reader(step.probe, params), self._expect(step.expect), self.now, anchor,
                                     step.within, step.every, self.stop, f"t={anchor:.2f}s")
             return self._record(label, "method", step, "within", outcome, anchor, label)
         if step.throughout is not None or step.during is not None:
-            watch = Watch(probe_key(step.probe, params), step.expect, t0 + planned.start, t0 + planned.end)
+            watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
             assert self.sampler is not None
             self.sampler.watch(watch)
             while self.now() < watch.end and not self.stop.is_set():
                 self.stop.wait(min(0.1, max(0.0, watch.end - self.now())))
             what = f"while {step.during} is active" if step.during else f"throughout {format_duration(step.throughout or 0)}"
             return self._record(label, "method", step, "throughout", checks.window(label, watch, what))
-        return self._record(label, "method", step, "once", checks.once(label, self._reader(step.probe, params), step.expect, self.now))
+        return self._record(label, "method", step, "once", checks.once(label, self._reader(step.probe, params), self._expect(step.expect), self.now))
 
     def _recovery(self) -> None:
         exp = self.experiment
@@ -405,10 +426,10 @@ class Runner:
             anchor_text = f"{check.after} ending" if check.after else "method end"
             params = self._params(check.probe, check.with_)
             if check.within is not None:
-                outcome = checks.within(label, self._reader(check.probe, params), check.expect, self.now, anchor_t,
+                outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor_t,
                                         check.within, check.every, self.stop, anchor_text)
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
-            watch = Watch(probe_key(check.probe, params), check.expect, anchor_t, anchor_t + (check.throughout or 0))
+            watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
             self.sampler.watch(watch)
             with self.sampler.series.lock:  # samples already taken since the anchor count too

@@ -61,7 +61,8 @@ def _brought_up(runner: Runner) -> Iterator[Any]:
         backend = default_backend()
     if backend == "docker":
         _sweep_leftovers()
-    stack = start_stack(path, backend=backend, scale=exp.scale, profile=exp.profile, identity=runner.identity)
+    stack = start_stack(path, backend=backend, scale=exp.scale, profile=exp.profile, env=exp.env or None,
+                        identity=runner.identity)
     try:
         yield stack
     finally:

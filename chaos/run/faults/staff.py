@@ -34,7 +34,7 @@ def inject(step: m.StaffReductionFault, step_id: str, ctx: FaultContext, done: R
     chosen = sorted(ctx.rng.sample(members, how_many(step, len(members))))
     for name in chosen:
         if step.mode == "remove":
-            ctx.stack.stop(name)
+            (ctx.stack.kill if step.removal == "kill" else ctx.stack.stop)(name)
             done(name, lambda name=name: _bring_back(ctx, name))
         else:
             ctx.stack.pause(name)
