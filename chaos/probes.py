@@ -149,8 +149,8 @@ def dig(doc: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if isinstance(doc, dict) and part in doc:
             doc = doc[part]
-        elif isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
-            doc = doc[int(part)]
+        elif isinstance(doc, list) and part.lstrip("-").isdigit() and -len(doc) <= int(part) < len(doc):
+            doc = doc[int(part)]  # negative: from the end (-1 = the latest entry)
         else:
             return None
     return doc
