@@ -33,6 +33,8 @@ from chaos.run import checks, timeline
 from chaos.run import events as ev
 from chaos.run import faults as fault_handlers
 from chaos.run.faults import ActiveFault, FaultContext
+from chaos.run.faults.base import perform
+from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.interrupt import Interrupted, SignalGuard
 from chaos.run.journal import Journal, default_dir
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
@@ -65,6 +67,7 @@ class RunOptions:
     open_stack: StackOpener | None = None  # tests: hand in a fake stack
     make_proxy: Callable[[str], Any] | None = None  # tests: hand in a fake proxy client
     identity: RunIdentity | None = None
+    ledger_dir: Path | None = None  # default: the stack registry's folder (tests with fakes: none unless given)
 
 
 @dataclass
@@ -103,6 +106,7 @@ class Runner:
         self._proxy: Any = None
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
+        self.ledger: Ledger | None = None
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -263,6 +267,10 @@ class Runner:
         return phases[-1] if phases else "start"
 
     def _open_stack(self) -> Any:
+        if self.options.ledger_dir is not None or self.options.open_stack is None:
+            for line in sweep_dead_runs(self.options.ledger_dir):
+                self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
+            self.ledger = Ledger(self.identity, self.options.ledger_dir)
         if self.options.open_stack is not None:
             return self.options.open_stack(self)
         from chaos.run.stacks import open_stack
@@ -274,6 +282,9 @@ class Runner:
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
         self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None))
+        if self.ledger is not None:
+            self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
+                              str(getattr(stack, "proxy_url", "")))
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
                                 image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
                                 attached=bool(self.options.attach)))
@@ -370,7 +381,12 @@ class Runner:
                            automation=getattr(self.stack, "automation", None))
         if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
             ctx.proxy = self.proxy
-        fault_handlers.inject(step, planned.id, ctx, lambda hit, undo: active.parts.append((hit, undo)))  # type: ignore[arg-type]
+        def done(hit: str, undo: tuple[str, ...] | None) -> None:
+            active.parts.append((hit, undo))
+            if undo is not None and self.ledger is not None:
+                self.ledger.add(undo)
+
+        fault_handlers.inject(step, planned.id, ctx, done)
         active.injected_t = self.now()
         self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params, planned_at=round(t0 + planned.start, 4)))
         return active
@@ -385,7 +401,9 @@ class Runner:
             if undo is None:
                 continue
             try:
-                undo()
+                perform(undo, self.stack, self.proxy if undo[0] == "proxy" else None)
+                if self.ledger is not None:
+                    self.ledger.done(undo)
             except Exception as err:  # noqa: BLE001 - keep undoing the rest; the failure is journaled
                 errors.append(f"{hit}: {err}")
         active.rolled_back_t = self.now()
@@ -465,6 +483,10 @@ class Runner:
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
                 if verdict is Verdict.PASSED:
                     verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
+        if self.ledger is not None and not any(
+            e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
+        ):
+            self.ledger.close()  # everything undone: nothing for a later sweep
         failed_rollbacks = [e for e in self.journal.events if e["kind"] == "fault_rolled_back" and not e["ok"]]
         if failed_rollbacks and verdict in (Verdict.PASSED, Verdict.DEVIATED):
             verdict, reason = Verdict.ERRORED, f"rollback of {failed_rollbacks[0]['step']} failed: {failed_rollbacks[0]['error']}"

@@ -10,9 +10,28 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-Undo = Callable[[], None]
+# What undoes one part of a fault, as data: ("stack", "resume", "supervisor-2"),
+# ("proxy", "remove_toxic", "edge->state-1", "rq...."). Being data, it can be
+# written to the run's ledger and replayed by a later process after a SIGKILL.
+Undo = tuple[str, ...]
+
+
+def perform(undo: Undo, stack: Any, proxy: Any) -> None:
+    target, op, *args = undo
+    if target == "stack" and op == "start_if_down":
+        states = {i.name: i.state for i in stack.instances()}
+        if states.get(args[0]) != "running":
+            stack.start(args[0])
+    elif target == "stack":
+        getattr(stack, op)(*args)
+    elif target == "proxy" and op == "set_enabled":
+        proxy.set_enabled(args[0], args[1] == "true")
+    elif target == "proxy":
+        getattr(proxy, op)(*args)
+    else:
+        raise ValueError(f"unknown undo {undo!r}")
 
 
 class Registrar(Protocol):

@@ -43,7 +43,7 @@ def add_toxics(
                 proxy, kind, stream=stream, toxicity=toxicity, attributes=attrs,
                 name=toxic_name(ctx.run_id, step_id, stream),
             )
-            done(f"{proxy}/{stream}", lambda proxy=proxy, name=name: ctx.proxy.remove_toxic(proxy, name))
+            done(f"{proxy}/{stream}", ("proxy", "remove_toxic", proxy, name))
 
 
 def inject(step: m.LinkFault, step_id: str, ctx: FaultContext, done: Registrar) -> None:
@@ -51,7 +51,7 @@ def inject(step: m.LinkFault, step_id: str, ctx: FaultContext, done: Registrar) 
     if isinstance(step, m.DownFault):
         for proxy in proxies:
             ctx.proxy.set_enabled(proxy, False)
-            done(proxy, lambda proxy=proxy: ctx.proxy.set_enabled(proxy, True))
+            done(proxy, ("proxy", "set_enabled", proxy, "true"))
         return
     kind, attrs = toxic_of(step)
     streams = ["upstream", "downstream"] if step.direction == "both" else [step.direction]

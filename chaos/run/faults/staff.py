@@ -8,7 +8,6 @@ from chaos.errors import UsageError
 from chaos.experiment import model as m
 from chaos.run.faults.base import FaultContext, Registrar
 from chaos.run.faults.network import add_toxics
-from chaos.run.faults.server import _bring_back
 
 
 def how_many(step: m.StaffReductionFault, replicas: int) -> int:
@@ -35,7 +34,7 @@ def inject(step: m.StaffReductionFault, step_id: str, ctx: FaultContext, done: R
     for name in chosen:
         if step.mode == "remove":
             (ctx.stack.kill if step.removal == "kill" else ctx.stack.stop)(name)
-            done(name, lambda name=name: _bring_back(ctx, name))
+            done(name, ("stack", "start_if_down", name))
         else:
             ctx.stack.pause(name)
-            done(name, lambda name=name: ctx.stack.resume(name))
+            done(name, ("stack", "resume", name))

@@ -1,0 +1,109 @@
+"""The run's ledger: what a runner has injected and not yet undone, on disk.
+
+Rollback in ``finally`` covers every exit a process can observe; SIGKILL is
+the one it cannot. So the runner writes each undo to a small JSON file as
+soon as a fault part is in place and drops it once undone. The next run (or
+``sweep_dead_runs`` from ``roomquake clean``) finds ledgers whose owner
+process is dead and finishes their work: replays the undos on an attached
+stack (toxics removed, paused instances resumed), or takes down a stack the
+dead run had brought up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from chaos.labels import RunIdentity, owner_alive
+
+PREFIX = "runner-"
+
+
+def ledger_dir() -> Path:
+    from chaos.stack.registry import state_dir
+
+    return state_dir()
+
+
+class Ledger:
+    def __init__(self, identity: RunIdentity, folder: Path | None = None) -> None:
+        self.identity = identity
+        self.path = (folder or ledger_dir()) / f"{PREFIX}{identity.run_id}.json"
+        self.record: dict[str, Any] = {"run_id": identity.run_id, "labels": identity.labels(), "undo": []}
+        self._lock = threading.Lock()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.record), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def stack(self, stack_run_id: str, backend: str, attached: bool, proxy_url: str) -> None:
+        with self._lock:
+            self.record.update(stack_run_id=stack_run_id, backend=backend, attached=attached, proxy_url=proxy_url)
+            self._write()
+
+    def add(self, undo: tuple[str, ...]) -> None:
+        with self._lock:
+            self.record["undo"].append(list(undo))
+            self._write()
+
+    def done(self, undo: tuple[str, ...]) -> None:
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                self.record["undo"].remove(list(undo))
+            self._write()
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _finish(record: dict[str, Any]) -> str:
+    """Undo or tear down what a dead runner left; returns a line saying what was done."""
+    from chaos.run.faults.base import perform
+
+    run_id = record.get("run_id", "?")
+    stack_run = record.get("stack_run_id")
+    if not stack_run:
+        return f"{run_id}: no stack recorded (died during bring-up); roomquake clean removes labelled containers"
+    if not record.get("attached"):
+        from chaos.stack import down
+
+        try:
+            down(stack_run)
+        except Exception as err:  # noqa: BLE001 - already gone is fine
+            return f"{run_id}: stack {stack_run} already gone ({err})"
+        return f"{run_id}: took down stack {stack_run} it had brought up"
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.bringup import attach_record
+
+    stack = attach_record(stack_run)
+    proxy = ProxyClient(record["proxy_url"], attempts=1, retry_for=1.0)
+    undone, failed = 0, 0
+    for undo in reversed(record.get("undo", [])):
+        try:
+            perform(tuple(undo), stack, proxy)
+            undone += 1
+        except Exception:  # noqa: BLE001 - best effort: the rest still gets undone
+            failed += 1
+    return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {failed} failed" if failed else "")
+
+
+def sweep_dead_runs(folder: Path | None = None) -> list[str]:
+    """Finish the work of every runner that died without rolling back; never touches live runs."""
+    done = []
+    for path in sorted((folder or ledger_dir()).glob(f"{PREFIX}*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if owner_alive(record.get("labels", {})):
+            continue
+        try:
+            done.append(_finish(record))
+        except Exception as err:  # noqa: BLE001 - one bad ledger must not block the others
+            done.append(f"{record.get('run_id', path.name)}: could not finish: {err}")
+        path.unlink(missing_ok=True)
+    return done
