@@ -19,6 +19,7 @@ def command() -> None:
     Examples:
       roomquake images build      # build what changed, or say it is up to date
       roomquake images list
+      roomquake images prune      # drop tags of older inputs
     """
 
 
@@ -58,3 +59,25 @@ def list_() -> None:
     click.echo(f"{'IMAGE':<{width}}  {'KIND':<9} {'ID':<12} {'SIZE':>8}  CREATED")
     for info in found:
         click.echo(f"{info.ref:<{width}}  {info.kind:<9} {info.id:<12} {info.size_mb:>6.0f}MB  {info.created}")
+
+
+@command.command("prune")
+@click.option("--grace", default=60.0, show_default=True, help="Keep images younger than this many minutes.")
+@click.option("--dry-run", "-n", is_flag=True, help="Only show what would be removed.")
+def prune(grace: float, dry_run: bool) -> None:
+    """Remove roomquake image tags that no longer match the checkout.
+
+    Keeps the current base and services images, images any container uses,
+    and images younger than --grace minutes (another process may be about to
+    run them).
+    """
+    from chaos.images.prune import prune_images
+
+    result = prune_images(connect(), config_from_env(), grace_s=grace * 60, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for ref in result.removed:
+        click.echo(f"{verb} {ref}")
+    click.echo(
+        f"{verb} {len(result.removed)}; kept {len(result.kept_current)} current, "
+        f"{len(result.kept_in_use)} in use, {len(result.kept_recent)} recent"
+    )

@@ -152,3 +152,21 @@ def test_two_processes_at_once_build_once(test_config: ImageConfig) -> None:
     assert all(proc.returncode == 0 for proc in procs)
     assert results[0]["ref"] == results[1]["ref"]
     assert sorted(r["built"] for r in results) == [False, True]
+
+
+def test_prune_drops_stale_tags_but_not_current_or_used_ones(docker_engine, test_config: ImageConfig) -> None:
+    from chaos.images.prune import prune_images
+
+    old = ensure_images(docker_engine, test_config).services.ref
+    holder = docker_engine.containers.create(old, ["true"], labels=RunIdentity().labels())
+    try:
+        (test_config.root / "docker/audioroom/__init__.py").write_text('"""newer"""\n', encoding="utf-8")
+        new = ensure_images(docker_engine, test_config).services.ref
+        held = prune_images(docker_engine, test_config, grace_s=0)
+        assert old in held.kept_in_use and new in held.kept_current and held.removed == []
+        assert prune_images(docker_engine, test_config, grace_s=3600).kept_recent == []  # old is in use, not "recent"
+    finally:
+        holder.remove(force=True)
+    swept = prune_images(docker_engine, test_config, grace_s=0)
+    assert swept.removed == [old] and new in swept.kept_current
+    assert {t for i in docker_engine.images.list(name=f"{PREFIX}/services") for t in i.tags} == {new}
