@@ -170,3 +170,16 @@ def test_prune_drops_stale_tags_but_not_current_or_used_ones(docker_engine, test
     swept = prune_images(docker_engine, test_config, grace_s=0)
     assert swept.removed == [old] and new in swept.kept_current
     assert {t for i in docker_engine.images.list(name=f"{PREFIX}/services") for t in i.tags} == {new}
+
+
+def test_cli_without_mmdebstrap_says_so_in_one_line(docker_engine, tmp_path: Path) -> None:
+    # A prefix with no base image yet forces the Debian build, which needs mmdebstrap.
+    env = {**os.environ, "PATH": str(tmp_path), "ROOMQUAKE_IMAGE_PREFIX": f"{PREFIX}-nomm"}
+    env.pop("ROOMQUAKE_BASE_IMAGE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "chaos", "images", "build"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("roomquake: error: mmdebstrap is not installed")
+    assert "Traceback" not in result.stderr
+    assert docker_engine.images.list(name=f"{PREFIX}-nomm/base") == []
