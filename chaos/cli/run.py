@@ -20,8 +20,9 @@ from chaos.run import RunOptions, Runner
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout (no progress display).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display, only the verdict lines.")
+@click.option("--report", is_flag=True, help="Also write each run's HTML report beside its journal (samples the key probes for its chart).")
 def command(files: tuple[str, ...], backend: str | None, attach: str | None, seed: int | None,
-            journal_dir: str | None, as_json: bool, quiet: bool) -> None:
+            journal_dir: str | None, as_json: bool, quiet: bool, report: bool) -> None:
     """Run experiment FILES; exit 0 passed, 1 deviated, 3 aborted, 4 errored (2: invalid file).
 
     Every file is validated first; nothing runs if any is invalid.
@@ -30,6 +31,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     Examples:
       roomquake run experiments/edge-loss.yaml
       roomquake run --backend local experiments/*.yaml
+      roomquake run --report experiments/edge-loss.yaml
     """
     experiments = []
     problems = []
@@ -46,6 +48,10 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     worst = 0
     for path, experiment in experiments:
         assert experiment is not None
+        if report:
+            from chaos.report.keyprobes import with_key_probes
+
+            experiment = with_key_probes(experiment, path)
         runner = Runner(experiment, path, RunOptions(
             backend=backend, attach=attach, seed=seed, progress=not (as_json or quiet),
             journal_dir=Path(journal_dir) if journal_dir else None,
@@ -59,6 +65,10 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
             "failed": [r.message for r in result.results if not r.ok],
         })
+        if report:
+            from chaos.report import write_report
+
+            results[-1]["report"] = str(write_report(result.journal))
         if not as_json:
             declared = ""
             if result.as_declared is not None:
@@ -67,6 +77,8 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             for name, seconds in results[-1]["recovery_times"].items():
                 click.echo(f"  recovered: {name} in {seconds:.2f}s")
             click.echo(f"  journal: {result.journal}")
+            if report:
+                click.echo(f"  report: {results[-1]['report']}")
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
     sys.exit(worst)
