@@ -102,6 +102,7 @@ class UpstreamSide(Side):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.pause_reason(4, True)  # until both links exist
 
 
 class Connection:
@@ -148,13 +149,17 @@ class Connection:
             up.add(spec)
         for spec in proxy.toxics["downstream"]:
             down.add(spec)
-        early, self.client.early = self.client.early, None
-        for data in early or ():
-            if data is None:
-                self.client.eof_received()
-            else:
-                self.client.data_received(data)
-        self.client.pause_reason(4, False)
+        for side in (self.client, upstream):
+            # bytes the loop read before the links existed go first
+            early, side.early = side.early, None
+            for data in early or ():
+                if data is None:
+                    side.eof_received()
+                else:
+                    side.data_received(data)
+        if not self.closed:
+            self.client.pause_reason(4, False)
+            upstream.pause_reason(4, False)
 
     def end(self, link: Link, kind: str) -> None:
         """The end of ``link``'s stream reached its destination."""
