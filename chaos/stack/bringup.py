@@ -1,4 +1,4 @@
-"""Bring a stack up (tier by tier, healthy before returning), attach to one, take it down."""
+"""Bring a stack up (proxy first, then all at once, healthy before returning), attach to one, take it down."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def start_stack(
     keep: bool = False,
     identity: RunIdentity | None = None,
 ) -> RunningStack:
-    """Start every instance, tier by tier, each healthy before the next; record the run.
+    """Start every instance (the proxy first), wait until all are healthy; record the run.
 
     Everything is validated and planned before the first instance starts; on
     any failure what was started is torn down again and the error raised.
@@ -96,18 +96,23 @@ def start_stack(
     impl.prepare(plan)
     proxy_name = f"{spec.proxy.service}-1"
     try:
-        for tier in plan.tiers:
-            members = [i for i in plan.instances if i.service in tier]
-            if len(members) > 1 and kind == "docker":
-                with ThreadPoolExecutor(max_workers=8) as pool:
-                    list(pool.map(impl.launch, members))
-            else:
-                for inst in members:
-                    impl.launch(inst)
-            _wait_healthy(stack, impl, members)
-            if spec.proxy.service in tier:
-                host, port = impl.address(proxy_name)
-                populate(f"http://{host}:{port}", plan.proxies)
+        # The proxy first (every link goes through it), its link proxies, then
+        # everything else at once: services retry their upstreams, so start
+        # order only matters for the proxy, and parallel starts halve bring-up.
+        proxy_tier = [i for i in plan.instances if i.service == spec.proxy.service]
+        rest = [i for i in plan.instances if i.service != spec.proxy.service]
+        for inst in proxy_tier:
+            impl.launch(inst)
+        _wait_healthy(stack, impl, proxy_tier)
+        host, port = impl.address(proxy_name)
+        populate(f"http://{host}:{port}", plan.proxies)
+        if kind == "docker":
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(impl.launch, rest))
+        else:
+            for inst in rest:
+                impl.launch(inst)
+        _wait_healthy(stack, impl, rest)
         host, port = impl.address(proxy_name)
         running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}")
         registry.save(

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from chaos.stack.spec import HealthSpec
 
@@ -41,18 +42,28 @@ def wait_all(
     pending = {name: (health, where) for name, health, where in targets}
     start = time.monotonic()
     took: dict[str, float] = {}
-    while pending:
-        for name in list(pending):
-            health, where = pending[name]
-            dead = alive(name)
-            if dead:
-                raise TimeoutError(f"{name} exited before it became healthy: {dead}")
-            host, port = where()
-            if check(health, host, port, timeout=min(1.0, health.timeout_s)):
-                took[name] = time.monotonic() - start
-                del pending[name]
-            elif time.monotonic() - start > health.timeout_s:
-                raise TimeoutError(f"{name} not healthy after {health.timeout_s:g}s ({health.kind} {host}:{port})")
-        if pending:
-            time.sleep(interval)
+
+    def attempt(name: str) -> tuple[str, bool, str]:
+        health, where = pending[name]
+        dead = alive(name)
+        if dead:
+            return name, False, dead
+        host, port = where()
+        return name, check(health, host, port, timeout=min(1.0, health.timeout_s)), ""
+
+    # Checks run side by side: one slow instance must not delay noticing the others.
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(pending)))) as pool:
+        while pending:
+            for name, ok, dead in pool.map(attempt, list(pending)):
+                if dead:
+                    raise TimeoutError(f"{name} exited before it became healthy: {dead}")
+                health, where = pending[name]
+                if ok:
+                    took[name] = time.monotonic() - start
+                    del pending[name]
+                elif time.monotonic() - start > health.timeout_s:
+                    host, port = where()
+                    raise TimeoutError(f"{name} not healthy after {health.timeout_s:g}s ({health.kind} {host}:{port})")
+            if pending:
+                time.sleep(interval)
     return took
