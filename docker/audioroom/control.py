@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from . import config, runtime, web as webutil
-from .state import State, connect
+from .state import Assignment, State, connect
 
 JOINS = Counter("control_joins_total", "Join requests by result", ["result"])
 CREATES = Counter("control_rooms_created_total", "Room creations by result", ["result"])
@@ -48,6 +49,7 @@ class Control:
     def __init__(self, settings: config.Settings, state: State) -> None:
         self.settings = settings
         self.state = state
+        self._joins: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     async def create(self, request: web.Request) -> web.Response:
         try:
@@ -60,6 +62,7 @@ class Control:
             if edge is None:
                 CREATES.labels("no_edge").inc()
                 return webutil.error(503, "no live edge to host the room")
+            self._joins.pop(room, None)
             if not await self.state.create_room(room, edge, host, backups):
                 CREATES.labels("exists").inc()
                 return webutil.error(409, f"room {room!r} already exists and has not ended")
@@ -88,10 +91,25 @@ class Control:
             return unreachable(err)
         return web.json_response([r.public() for r in rooms if host is None or r.host == host])
 
+    async def assignment(self, name: str) -> Assignment | None:
+        """Coalesced: concurrent joins of one room share one lookup; an answer is reused for
+        half a heartbeat interval, so a surge costs Redis a few calls a second. Failures and
+        unknown rooms are not reused."""
+        now = time.monotonic()
+        cached = self._joins.get(name)
+        stale = cached is None or cached[0] <= now
+        if not stale and cached[1].done():
+            stale = cached[1].exception() is not None or cached[1].result() is None
+        if stale:
+            future = asyncio.ensure_future(self.state.room_assignment(name))
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, even if unawaited
+            cached = self._joins[name] = (now + self.settings.timings.heartbeat_interval / 2, future)
+        return await asyncio.shield(cached[1])
+
     async def join(self, request: web.Request) -> web.Response:
         name = request.match_info["room"]
         try:
-            found = await self.state.room_assignment(name)
+            found = await self.assignment(name)
         except RedisError as err:
             JOINS.labels("state_unreachable").inc()
             return unreachable(err)

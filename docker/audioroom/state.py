@@ -27,6 +27,7 @@ from .shards import shard_of
 ROOMS = "rq:rooms"
 EDGE_BEATS = "rq:hb:edges"
 SUPERVISOR_BEATS = "rq:hb:supervisors"
+POOL_SIZE = 32
 
 
 def room_key(room: str) -> str:
@@ -57,7 +58,9 @@ def connect(settings: Settings, timeout_s: float | None = None) -> aioredis.Redi
     """
     host, port = settings.route("state")
     timeout = settings.timings.state_timeout if timeout_s is None else timeout_s
-    return aioredis.Redis(
+    # A bounded pool: a join surge queues for a connection (at most ``timeout``)
+    # instead of opening thousands of connections to Redis.
+    pool = aioredis.BlockingConnectionPool(
         host=host,
         port=port,
         decode_responses=True,
@@ -67,7 +70,10 @@ def connect(settings: Settings, timeout_s: float | None = None) -> aioredis.Redi
         # Redis; more would turn "fail fast" into "hang".
         retry=Retry(NoBackoff(), 1),
         health_check_interval=0,
+        max_connections=POOL_SIZE,
+        timeout=timeout,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 @dataclass(frozen=True)

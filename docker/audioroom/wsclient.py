@@ -51,6 +51,8 @@ class ListenerProtocol(asyncio.Protocol):
         self.on_message = on_message
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
+        # A listener that timed out stops awaiting ``opened``; don't log its late failure.
+        self.opened.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.closed: asyncio.Future[tuple[int, str]] = loop.create_future()
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()

@@ -31,7 +31,7 @@ DOCKER_DIR = ROOT / "docker"
 # The compressed CI profile (docker/audioroom/README.md lists every variable).
 CI_PROFILE = {
     "HEARTBEAT_INTERVAL": "100ms",
-    "HEARTBEAT_TIMEOUT": "500ms",
+    "HEARTBEAT_TIMEOUT": "1s",  # 10 intervals: starved processes on a busy 2-core box still look alive
     "SUPERVISOR_TICK": "100ms",
     "LEASE_TTL": "1500ms",
     "HOST_GRACE": "1s",
@@ -110,6 +110,11 @@ class LocalStack:
         for svc, n in plan.items():
             if n == 1 or svc == "control":
                 self.routes[svc] = self.routes[f"{svc}-1"]
+
+    def seconds(self, variable: str) -> float:
+        """A duration of this stack's profile, in seconds ("100ms" -> 0.1)."""
+        raw = self.env[variable]
+        return float(raw[:-2]) / 1000 if raw.endswith("ms") else float(raw.rstrip("s"))
 
     http = staticmethod(http)
     wait_for = staticmethod(wait_for)

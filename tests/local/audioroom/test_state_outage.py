@@ -20,6 +20,7 @@ def test_join_fails_fast_while_state_is_paused_or_dead_and_recovers(make_stack):
     assert stack.http("POST", stack.url("control-1", "/rooms"), {"room": "launch", "host": "alice"})[0] == 201
     assert timed_join(stack)[0] == 200
 
+    time.sleep(0.1)  # past control's join cache (half a heartbeat interval)
     stack.signal("state", signal.SIGSTOP)  # hangs: only timeouts can tell
     try:
         status, body, took = timed_join(stack)
@@ -30,6 +31,7 @@ def test_join_fails_fast_while_state_is_paused_or_dead_and_recovers(make_stack):
         stack.signal("state", signal.SIGCONT)
     stack.wait_for(lambda: timed_join(stack)[0] == 200, 5, "join to work again after SIGCONT")
 
+    time.sleep(0.1)
     stack.kill("state")  # refused: fails at once
     status, body, took = timed_join(stack)
     assert status == 503 and body["reason"].startswith("state unreachable"), body
