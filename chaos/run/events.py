@@ -71,7 +71,9 @@ class FaultInjected(Event):
     fault: str
     hit: list[str]  # instances or proxies
     params: dict[str, Any]
-    planned_at: float
+    planned_at: float  # run time the timeline asked for
+    began: float = 0.0  # run time the injection call started (anchor of recovery clocks)
+    took_s: float = 0.0  # how long the injection call took (docker kill, toxic creation...)
 
 
 @dataclass(frozen=True, kw_only=True)

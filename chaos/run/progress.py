@@ -21,7 +21,8 @@ def line_for(event: ev.Event) -> str | None:
         case ev.LoadChanged():
             return f"load {event.action}: " + ", ".join(f"{k}={v}" for k, v in event.params.items())
         case ev.FaultInjected():
-            return f"fault {event.fault} [{event.step}] hit {', '.join(event.hit) or 'nothing'}"
+            took = f" (took {event.took_s:.2f}s)" if event.took_s >= 0.5 else ""
+            return f"fault {event.fault} [{event.step}] hit {', '.join(event.hit) or 'nothing'}{took}"
         case ev.FaultRolledBack():
             state = "rolled back" if event.ok else f"ROLLBACK FAILED: {event.error}"
             if event.reason == "nothing to undo":

@@ -358,9 +358,10 @@ class Runner:
         for at, _, kind, planned in actions:
             self.sleep_until(t0 + at)
             if kind == "inject":
-                by_step[planned.id] = self._inject(planned, t0)
+                active = by_step[planned.id] = self._inject(planned, t0)
                 if planned.step.for_ is None:  # type: ignore[union-attr]
-                    self.step_ends[planned.id] = self.now()
+                    # an instant fault (kill...) takes effect while the call runs: its start is the anchor
+                    self.step_ends[planned.id] = active.injected_t  # type: ignore[assignment]
             elif kind == "rollback":
                 self._roll_back(by_step[planned.id], "for elapsed")
                 self.step_ends[planned.id] = self.now()
@@ -381,14 +382,17 @@ class Runner:
                            automation=getattr(self.stack, "automation", None))
         if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
             ctx.proxy = self.proxy
+        began = self.now()
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.parts.append((hit, undo))
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
+        active.injected_t = began
         fault_handlers.inject(step, planned.id, ctx, done)
-        active.injected_t = self.now()
-        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params, planned_at=round(t0 + planned.start, 4)))
+        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params,
+                                   planned_at=round(t0 + planned.start, 4), began=round(began, 4),
+                                   took_s=round(self.now() - began, 4)))
         return active
 
     def _roll_back(self, active: ActiveFault, reason: str) -> None:

@@ -1,0 +1,97 @@
+"""Experiments on the Docker backend: same verdict as locally; Ctrl-C mid-fault leaves nothing labelled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from chaos.labels import RUN
+
+ROOT = Path(__file__).resolve().parents[3]
+STACK = ROOT / "docker" / "stack.yaml"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    state = tmp_path / "state"
+    state.mkdir()
+    return {**os.environ, "ROOMQUAKE_STATE_DIR": str(state)}
+
+
+def roomquake(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def labelled(client, run_id: str) -> list[str]:
+    flt = {"label": f"{RUN}={run_id}"}
+    return [c.name for c in client.containers.list(all=True, filters=flt)] + [
+        n.name for n in client.networks.list(filters=flt)
+    ]
+
+
+def journal_of(lines: list[str]) -> dict:
+    path = next(line.split("journal: ", 1)[1] for line in lines if "journal: " in line)
+    return json.loads(Path(path.strip()).read_text())
+
+
+@pytest.mark.timeout(400)
+def test_edge_loss_passes_on_docker(docker_engine, stack_images, tmp_path, env) -> None:
+    proc, lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), "experiments/edge-loss.yaml"], env)
+    code = proc.wait(timeout=380)
+    time.sleep(0.2)
+    journal = journal_of(lines)
+    assert code == 0, "\n".join(lines)
+    assert journal["verdict"] == "passed" and journal["backend"] == "docker"
+    assert journal["image_ids"] and all(v.startswith("sha256:") for v in journal["image_ids"].values())
+    assert journal["recovery_times"]["relaunched"] < 10
+    assert labelled(docker_engine, journal["run_id"]) == []
+
+
+@pytest.mark.timeout(400)
+def test_sigint_mid_fault_on_docker_leaves_nothing(docker_engine, stack_images, tmp_path, env) -> None:
+    experiment = tmp_path / "interrupt.yaml"
+    experiment.write_text(f"""
+title: interrupt me on docker
+stack: {STACK}
+scale: {{edge: 2, supervisor: 2, host: 1, crowd: 1}}
+load: {{room: launch, listeners: 10, ramp: 500ms}}
+steady_state: [{{probe: room.state, expect: live}}]
+method:
+  - {{id: slow, fault: latency, link: supervisor->state, latency: 50ms}}
+  - {{id: freeze, fault: pause, target: {{service: edge, count: 1}}}}
+  - wait: 120s
+""")
+    proc, lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), str(experiment)], env)
+    deadline = time.monotonic() + 300
+    while not any("fault pause [freeze] hit" in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "\n".join(lines)
+        time.sleep(0.1)
+    run_id = next(line.split("run ", 1)[1].split(":", 1)[0] for line in lines if " run " in line)
+    paused = [c.name for c in docker_engine.containers.list(filters={"label": f"{RUN}={run_id}", "status": "paused"})]
+    assert len(paused) == 1
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 3
+    time.sleep(0.2)
+    journal = journal_of(lines)
+    assert journal["verdict"] == "aborted"
+    rolled = [e for e in journal["events"] if e["kind"] == "fault_rolled_back"]
+    assert {e["step"] for e in rolled} == {"slow", "freeze"} and all(e["ok"] for e in rolled)
+    assert labelled(docker_engine, run_id) == []
