@@ -28,6 +28,7 @@ import asyncio
 import math
 import random
 import time
+from bisect import bisect_left as _bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ from prometheus_client import REGISTRY, Counter, Gauge
 
 from . import config, frames, runtime, web as webutil, wsclient
 from .fasthist import DELAY_BOUNDS_MS, GAP_BOUNDS_MS, JOIN_BOUNDS_MS, CallbackCollector, FastHistogram
+
+_now = time.time
+_peek = frames.peek
 
 TARGET = Gauge("crowd_listeners_target", "Listeners the load asks for (requested minus drained)")
 CONNECTED = Gauge("crowd_listeners_connected", "Listeners with an open edge connection")
@@ -92,10 +96,11 @@ class Stats:
 
 
 class Listener:
-    __slots__ = ("crowd", "room", "index", "track", "gen", "seq", "last_ms", "proto", "stopped", "task", "rng")
+    __slots__ = ("crowd", "stats", "room", "index", "track", "gen", "seq", "last_ms", "proto", "stopped", "task", "rng")
 
     def __init__(self, crowd: "Crowd", room: str, index: int) -> None:
         self.crowd = crowd
+        self.stats = crowd.stats
         self.room = room
         self.index = index
         self.track = crowd.stats.rooms.setdefault(room, RoomTrack())
@@ -112,23 +117,25 @@ class Listener:
             self.rng = random.Random(f"{self.crowd.settings.seed}/{self.crowd.settings.instance}/{self.index}")
         return self.rng
 
-    # hot path: every frame ----------------------------------------------------
+    # hot path: every frame (~100,000 a second per crowd process) ---------------
     def on_frame(self, data: bytes) -> None:
-        now = time.time() * 1000.0
+        now = _now() * 1000.0
         try:
-            gen, seq, sent = frames.peek(data)
+            gen, seq, sent = _peek(data)
         except Exception:  # noqa: BLE001 - not a frame: ignore, don't die
             return
-        stats = self.crowd.stats
+        stats = self.stats
         stats.frames += 1
-        stats.delay.observe(now - sent)
+        delay = stats.delay
+        delay.counts[_bisect(delay.bounds, now - sent)] += 1
+        delay.total += 1
+        delay.sum += now - sent
         if gen == self.gen:
-            if seq == self.seq + 1:
-                pass
-            elif seq <= self.seq:
-                stats.out_of_order += 1
-            else:
-                stats.lost += seq - self.seq - 1
+            if seq != self.seq + 1:
+                if seq <= self.seq:
+                    stats.out_of_order += 1
+                else:
+                    stats.lost += seq - self.seq - 1
             stats.gap.observe(now - self.last_ms)
         elif gen > self.gen:
             self.new_generation(gen, now)

@@ -71,6 +71,16 @@ class ListenerProtocol(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
+        if self._open and not self._buf and len(data) > 4:
+            # Fast path: the usual read is exactly one unfragmented binary frame.
+            length, head = data[1], 2  # a set mask bit makes length >= 128: slow path
+            if length == 126:
+                length, head = (data[2] << 8) | data[3], 4
+            elif length > 126:
+                length = -1
+            if data[0] == 0x82 and head + length == len(data):
+                self.on_message(data[head:])
+                return
         buf = self._buf
         buf += data
         if not self._open and not self._handshake():

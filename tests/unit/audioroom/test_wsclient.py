@@ -78,3 +78,14 @@ async def test_a_refused_upgrade_fails_the_handshake_with_the_status():
 
 def test_accept_key_matches_rfc_6455_example():
     assert wsclient.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+async def test_whole_frames_one_per_read_take_the_fast_path_and_match_the_slow_one():
+    messages = []
+    proto, transport, response = await opened(messages)
+    proto.data_received(response)
+    payloads = [b"x" * n for n in (5, 125, 126, 127, 300, 70000)]
+    for payload in payloads:
+        proto.data_received(server_frame(Opcode.BINARY, payload))
+    proto.data_received(server_frame(Opcode.TEXT, b"t"))  # not binary: slow path
+    assert messages == payloads + [b"t"]
