@@ -12,7 +12,7 @@ from html import escape
 from chaos.report.data import Marker, Panel, ReportData, Strip, Window
 
 WIDTH = 960
-LEFT, RIGHT = 70, 20
+LEFT, RIGHT = 130, 20
 PANEL_H = 130
 STRIP_H = 26
 GAP = 18

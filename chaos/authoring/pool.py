@@ -1,0 +1,149 @@
+"""A pool that keeps one running stack and hands it to consecutive experiments and tests.
+
+Experiments whose stack file, backend, scale, profile and env overrides
+match reuse the running stack: between them it is reset (chaos.authoring.reset)
+and each later experiment gets a room of its own (chaos.authoring.rooms).
+A different key tears the running stack down and brings the next one up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from chaos.experiment import model as m
+from chaos.labels import RunIdentity
+
+
+@dataclass(frozen=True)
+class StackKey:
+    stack_file: str
+    backend: str
+    scale: tuple[tuple[str, int], ...]
+    profile: str | None
+    env: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+    @classmethod
+    def of(cls, stack_file: str | Path, backend: str, scale: Mapping[str, int] | None = None,
+           profile: str | None = None, env: Mapping[str, Mapping[str, Any]] | None = None) -> StackKey:
+        return cls(
+            str(Path(stack_file).resolve()), backend, tuple(sorted((scale or {}).items())), profile,
+            tuple(sorted((s, tuple(sorted((k, str(v)) for k, v in e.items()))) for s, e in (env or {}).items())),
+        )
+
+
+@dataclass
+class Lease:
+    """What one experiment gets from the pool: possibly renamed, and how to open its stack."""
+
+    experiment: m.Experiment
+    reused: bool
+    uses: int  # how many experiments this stack has served, this one included
+    open_stack: Callable[[Any], Any]  # chaos.run.RunOptions.open_stack
+
+
+class StackPool:
+    def __init__(self, backend: str | None = None, reuse: bool = True) -> None:
+        self._backend = backend
+        self.reuse = reuse
+        self.key: StackKey | None = None
+        self.stack: Any = None  # chaos.stack.RunningStack
+        self.uses = 0
+        self.cold_starts = 0
+
+    @property
+    def backend(self) -> str:
+        if self._backend is None:
+            from chaos.stack import default_backend
+
+            self._backend = default_backend()
+        return self._backend
+
+    def __enter__(self) -> StackPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        stack, self.stack, self.key, self.uses = self.stack, None, None, 0
+        if stack is not None:
+            stack.down()
+
+    def _healthy(self) -> bool:
+        """A stack whose every instance is gone (e.g. killed from outside) is not worth resetting."""
+        try:
+            return any(i.state in ("running", "paused") for i in self.stack.instances())
+        except Exception:  # noqa: BLE001 - an unreadable stack is replaced
+            return False
+
+    def acquire(self, key: StackKey, start: Callable[[], Any]) -> tuple[Any, bool, list[str]]:
+        """The stack for ``key``: the running one, reset (reused=True), or a fresh one from ``start()``."""
+        from chaos.authoring.reset import reset
+
+        if self.reuse and self.stack is not None and self.key == key and self._healthy():
+            try:
+                done = reset(self.stack)
+                self.uses += 1
+                return self.stack, True, done
+            except Exception as err:  # noqa: BLE001 - a stack that cannot be reset is replaced by a fresh one
+                note = [f"reset failed ({err}); starting a fresh stack"]
+                self.close()
+        else:
+            note = []
+            self.close()
+        self.stack = start()
+        self.key, self.uses = key, 1
+        self.cold_starts += 1
+        return self.stack, False, note
+
+    # --- experiments (chaos.run.Runner) -----------------------------------------
+
+    def lease(self, experiment: m.Experiment, file: str | Path) -> Lease:
+        from chaos.authoring.rooms import in_room, room_of
+        from chaos.run import events as ev
+        from chaos.run.stacks import stack_file
+        from chaos.stack import start_stack
+
+        path = stack_file(experiment.stack, Path(file).parent)
+        key = StackKey.of(path, self.backend, experiment.scale, experiment.profile, experiment.env)
+        will_reuse = self.reuse and self.stack is not None and self.key == key
+        uses = self.uses + 1 if will_reuse else 1
+        room = room_of(experiment)
+        leased = in_room(experiment, f"{room}-{uses}") if uses > 1 else experiment
+
+        @contextlib.contextmanager
+        def open_stack(runner: Any) -> Iterator[Any]:
+            def start() -> Any:
+                return start_stack(path, backend=self.backend, scale=experiment.scale, profile=experiment.profile,
+                                   env=experiment.env or None, identity=RunIdentity())
+
+            stack, reused, done = self.acquire(key, start)
+            if reused:
+                done = [f"reusing stack {stack.run_id} (experiment {self.uses} on it): " + "; ".join(done)]
+            if room_of(leased) != room:
+                done.append(f"room {room!r} runs as {room_of(leased)!r}: the stack served earlier experiments")
+            for line in done:
+                runner.emit(ev.Note(message=line))
+            yield stack  # the pool, not the run, takes it down
+
+        return Lease(leased, will_reuse, uses, open_stack)
+
+    # --- Python-authored tests ---------------------------------------------------
+
+    def stack(self, stack: str | Path = "audio-room", scale: Mapping[str, int] | None = None, profile: str | None = None,
+              env: Mapping[str, Mapping[str, Any]] | None = None, base: str | Path | None = None) -> Any:
+        """A StackHandle for a test: the running stack (reset) when the key matches, else a fresh one."""
+        from chaos.authoring.handle import StackHandle
+        from chaos.run.stacks import stack_file
+        from chaos.stack import start_stack
+
+        path = stack_file(str(stack), Path(base or Path.cwd()))
+        key = StackKey.of(path, self.backend, scale, profile, env)
+        running, reused, _ = self.acquire(
+            key, lambda: start_stack(path, backend=self.backend, scale=scale, profile=profile, env=env)
+        )
+        return StackHandle(running, room=f"launch-{self.uses}" if self.uses > 1 else "launch", reused=reused)

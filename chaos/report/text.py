@@ -1,0 +1,76 @@
+"""Why a run did not pass, as plain text: for pytest failures and CI logs.
+
+Names the failed assertion, what it expected and what it observed, then
+the timeline around it: the events and the probe samples of the seconds
+before and after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chaos.report.data import event_text
+
+AROUND_S = 6.0
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _failure_time(journal: dict[str, Any], failed: dict[str, Any] | None) -> float:
+    if failed is not None:
+        observed = failed.get("observed") or []
+        return float(observed[-1][0]) if observed else float(failed.get("t", 0.0))
+    for event in journal.get("events", []):
+        if event.get("kind") in ("abort_triggered", "run_error"):
+            return float(event.get("t", 0.0))
+    return float(journal.get("duration_s") or 0.0)
+
+
+def _samples(journal: dict[str, Any], key: str, start: float, end: float, most: int = 12) -> str:
+    points = [(t, v) for t, v in journal.get("series", {}).get(key, []) if start <= t <= end]
+    if len(points) > most:  # keep the ends and thin the middle
+        step = len(points) / most
+        points = [points[int(i * step)] for i in range(most - 1)] + [points[-1]]
+    return "  ".join(f"{t:.1f}s={_fmt(v)}" for t, v in points)
+
+
+def explain(journal: dict[str, Any], report: str | None = None, around: float = AROUND_S) -> str:
+    verdict = str(journal.get("verdict", "?")).upper()
+    lines = [f"{verdict}: {journal.get('reason', '')}"]
+    lines.append(f"experiment {journal.get('file')} (seed {journal.get('seed')}, backend {journal.get('backend')}, run {journal.get('run_id')})")
+    failed = [a for a in journal.get("assertions", []) if not a.get("ok")]
+    for a in failed:
+        observed = a.get("observed") or []
+        last = f"{_fmt(observed[-1][1])} at t={float(observed[-1][0]):.2f}s" if observed else "no sample"
+        lines += [
+            f"failed assertion {a.get('check')} ({str(a.get('phase', '')).replace('_', ' ')}, {a.get('mode')}): probe {a.get('probe')}",
+            f"  expected: {a.get('expect')}",
+            f"  observed: {last}",
+            f"  {a.get('message')}",
+        ]
+    first = failed[0] if failed else None
+    t = _failure_time(journal, first)
+    start, end = t - around, t + around
+    lines.append(f"timeline around t={t:.2f}s:")
+    for event in journal.get("events", []):
+        et = float(event.get("t", 0.0))
+        if start <= et <= end or event.get("kind") in ("fault_injected", "abort_triggered", "run_error"):
+            marker = ">>" if first is not None and event.get("kind") == "check_result" and event.get("check") == first.get("check") and not event.get("ok") else "  "
+            lines.append(f"  {marker}{et:8.2f}s  {event_text(event)}")
+    keys = [first["probe"]] if first else []
+    keys = [k for k in journal.get("series", {}) if any(k == p or k.startswith(p + "{") for p in keys)] or list(journal.get("series", {}))[:3]
+    for key in keys:
+        shown = _samples(journal, key, start, end)
+        if shown:
+            lines.append(f"  samples {key}: {shown}")
+    if journal.get("probe_errors"):
+        for key, err in journal["probe_errors"].items():
+            lines.append(f"  probe {key} unreadable: {err}")
+    lines.append(f"journal: {journal.get('_path', '?')}")
+    if report:
+        lines.append(f"report: {report}")
+    return "\n".join(lines)
