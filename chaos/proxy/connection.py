@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chaos.proxy.proxy import Proxy
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
+_EARLY_LIMIT = 256 * 1024  # bytes kept per side before the upstream answers
 
 
 class Side(asyncio.Protocol):
@@ -53,10 +54,12 @@ class Side(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         link = self.out
-        if link is None:  # still dialling the upstream (the loop may read before pause takes hold)
+        if link is None:  # still dialling the upstream: keep it (bounded by pausing)
             if self.early is None:
                 self.early = []
             self.early.append(data)
+            if sum(len(d) for d in self.early if d) > _EARLY_LIMIT:
+                self.pause_reason(4, True)
             return
         if link.head is None:
             # fast path: no toxic in this direction
@@ -92,8 +95,9 @@ class ClientSide(Side):
     __slots__ = ()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # reading is not paused while the upstream is dialled: early bytes are
+        # kept in ``early`` instead (two fewer epoll changes per connection)
         self.transport = transport  # type: ignore[assignment]
-        self.pause_reason(4, True)
         self.conn.accepted()
 
 
@@ -102,7 +106,6 @@ class UpstreamSide(Side):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.pause_reason(4, True)  # until both links exist
 
 
 class Connection:
