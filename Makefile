@@ -22,3 +22,10 @@ test-unit: $(STAMP)
 
 clean: $(STAMP)
 	$(BIN)/roomquake clean
+
+# The main job: the launch incident in miniature (join surge + slow state store:
+# listeners kicked, the room survives), on Docker when an engine answers, else
+# as local processes. Prints the timeline, the verdict and the journal's path.
+demo: $(STAMP)
+	@$(BIN)/python -c "from chaos.stack import default_backend as d; print('roomquake demo: backend', d(), '(docker when an engine answers, else local processes)')"
+	$(BIN)/roomquake run experiments/launch-surge.yaml

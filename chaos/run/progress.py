@@ -28,9 +28,12 @@ def line_for(event: ev.Event) -> str | None:
             if event.reason == "nothing to undo":
                 return f"fault {event.fault} [{event.step}] done (nothing to undo, {event.active_s:.2f}s)"
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
+        case ev.CheckResult() if event.ok:
+            took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
+            last = f" (observed {event.observed[-1][1]!r})" if event.observed else ""
+            return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
-            mark = "ok  " if event.ok else "FAIL"
-            return f"{mark} {event.phase}: {event.message}"
+            return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"
         case ev.AbortTriggered():
             return f"ABORT: {event.reason}"
         case ev.RunError():
