@@ -190,3 +190,19 @@ def test_negative_or_mistyped_attributes_are_400(http, client, name, ours_only):
     resp = http("POST", f"/proxies/{name}/toxics", json={"type": "latency", "toxicity": 2})
     assert resp.status_code == 400
     assert http("GET", f"/proxies/{name}/toxics").json() == []
+
+
+def test_chaostoolkit_toxiproxy_calls(http, client, name, echo):
+    """The exact requests chaostoolkit-toxiproxy 0.3 makes (it checks only response.ok and fields)."""
+    resp = http("POST", "/proxies", json={"name": name, "listen": "127.0.0.1:0", "upstream": echo.address,
+                                          "enabled": True})
+    assert resp.ok and resp.json()["listen"].split(":")[-1].isdigit()
+    resp = http("POST", f"/proxies/{name}", json={"enabled": False})  # disable_proxy
+    assert resp.ok and resp.json()["listen"].split(":")[-1].isdigit()
+    assert http("POST", f"/proxies/{name}", json={}).ok  # modify_proxy with nothing to change
+    resp = http("POST", f"/proxies/{name}/toxics", json={"name": "slow", "type": "latency", "stream": "downstream",
+                                                          "toxicity": 1.0, "attributes": None})
+    assert resp.ok and resp.json()["name"] == "slow"
+    assert http("DELETE", f"/proxies/{name}/toxics/slow").ok
+    assert http("GET", f"/proxies/{name}").json()["enabled"] is False
+    assert http("DELETE", f"/proxies/{name}").ok
