@@ -16,12 +16,18 @@ def command() -> None:
 
 
 @command.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="API address.")
-@click.option("--port", default=8474, show_default=True, type=click.IntRange(0, 65535), help="API port (0: any free port).")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), help="Proxies to create at start (Toxiproxy JSON).")
-@click.option("--seed", type=int, help="Seed of every random draw (jitter, toxicity, slicer), for replayable runs.")
-@click.option("--allow-remote", is_flag=True, help="Allow a non-loopback API address (anyone who reaches it controls the proxy).")
-def serve(host: str, port: int, config: Path | None, seed: int | None, allow_remote: bool) -> None:
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ROOMQUAKE_PROXY_HOST", help="API address.")
+@click.option("--port", default=8474, show_default=True, type=click.IntRange(0, 65535), envvar="ROOMQUAKE_PROXY_PORT",
+              help="API port (0: any free port).")
+@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), envvar="ROOMQUAKE_PROXY_CONFIG",
+              help="Proxies to create at start (Toxiproxy JSON).")
+@click.option("--seed", type=int, envvar="ROOMQUAKE_PROXY_SEED",
+              help="Seed of every random draw (jitter, toxicity, slicer), for replayable runs.")
+@click.option("--allow-remote", is_flag=True, envvar="ROOMQUAKE_PROXY_ALLOW_REMOTE",
+              help="Allow a non-loopback API address (anyone who reaches it controls the proxy).")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]), help="What the server logs to stderr.")
+def serve(host: str, port: int, config: Path | None, seed: int | None, allow_remote: bool, log_level: str) -> None:
     """Serve the Toxiproxy 2.x HTTP API until SIGINT or SIGTERM.
 
     \b
@@ -29,9 +35,12 @@ def serve(host: str, port: int, config: Path | None, seed: int | None, allow_rem
       roomquake proxy serve --port 8474 --seed 7
       toxiproxy-cli create -l 127.0.0.1:6380 -u 127.0.0.1:6379 redis
     """
+    import logging
+
     from chaos.proxy import addr
     from chaos.proxy.server import run
 
+    logging.basicConfig(level=log_level.upper(), format="roomquake proxy: %(levelname)s %(message)s")
     if not addr.is_loopback(host):
         if not allow_remote:
             raise UsageError(

@@ -7,6 +7,7 @@ Each operation validates first and raises :class:`ApiError` with Toxiproxy
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from typing import Any
 
@@ -15,6 +16,8 @@ from chaos.proxy.link import ToxicSpec
 from chaos.proxy.proxy import STREAMS, Proxy
 from chaos.proxy.timer import PreciseTimer
 from chaos.proxy.toxics import REGISTRY, InvalidAttributes
+
+log = logging.getLogger("chaos.proxy")
 
 VERSION = "2.12.0"  # the Toxiproxy API version this server speaks
 
@@ -98,6 +101,7 @@ class Registry:
                 await self._start(proxy)
             self.proxies[name] = proxy
             self._given_listen[name] = listen
+            log.info("proxy %s: %s -> %s%s", name, proxy.listen, upstream, "" if enabled else " (disabled)")
             return proxy
 
     def _same_place(self, proxy: Proxy, listen: str, upstream: str) -> bool:
@@ -212,6 +216,8 @@ class Registry:
             raise bad_body(str(err)) from None
         spec = ToxicSpec(name, type_, stream, toxicity, toxic)
         proxy.add_toxic(spec)
+        log.info("proxy %s: + toxic %s (%s %s, toxicity %g) %s", proxy_name, name, type_, stream, toxicity,
+                 toxic.as_json())
         return spec
 
     def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> ToxicSpec:
@@ -235,6 +241,7 @@ class Registry:
         proxy = self.get(proxy_name)
         spec = self.get_toxic(proxy_name, toxic_name)
         proxy.remove_toxic(spec)
+        log.info("proxy %s: - toxic %s", proxy_name, toxic_name)
 
     # -- metrics ---------------------------------------------------------------
     def metrics_text(self) -> str:
