@@ -154,7 +154,7 @@ class LocalStack:
         if wait:
             self.wait_healthy(name)
 
-    def wait_healthy(self, name: str, timeout: float = 15) -> None:
+    def wait_healthy(self, name: str, timeout: float = 40) -> None:
         def healthy() -> bool:
             popen = self.procs[name].popen
             if popen is not None and popen.poll() is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 INTERVAL, TIMEOUT = 0.1, 1.0  # the CI profile (tests/local/audioroom/conftest.py)
-BELOW, ABOVE = 0.1, 0.5
+BELOW, ABOVE = 0.1, 0.7  # above: the round trip (1.4 s) also exceeds the edge's Redis timeout (T)
 
 
 def worst_beat_age(interval: float, delay: float) -> float:
@@ -43,12 +43,18 @@ def test_latency_below_threshold_no_false_relaunch_above_it_the_room_moves(make_
     assert stack.stats()["reconnects"] == 0 and stack.stats()["connected"] == 20
     assert stack.metric("edge-1", "edge_heartbeat_seconds_count") > 0
 
-    relay.delay = ABOVE  # worst beat age 1.5 s > 1 s: edge-1 is alive but looks dead
-    moved = stack.wait_for(lambda: (r := stack.room("launch"))["generation"] >= 2 and r, 10, "a false relaunch")
+    relay.delay = ABOVE  # worst beat age 2.1 s > 1 s: edge-1 is alive but looks dead
+    moved = stack.wait_for(lambda: (r := stack.room("launch"))["generation"] >= 2 and r, 20, "a false relaunch")
     assert moved["edge"] == "edge-2" and moved["last_relaunch"]["reason"] == "edge_lost"
     assert stack.procs["edge-1"].popen.poll() is None  # the "dead" edge is in fact running
     # edge-1 fences itself, the host and the listeners follow the room to edge-2
-    stack.wait_for(lambda: stack.metric("edge-1", "edge_fenced_total") >= 1, 10, "edge-1 to fence itself")
+    stack.wait_for(lambda: stack.metric("edge-1", "edge_fenced_total") >= 1, 20, "edge-1 to fence itself")
     stack.wait_for(lambda: stack.metric("edge-2", "edge_listeners") == 20, 10, "listeners on edge-2")
     stack.wait_for(lambda: (r := stack.stats()["rooms"]["launch"]["relaunches"]) and r[0]["fraction_back"] == 1.0,
                    10, "all 20 listeners hearing generation 2")
+    # What flapping costs while the latency lasts: print it (figures in docker/audioroom/README.md).
+    time.sleep(3.0)
+    print(f"\nabove threshold (d={ABOVE}s): relaunches {stack.metric('supervisor-1', 'supervisor_relaunches_total'):.0f},"
+          f" edge-1 fenced {stack.metric('edge-1', 'edge_fenced_total'):.0f} times,"
+          f" heartbeat failures {stack.metric('edge-1', 'edge_heartbeat_failures_total'):.0f},"
+          f" crowd reconnects {stack.stats()['reconnects']}")
