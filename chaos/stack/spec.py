@@ -45,7 +45,7 @@ class ImageSpec(_Model):
 class HealthSpec(_Model):
     kind: Literal["http", "redis", "tcp"] = "http"
     path: str = "/health"
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
 
 
 class ServiceSpec(_Model):
