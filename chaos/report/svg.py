@@ -31,10 +31,11 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     step = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
     first = math.floor(low / step) * step
     ticks, value = [], first
-    while value <= high + step * 1e-9:
+    while True:  # up to the first tick at or above ``high``
         ticks.append(round(value, 10))
+        if value >= high - step * 1e-9:
+            return ticks
         value += step
-    return ticks
 
 
 def _fmt(value: float) -> str:

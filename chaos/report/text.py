@@ -30,12 +30,13 @@ def _failure_time(journal: dict[str, Any], failed: dict[str, Any] | None) -> flo
     return float(journal.get("duration_s") or 0.0)
 
 
-def _samples(journal: dict[str, Any], key: str, start: float, end: float, most: int = 12) -> str:
+def _samples(journal: dict[str, Any], key: str, start: float, end: float, most: int = 16) -> str:
+    """The samples in the window where the value changed (plus the first and the last)."""
     points = [(t, v) for t, v in journal.get("series", {}).get(key, []) if start <= t <= end]
-    if len(points) > most:  # keep the ends and thin the middle
-        step = len(points) / most
-        points = [points[int(i * step)] for i in range(most - 1)] + [points[-1]]
-    return "  ".join(f"{t:.1f}s={_fmt(v)}" for t, v in points)
+    shown = [p for i, p in enumerate(points) if i == 0 or i == len(points) - 1 or p[1] != points[i - 1][1]]
+    if len(shown) > most:
+        shown = shown[: most // 2] + shown[-(most // 2):]
+    return "  ".join(f"{t:.1f}s={_fmt(v)}" for t, v in shown)
 
 
 def explain(journal: dict[str, Any], report: str | None = None, around: float = AROUND_S) -> str:

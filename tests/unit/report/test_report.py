@@ -1,0 +1,147 @@
+"""The report from a journal: what is charted, marked and listed; self-contained HTML; failure text."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from chaos.errors import UsageError
+from chaos.report import read_journal, render_journal, write_report
+from chaos.report.data import extract
+from chaos.report.keyprobes import key_probes
+from chaos.report.svg import nice_ticks
+from chaos.report.text import explain
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def journal(**over) -> dict:
+    """A journal shaped like the runner's: an edge killed at t=5, a relaunch seen at t=6.5."""
+    ts = [round(2 + 0.5 * i, 2) for i in range(20)]  # 2.0 .. 11.5
+    doc = {
+        "format": 1, "run_id": "20260101-000000-abcdef", "seed": 2, "file": "experiments/edge-loss.yaml",
+        "experiment": {"title": "Losing <the> edge", "stack": "audio-room", "profile": "ci", "scale": {"edge": 3}},
+        "backend": "docker", "image_ids": {"services": "sha256:1234"}, "stack_run_id": "20260101-000000-abcdef",
+        "verdict": "deviated", "reason": "1 assertion(s) failed; first: listeners-back: ...", "exit_code": 1,
+        "as_declared": None, "duration_s": 12.0, "started": 1767225600.0,
+        "series": {
+            "crowd.connected": [[t, 60.0 if t < 5 or t > 9 else 10.0] for t in ts],
+            "crowd.join_latency_p95": [[t, None if t == 2.0 else 0.2] for t in ts],
+            "crowd.frame_gap_p99": [[t, 0.05] for t in ts],
+            "room.relaunches{room=launch}": [[t, 0.0 if t < 6.5 else 1.0] for t in ts],
+            "room.state{room=launch}": [[t, "live" if t < 5 or t >= 6.5 else "relaunching"] for t in ts],
+        },
+        "faults": [{"step": "kill-edge", "fault": "kill", "hit": ["edge-2"], "injected_t": 5.0, "rolled_back_t": 11.8}],
+        "assertions": [
+            {"check": "listeners-back", "phase": "recovery", "probe": "crowd.connected", "expect": ">= 55", "mode": "within",
+             "ok": False, "message": "listeners-back: expected >= 55 within 3s of kill-edge ending; not met",
+             "observed": [[7.0, 10.0], [8.0, 10.0]], "recovery_s": None, "anchor": "kill-edge ending", "t": 8.0},
+            {"check": "relaunched", "phase": "recovery", "probe": "room.relaunches", "expect": ">= 1", "mode": "within",
+             "ok": True, "message": "relaunched: observed 1", "observed": [[6.5, 1.0]], "recovery_s": 1.5, "anchor": "x"},
+        ],
+        "events": [
+            {"kind": "run_started", "t": 0.0, "run_id": "r", "seed": 2, "backend": "docker"},
+            {"kind": "phase_started", "t": 4.9, "phase": "method"},
+            {"kind": "fault_injected", "t": 5.0, "step": "kill-edge", "fault": "kill", "hit": ["edge-2"]},
+            {"kind": "operator_note", "t": 5.5, "wall": 1767225605.5, "message": "edge-2 gone, <watching>"},
+            {"kind": "check_result", "t": 8.0, "check": "listeners-back", "ok": False, "message": "listeners-back: not met"},
+            {"kind": "fault_rolled_back", "t": 11.8, "step": "kill-edge", "fault": "kill", "hit": ["edge-2"], "reason": "end of run", "ok": True},
+            {"kind": "verdict_reached", "t": 12.0, "verdict": "deviated", "reason": "1 assertion(s) failed"},
+        ],
+    }
+    doc.update(over)
+    return doc
+
+
+def test_key_probes_are_picked_by_role_from_the_stack_declaration() -> None:
+    from chaos.stack import load_stack
+
+    declared = load_stack(ROOT / "docker" / "stack.yaml").spec.probes
+    assert key_probes(declared) == ["crowd.connected", "crowd.join_latency_p95", "crowd.frame_gap_p99", "room.relaunches"]
+    assert key_probes(["x.connected_ratio", "y.join_latency_p50"]) == ["x.connected_ratio", "y.join_latency_p50"]
+    assert key_probes(["a.b"]) == []
+
+
+def test_extract_charts_roles_marks_relaunches_and_shades_faults() -> None:
+    data = extract(journal())
+    assert [p.title for p in data.panels][:3] == ["Listeners connected", "Join latency (s)", "Frame gaps (s)"]
+    assert list(data.panels[0].series) == ["crowd.connected"]
+    assert data.panels[1].series["crowd.join_latency_p95"][0] == (2.0, None)  # unreadable stays a gap
+    assert [(m.t, m.label) for m in data.relaunches] == [(6.5, "relaunch #1")]
+    assert [(w.label, w.start, w.end, w.ok) for w in data.windows] == [("kill-edge: kill (edge-2)", 5.0, 11.8, True)]
+    strip = next(s for s in data.strips if s.key.startswith("room.state"))
+    assert [v for _, _, v in strip.segments] == ["live", "relaunching", "live"]
+    assert data.notes == [(5.5, "edge-2 gone, <watching>")]
+    env = dict(data.environment)
+    assert env["backend"] == "docker" and env["seed"] == "2" and "sha256:1234" in env["images"]
+    assert data.missing_roles == [] and data.start == pytest.approx(1.0)
+
+
+def test_missing_roles_are_said_and_a_fault_never_rolled_back_is_shaded_to_the_end() -> None:
+    doc = journal(series={"crowd.connected_ratio": [[1.0, 1.0], [2.0, 0.5]]},
+                  faults=[{"step": "s", "fault": "pause", "hit": ["edge-1"], "injected_t": 1.5, "rolled_back_t": None}])
+    data = extract(doc)
+    assert data.missing_roles == ["Join latency (s)", "Frame gaps (s)"]
+    assert data.windows[0].end == pytest.approx(12.0)
+
+
+class _Resources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "action", "data") and value and "://" in value:
+                self.external.append(f"{tag} {name}={value}")
+
+
+def test_html_is_self_contained_escaped_and_complete(tmp_path: Path) -> None:
+    html = render_journal(journal())
+    parser = _Resources()
+    parser.feed(html)
+    assert parser.external == [] and "link" not in parser.tags and "script" not in parser.tags
+    assert "url(" not in html and "@import" not in html
+    assert "Losing &lt;the&gt; edge" in html and "<the>" not in html
+    assert 'data-verdict="deviated"' in html and "DEVIATED" in html
+    assert html.count('class="fault-window"') >= 3 and 'class="relaunch"' in html and "<polyline" in html
+    assert "edge-2 gone, &lt;watching&gt;" in html  # the game-day note
+    assert "&gt;= 55" in html and "10 at t=8.00s" in html  # expected and observed of the failed assertion
+
+
+def test_write_report_default_path_and_bad_journals(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(journal()))
+    out = write_report(path)
+    assert out == tmp_path / "run.html" and out.read_text().startswith("<!DOCTYPE html>")
+    with pytest.raises(UsageError, match="no such journal file"):
+        read_journal(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(UsageError, match="invalid JSON"):
+        read_journal(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    with pytest.raises(UsageError, match="not a roomquake journal"):
+        read_journal(tmp_path / "other.json")
+
+
+def test_explain_names_assertion_expected_observed_and_the_timeline_around() -> None:
+    text = explain({**journal(), "_path": "j.json"}, "r.html")
+    lines = text.splitlines()
+    assert lines[0].startswith("DEVIATED: ")
+    assert "failed assertion listeners-back (recovery, within): probe crowd.connected" in text
+    assert "  expected: >= 55" in lines and "  observed: 10 at t=8.00s" in lines
+    assert any(line.startswith("  >>") and "listeners-back" in line for line in lines)
+    assert any("fault kill [kill-edge] hit edge-2" in line for line in lines)
+    assert any(line.startswith("  samples crowd.connected: ") and "5.0s=10" in line and "9.5s=60" in line for line in lines)
+    assert lines[-2:] == ["journal: j.json", "report: r.html"]
+
+
+def test_nice_ticks_cover_the_range() -> None:
+    assert nice_ticks(0, 60, 4) == [0, 20, 40, 60]
+    ticks = nice_ticks(0.013, 0.47, 4)
+    assert ticks[0] <= 0.013 and ticks[-1] >= 0.47 and len(ticks) <= 7
