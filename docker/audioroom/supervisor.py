@@ -19,7 +19,6 @@ import asyncio
 import time
 from typing import Any
 
-from aiohttp import web  # noqa: F401 - aiohttp serves /health and /metrics
 from prometheus_client import Counter, Gauge, Histogram
 
 from . import config, runtime, web as webutil
