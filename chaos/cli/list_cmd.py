@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from chaos.errors import UsageError
-from chaos.experiment.validate import validate_file
+from chaos.experiment.stackcheck import validate_with_stack as validate_file
 
 
 def experiment_files(folder: Path) -> list[Path]:

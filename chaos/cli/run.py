@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from chaos.experiment.validate import validate_file
+from chaos.experiment.stackcheck import validate_with_stack
 from chaos.run import RunOptions, Runner
 
 
@@ -36,7 +36,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     experiments = []
     problems = []
     for path in files:
-        experiment, found = validate_file(path)
+        experiment, found = validate_with_stack(path, backend)
         problems.extend(found)
         experiments.append((path, experiment))
     if problems:

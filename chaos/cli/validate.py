@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from chaos.experiment.validate import validate_file
+from chaos.experiment.stackcheck import validate_with_stack as validate_file
 
 
 @click.command(name="validate")

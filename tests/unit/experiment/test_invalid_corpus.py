@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.experiment.validate import validate_file
+from chaos.experiment.stackcheck import validate_with_stack as validate_file
 
 ROOT = Path(__file__).resolve().parents[3]
 CORPUS = sorted(p for p in (ROOT / "fixtures" / "invalid").iterdir() if p.suffix in (".yaml", ".json"))

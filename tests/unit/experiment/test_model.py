@@ -37,15 +37,15 @@ method:
     latency: 300ms
     jitter: 50ms
     for: 20s
-  - probe: control.up
-    expect: true
+  - probe: room.state
+    expect: live
     during: slow-state
   - parallel:
       - {fault: pause, target: {service: supervisor, count: 1}, for: 1s}
       - {fault: down, link: crowd->edge-2, at: 500ms, for: 1s}
   - wait: 1s
 recovery:
-  - {id: relaunched, probe: room.relaunched, expect: true, within: 10s, after: kill-edge}
+  - {id: relaunched, probe: room.relaunches, expect: ">= 1", within: 10s, after: kill-edge}
   - {probe: crowd.connected_ratio, expect: ">= 0.9", within: 30s}
   - {probe: room.state, expect: live, throughout: 5s}
 abort_if:
@@ -63,7 +63,7 @@ def test_good_experiment_is_typed() -> None:
     assert isinstance(check, m.CheckStep) and check.during == "slow-state"
     assert isinstance(parallel, m.ParallelStep) and isinstance(parallel.parallel[1], m.DownFault)
     assert isinstance(wait, m.WaitStep) and wait.wait == 1.0
-    assert experiment.recovery[0].within == 10.0 and experiment.recovery[0].expect.holds(True)
+    assert experiment.recovery[0].within == 10.0 and experiment.recovery[0].expect.holds(1)
     assert experiment.abort_if[0].for_ == 1.0
     assert experiment.load is not None and experiment.load.ramp == 2.0
 

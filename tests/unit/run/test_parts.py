@@ -178,12 +178,21 @@ def test_run_cli_refuses_invalid_files_and_runs_nothing(tmp_path: Path) -> None:
     assert "nothing was run" in result.output
 
 
-def test_run_cli_reports_an_unknown_stack_as_errored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(tmp_path / "state"))
+def test_run_cli_refuses_a_missing_stack(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("title: t\nstack: nowhere.yaml\n")
-    result = CliRunner().invoke(cli, ["run", "--backend", "local", "--journal-dir", str(tmp_path), "--json", str(path)])
-    assert result.exit_code == 4
-    data = json.loads(result.output)
-    assert data["verdict"] == "errored" and "stack file 'nowhere.yaml' not found" in data["reason"]
-    assert os.path.exists(data["journal"])
+    result = CliRunner().invoke(cli, ["run", "--backend", "local", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:2:8: stack: stack file 'nowhere.yaml' not found" in result.output
+
+
+def test_runner_api_reports_a_missing_stack_as_errored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chaos.run import RunOptions, Runner, Verdict
+    from chaos.run.journal import read
+
+    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(tmp_path / "state"))
+    result = Runner(exp("stack: nowhere.yaml\n"), tmp_path / "x.yaml",
+                    RunOptions(backend="local", journal_dir=tmp_path, progress=False)).run()
+    assert result.verdict is Verdict.ERRORED and result.exit_code == 4
+    assert "stack file 'nowhere.yaml' not found" in result.reason
+    assert read(result.journal)["verdict"] == "errored"
