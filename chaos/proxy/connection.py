@@ -22,7 +22,24 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)
 _EARLY_LIMIT = 256 * 1024  # bytes kept per side before the upstream answers
 
 
-class Side(asyncio.Protocol):
+class _ReadBuffer:
+    """One read buffer shared by every socket of the process (callbacks never
+    interleave). A write the kernel does not take at once leaves uvloop holding
+    a view of it, so the buffer is then handed over and a fresh one made."""
+
+    size = 1 << 20
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(self.size))
+
+    def renew(self) -> None:
+        self.view = memoryview(bytearray(self.size))
+
+
+_BUF = _ReadBuffer()
+
+
+class Side(asyncio.BufferedProtocol):
     """One socket of the pair. ``out`` is the link it feeds, ``inp`` the link feeding it."""
 
     __slots__ = ("conn", "transport", "out", "inp", "paused", "reading_paused", "early")
@@ -51,7 +68,24 @@ class Side(asyncio.Protocol):
             self.reading_paused = False
             transport.resume_reading()
 
-    # -- asyncio.Protocol -------------------------------------------------------
+    # -- asyncio.BufferedProtocol -----------------------------------------------
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return _BUF.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        link = self.out
+        if link is not None and link.head is None:
+            # fast path: no toxic in this direction; no copy unless the kernel is full
+            counters = link.counters
+            counters[0] += nbytes
+            counters[1] += nbytes
+            transport = link.dst.transport
+            transport.write(_BUF.view[:nbytes])  # type: ignore[union-attr]
+            if transport.get_write_buffer_size():  # type: ignore[union-attr]
+                _BUF.renew()
+        else:
+            self.data_received(bytes(_BUF.view[:nbytes]))
+
     def data_received(self, data: bytes) -> None:
         link = self.out
         if link is None:  # still dialling the upstream: keep it (bounded by pausing)

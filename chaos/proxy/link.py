@@ -52,6 +52,7 @@ class _TimedOut:
 
 
 TIMED_OUT: Any = _TimedOut()
+_UNSEEDED = random.Random(0)
 
 
 class ToxicSpec:
@@ -92,7 +93,7 @@ class Stub:
         self.end_kind: str | None = None
         self.closed = False
         self.active = False
-        self.rng = random.Random()
+        self.rng = _UNSEEDED  # replaced by a seeded generator in start()
 
     # -- used by the link ------------------------------------------------
     def start(self) -> None:
