@@ -53,15 +53,20 @@ def main() -> None:
     args = parser.parse_args()
     experiment, problems = validate_text(EXPERIMENT, "bench.yaml")
     assert experiment is not None, problems
-    rows = []
+    rows, failed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.runs):
             result = Runner(experiment, ROOT / "bench" / "runner.yaml",
                             RunOptions(backend=args.backend, journal_dir=Path(tmp), progress=False)).run()
             if result.verdict.value != "passed":
-                raise SystemExit(f"run {n + 1}: {result.verdict.value}: {result.reason}")
+                failed.append(f"run {n + 1}: {result.verdict.value}: {result.reason}")
+                continue
             rows.append(split(read(result.journal)))
-    print(f"backend {args.backend}, {args.runs} runs, median seconds (min-max)")
+    for line in failed:
+        print(line)
+    if not rows:
+        raise SystemExit("no run passed")
+    print(f"backend {args.backend}, {len(rows)} of {args.runs} runs passed; median seconds (min-max)")
     for key in [*PHASES, "total", "overhead"]:
         values = [r[key] for r in rows if key in r]
         if values:
