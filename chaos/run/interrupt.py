@@ -37,6 +37,7 @@ class SignalGuard:
             if self.on_deferred:
                 self.on_deferred(name)
             return
+        self._deferred = True  # the first signal starts the wind-down; later ones must not cut it short
         raise Interrupted(name)
 
     def __enter__(self) -> SignalGuard:
@@ -52,8 +53,6 @@ class SignalGuard:
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
+        """Signals are only noted inside; the run has already decided to stop."""
         self._deferred = True
-        try:
-            yield
-        finally:
-            self._deferred = False
+        yield

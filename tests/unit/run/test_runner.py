@@ -270,3 +270,30 @@ def test_journal_is_plain_json(tmp_path: Path) -> None:
     result, *_ = run("observe: [supervisor.running]\nmethod:\n  - wait: 200ms\n", tmp_path)
     doc = json.loads(result.journal.read_text())
     assert "supervisor.running" in doc["series"]
+
+
+def test_second_sigint_does_not_cut_the_rollback_short(tmp_path: Path) -> None:
+    """Ctrl-C twice: the second one arrives while the first is winding down; everything is still undone."""
+    body = """
+method:
+  - {id: freeze, fault: pause, target: {service: supervisor}}
+  - wait: 10s
+"""
+    stack = FakeStack()
+    original_resume = stack.resume
+
+    def slow_resume(name: str) -> None:
+        if name == "supervisor-4":
+            os.kill(os.getpid(), signal.SIGINT)  # second Ctrl-C in the middle of the rollback
+        original_resume(name)
+
+    stack.resume = slow_resume  # type: ignore[method-assign]
+    timer = threading.Timer(0.8, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        result, journal, stack, _, opener = run(body, tmp_path, stack)
+    finally:
+        timer.cancel()
+    assert result.verdict is Verdict.ABORTED
+    assert all(i.state == "running" for i in stack.instances()) and opener.exited
+    assert any("still rolling back" in e.get("message", "") for e in journal["events"])
