@@ -1,13 +1,15 @@
 """Benchmark the fault proxy against a direct loopback connection (and a real
 Toxiproxy when TOXIPROXY_URL is set), side by side in one run.
 
-    .venv/bin/python bench/proxy.py [--seconds 2] [--json results.json]
+    .venv/bin/python bench/proxy.py [--seconds 1] [--rounds 3] [--json results.json]
 
 Figures: bulk throughput (1 and 16 streams, no toxic), added round trip of a
 1 KiB echo (p50, p99), error of a 50 ms latency toxic at 100 concurrent
 connections (p50, p99), connection rate (connect, 1-byte request, 1-byte
 reply, close). Upstream servers run in their own process, the proxy in its
-own (``python -m chaos.proxy``), the clients here.
+own (``python -m chaos.proxy``), the clients here. Targets alternate within
+each round and medians over rounds are reported, so load from other
+processes on a shared machine hits every target alike.
 """
 
 from __future__ import annotations
@@ -226,32 +228,44 @@ class Api:
         return int(info["listen"].rsplit(":", 1)[1])  # type: ignore[index]
 
 
-def measure(label: str, ports: dict[str, int], seconds: float, api: Api | None) -> dict[str, float]:
-    """All figures for one path: direct when ``api`` is None, else through its proxies."""
-    if api is None:
-        p = dict(ports)
-    else:
-        p = {k: api.proxy(f"bench_{k}", v) for k, v in ports.items()}
-    out: dict[str, float] = {}
-    out["mbps_1"] = throughput(p["sink"], 1, seconds)
-    out["mbps_16"] = throughput(p["sink"], 16, seconds)
-    rtts = echo_rtts(p["echo"], 3000)
-    out["rtt_p50_us"] = pct(rtts, 0.5) * 1e6
-    out["rtt_p99_us"] = pct(rtts, 0.99) * 1e6
-    time.sleep(0.5)
-    out["conn_per_s"] = conn_rate(p["onebyte"], seconds)
-    if api is not None:
-        base = pct(rtts, 0.5)
+def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: float,
+                rounds: int) -> dict[str, dict[str, float]]:
+    """Every figure for every target; targets alternate within each round and
+    the median over rounds is kept, so load from other processes hits all alike."""
+    routes = {}
+    for label, api in targets.items():
+        routes[label] = dict(ports) if api is None else {k: api.proxy(f"bench_{k}", v) for k, v in ports.items()}
+    samples: dict[str, dict[str, list[float]]] = {label: {} for label in targets}
+
+    def add(label: str, key: str, value: float) -> None:
+        samples[label].setdefault(key, []).append(value)
+
+    for r in range(rounds):
+        for label, p in routes.items():
+            add(label, "mbps_1", throughput(p["sink"], 1, seconds))
+        for label, p in routes.items():
+            add(label, "mbps_16", throughput(p["sink"], 16, seconds))
+        for label, p in routes.items():
+            rtts = echo_rtts(p["echo"], 2000)
+            add(label, "rtt_p50_us", pct(rtts, 0.5) * 1e6)
+            add(label, "rtt_p99_us", pct(rtts, 0.99) * 1e6)
+        for label, p in routes.items():
+            time.sleep(0.3)
+            add(label, "conn_per_s", conn_rate(p["onebyte"], seconds))
+        print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
+    for label, api in targets.items():
+        if api is None:
+            continue
+        base = statistics.median(samples[label]["rtt_p50_us"]) / 1e6
         api.call("POST", "/proxies/bench_echo/toxics",
                  {"name": "lat", "type": "latency", "stream": "downstream", "attributes": {"latency": int(LATENCY_MS)}})
-        errs = latency_errors(p["echo"], 100, 12, base)
+        errs = latency_errors(routes[label]["echo"], 100, 12 * rounds, base)
         api.call("DELETE", "/proxies/bench_echo/toxics/lat")
-        out["lat_err_p50_ms"] = pct(errs, 0.5) * 1e3
-        out["lat_err_p99_ms"] = pct(errs, 0.99) * 1e3
+        add(label, "lat_err_p50_ms", pct(errs, 0.5) * 1e3)
+        add(label, "lat_err_p99_ms", pct(errs, 0.99) * 1e3)
         for k in ports:
             api.call("DELETE", f"/proxies/bench_{k}")
-    print(f"  measured {label}", file=sys.stderr, flush=True)
-    return out
+    return {label: {k: statistics.median(v) for k, v in figs.items()} for label, figs in samples.items()}
 
 
 def start_ours() -> tuple[subprocess.Popen[str], str]:
@@ -264,7 +278,8 @@ def start_ours() -> tuple[subprocess.Popen[str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput / connection-rate figure")
+    parser.add_argument("--seconds", type=float, default=1.0, help="per throughput / connection-rate sample")
+    parser.add_argument("--rounds", type=int, default=3, help="samples per figure (median kept)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--upstreams", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,10 +291,10 @@ def main() -> None:
     ports = json.loads(ups.stdout.readline())  # type: ignore[union-attr]
     ours, url = start_ours()
     try:
-        results = {"direct": measure("direct", ports, args.seconds, None)}
-        results["roomquake"] = measure("roomquake", ports, args.seconds, Api(url))
+        targets: dict[str, Api | None] = {"direct": None, "roomquake": Api(url)}
         if os.environ.get("TOXIPROXY_URL"):
-            results["toxiproxy"] = measure("toxiproxy", ports, args.seconds, Api(os.environ["TOXIPROXY_URL"]))
+            targets["toxiproxy"] = Api(os.environ["TOXIPROXY_URL"])
+        results = measure_all(targets, ports, args.seconds, args.rounds)
     finally:
         ours.terminate()
         ours.wait(10)
