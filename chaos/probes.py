@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Protocol, Union
 
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chaos.errors import UsageError
 
@@ -83,6 +83,12 @@ class StateProbe(_Spec):
     instance: str | None = None
     service: str | None = None
     count: str | None = Field(default=None, description="with service: count instances in this state")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "StateProbe":
+        if bool(self.instance) == bool(self.service):
+            raise ValueError("a state probe names exactly one of instance or service")
+        return self
 
 
 ProbeSpec = Annotated[

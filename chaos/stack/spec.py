@@ -235,10 +235,9 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
     if spec.default_profile and spec.default_profile not in spec.profiles:
         raise _fail(doc, ("default_profile",), f"unknown profile {spec.default_profile!r}")
     for pname, probe in spec.probes.items():
-        for attr in ("service",):
-            ref = getattr(probe, attr, None)
-            if ref is not None and ref not in services:
-                raise _fail(doc, ("probes", pname, attr), f"unknown service {ref!r}")
+        ref = getattr(probe, "service", None)
+        if ref is not None and ref not in services:
+            raise _fail(doc, ("probes", pname, "service"), f"unknown service {ref!r}")
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")

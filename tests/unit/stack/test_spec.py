@@ -129,3 +129,25 @@ def test_scale_parsing_and_application():
         parse_scale("edge:3")
     with pytest.raises(StackFileError, match="unknown profile 'fast'"):
         spec.profile_env("fast")
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("  - crowd->edge\n", "  - crowd->proxy\n", "touches the proxy itself"),
+        ("  - crowd->edge\n", "  - crowd->edge\n  - crowd->edge\n", "declared twice"),
+        ("  - crowd->edge\n", "  - crowd to edge\n", "must read 'client->server'"),
+        ("automation:\n  service: supervisor\n", "automation:\n  service: staff\n", "automation.service: unknown service 'staff'"),
+        ("    probe: room.edge\n", "    probe: room.where\n", "selectors.hosting.probe: unknown probe 'room.where'"),
+        ("    kind: state\n    service: supervisor\n", "    kind: state\n    service: supervisors\n", "probes.supervisor.running.service: unknown service"),
+        ("    kind: state\n    service: supervisor\n", "    kind: state\n", "exactly one of instance or service"),
+        ("    build: services", "    build: services\n    tag: x:1", "exactly one of build or tag"),
+        ("  listeners_from: 20000", "  listeners_from: 8000", "inside the proxy's listener range"),
+        ("default_profile: ci", "default_profile: fast", "default_profile: unknown profile 'fast'"),
+    ],
+)
+def test_each_mistake_is_one_located_line(old, new, expected):
+    text = reference_text()
+    assert old in text
+    message = _error(text.replace(old, new, 1))
+    assert expected in message and message.startswith("bad.yaml:")
