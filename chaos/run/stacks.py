@@ -14,16 +14,22 @@ if TYPE_CHECKING:
     from chaos.run.runner import Runner
 
 
-def _sweep_leftovers() -> None:
-    """Remove what runs killed with SIGKILL left behind (containers, networks of dead owners)."""
+def _sweep_leftovers(runner: Runner) -> None:
+    """Remove the containers and networks that runs killed with SIGKILL left behind (dead owners only)."""
+    from chaos.clean import clean
+    from chaos.engine import connect
+    from chaos.run import events as ev
+
     try:
-        from chaos import clean
-    except ImportError:
+        client = connect(timeout=30)
+        report = clean(client)
+        client.close()
+    except Exception as err:  # noqa: BLE001 - a failed sweep must not stop this run
+        runner.emit(ev.Note(message=f"could not sweep leftovers of killed runs: {err}"))
         return
-    sweep = getattr(clean, "sweep", None) or getattr(clean, "clean", None)
-    if callable(sweep):
-        with contextlib.suppress(Exception):
-            sweep()
+    if report.removed:
+        runs = sorted({r.run_id for r in report.removed})
+        runner.emit(ev.Note(message=f"removed {len(report.removed)} leftover resource(s) of killed run(s) {', '.join(runs)}"))
 
 
 @contextlib.contextmanager
@@ -43,7 +49,7 @@ def _brought_up(runner: Runner) -> Iterator[Any]:
     if problems:  # e.g. squeeze on local processes: say so before starting anything
         raise ExperimentInvalid(problems)
     if backend == "docker":
-        _sweep_leftovers()
+        _sweep_leftovers(runner)
     stack = start_stack(path, backend=backend, scale=exp.scale, profile=exp.profile, env=exp.env or None,
                         identity=runner.identity)
     try:
