@@ -188,10 +188,17 @@ class ExperimentItem(pytest.Item):
         from chaos.run.journal import read
         from chaos.run.ledger import ledger_dir
 
+        from chaos.errors import RoomquakeError
+
         config = self.config
         pool = _pool(config)
         experiment = with_key_probes(self.experiment, self.path)
-        lease = pool.lease(experiment, self.path)
+        try:
+            lease = pool.lease(experiment, self.path)
+        except RoomquakeError as err:
+            self._prop("verdict", Verdict.ERRORED.value)
+            self._prop("reason", err.one_line())
+            raise CouldNotRun(f"the experiment could not run: {err.one_line()}") from None
         folder = _report_dir(config)
         runner = Runner(lease.experiment, self.path, RunOptions(
             backend=pool.backend, seed=config.getoption("roomquake_seed"), journal_dir=folder,
