@@ -53,7 +53,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "roomquake: an experiment file run by roomquake")
-    config.addinivalue_line("markers", "roomquake_stack(stack='audio-room', scale=None, profile=None, env=None): "
+    config.addinivalue_line("markers", "roomquake_stack(stack='audio-room', scale=None, profile=None, env=None, backend=None): "
                                        "which stack the roomquake_stack fixture brings up")
     config.stash[POOL] = None
 
@@ -254,7 +254,7 @@ def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
     kwargs = dict(marker.kwargs) if marker else {}
     if marker and marker.args:
         kwargs.setdefault("stack", marker.args[0])
-    handle = _pool(request.config).stack(base=request.config.rootpath, **kwargs)
+    handle = _pool(request.config).handle(base=request.config.rootpath, **kwargs)
     yield handle
 
 

@@ -4,7 +4,7 @@ Used by the pytest plugin's fixtures; usable from any script::
 
     from chaos.authoring import Faults, StackPool
     with StackPool(backend="local") as pool:
-        stack = pool.stack(scale={"edge": 3})
+        stack = pool.handle(scale={"edge": 3})
         stack.start_load(listeners=30)
         stack.wait_for("room.state", "live", within=10)
         with Faults(stack).kill(hosting=stack.room) as hit:

@@ -134,16 +134,16 @@ class StackPool:
 
     # --- Python-authored tests ---------------------------------------------------
 
-    def stack(self, stack: str | Path = "audio-room", scale: Mapping[str, int] | None = None, profile: str | None = None,
-              env: Mapping[str, Mapping[str, Any]] | None = None, base: str | Path | None = None) -> Any:
+    def handle(self, stack: str | Path = "audio-room", scale: Mapping[str, int] | None = None, profile: str | None = None,
+              env: Mapping[str, Mapping[str, Any]] | None = None, base: str | Path | None = None,
+              backend: str | None = None) -> Any:
         """A StackHandle for a test: the running stack (reset) when the key matches, else a fresh one."""
         from chaos.authoring.handle import StackHandle
         from chaos.run.stacks import stack_file
         from chaos.stack import start_stack
 
         path = stack_file(str(stack), Path(base or Path.cwd()))
-        key = StackKey.of(path, self.backend, scale, profile, env)
-        running, reused, _ = self.acquire(
-            key, lambda: start_stack(path, backend=self.backend, scale=scale, profile=profile, env=env)
-        )
+        kind = backend or self.backend
+        key = StackKey.of(path, kind, scale, profile, env)
+        running, reused, _ = self.acquire(key, lambda: start_stack(path, backend=kind, scale=scale, profile=profile, env=env))
         return StackHandle(running, room=f"launch-{self.uses}" if self.uses > 1 else "launch", reused=reused)
