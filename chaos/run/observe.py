@@ -108,8 +108,12 @@ class Watch:
     end: float
     samples: list[tuple[float, Value]] = field(default_factory=list)
     violations: list[tuple[float, Value]] = field(default_factory=list)
+    _seen: set[float] = field(default_factory=set)
 
     def feed(self, t: float, value: Value) -> None:
+        if t in self._seen:  # a sample replayed from the series and also delivered live
+            return
+        self._seen.add(t)
         if self.start <= t <= self.end:
             self.samples.append((t, value))
             if not self.expect.holds(value):

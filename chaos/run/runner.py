@@ -19,8 +19,7 @@ import random
 import secrets
 import threading
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +216,10 @@ class Runner:
             "experiment": exp.model_dump(mode="json", by_alias=True, exclude_none=True),
             "started": None,
         }
+        if self.backend == "auto" and self.options.open_stack is None:
+            from chaos.stack import default_backend
+
+            self.backend = default_backend()
         self.emit(ev.RunStarted(run_id=self.run_id, title=exp.title, file=str(self.file), seed=self.seed,
                                 backend=self.backend, mode="attach" if self.options.attach else "bring_up"))
         self.journal.header["started"] = self.journal.events[0]["wall"]
@@ -532,7 +535,3 @@ class Runner:
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 
-
-@contextmanager
-def nothing() -> Iterator[None]:
-    yield None

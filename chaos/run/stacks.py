@@ -38,7 +38,7 @@ def _brought_up(runner: Runner) -> Iterator[Any]:
 
     exp = runner.experiment
     path = stack_file(exp.stack, runner.file.parent)
-    backend = runner.options.backend
+    backend = runner.options.backend or (runner.backend if runner.backend != "auto" else None)
     if backend is None:
         from chaos.stack import default_backend
 

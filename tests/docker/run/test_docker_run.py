@@ -52,16 +52,28 @@ def journal_of(lines: list[str]) -> dict:
     return json.loads(Path(path.strip()).read_text())
 
 
+# Every shipped experiment gives the same verdict on docker as on local processes. Two run in
+# every CI (the main job's launch-surge, and edge-loss); ROOMQUAKE_DOCKER_ALL=1 runs all seven.
+ALWAYS = {"edge-loss", "launch-surge"}
+SHIPPED = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
+
+
 @pytest.mark.timeout(400)
-def test_edge_loss_passes_on_docker(docker_engine, stack_images, tmp_path, env) -> None:
-    proc, lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), "experiments/edge-loss.yaml"], env)
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n in ALWAYS or os.environ.get("ROOMQUAKE_DOCKER_ALL") == "1"])
+def test_shipped_experiment_same_verdict_on_docker(name, docker_engine, stack_images, tmp_path, env) -> None:
+    from chaos.experiment import load_experiment
+
+    experiment = load_experiment(ROOT / "experiments" / f"{name}.yaml")
+    proc, lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), f"experiments/{name}.yaml"], env)
     code = proc.wait(timeout=380)
     time.sleep(0.2)
     journal = journal_of(lines)
     assert code == 0, "\n".join(lines)
-    assert journal["verdict"] == "passed" and journal["backend"] == "docker"
+    expected = "deviated" if experiment.known_weakness else "passed"
+    assert journal["verdict"] == expected and journal["backend"] == "docker"
+    if experiment.known_weakness:
+        assert journal["as_declared"] is True
     assert journal["image_ids"] and all(v.startswith("sha256:") for v in journal["image_ids"].values())
-    assert journal["recovery_times"]["relaunched"] < 10
     assert labelled(docker_engine, journal["run_id"]) == []
 
 
@@ -95,3 +107,34 @@ method:
     rolled = [e for e in journal["events"] if e["kind"] == "fault_rolled_back"]
     assert {e["step"] for e in rolled} == {"slow", "freeze"} and all(e["ok"] for e in rolled)
     assert labelled(docker_engine, run_id) == []
+
+
+@pytest.mark.timeout(400)
+def test_sigkill_leftovers_are_removed_by_the_next_run(docker_engine, stack_images, tmp_path, env) -> None:
+    experiment = tmp_path / "killed.yaml"
+    experiment.write_text(f"""
+title: killed with SIGKILL on docker
+stack: {STACK}
+scale: {{edge: 1, supervisor: 1, host: 1, crowd: 1}}
+steady_state: [{{probe: supervisor.running, expect: "== 1"}}]
+method:
+  - {{id: freeze, fault: pause, target: {{service: supervisor}}}}
+  - wait: 120s
+""")
+    proc, lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), str(experiment)], env)
+    deadline = time.monotonic() + 300
+    while not any("fault pause [freeze] hit" in line for line in lines):
+        assert proc.poll() is None and time.monotonic() < deadline, "\n".join(lines)
+        time.sleep(0.1)
+    run_id = next(line.split("run ", 1)[1].split(":", 1)[0] for line in lines if " run " in line)
+    proc.kill()
+    proc.wait()
+    assert labelled(docker_engine, run_id)  # containers and network are still there
+    # the next run (any experiment on docker) sweeps them before it starts
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(f"title: tiny\nstack: {STACK}\nscale: {{edge: 1, supervisor: 1, host: 1, crowd: 1}}\n"
+                    "steady_state: [{probe: supervisor.running, expect: '== 1'}]\n")
+    follow, follow_lines = roomquake(["--backend", "docker", "--journal-dir", str(tmp_path), str(tiny)], env)
+    assert follow.wait(timeout=380) == 0, "\n".join(follow_lines)
+    assert labelled(docker_engine, run_id) == []
+    assert any("took down stack" in line or "leftover resource" in line for line in follow_lines), "\n".join(follow_lines)
