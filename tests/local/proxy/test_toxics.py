@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-MARGIN = 0.25  # s: generous upper bound, the machine is shared
+MARGIN = 0.5  # s: generous upper bound, the machine is shared
 
 
 def proxy_to(client, name, up):
@@ -85,17 +85,22 @@ def test_toxicity_zero_never_applies(client, name, echo, sockets):
 
 
 def test_bandwidth_within_ten_percent(client, name, upstream, sockets):
-    size = 300_000
+    size = 400_000
     up = upstream(source(b"b" * size))
     port = proxy_to(client, name, up)
-    client.add_toxic(name, "bandwidth", attributes={"rate": 300})  # KB/s: 1 s for 300 KB
+    client.add_toxic(name, "bandwidth", attributes={"rate": 400})  # KB/s: 1 s for 400 KB
+    marks = []  # (time, bytes so far)
+    total = 0
     with sockets.connect(port, timeout=10) as s:
-        t0 = time.perf_counter()
-        data = sockets.recv_all(s)
-        elapsed = time.perf_counter() - t0
-    assert len(data) == size
-    rate = size / elapsed / 1000
-    assert 300 * 0.9 <= rate <= 300 * 1.1, rate
+        while chunk := s.recv(65536):
+            total += len(chunk)
+            marks.append((time.perf_counter(), total))
+    assert total == size
+    # the rate between the first slice and the end (connection set-up excluded);
+    # the schedule is absolute, so a late wake-up under load is caught up
+    (t0, b0), (t1, b1) = marks[0], marks[-1]
+    rate = (b1 - b0) / (t1 - t0) / 1000
+    assert 400 * 0.9 <= rate <= 400 * 1.1, rate
 
 
 def test_slow_close_delays_the_close_not_the_data(client, name, upstream, sockets):
