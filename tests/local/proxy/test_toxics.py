@@ -56,18 +56,25 @@ def test_stacked_latencies_in_one_direction_add(client, name, echo, sockets):
     assert 0.078 <= rtt(sockets, port) <= 0.080 + MARGIN
 
 
-def test_latency_keeps_throughput(client, name, upstream, sockets):
-    size = 4_000_000
-    up = upstream(source(b"z" * size))
-    port = proxy_to(client, name, up)
+def test_latency_is_pipelined(client, name, upstream, sockets):
+    # 20 separate chunks 10 ms apart: pipelined they all arrive ~100 ms after
+    # being sent (~0.3 s in all); one latency after another would take 2 s
+    def trickle(conn: socket.socket) -> None:
+        for i in range(20):
+            conn.sendall(bytes([i]) * 100)
+            time.sleep(0.01)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(100):
+            pass
+
+    port = proxy_to(client, name, upstream(trickle))
     client.add_toxic(name, "latency", attributes={"latency": 100})
     with sockets.connect(port, timeout=10) as s:
         t0 = time.perf_counter()
         data = sockets.recv_all(s)
         elapsed = time.perf_counter() - t0
-    assert len(data) == size
-    # pipelined: one latency for the whole stream, not one per chunk
-    assert 0.098 <= elapsed <= 0.1 + 1.0
+    assert data == b"".join(bytes([i]) * 100 for i in range(20))
+    assert 0.098 + 0.19 <= elapsed <= 1.2
 
 
 def test_jitter_stays_in_range(client, name, echo, sockets):
