@@ -58,21 +58,26 @@ def labelled_resources(client: docker.DockerClient) -> list[Resource]:
 
     query = {"label": RUN}
     try:
-        containers = client.containers.list(all=True, filters=query)
+        # The low-level list: the high-level one inspects each container and
+        # fails when another process removes one meanwhile.
+        containers = client.api.containers(all=True, filters=query)
         networks = client.networks.list(filters=query)
         volumes = client.volumes.list(filters=query)
     except docker.errors.DockerException as exc:
         raise failure(exc, "listing labelled resources") from exc
-    found = [Resource("container", c.id, c.name, dict(c.labels or {}), c) for c in containers]
+    found = [
+        Resource("container", c["Id"], (c.get("Names") or [c["Id"][:12]])[0].lstrip("/"), dict(c.get("Labels") or {}), client)
+        for c in containers
+    ]
     found += [Resource("network", n.id, n.name, dict(n.attrs.get("Labels") or {}), n) for n in networks]
     found += [Resource("volume", v.id, v.name, dict(v.attrs.get("Labels") or {}), v) for v in volumes]
     return found
 
 
 def _remove(resource: Resource) -> None:
-    if resource.kind == "container":
-        resource.handle.remove(force=True, v=True)
-    else:
+    if resource.kind == "container":  # handle: the client
+        resource.handle.api.remove_container(resource.id, force=True, v=True)
+    else:  # handle: the network or volume model
         resource.handle.remove()
 
 

@@ -61,7 +61,7 @@ def prune_images(
 
     current = current_refs(client, config)
     try:
-        in_use = {c.attrs.get("Image", "") for c in client.containers.list(all=True)}
+        in_use = {c.get("ImageID", "") for c in client.api.containers(all=True)}  # no per-container inspect: no race
         images = client.images.list(filters={"label": KIND})
     except docker.errors.DockerException as exc:
         raise failure(exc, "listing images and containers") from exc

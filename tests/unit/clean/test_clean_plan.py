@@ -41,9 +41,23 @@ class FakeCollection:
         return self.items
 
 
+class FakeApi:
+    """The low-level container calls clean uses."""
+
+    def __init__(self, containers: list[FakeResource]) -> None:
+        self.by_id = {c.name: c for c in containers}
+
+    def containers(self, **_: object) -> list[dict[str, object]]:
+        return [{"Id": c.name, "Names": ["/" + c.name], "Labels": c.labels} for c in self.by_id.values()]
+
+    def remove_container(self, container_id: str, **_: object) -> None:
+        self.by_id[container_id].remove()
+
+
 class FakeClient:
     def __init__(self, containers, networks, volumes) -> None:
-        self.containers, self.networks, self.volumes = (FakeCollection(x) for x in (containers, networks, volumes))
+        self.api = FakeApi(containers)
+        self.networks, self.volumes = FakeCollection(networks), FakeCollection(volumes)
 
 
 def test_only_dead_runs_go_and_containers_go_first() -> None:
