@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import os
 import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -81,6 +82,7 @@ class RunNetwork:
     network: Network
     subnet: ipaddress.IPv4Network | None
     _next: int = FIRST_HOST
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # backends launch in threads
 
     @property
     def name(self) -> str:
@@ -89,11 +91,11 @@ class RunNetwork:
     def allocate_ip(self) -> str:
         if self.subnet is None:
             raise EngineError(f"network {self.name} has no subnet of ours: cannot pin an address")
-        hosts = self.subnet.num_addresses - 2
-        if self._next > hosts:
-            raise EngineError(f"network {self.name} ({self.subnet}) has no address left to pin")
-        address = str(self.subnet.network_address + self._next)
-        self._next += 1
+        with self._lock:
+            if self._next > self.subnet.num_addresses - 2:
+                raise EngineError(f"network {self.name} ({self.subnet}) has no address left to pin")
+            address = str(self.subnet.network_address + self._next)
+            self._next += 1
         return address
 
 
