@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from chaos.labels import process_start_time
@@ -53,7 +52,7 @@ class LocalBackend(Backend):
         self.run_id = run_id
         self.procs: dict[str, dict[str, Any]] = procs or {}  # name -> pid, start, argv, env, port, stop_timeout
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs = registry.run_dir(run_id) / "logs"
+        self.logs = registry.state_dir() / run_id / "logs"  # created by prepare()
 
     # --- planning --------------------------------------------------------------
 
@@ -248,6 +247,3 @@ class LocalBackend(Backend):
     def record(self) -> dict[str, Any]:
         return {"procs": self.procs}
 
-
-def logs_dir(run_id: str) -> Path:
-    return registry.run_dir(run_id) / "logs"

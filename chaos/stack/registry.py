@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -64,4 +65,6 @@ def load(run_id: str = "latest") -> dict[str, Any]:
 
 
 def remove(run_id: str) -> None:
+    """Forget a run: its record and its folder (local processes' logs)."""
     (state_dir() / f"{run_id}.json").unlink(missing_ok=True)
+    shutil.rmtree(state_dir() / run_id, ignore_errors=True)
