@@ -135,7 +135,7 @@ def is_disk_full(exc: BaseException) -> bool:
 def disk_full(what: str, where: str) -> DiskFull:
     return DiskFull(
         f"disk full while {what} ({where})",
-        hint="free space (docker system df; docker image prune) and try again",
+        hint="free some space (df -h; docker system df; roomquake images prune) and try again",
     )
 
 
