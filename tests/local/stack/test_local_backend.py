@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaos.proxy.client import ProxyClient
-from chaos.stack import bring_up, load_stack, registry, start_stack
+from chaos.stack import bring_up, registry, start_stack
 from chaos.stack.errors import StackFileError, Unsupported
 from chaos.stack.health import check
 from chaos.stack.local import _proc_state
