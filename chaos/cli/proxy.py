@@ -12,7 +12,12 @@ from chaos.errors import RoomquakeError, UsageError
 
 @click.group("proxy")
 def command() -> None:
-    """The Toxiproxy-compatible fault proxy."""
+    """The Toxiproxy-compatible fault proxy.
+
+    \b
+    Example:
+      roomquake proxy serve --port 8474
+    """
 
 
 @command.command("serve")

@@ -29,7 +29,14 @@ def _stack_file(path: str | None) -> Path:
 
 @click.group(name="stack")
 def command() -> None:
-    """Bring the stack up, show it, take it down."""
+    """Bring the stack up, show it, take it down.
+
+    \b
+    Example:
+      roomquake stack up --backend local --profile gameday
+      roomquake stack status
+      roomquake stack down
+    """
 
 
 @command.command()
@@ -38,7 +45,12 @@ def command() -> None:
 @click.option("--scale", help="Replica counts, e.g. edge=3,supervisor=4.")
 @click.option("--profile", help="Timing profile from the stack file, e.g. ci or gameday.")
 def up(path: str | None, backend: str | None, scale: str | None, profile: str | None) -> None:
-    """Start every service, healthy before returning; leave it running."""
+    """Start every service, healthy before returning; leave it running.
+
+    \b
+    Example:
+      roomquake stack up --backend local --scale edge=3,supervisor=4 --profile ci
+    """
     from chaos.stack import parse_scale, start_stack
     from chaos.stack.spec import load_stack
 
@@ -57,7 +69,12 @@ def up(path: str | None, backend: str | None, scale: str | None, profile: str | 
 @command.command()
 @click.argument("run_id", default="latest")
 def status(run_id: str) -> None:
-    """Instances, their state and addresses, and the proxy's links."""
+    """Instances, their state and addresses, and the proxy's links.
+
+    \b
+    Example:
+      roomquake stack status latest
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -86,7 +103,12 @@ def status(run_id: str) -> None:
 @click.argument("run_id", default="latest")
 @click.option("--all", "everything", is_flag=True, help="Every recorded stack.")
 def down(run_id: str, everything: bool) -> None:
-    """Stop and remove everything the stack started."""
+    """Stop and remove everything the stack started.
+
+    \b
+    Example:
+      roomquake stack down latest
+    """
     from chaos.stack import registry
     from chaos.stack.bringup import down as take_down
 
