@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from chaos.engine import disk_full, is_disk_full
+from chaos.errors import EnvironmentProblem
 from chaos.images.base import BuiltImage, ensure_base
 from chaos.images.config import INPUTS, KIND, ImageConfig, config_from_env
 from chaos.images.lock import file_lock
@@ -49,10 +51,15 @@ def ensure_images(
     config = config or config_from_env()
     config.check_sources()
     started = time.monotonic()
-    with file_lock(config.cache_dir / "images.lock", on_wait=progress):
-        base = ensure_base(client, config, progress)
-        wheels = ensure_wheels(config, progress)
-        services = ensure_services(client, config, base, wheels, progress)
+    try:
+        with file_lock(config.cache_dir / "images.lock", on_wait=progress):
+            base = ensure_base(client, config, progress)
+            wheels = ensure_wheels(config, progress)
+            services = ensure_services(client, config, base, wheels, progress)
+    except OSError as exc:  # staging, caching: our own file writes
+        if is_disk_full(exc):
+            raise disk_full("preparing images", str(config.cache_dir)) from exc
+        raise EnvironmentProblem(f"image build: {exc.strerror or exc} ({exc.filename or config.cache_dir})") from exc
     return ImageSet(base=base, services=services, seconds=time.monotonic() - started)
 
 

@@ -84,6 +84,9 @@ def ensure_services(
             base, wheels, context / CONTEXT_DOCKERFILE, {k: context / k for k in context_layout(config)}
         )
         tag = f"{config.repository('services')}:{inputs[:12]}"
+        found = local_image(client, tag)
+        if found is not None:  # the sources moved back to a state already built
+            return BuiltImage("services", tag, found.id, False, time.monotonic() - started, "dockerfile")
         progress(f"building {tag} on {base.ref}")
         image_id = _build(client, context, tag, base, inputs, progress)
     return BuiltImage("services", tag, image_id, True, time.monotonic() - started, "dockerfile")

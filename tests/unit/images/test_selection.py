@@ -126,3 +126,11 @@ def test_wheel_download_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.
     line = caught.value.one_line()
     assert line.startswith("could not download the runtime wheels") and "needs PyPI" in line and "\n" not in line
     assert not list((tmp_path / "cache/wheels").glob("[!.]*"))  # no half-filled cache entry
+
+
+def test_unwritable_cache_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # the cache folder's place is taken by a file
+    config = ImageConfig(cache_dir=blocker / "cache")
+    with pytest.raises(EnvironmentProblem, match="image build: "):
+        ensure_images(FakeClient(), config)  # type: ignore[arg-type]
