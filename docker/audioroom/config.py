@@ -64,6 +64,7 @@ class Settings:
     seed: int = 0
     give_up: float = 0.0
     patience: float = math.inf
+    connect_timeout: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def route(self, target: str) -> tuple[str, int]:
@@ -186,6 +187,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         seed=_int(env, "CROWD_SEED", 0),
         give_up=_float(env, "CROWD_GIVE_UP", 0.0, high=1.0),
         patience=patience,
+        connect_timeout=_duration(env, "CROWD_CONNECT_TIMEOUT", 10.0),
     )
 
 

@@ -269,7 +269,7 @@ class Crowd:
         self.gave_up = 0
         self.target = 0
         self.drain_rng = random.Random(f"{settings.seed}/{settings.instance}/drain")
-        self.connect_timeout = max(2.0, settings.timings.heartbeat_timeout)
+        self.connect_timeout = settings.connect_timeout
 
     async def control_join(self, room: str) -> tuple[int, Any]:
         try:

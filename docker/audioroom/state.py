@@ -6,7 +6,8 @@ one round trip (the edge->state link may be slow on purpose).
 
 Keys: ``rq:rooms`` (set), ``rq:shard:<n>`` (set of rooms), ``rq:room:<id>``
 (hash), ``rq:hb:edges`` / ``rq:hb:supervisors`` (zset name -> last beat, ms),
-``rq:edge:<name>`` (hash: listeners, capacity, rooms), ``rq:lease:<shard>``
+``rq:edge:<name>`` (hash: listeners, capacity, rooms), ``rq:placed`` (hash:
+edge -> rooms assigned and not ended), ``rq:lease:<shard>``
 (string: holder, expiring).
 """
 
@@ -26,6 +27,7 @@ from .shards import shard_of
 
 ROOMS = "rq:rooms"
 EDGE_BEATS = "rq:hb:edges"
+PLACED = "rq:placed"  # hash edge -> rooms assigned to it (not ended)
 SUPERVISOR_BEATS = "rq:hb:supervisors"
 POOL_SIZE = 32
 
@@ -136,6 +138,7 @@ redis.call('HSET', key, 'room', ARGV[1], 'state', 'live', 'edge', ARGV[2], 'host
   'host_seen_ms', ARGV[5], 'created_ms', ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
 return gen
 """
 
@@ -144,6 +147,9 @@ _RELAUNCH = """
 local key = KEYS[1]
 if redis.call('HGET', key, 'generation') ~= ARGV[1] then return 0 end
 local gen = tonumber(ARGV[1]) + 1
+local old_edge, old_state = unpack(redis.call('HMGET', key, 'edge', 'state'))
+if old_state ~= 'ended' then redis.call('HINCRBY', KEYS[2], old_edge, -1) end
+if ARGV[5] ~= 'ended' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
 redis.call('HSET', key, 'edge', ARGV[2], 'host', ARGV[3], 'backups', ARGV[4], 'state', ARGV[5],
   'generation', gen, 'last_relaunch', ARGV[6], 'host_seen_ms', ARGV[7])
 redis.call('HINCRBY', key, 'relaunches', 1)
@@ -208,7 +214,7 @@ class State:
     # rooms -----------------------------------------------------------------
     async def create_room(self, room: str, edge: str, host: str, backups: list[str]) -> int:
         """The new room's generation, or 0 if a room of that id is live or relaunching."""
-        keys = [room_key(room), ROOMS, shard_key(shard_of(room, self.shards))]
+        keys = [room_key(room), ROOMS, shard_key(shard_of(room, self.shards)), PLACED]
         return int(await self._create(keys=keys, args=[room, edge, host, json.dumps(backups), now_ms()]))
 
     async def room(self, room: str) -> Room | None:
@@ -245,7 +251,7 @@ class State:
     ) -> int:
         """Move ``room`` to a new generation if nobody else did first; the new generation or 0."""
         args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), now_ms()]
-        return int(await self._relaunch(keys=[room_key(room.room)], args=args))
+        return int(await self._relaunch(keys=[room_key(room.room), PLACED], args=args))
 
     async def mark(self, room: Room, state: str) -> bool:
         """Set a room's state (e.g. relaunching) if it is still at the generation we saw."""
@@ -264,19 +270,20 @@ class State:
         return {name: float(score) for name, score in await self.r.zrange(EDGE_BEATS, 0, -1, withscores=True)}
 
     async def edge_loads(self, edges: list[str]) -> dict[str, tuple[int, int, int]]:
-        """edge -> (listeners, capacity, rooms) as of its last heartbeat."""
+        """edge -> (listeners and capacity as of its last heartbeat, rooms placed on it now)."""
         async with self.r.pipeline(transaction=False) as pipe:
             for edge in edges:
-                pipe.hmget(edge_key(edge), "listeners", "capacity", "rooms")
-            rows = await pipe.execute()
-        return {e: tuple(int(v or 0) for v in row) for e, row in zip(edges, rows)}  # type: ignore[misc]
+                pipe.hmget(edge_key(edge), "listeners", "capacity")
+            pipe.hmget(PLACED, edges)
+            *rows, placed = await pipe.execute()
+        return {e: (int(row[0] or 0), int(row[1] or 0), int(p or 0)) for e, row, p in zip(edges, rows, placed)}
 
     async def live_edges(self, timeout_s: float) -> list[str]:
         cutoff = now_ms() - timeout_s * 1000.0
         return [e for e, beat in (await self.edge_beats()).items() if beat >= cutoff]
 
     async def pick_edge(self, timeout_s: float, exclude: str = "") -> str | None:
-        """The live edge with the most free capacity (ties: fewest rooms, then name)."""
+        """The live edge with the most free capacity (ties: fewest rooms placed, then name)."""
         live = [e for e in await self.live_edges(timeout_s) if e != exclude]
         if not live:
             return None
