@@ -50,15 +50,20 @@ def build(base_image: str | None, pull: bool, quiet: bool) -> None:
 
 @command.command("list")
 def list_() -> None:
-    """List the images roomquake built (labelled io.roomquake.image)."""
-    found = list_images(connect())
+    """List the images roomquake built (labelled io.roomquake.image); * marks the current ones."""
+    from chaos.images.prune import current_refs
+
+    client = connect()
+    found = list_images(client)
     if not found:
         click.echo("no roomquake images (build them with: roomquake images build)")
         return
+    current = current_refs(client, config_from_env())
     width = max(len(info.ref) for info in found)
-    click.echo(f"{'IMAGE':<{width}}  {'KIND':<9} {'ID':<12} {'SIZE':>8}  CREATED")
+    click.echo(f"  {'IMAGE':<{width}}  {'KIND':<9} {'ID':<12} {'SIZE':>8}  CREATED")
     for info in found:
-        click.echo(f"{info.ref:<{width}}  {info.kind:<9} {info.id:<12} {info.size_mb:>6.0f}MB  {info.created}")
+        mark = "*" if info.ref in current else " "
+        click.echo(f"{mark} {info.ref:<{width}}  {info.kind:<9} {info.id:<12} {info.size_mb:>6.0f}MB  {info.created}")
 
 
 @command.command("prune")
