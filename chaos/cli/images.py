@@ -32,7 +32,12 @@ def _say(message: str) -> None:
 @click.option("--pull", is_flag=True, help="Pull --base-image if it is not present locally (needs a registry).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result lines.")
 def build(base_image: str | None, pull: bool, quiet: bool) -> None:
-    """Build the base and services images unless they are up to date."""
+    """Build the base and services images unless they are up to date.
+
+    \b
+    Example:
+      roomquake images build
+    """
     config = config_from_env()
     if base_image:
         config = dataclasses.replace(config, base_image=base_image)
@@ -50,7 +55,12 @@ def build(base_image: str | None, pull: bool, quiet: bool) -> None:
 
 @command.command("list")
 def list_() -> None:
-    """List the images roomquake built (labelled io.roomquake.image); * marks the current ones."""
+    """List the images roomquake built (labelled io.roomquake.image); * marks the current ones.
+
+    \b
+    Example:
+      roomquake images list
+    """
     from chaos.images.prune import current_refs
 
     client = connect()
@@ -75,6 +85,10 @@ def prune(grace: float, dry_run: bool) -> None:
     Keeps the current base and services images, images any container uses,
     and images younger than --grace minutes (another process may be about to
     run them).
+
+    \b
+    Example:
+      roomquake images prune --dry-run
     """
     from chaos.images.prune import prune_images
 
