@@ -18,6 +18,7 @@ import re
 import random
 import secrets
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -215,6 +216,8 @@ class Runner:
             "run_id": self.run_id, "seed": self.seed, "file": str(self.file),
             "experiment": exp.model_dump(mode="json", by_alias=True, exclude_none=True),
             "started": None,
+            # every `t` (events, series) is seconds on the monotonic clock since this wall time
+            "t0_wall": time.time() - self.now(),
         }
         if self.backend == "auto" and self.options.open_stack is None:
             from chaos.stack import default_backend
@@ -521,7 +524,8 @@ class Runner:
         self.emit(ev.VerdictReached(verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared))
         faults = [
             {"step": a.step, "fault": a.fault, "hit": a.hit, "params": a.params,
-             "injected_t": a.injected_t, "rolled_back_t": a.rolled_back_t}
+             "injected_t": None if a.injected_t is None else round(a.injected_t, 4),
+             "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
             for a in self.active
         ]
         recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
