@@ -57,7 +57,7 @@ class Status:
         self.plan = plan  # (step id, at, description)
         self.state = {step: "pending" for step, _, _ in plan}
         self.phase = "starting"
-        self.lines: deque[str] = deque(maxlen=10)
+        self.lines: deque[str] = deque(maxlen=8)
         self.notes: list[str] = []
         self.verdict: str | None = None
         self.halted = False
@@ -166,17 +166,18 @@ class LiveView:
         probes.add_column("probe")
         probes.add_column("value", justify="right")
         probes.add_column("at", justify="right")
-        for key, value, t in latest_values(runner)[:10]:
+        for key, value, t in latest_values(runner)[:8]:
             probes.add_row(key, _fmt(value), f"{t:.1f}s")
-        parts: list[Any] = [Panel(head), plan, probes, Panel("\n".join(s.lines) or "-", title="events")]
-        if s.notes:
-            parts.append(Panel("\n".join(s.notes[-5:]), title="notes"))
-        if s.halted:
-            parts.append(Panel(s.halt_summary() or "HALT: rolling back every fault...", style="bold red"))
         typing = self.input.buffer
         prompt = (f"note> {typing}_  (Enter saves, Esc drops)" if typing is not None
                   else "Enter: next step   h: halt (rolls back every fault)   n or any key: write a note   Ctrl-C: halt")
-        parts.append(Panel(prompt, style="cyan"))
+        # what must never be cropped by a short terminal comes first: the prompt and a halt
+        parts: list[Any] = [Panel(head), Panel(prompt, style="cyan")]
+        if s.halted:
+            parts.append(Panel(s.halt_summary() or "HALT: rolling back every fault...", style="bold red"))
+        if s.notes:
+            parts.append(Panel("\n".join(s.notes[-3:]), title="notes"))
+        parts += [plan, probes, Panel("\n".join(s.lines) or "-", title="events")]
         return Group(*parts)
 
     def __enter__(self) -> LiveView:
