@@ -228,8 +228,16 @@ class Api:
         return int(info["listen"].rsplit(":", 1)[1])  # type: ignore[index]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User+system CPU time of a process (0 when unknown): a figure load hardly skews."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: float,
-                rounds: int) -> dict[str, dict[str, float]]:
+                rounds: int, pids: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
     """Every figure for every target; targets alternate within each round and
     the median over rounds is kept, so load from other processes hits all alike."""
     routes = {}
@@ -240,9 +248,14 @@ def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: 
     def add(label: str, key: str, value: float) -> None:
         samples[label].setdefault(key, []).append(value)
 
+    pids = pids or {}
     for r in range(rounds):
         for label, p in routes.items():
-            add(label, "mbps_1", throughput(p["sink"], 1, seconds))
+            c0 = cpu_seconds(pids.get(label))
+            mbps = throughput(p["sink"], 1, seconds)
+            add(label, "mbps_1", mbps)
+            if label in pids:
+                add(label, "cpu_s_per_gb", (cpu_seconds(pids[label]) - c0) / (mbps * seconds / 1000))
         for label, p in routes.items():
             add(label, "mbps_16", throughput(p["sink"], 16, seconds))
         for label, p in routes.items():
@@ -251,7 +264,11 @@ def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: 
             add(label, "rtt_p99_us", pct(rtts, 0.99) * 1e6)
         for label, p in routes.items():
             time.sleep(0.3)
-            add(label, "conn_per_s", conn_rate(p["onebyte"], seconds))
+            c0 = cpu_seconds(pids.get(label))
+            rate = conn_rate(p["onebyte"], seconds)
+            add(label, "conn_per_s", rate)
+            if label in pids:
+                add(label, "cpu_us_per_conn", (cpu_seconds(pids[label]) - c0) / (rate * seconds) * 1e6)
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     for label, api in targets.items():
         if api is None:
@@ -290,16 +307,18 @@ def main() -> None:
                            stdout=subprocess.PIPE, text=True)
     ports = json.loads(ups.stdout.readline())  # type: ignore[union-attr]
     ours, url = start_ours()
+    load_before = os.getloadavg()[0]
     try:
         targets: dict[str, Api | None] = {"direct": None, "roomquake": Api(url)}
         if os.environ.get("TOXIPROXY_URL"):
             targets["toxiproxy"] = Api(os.environ["TOXIPROXY_URL"])
-        results = measure_all(targets, ports, args.seconds, args.rounds)
+        results = measure_all(targets, ports, args.seconds, args.rounds, {"roomquake": ours.pid})
     finally:
         ours.terminate()
         ours.wait(10)
         ups.terminate()
         ups.wait(10)
+    results["_load"] = {"before": load_before, "after": os.getloadavg()[0]}
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -308,6 +327,9 @@ def main() -> None:
 def report(results: dict[str, dict[str, float]]) -> None:
     d = results["direct"]
     names = [n for n in ("roomquake", "toxiproxy") if n in results]
+    # (the "_load" entry is not a target)
+    print(f"load average before/after: {results.get('_load', {}).get('before', 0):.1f} / "
+          f"{results.get('_load', {}).get('after', 0):.1f} (2 cores)")
     print(f"{'figure':34} {'direct':>10} " + " ".join(f"{n:>22}" for n in names))
 
     def row(title: str, key: str, fmt: str, ratio: bool) -> None:
@@ -324,6 +346,9 @@ def report(results: dict[str, dict[str, float]]) -> None:
         key = f"rtt_{q}_us"
         cells = [f"+{results[n][key] - d[key]:.0f}" for n in names]
         print(f"{'1 KiB echo RTT ' + q + ', added µs':34} {d[key]:>10.0f} " + " ".join(f"{c:>22}" for c in cells))
+    for key, title in (("cpu_s_per_gb", "proxy CPU s per GB (1 stream)"), ("cpu_us_per_conn", "proxy CPU µs per connection")):
+        cells = [f"{results[n][key]:.2f}" if key in results[n] else "-" for n in names]
+        print(f"{title:34} {'-':>10} " + " ".join(f"{c:>22}" for c in cells))
     for q in ("p50", "p99"):
         key = f"lat_err_{q}_ms"
         cells = [f"{results[n][key]:.2f}" for n in names]
