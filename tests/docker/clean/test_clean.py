@@ -16,8 +16,9 @@ from chaos.containers import ContainerSpec, run_container, run_network, run_volu
 from chaos.images import ImageSet
 from chaos.labels import KEEP, RUN, RunIdentity
 
-# A run that creates a network, a volume and a running container, says its
-# run id, and then is killed with SIGKILL before it can clean up.
+# A run that creates a network, a volume and a container (left paused, as by
+# a pause fault), says its run id, and is then killed with SIGKILL before it
+# can clean up.
 VICTIM = """
 import sys, time
 from chaos.engine import connect
@@ -26,7 +27,8 @@ from chaos.containers import ContainerSpec, run_container, run_network, run_volu
 client, identity = connect(), RunIdentity()
 spec = ContainerSpec(image=sys.argv[1], name="victim", service="edge", instance="edge-1", command=["sleep", "600"])
 with run_network(client, identity, pinnable=False) as net, run_volume(client, identity):
-    with run_container(client, identity, net, spec):
+    with run_container(client, identity, net, spec) as victim:
+        victim.pause()  # killed mid-fault: clean must cope with a paused container too
         print(identity.run_id, flush=True)
         time.sleep(600)
 """
