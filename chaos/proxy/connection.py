@@ -30,13 +30,15 @@ class _ReadBuffer:
     size = 1 << 20
 
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(self.size))
+        self.renew()
 
     def renew(self) -> None:
-        self.view = memoryview(bytearray(self.size))
+        self.array = bytearray(self.size)
+        self.view = memoryview(self.array)
 
 
 _BUF = _ReadBuffer()
+_SMALL = 64 * 1024  # reads up to this size are copied out instead
 
 
 class Side(asyncio.BufferedProtocol):
@@ -80,9 +82,14 @@ class Side(asyncio.BufferedProtocol):
             counters[0] += nbytes
             counters[1] += nbytes
             transport = link.dst.transport
-            transport.write(_BUF.view[:nbytes])  # type: ignore[union-attr]
-            if transport.get_write_buffer_size():  # type: ignore[union-attr]
-                _BUF.renew()
+            if nbytes <= _SMALL:
+                # uvloop defers small writes to the end of the loop iteration,
+                # keeping a view: a small copy is cheaper than a new buffer
+                transport.write(_BUF.array[:nbytes])  # type: ignore[union-attr]
+            else:
+                transport.write(_BUF.view[:nbytes])  # type: ignore[union-attr]
+                if transport.get_write_buffer_size():  # type: ignore[union-attr]
+                    _BUF.renew()
         else:
             self.data_received(bytes(_BUF.view[:nbytes]))
 
