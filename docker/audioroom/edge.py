@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import http
+import logging
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +37,7 @@ from . import config, runtime
 from .state import Assignment, State, connect
 
 KICKED, MOVED = 4001, 4004
+log = logging.getLogger("audioroom.edge")
 
 LISTENERS = Gauge("edge_listeners", "Listeners connected to this edge")
 ROOMS = Gauge("edge_rooms", "Rooms with a host or listeners on this edge")
@@ -178,12 +180,15 @@ class Edge:
                 # Our rooms are being relaunched elsewhere: stop serving them so that
                 # listeners and host go back to control instead of hearing a stale copy.
                 FENCED.inc()
+                log.warning("no heartbeat for %.1fs: fencing, closing %d rooms", time.monotonic() - self.last_beat,
+                            len(self.rooms))
                 for name in list(self.rooms):
                     self.evict(name)
             raise
         BEAT.observe(time.monotonic() - started)
         self.last_beat = time.monotonic()
         for name in moved:
+            log.warning("room %s is no longer here at this generation: closing it (4004 moved)", name)
             self.evict(name)
         for name in [n for n, r in self.rooms.items() if not r.listeners and r.host is None]:
             self.rooms.pop(name, None)

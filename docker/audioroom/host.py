@@ -12,6 +12,7 @@ generation) and stops when the room has moved to another account or ended.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from typing import Any
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from . import config, frames, runtime, web as webutil
 
+log = logging.getLogger("audioroom.host")
 SENT = Counter("host_frames_sent_total", "Frames sent to edges")
 STREAMS = Gauge("host_streams", "Rooms this host is streaming (or trying to)")
 CONNECTED = Gauge("host_streams_connected", "Streams with an open edge connection")
@@ -52,6 +54,8 @@ class Stream:
         while True:
             status, body = await self.host.control("GET", f"/rooms/{self.room}")
             if status == 404 or (status == 200 and (body["state"] == "ended" or body["host"] != self.host.account)):
+                log.warning("stopped streaming %s: %s", self.room, "gone" if status == 404 else
+                            f"state {body['state']}, host {body['host']}")
                 return  # gone, or relaunched under another account: not ours to stream
             if status != 200 or body["state"] != "live":
                 await asyncio.sleep(t.host_poll / 4)

@@ -16,6 +16,7 @@ Every SUPERVISOR_TICK, for each room in its shards:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from . import config, runtime, web as webutil
 from .shards import fair_share
 from .state import Room, State, connect, now_ms
 
+log = logging.getLogger("audioroom.supervisor")
 _BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60, 120)
 RELAUNCHES = Counter("supervisor_relaunches_total", "Rooms relaunched, by reason", ["reason"])
 DETECT = Histogram(
@@ -111,6 +113,7 @@ class Supervisor:
                 room, edge=room.edge, host=room.host, backups=[], state="ended",
                 record=self.record("host_lost", room.host_seen_ms, detected, room, room.edge, ""),
             ):
+                log.warning("ended %s: host %s gone for HOST_GRACE and no backup account left", room.room, room.host)
                 ENDED.inc()
             return
         await self.relaunch(
@@ -122,6 +125,9 @@ class Supervisor:
     ) -> None:
         record = self.record(reason, failed_ms, detected_ms, room, edge, host)
         if await self.state.relaunch(room, edge=edge, host=host, backups=backups, state="live", record=record):
+            log.warning("relaunched %s (%s): %s/%s gen %d -> %s/%s gen %d, %.2fs after the failure", room.room, reason,
+                        room.edge, room.host, room.generation, edge, host, room.generation + 1,
+                        record["completed_at"] - failed_ms / 1000)
             RELAUNCHES.labels(reason).inc()
             DETECT.labels(reason).observe(max(0.0, (detected_ms - failed_ms) / 1000))
             COMPLETE.labels(reason).observe(max(0.0, record["completed_at"] - failed_ms / 1000))
