@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import threading
+from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +42,21 @@ def _fail(err: Exception, doing: str) -> StackError:
     return StackError(reason.one_line())
 
 
+@dataclass(frozen=True)
+class KeptIdentity(RunIdentity):
+    """A run whose resources outlive their owner (``stack up``): ``roomquake clean`` leaves them."""
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return super().labels(**{L.KEEP: "1", **extra})
+
+
 class DockerBackend(Backend):
     kind = "docker"
 
     def __init__(self, stack: Stack, identity: RunIdentity, keep: bool = False, state: dict[str, Any] | None = None) -> None:
         self.stack = stack
+        if keep and not isinstance(identity, KeptIdentity):
+            identity = KeptIdentity(run_id=identity.run_id, pid=identity.pid, host=identity.host)
         self.identity = identity
         self.run_id = identity.run_id
         self.client = _client()
@@ -132,7 +143,6 @@ class DockerBackend(Backend):
             env=inst.env,
             ports=(inst.port,),
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
-            extra_labels={L.KEEP: "1"} if self.keep else {},
         )
         try:
             cm = run_container(self.client, self.identity, self.network, spec)

@@ -122,10 +122,16 @@ def test_server_loss_operations_on_containers(stack, docker_engine):
 
 
 def test_down_leaves_nothing_and_bad_input_starts_nothing(docker_engine, stack_images, state_dir):
-    with bring_up(STACK, backend="docker", scale={"edge": 1, "supervisor": 1, "host": 1, "crowd": 0}) as small:
-        run_id = small.run_id
-        assert len(ours(docker_engine, run_id)[0]) == 6
-    assert ours(docker_engine, run_id) == ([], [])
+    # as `stack up` does it: kept (roomquake clean leaves it), outliving its owner, until `stack down`
+    small = start_stack(STACK, backend="docker", scale={"edge": 1, "supervisor": 1, "host": 1, "crowd": 0}, keep=True)
+    try:
+        containers, networks = ours(docker_engine, small.run_id)
+        assert len(containers) == 6 and len(networks) == 1
+        assert all(c.labels.get(L.KEEP) == "1" for c in containers)
+        assert networks[0].attrs["Labels"].get(L.KEEP) == "1"
+    finally:
+        small.down()
+    assert ours(docker_engine, small.run_id) == ([], [])
     text = STACK.read_text().replace("  services:\n    build: services", "  services:\n    tag: roomquake/nosuch:0")
     bad = loads_stack(text, str(STACK))
     identity = RunIdentity()
