@@ -62,7 +62,7 @@ class ProxyServer:
         except OSError as err:
             await self._runner.cleanup()
             raise UsageError(f"cannot listen on {addr.join(self.host, self.port)}: {err.strerror}") from None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = self._runner.addresses[0][1]
 
     async def populate(self, proxies: list[dict[str, Any]], source: str) -> None:
         try:

@@ -102,7 +102,8 @@ def test_ten_thousand_connect_close_cycles_leave_no_growth(client, name, upstrea
     assert metric(http, f'roomquake_proxy_connections{{proxy="{name}"}}') == 0
 
 
-def test_sigterm_closes_every_connection_and_exits_cleanly(start_server, echo, sockets, ours_only):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_closes_every_connection_and_exits_cleanly(start_server, echo, sockets, ours_only, sig):
     from chaos.proxy.client import ProxyClient
 
     server = start_server()
@@ -113,7 +114,7 @@ def test_sigterm_closes_every_connection_and_exits_cleanly(start_server, echo, s
     for s in live:
         s.sendall(b"x")
         assert sockets.recv_exactly(s, 1) == b"x"
-    assert server.stop(signal.SIGTERM) == 0
+    assert server.stop(sig) == 0
     for s in live:
         try:
             assert s.recv(10) == b""
