@@ -97,6 +97,20 @@ def test_killing_the_hosting_edge_relaunches_the_room_and_listeners_follow(stack
     wait_all([(edge, stack.spec.services["edge"].health, lambda: stack.address(edge))])
 
 
+def test_host_loss_moves_the_room_to_the_backup_account(stack):
+    room = "d-host"
+    stack.load("start", room=room, listeners=4, ramp_s=0.5)
+    until(lambda: (stack.probe("crowd.room_listeners", room=room) or {}).get("1", 0) >= 4, 20, "listeners joined")
+    stack.kill("host-1")
+    until(lambda: stack.probe("room.host", room=room) == "account-2", 20, "relaunch under the backup account")
+    assert stack.probe("room.relaunch_reason", room=room) == "host_lost"
+    gen = stack.probe("room.generation", room=room)
+    until(lambda: (stack.probe("crowd.room_listeners", room=room) or {}).get(str(gen), 0) >= 3, 20,
+          "listeners following the backup host")
+    stack.start("host-1")
+    wait_all([("host-1", stack.spec.services["host"].health, lambda: stack.address("host-1"))])
+
+
 def test_server_loss_operations_on_containers(stack, docker_engine):
     name = "edge-2"
     health = stack.spec.services["edge"].health
