@@ -71,15 +71,20 @@ class LocalBackend(Backend):
             self._argv(inst.command)
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def _env(self, inst: InstancePlan) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
+    def _own_env(self, inst: InstancePlan) -> dict[str, str]:
+        """What this instance adds to the environment (recorded; the rest is os.environ at spawn)."""
         paths = [str((self.stack.root / p).resolve()) for p in self.stack.spec.local.pythonpath]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        if paths:
-            env["PYTHONPATH"] = os.pathsep.join(paths)
-        env["PYTHONUNBUFFERED"] = "1"
+        if os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        env = {"PYTHONUNBUFFERED": "1", **({"PYTHONPATH": os.pathsep.join(paths)} if paths else {})}
         env.update(inst.env)
+        return env
+
+    @staticmethod
+    def _full_env(own: dict[str, str]) -> dict[str, str]:
+        # The user's environment is inherited but never written to the run record (it may hold secrets).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RQ_")}
+        env.update(own)
         return env
 
     # --- lifecycle -------------------------------------------------------------
@@ -88,7 +93,7 @@ class LocalBackend(Backend):
         svc = self.stack.spec.services[inst.service]
         self.procs[inst.name] = {
             "argv": self._argv(inst.command),
-            "env": self._env(inst),
+            "env": self._own_env(inst),
             "port": inst.port,
             "stop_timeout": svc.stop_timeout_s,
             "cwd": str(self.stack.root),
@@ -101,7 +106,7 @@ class LocalBackend(Backend):
         try:
             child = subprocess.Popen(
                 rec["argv"],
-                env=rec["env"],
+                env=self._full_env(rec["env"]),
                 cwd=rec["cwd"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
