@@ -171,7 +171,14 @@ class Bench:
                     assert status == 202, body
 
     def stats(self) -> list[dict]:
-        return [http("GET", self.url(c, "/stats"))[1] for c in self.crowds]
+        """Every crowd's /stats; a crowd too busy to answer within 30 s ends the bench with a message."""
+        out = []
+        for crowd in self.crowds:
+            try:
+                out.append(http("GET", self.url(crowd, "/stats"), timeout=30)[1])
+            except (TimeoutError, OSError) as err:
+                raise SystemExit(f"bench: {crowd} did not answer /stats ({err}); it is out of CPU") from None
+        return out
 
     def connected(self) -> int:
         return sum(s["connected"] for s in self.stats())
@@ -270,17 +277,26 @@ def main() -> None:
     parser.add_argument("--proxy", action="store_true", help="crowd -> edge through chaos.proxy (one proxy per edge)")
     parser.add_argument("--skip-sustain", action="store_true")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs (path printed)")
+    parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
+                        help="override a profile variable for every service, e.g. --set HOST_GRACE=60s")
     args = parser.parse_args()
+    for item in args.set:
+        var, sep, value = item.partition("=")
+        if not sep or not var:
+            parser.error(f"--set {item!r}: expected VAR=VALUE")
+        PROFILE[var] = value
     if max(args.sizes + [args.surge]) > args.crowds * PER_CROWD_MAX:
         parser.error(f"{args.crowds} crowd processes carry at most {args.crowds * PER_CROWD_MAX} listeners "
                      "(20,000 files per process): raise --crowds")
-    out: dict[str, Any] = {"edges": args.edges, "crowds": args.crowds, "proxy": args.proxy}
+    out: dict[str, Any] = {"edges": args.edges, "crowds": args.crowds, "proxy": args.proxy,
+                           "load_average_before": os.getloadavg()[0]}
     if not args.skip_sustain:
         out["sustain"] = sustain(args)
         ok = [r["listeners"] for r in out["sustain"] if r.get("on_time_ratio", 0) >= 0.99]
         out["largest_sustained"] = max(ok) if ok else 0
     if args.surge:
         out["surge"] = surge(args)
+    out["load_average_after"] = os.getloadavg()[0]
     print(json.dumps(out, indent=2))
 
 

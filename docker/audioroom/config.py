@@ -65,6 +65,7 @@ class Settings:
     give_up: float = 0.0
     patience: float = math.inf
     connect_timeout: float = 10.0
+    max_joining: int = 256
     extra: dict[str, str] = field(default_factory=dict)
 
     def route(self, target: str) -> tuple[str, int]:
@@ -188,6 +189,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         give_up=_float(env, "CROWD_GIVE_UP", 0.0, high=1.0),
         patience=patience,
         connect_timeout=_duration(env, "CROWD_CONNECT_TIMEOUT", 10.0),
+        max_joining=_int(env, "CROWD_MAX_JOINING", 256, low=1),
     )
 
 

@@ -11,6 +11,8 @@ sequence number. When its connection ends it reacts like a person would:
 - 4001 kicked: counts a kick, rejoins after exponential backoff with full jitter;
 - 4004 moved (the room was relaunched): rejoins through control at once;
 - anything else (edge died): rejoins with backoff, asking control again.
+At most CROWD_MAX_JOINING joins are in flight per crowd process (the rest
+queue; join latency is measured from the start of the attempt proper).
 On each disruption a listener gives up with probability CROWD_GIVE_UP, and
 gives up when it has not got back within CROWD_PATIENCE. Every random choice
 comes from RNGs seeded by CROWD_SEED, the instance and the listener's index.
@@ -213,6 +215,10 @@ class Listener:
         self.stopped = True
 
     async def join(self) -> wsclient.ListenerProtocol | None:
+        async with self.crowd.joining:
+            return await self._join()
+
+    async def _join(self) -> wsclient.ListenerProtocol | None:
         crowd = self.crowd
         ATTEMPTED.inc()
         started = time.monotonic()
@@ -270,6 +276,9 @@ class Crowd:
         self.target = 0
         self.drain_rng = random.Random(f"{settings.seed}/{settings.instance}/drain")
         self.connect_timeout = settings.connect_timeout
+        # One process plays thousands of devices: bound the joins in flight so a
+        # surge queues here instead of starving the loop that measures frames.
+        self.joining = asyncio.Semaphore(settings.max_joining)
 
     async def control_join(self, room: str) -> tuple[int, Any]:
         try:
