@@ -9,8 +9,10 @@ conditions are judged from these samples.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -87,7 +89,12 @@ class Series:
 
     def add(self, key: str, t: float, value: Value) -> None:
         with self.lock:
-            self.data.setdefault(key, []).append((round(t, 4), value))
+            points = self.data.setdefault(key, [])
+            point = (round(t, 4), value)
+            if points and points[-1][0] > point[0]:  # reads overlap: keep the series in time order
+                bisect.insort(points, point, key=lambda p: p[0])
+            else:
+                points.append(point)
 
     def between(self, key: str, start: float, end: float) -> list[tuple[float, Value]]:
         with self.lock:
@@ -132,10 +139,12 @@ class AbortWatch:
     since: float | None = None
     fired: bool = False
     armed: bool = True
+    last_t: float = -1.0
 
     def feed(self, t: float, value: Value) -> None:
-        if self.fired or not self.armed:
+        if self.fired or not self.armed or t < self.last_t:  # overlapping reads: ignore a late, older sample
             return
+        self.last_t = t
         if self.expect.holds(value):
             self.since = t if self.since is None else self.since
             if t - self.since >= self.hold:
@@ -146,7 +155,14 @@ class AbortWatch:
 
 
 class Sampler:
-    """One thread per key probe; samples go to the series and to the watchers of that key."""
+    """Each key probe is read every ``every`` seconds; samples go to the series and to its watchers.
+
+    A read that takes longer than the interval (a probe of a paused or
+    starved service) does not slow the rate: up to ``IN_FLIGHT`` reads of one
+    probe overlap, so the series keeps its >= 2 samples per second.
+    """
+
+    IN_FLIGHT = 3
 
     def __init__(self, reader: ProbeReader, now: Callable[[], float], every: float, stop: threading.Event) -> None:
         self.reader = reader
@@ -159,6 +175,8 @@ class Sampler:
         self._threads: list[threading.Thread] = []
         self._halt = threading.Event()
         self._run_stop = stop
+        self._pool: ThreadPoolExecutor | None = None
+        self._busy: dict[str, int] = {}
 
     def add_probe(self, ref: str | dict[str, Any], params: dict[str, Any]) -> str:
         key = probe_key(ref, params)
@@ -170,6 +188,7 @@ class Sampler:
             self._watches.setdefault(watch.key, []).append(watch)
 
     def start(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.IN_FLIGHT * len(self._probes)), thread_name_prefix="probe")
         for key, (ref, params) in self._probes.items():
             thread = threading.Thread(target=self._loop, args=(key, ref, params), name=f"sample {key}", daemon=True)
             thread.start()
@@ -178,22 +197,41 @@ class Sampler:
     def _loop(self, key: str, ref: str | dict[str, Any], params: dict[str, Any]) -> None:
         next_at = self.now()
         while not self._halt.is_set():
+            with self._lock:
+                free = self._busy.get(key, 0) < self.IN_FLIGHT
+                if free:
+                    self._busy[key] = self._busy.get(key, 0) + 1
+            if free and self._pool is not None:
+                try:
+                    self._pool.submit(self._sample, key, ref, params)
+                except RuntimeError:  # pool shut down: we are stopping
+                    return
+            next_at = max(next_at + self.every, self.now())
+            self._halt.wait(max(0.0, next_at - self.now()))
+
+    def _sample(self, key: str, ref: str | dict[str, Any], params: dict[str, Any]) -> None:
+        try:
             try:
                 value = self.reader.read(ref, params)
             except Exception as err:  # noqa: BLE001 - keep sampling the other probes
                 self.reader.errors[key] = str(err)
                 value = None
+            if self._halt.is_set():
+                return
             t = self.now()
             self.series.add(key, t, value)
             with self._lock:
                 watches = list(self._watches.get(key, ()))
             for watch in watches:
                 watch.feed(t, value)
-            next_at = max(next_at + self.every, self.now())
-            self._halt.wait(max(0.0, next_at - self.now()))
+        finally:
+            with self._lock:
+                self._busy[key] -= 1
 
     def stop(self) -> None:
         self._halt.set()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

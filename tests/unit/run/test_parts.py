@@ -196,3 +196,22 @@ def test_runner_api_reports_a_missing_stack_as_errored(tmp_path: Path, monkeypat
     assert result.verdict is Verdict.ERRORED and result.exit_code == 4
     assert "stack file 'nowhere.yaml' not found" in result.reason
     assert read(result.journal)["verdict"] == "errored"
+
+
+def test_sampler_keeps_its_rate_when_a_probe_is_slow() -> None:
+    import threading
+    import time
+
+    from chaos.run.observe import ProbeReader, Sampler
+
+    stack = FakeStack()
+    stack.value_overrides["room.state"] = lambda: (time.sleep(0.6), "live")[1]  # each read takes 0.6s
+    start = time.monotonic()
+    sampler = Sampler(ProbeReader(stack), lambda: time.monotonic() - start, 0.25, threading.Event())
+    key = sampler.add_probe("room.state", {})
+    sampler.start()
+    time.sleep(2.5)
+    sampler.stop()
+    points = sampler.series.data[key]
+    assert len(points) >= 5  # ~4/s once reads overlap; 0.6s reads one at a time would give < 2/s
+    assert [t for t, _ in points] == sorted(t for t, _ in points)
