@@ -75,6 +75,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         pool.close()
 
 
+def _uses_pool(item: pytest.Item | None) -> bool:
+    return isinstance(item, ExperimentItem) or "roomquake_stack" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)  # after the item's own fixtures (its faults) are torn down
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Take the pooled stack down as soon as no following test needs it: the rest of the session runs without it."""
+    if _uses_pool(item) and not _uses_pool(nextitem):
+        pool = item.config.stash.get(POOL, None)
+        if pool is not None:
+            pool.close()
+
+
 def _report_dir(config: pytest.Config) -> Path:
     given = config.getoption("roomquake_report_dir")
     if given:

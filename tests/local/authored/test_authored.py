@@ -39,7 +39,7 @@ def test_heartbeat_latency_below_the_threshold_relaunches_nothing(roomquake_stac
     stack.start_load(listeners=20, ramp_s=1)
     stack.wait_for("room.state", "live", within=15)
     edge = stack.probe("room.edge")
-    with faults.latency("edge->state", latency="300ms", jitter="50ms", direction="both") as slowed:
+    with faults.latency("edge->state", latency="150ms", jitter="20ms", direction="both") as slowed:
         assert len(slowed.names) == 2 * len(stack.instances("state"))  # both streams of every edge->state proxy
         assert toxics() == len(slowed.names)
         stack.holds("room.relaunches", "== 0", for_s=3)

@@ -95,7 +95,7 @@ def test_report_chart_and_verdict_render_in_chromium(tmp_path: Path) -> None:
     assert dom.count("<polyline") >= 3 and 'class="relaunch"' in dom and 'class="fault-window"' in dom
 
     shot = tmp_path / "report.png"
-    chromium(tmp_path, "--window-size=1100,900", f"--screenshot={shot}", report.as_uri())
+    chromium(tmp_path, "--window-size=1000,760", f"--screenshot={shot}", report.as_uri())
     _, bpp, rows = png_pixels(shot)
     assert count_near(rows, bpp, (0xB3, 0x59, 0x00)) > 300  # the verdict badge, painted
     assert count_near(rows, bpp, (0x1F, 0x77, 0xB4), tol=30) > 200  # the series lines of the chart
