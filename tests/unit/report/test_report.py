@@ -145,3 +145,12 @@ def test_nice_ticks_cover_the_range() -> None:
     assert nice_ticks(0, 60, 4) == [0, 20, 40, 60]
     ticks = nice_ticks(0.013, 0.47, 4)
     assert ticks[0] <= 0.013 and ticks[-1] >= 0.47 and len(ticks) <= 7
+
+
+def test_a_run_that_never_sampled_still_reports_why() -> None:
+    doc = {"run_id": "x", "verdict": "errored", "reason": "stack failed",
+           "events": [{"kind": "run_error", "t": 0.5, "phase": "bring_up", "message": "edge-2 did not become healthy"}]}
+    html = render_journal(doc)
+    assert 'data-verdict="errored"' in html and "edge-2 did not become healthy" in html
+    assert "No assertion was judged" in html and "<svg" in html
+    assert explain(doc).splitlines()[0] == "ERRORED: stack failed"
