@@ -114,6 +114,8 @@ def _build(client: docker.DockerClient, context: Path, tag: str, base: BuiltImag
                 if "no space left on device" in message.lower():
                     raise disk_full("building the services image", "the Docker engine's data root")
                 tail = " | ".join(line for line in lines[-3:] if line)
+                if len(message) > 200:  # a failed RUN repeats its whole command line
+                    message = message[:197] + "..."
                 raise EngineError(f"building {tag} failed: {message}", hint=f"last build output: {tail}"[:400])
             text = str(chunk.get("stream", "")).strip()
             if text:
