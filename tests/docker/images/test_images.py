@@ -189,3 +189,21 @@ def test_cli_without_mmdebstrap_says_so_in_one_line(docker_engine, tmp_path: Pat
     assert result.stderr.strip().splitlines()[-1].startswith("roomquake: error: mmdebstrap is not installed")
     assert "Traceback" not in result.stderr
     assert docker_engine.images.list(name=f"{PREFIX}-nomm/base") == []
+
+
+def test_a_failed_build_is_one_line_and_leaves_no_step_container(
+    docker_engine, test_config: ImageConfig, tmp_path: Path
+) -> None:
+    from chaos.errors import EngineError
+
+    root = tmp_path / "broken"
+    shutil.copytree(test_config.root, root)
+    marker = f"rq-broken-{PREFIX}"
+    with (root / "docker/Dockerfile.services").open("a") as dockerfile:
+        dockerfile.write(f'RUN echo {marker} && exit 7\n')
+    with pytest.raises(EngineError) as caught:
+        ensure_images(docker_engine, ImageConfig(root=root, prefix=PREFIX, base_image=test_config.base_image))
+    line = caught.value.one_line()
+    assert "failed" in line and "non-zero code: 7" in line and "\n" not in line
+    leftovers = [c for c in docker_engine.api.containers(all=True) if marker in c.get("Command", "")]
+    assert leftovers == []  # --force-rm
