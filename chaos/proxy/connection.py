@@ -77,7 +77,8 @@ class Side(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         link = self.out
         if link is not None and link.head is None:
-            # fast path: no toxic in this direction; no copy unless the kernel is full
+            # fast path: no toxic in this direction; large reads are written from the
+            # shared buffer (handed over to uvloop if it keeps a view of it)
             counters = link.counters
             counters[0] += nbytes
             counters[1] += nbytes
