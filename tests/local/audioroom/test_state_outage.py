@@ -25,20 +25,21 @@ def test_join_fails_fast_while_state_is_paused_or_dead_and_recovers(make_stack):
     try:
         status, body, took = timed_join(stack)
         assert status == 503 and body["reason"].startswith("state unreachable"), body
-        assert took < 4 * STATE_TIMEOUT + 1.0  # one try + one retry, each bounded by STATE_TIMEOUT
+        # one try + one retry, each bounded by STATE_TIMEOUT (0.6 s); the margin is for a busy machine
+        assert took < 10 * STATE_TIMEOUT + 2.0
         assert stack.http("GET", stack.url("control-1", "/health"))[0] == 503
     finally:
         stack.signal("state", signal.SIGCONT)
-    stack.wait_for(lambda: timed_join(stack)[0] == 200, 5, "join to work again after SIGCONT")
+    stack.wait_for(lambda: timed_join(stack)[0] == 200, 15, "join to work again after SIGCONT")
 
     time.sleep(0.1)
     stack.kill("state")  # refused: fails at once
     status, body, took = timed_join(stack)
     assert status == 503 and body["reason"].startswith("state unreachable"), body
-    assert took < 4 * STATE_TIMEOUT + 1.0
+    assert took < 10 * STATE_TIMEOUT + 2.0
     stack.start_state()  # same port, empty data (no persistence)
-    stack.wait_for(lambda: timed_join(stack)[0] == 404, 5, "control to reach the new state (room unknown)")
+    stack.wait_for(lambda: timed_join(stack)[0] == 404, 15, "control to reach the new state (room unknown)")
     stack.wait_for(lambda: stack.http("POST", stack.url("control-1", "/rooms"),
-                                      {"room": "launch", "host": "alice"})[0] == 201, 5, "room created again")
+                                      {"room": "launch", "host": "alice"})[0] == 201, 15, "room created again")
     assert timed_join(stack)[0] == 200
     assert stack.metric("control-1", "control_joins_total", 'result="state_unreachable"') == 2

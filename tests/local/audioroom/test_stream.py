@@ -29,7 +29,7 @@ def test_listeners_hear_the_host_in_order_with_delay_reported(make_stack):
     assert (status, join) == (200, {"edge": "edge-1", "generation": 1})
 
     assert http("POST", stack.url("crowd-1", "/load"), {"room": "launch", "listeners": 20, "ramp_s": 0.2})[0] == 202
-    wait_for(lambda: stack.stats()["frames"]["received"] >= 20 * 10, 10, "every listener to get ~10 frames")
+    wait_for(lambda: stack.stats()["frames"]["received"] >= 20 * 10, 20, "every listener to get ~10 frames")
 
     stats = stack.stats()
     assert stats["connected"] == 20 and stats["target"] == 20
