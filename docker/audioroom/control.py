@@ -20,6 +20,8 @@ from .state import Assignment, State, connect
 
 JOINS = Counter("control_joins_total", "Join requests by result", ["result"])
 CREATES = Counter("control_rooms_created_total", "Room creations by result", ["result"])
+for _result in ("ok", "not_found", "ended", "relaunching", "state_unreachable"):  # zeros, not absent series
+    JOINS.labels(_result)
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -53,6 +53,10 @@ KICKS = Counter("crowd_kicks_total", "Connections closed by the edge with 4001 k
 RECONNECTS = Counter("crowd_reconnects_total", "Rejoins after a connection ended")
 GAVE_UP = Counter("crowd_gave_up_total", "Listeners who gave up after a disruption")
 RECOVERED = Counter("crowd_recovered_after_relaunch_total", "Listeners who got a frame of a room's newer generation")
+JOIN_FAILURES = ("control_unreachable", "state_unreachable", "relaunching", "not_found", "ended", "no_route",
+                 "edge_refused", "edge_timeout")
+for _reason in JOIN_FAILURES:  # probes see zeros, not absent series
+    FAILED.labels(_reason)
 
 
 @dataclass
@@ -340,7 +344,7 @@ class Crowd:
         failed = {
             labels["reason"]: int(sample.value)
             for metric in FAILED.collect() for sample in metric.samples
-            if sample.name.endswith("_total") and (labels := sample.labels)
+            if sample.name.endswith("_total") and (labels := sample.labels) and sample.value
         }
         return {
             "instance": self.settings.instance,
