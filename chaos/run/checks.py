@@ -98,17 +98,29 @@ def _last(observed: list[tuple[float, Any]]) -> str:
 
 
 def window(label: str, watch: Watch, what: str) -> Outcome:
-    """Judge a finished throughout/during window from the sampler's samples."""
+    """Judge a finished throughout/during window from the sampler's samples.
+
+    It holds when every sample that could be read meets the expectation and
+    at least half of the samples could be read: an unreadable sample (no
+    value) is not evidence of a violation, but a window mostly unreadable
+    (the service or the room gone) proves nothing and fails.
+    """
     span = f"{what} (t={watch.start:.2f}s..{watch.end:.2f}s)"
-    if not watch.samples:
+    total, blind = len(watch.samples), len(watch.unreadable)
+    if not total:
         return Outcome(False, f"{label}: expected {watch.expect} {span}; no sample was taken in the window")
-    if not watch.violations:
-        return Outcome(True, f"{label}: {watch.expect} held {span}, {_summary(watch.samples)}", watch.samples)
-    shown = ", ".join(f"{_fmt(v)} at t={t:.2f}s" for t, v in watch.violations[:3])
-    more = f" and {len(watch.violations) - 3} more" if len(watch.violations) > 3 else ""
-    return Outcome(
-        False,
-        f"{label}: expected {watch.expect} {span}; violated by {shown}{more} "
-        f"({len(watch.violations)} of {len(watch.samples)} samples)",
-        watch.samples,
-    )
+    blind_note = f", {blind} unreadable" if blind else ""
+    if watch.violations:
+        shown = ", ".join(f"{_fmt(v)} at t={t:.2f}s" for t, v in watch.violations[:3])
+        more = f" and {len(watch.violations) - 3} more" if len(watch.violations) > 3 else ""
+        return Outcome(
+            False,
+            f"{label}: expected {watch.expect} {span}; violated by {shown}{more} "
+            f"({len(watch.violations)} of {total} samples{blind_note})",
+            watch.samples,
+        )
+    if blind * 2 > total:
+        first = watch.unreadable[0]
+        return Outcome(False, f"{label}: expected {watch.expect} {span}; {blind} of {total} samples unreadable "
+                              f"(from t={first:.2f}s): nothing to judge by", watch.samples)
+    return Outcome(True, f"{label}: {watch.expect} held {span}, {_summary(watch.samples)}", watch.samples)

@@ -114,7 +114,8 @@ class Watch:
     start: float
     end: float
     samples: list[tuple[float, Value]] = field(default_factory=list)
-    violations: list[tuple[float, Value]] = field(default_factory=list)
+    violations: list[tuple[float, Value]] = field(default_factory=list)  # read, and not as expected
+    unreadable: list[float] = field(default_factory=list)  # no value (service slow or gone, room unknown)
     _seen: set[float] = field(default_factory=set)
 
     def feed(self, t: float, value: Value) -> None:
@@ -123,7 +124,11 @@ class Watch:
         self._seen.add(t)
         if self.start <= t <= self.end:
             self.samples.append((t, value))
-            if not self.expect.holds(value):
+            if self.expect.holds(value):
+                return
+            if value is None:
+                self.unreadable.append(t)
+            else:
                 self.violations.append((t, value))
 
 

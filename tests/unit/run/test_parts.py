@@ -215,3 +215,22 @@ def test_sampler_keeps_its_rate_when_a_probe_is_slow() -> None:
     points = sampler.series.data[key]
     assert len(points) >= 5  # ~4/s once reads overlap; 0.6s reads one at a time would give < 2/s
     assert [t for t, _ in points] == sorted(t for t, _ in points)
+
+
+def test_windows_tell_unreadable_from_violated() -> None:
+    from chaos.experiment.expect import parse_expectation
+    from chaos.run.checks import window
+    from chaos.run.observe import Watch
+
+    def judge(values: list[object]):
+        watch = Watch("k", parse_expectation("== 0"), 0.0, 10.0)
+        for i, value in enumerate(values):
+            watch.feed(float(i), value)
+        return window("no-kicks", watch, "throughout 10s")
+
+    assert judge([0, 0, None, 0]).ok  # one unreadable sample is not a kick
+    outcome = judge([0, None, 3, 0])
+    assert not outcome.ok and "violated by 3 at t=2.00s (1 of 4 samples, 1 unreadable)" in outcome.message
+    outcome = judge([None, None, None, 0])
+    assert not outcome.ok and "3 of 4 samples unreadable (from t=0.00s): nothing to judge by" in outcome.message
+    assert not judge([]).ok
