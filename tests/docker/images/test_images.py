@@ -70,7 +70,7 @@ def test_fault_proxy_runs_from_the_services_image(docker_engine, stack_images: I
     with run_network(client=docker_engine, identity=identity, pinnable=False) as net:
         with run_container(docker_engine, identity, net, spec) as proxy:
             host, port = proxy.address(8474)
-            wait_ready(proxy, http_probe(f"http://{host}:{port}/version"), timeout=30)
+            wait_ready(proxy, http_probe(f"http://{host}:{port}/version"), timeout=90)  # margin for a starved machine
 
 
 # --- hash tags and rebuilds, on a frozen copy of the checkout -------------------
