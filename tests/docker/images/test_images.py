@@ -23,8 +23,15 @@ PREFIX = f"roomquake-test-{os.getpid()}"  # our own repositories: removing them 
 
 
 def _run(client, image: str, command: list[str], **kwargs) -> str:
-    output = client.containers.run(image, command, remove=True, labels=RunIdentity().labels(), **kwargs)
-    return output.decode()
+    """Run to completion and return the output (waits longer than the client's default timeout)."""
+    container = client.containers.run(image, command, detach=True, labels=RunIdentity().labels(), **kwargs)
+    try:
+        status = container.wait(timeout=300)["StatusCode"]
+        output = container.logs().decode()
+        assert status == 0, output
+        return output
+    finally:
+        container.remove(force=True)
 
 
 def test_base_has_python_311_redis_and_network_tools(docker_engine, stack_images: ImageSet) -> None:
