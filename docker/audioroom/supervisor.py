@@ -88,19 +88,21 @@ class Supervisor:
             if room.state == "ended":
                 continue
             edge_beat = beats.get(room.edge, 0.0)
-            if room.state == "relaunching" or now - edge_beat > self.t.heartbeat_timeout * 1000:
-                await self.edge_lost(room, edge_beat)
+            edge_alive = now - edge_beat <= self.t.heartbeat_timeout * 1000
+            if room.state == "relaunching" or not edge_alive:
+                await self.edge_lost(room, edge_beat, edge_alive)
             elif now - room.host_seen_ms > self.t.host_grace * 1000:
                 await self.host_lost(room)
         self.last_ok = time.monotonic()
 
-    async def edge_lost(self, room: Room, failed_ms: float) -> None:
+    async def edge_lost(self, room: Room, failed_ms: float, edge_alive: bool = False) -> None:
+        """Relaunch on another live edge; a room left relaunching may go back to its edge once it is alive."""
         detected = now_ms()
-        target = await self.state.pick_edge(self.t.heartbeat_timeout, exclude=room.edge)
+        target = await self.state.pick_edge(self.t.heartbeat_timeout, exclude="" if edge_alive else room.edge)
         if target is None:
             STALLED.inc()
-            if room.state == "live":
-                await self.state.mark(room, "relaunching")
+            if room.state == "live" and await self.state.mark(room, "relaunching"):
+                log.warning("%s: edge %s lost and no live edge left: relaunching", room.room, room.edge)
             return
         if room.state == "relaunching" and room.last_relaunch and room.last_relaunch.get("failed_at"):
             failed_ms = room.last_relaunch["failed_at"] * 1000  # keep the original failure time

@@ -95,6 +95,12 @@ async def test_no_live_edge_marks_the_room_relaunching_and_retries():
     assert fake.marked == [("a", "relaunching")] and fake.relaunched == []
 
 
+async def test_a_relaunching_room_goes_back_to_its_edge_once_that_edge_is_alive_again():
+    fake = FakeState([room("a", state="relaunching")], {"edge-1": now_ms() - 50})
+    await supervisor(fake).check()
+    assert fake.relaunched == [("a", "edge-1", "alice", ["bob"], "live", "edge_lost")]
+
+
 async def test_leases_follow_the_fair_share_of_live_supervisors():
     fake = FakeState([], {}, supervisors=["supervisor-1"])
     sup = Supervisor(config.load(ENV), fake)
