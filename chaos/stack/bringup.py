@@ -96,20 +96,30 @@ def start_stack(
     impl.prepare(plan)
     proxy_name = f"{spec.proxy.service}-1"
     try:
-        # The proxy first (every link goes through it), its link proxies, then
-        # everything else at once: services retry their upstreams, so start
-        # order only matters for the proxy, and parallel starts halve bring-up.
+        # Everything starts at once (the proxy first in line); the link proxies
+        # are created as soon as the proxy answers. Services retry their
+        # upstreams, so no other order matters, and parallel starts are what
+        # makes bring-up as quick as compose's.
         proxy_tier = [i for i in plan.instances if i.service == spec.proxy.service]
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
-        for inst in proxy_tier:
-            impl.launch(inst)
-        _wait_healthy(stack, impl, proxy_tier)
-        host, port = impl.address(proxy_name)
-        populate(f"http://{host}:{port}", plan.proxies)
         if kind == "docker":
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(impl.launch, rest))
+            pool = ThreadPoolExecutor(max_workers=8)
+            launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
+            try:
+                launching[0].result()
+                _wait_healthy(stack, impl, proxy_tier)
+                host, port = impl.address(proxy_name)
+                populate(f"http://{host}:{port}", plan.proxies)
+                for future in launching[1:]:
+                    future.result()
+            finally:
+                pool.shutdown(wait=True)
         else:
+            for inst in proxy_tier:
+                impl.launch(inst)
+            _wait_healthy(stack, impl, proxy_tier)
+            host, port = impl.address(proxy_name)
+            populate(f"http://{host}:{port}", plan.proxies)
             for inst in rest:
                 impl.launch(inst)
         _wait_healthy(stack, impl, rest)
