@@ -1,4 +1,4 @@
-"""Bring a stack up (proxy first, then all at once, healthy before returning), attach to one, take it down."""
+"""Bring a stack up (all at once, link proxies as soon as the proxy answers, healthy before returning), attach to one, take it down."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def start_stack(
     keep: bool = False,
     identity: RunIdentity | None = None,
 ) -> RunningStack:
-    """Start every instance (the proxy first), wait until all are healthy; record the run.
+    """Start every instance, create the link proxies, wait until all are healthy; record the run.
 
     Everything is validated and planned before the first instance starts; on
     any failure what was started is torn down again and the error raised.
