@@ -138,3 +138,41 @@ method:
     assert follow.wait(timeout=380) == 0, "\n".join(follow_lines)
     assert labelled(docker_engine, run_id) == []
     assert any("took down stack" in line or "leftover resource" in line for line in follow_lines), "\n".join(follow_lines)
+
+
+@pytest.mark.timeout(400)
+def test_container_faults_are_rolled_back_on_an_attached_stack(docker_engine, stack_images, tmp_path, env,
+                                                               monkeypatch) -> None:
+    """disconnect and squeeze (docker only) on a stack that stays up: after the run, limits lifted, network back."""
+    from chaos.stack import start_stack
+
+    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", env["ROOMQUAKE_STATE_DIR"])
+    stack = start_stack(STACK, backend="docker", scale={"edge": 2, "supervisor": 1, "host": 1, "crowd": 1})
+    try:
+        experiment = tmp_path / "containers.yaml"
+        experiment.write_text(f"""
+title: container faults
+stack: {STACK}
+scale: {{edge: 2, supervisor: 1, host: 1, crowd: 1}}
+steady_state: [{{probe: supervisor.running, expect: "== 1"}}]
+method:
+  - {{id: squeeze, fault: squeeze, target: {{instance: edge-1}}, cpus: 0.25, memory_mb: 200, for: 2s}}
+  - {{id: cut, at: 0s, fault: disconnect, target: {{instance: edge-2}}, for: 2s}}
+""")
+        proc, lines = roomquake(["--attach", stack.run_id, "--journal-dir", str(tmp_path), str(experiment)], env)
+        assert proc.wait(timeout=300) == 0, "\n".join(lines)
+        time.sleep(0.2)
+        journal = journal_of(lines)
+        rolled = {e["step"]: e for e in journal["events"] if e["kind"] == "fault_rolled_back"}
+        assert set(rolled) == {"squeeze", "cut"} and all(e["ok"] and e["reason"] == "for elapsed" for e in rolled.values())
+        flt = {"label": f"{RUN}={stack.run_id}"}
+        containers = {c.labels.get("io.roomquake.instance"): c for c in docker_engine.containers.list(filters=flt)}
+        edge1 = containers["edge-1"].attrs["HostConfig"]
+        # lifted: docker shows no CPU limit as 0 or -1; a memory limit cannot be removed by
+        # `docker update`, so lifting sets it to the host's memory (far above the 200 MB squeeze)
+        assert (edge1.get("NanoCpus") or 0) <= 0 and (edge1.get("CpuQuota") or 0) <= 0
+        assert (edge1.get("Memory") or 0) <= 0 or edge1["Memory"] >= 1 << 30
+        assert containers["edge-2"].attrs["NetworkSettings"]["Networks"]  # connected again
+        assert {i.state for i in stack.instances()} == {"running"}
+    finally:
+        stack.down()
