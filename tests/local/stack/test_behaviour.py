@@ -46,9 +46,16 @@ def until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    os.environ.setdefault("ROOMQUAKE_STATE_DIR", str(tmp_path_factory.mktemp("runs")))
-    with bring_up(STACK, backend="local", profile="ci", env={"edge": {"EDGE_CAPACITY": CAPACITY}}) as running:
-        yield running
+    old = os.environ.get("ROOMQUAKE_STATE_DIR")
+    os.environ["ROOMQUAKE_STATE_DIR"] = str(tmp_path_factory.mktemp("runs"))
+    try:
+        with bring_up(STACK, backend="local", profile="ci", env={"edge": {"EDGE_CAPACITY": CAPACITY}}) as running:
+            yield running
+    finally:
+        if old is None:
+            os.environ.pop("ROOMQUAKE_STATE_DIR", None)
+        else:
+            os.environ["ROOMQUAKE_STATE_DIR"] = old
 
 
 @pytest.fixture(scope="module")
