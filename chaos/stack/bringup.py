@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chaos.labels import RunIdentity
+from chaos.labels import OWNER_PID, RunIdentity, owner_alive
 from chaos.stack import health, registry
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import Plan, ProxyPlan
@@ -115,13 +115,18 @@ def start_stack(
             finally:
                 pool.shutdown(wait=True)
         else:
+            # Local processes carry no labels: record each process group as it
+            # starts, so a SIGKILL mid bring-up leaves nothing unfindable.
+            _save_pending(identity, impl)
             for inst in proxy_tier:
                 impl.launch(inst)
+                _save_pending(identity, impl)
             _wait_healthy(stack, impl, proxy_tier)
             host, port = impl.address(proxy_name)
             populate(f"http://{host}:{port}", plan.proxies)
             for inst in rest:
                 impl.launch(inst)
+                _save_pending(identity, impl)
         _wait_healthy(stack, impl, rest)
         host, port = impl.address(proxy_name)
         running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}")
@@ -136,6 +141,39 @@ def start_stack(
         impl.teardown()
         registry.remove(identity.run_id)
         raise
+
+
+def _save_pending(identity: RunIdentity, impl: Backend) -> None:
+    registry.save(
+        identity.run_id,
+        {"pending": True, "backend": impl.kind, "owner": identity.labels(), "created": time.time(), "state": impl.record()},
+    )
+
+
+def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
+    """End the processes of a bring-up whose owner died before finishing; returns what was (or would be) done."""
+    from chaos.stack.local import LocalBackend
+
+    run_id = record["run_id"]
+    owner = record.get("owner", {})
+    if owner_alive(owner):
+        raise StackError(f"run {run_id} is still being brought up by pid {owner.get(OWNER_PID, '?')}")
+    procs = {n: p for n, p in record.get("state", {}).get("procs", {}).items() if "pid" in p}
+    if not dry_run:
+        # Same teardown as a live stack: by process group, pid reuse guarded by start time.
+        LocalBackend(None, run_id, procs=procs).teardown()  # type: ignore[arg-type]
+        registry.remove(run_id)
+    verb = "would end" if dry_run else "ended"
+    return f"{run_id}: {verb} {len(procs)} process group(s) of a bring-up whose owner pid {owner.get(OWNER_PID, '?')} died"
+
+
+def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
+    """End the local processes of every bring-up whose owner died mid-way; live ones are never touched."""
+    done = []
+    for record in registry.records():
+        if record.get("pending") and not owner_alive(record.get("owner", {})):
+            done.append(end_pending(record, dry_run=dry_run))
+    return done
 
 
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any]) -> None:
@@ -168,6 +206,8 @@ def bring_up(
 def attach_record(run_id: str = "latest") -> RunningStack:
     """A RunningStack for a stack brought up by an earlier command (not torn down on exit)."""
     record = registry.load(run_id)
+    if record.get("pending"):
+        raise StackError(f"run {record['run_id']} is not up yet (or its owner died mid bring-up: roomquake clean ends it)")
     stack = load_stack(record["stack_file"])
     stack = Stack(spec=apply_scale(stack.spec, record.get("scale")), path=stack.path)
     plan = Plan.from_json(record["plan"])
@@ -190,6 +230,11 @@ def attach(run_id: str = "latest") -> Iterator[RunningStack]:
 
 def down(run_id: str = "latest") -> str:
     """Tear down a recorded stack; returns its run id."""
+    if run_id != "latest":
+        record = registry.load(run_id)
+        if record.get("pending"):  # its owner died mid bring-up (a live one raises)
+            end_pending(record)
+            return run_id
     running = attach_record(run_id)
     running.down()
     return running.run_id

@@ -3,6 +3,11 @@
 ``roomquake stack up`` records what it started so that a later
 ``stack status`` / ``stack down`` / ``attach()`` (another process) finds it.
 Directory: ``$ROOMQUAKE_STATE_DIR`` or ``~/.cache/roomquake/runs``.
+
+While a local stack comes up its record is ``pending`` (owner labels plus the
+process groups started so far), so that if the owner is SIGKILLed mid
+bring-up ``roomquake clean`` / ``stack down --all`` can still find and end
+them; the finished record replaces it.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def records() -> list[dict[str, Any]]:
 
 def load(run_id: str = "latest") -> dict[str, Any]:
     if run_id == "latest":
-        found = records()
+        found = [r for r in records() if not r.get("pending")]  # half-up stacks cannot be attached
         if not found:
             raise UnknownRun(f"no running stack is recorded in {state_dir()}; start one with 'roomquake stack up'")
         return found[0]
