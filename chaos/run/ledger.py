@@ -91,8 +91,22 @@ def _finish(record: dict[str, Any]) -> str:
     return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {failed} failed" if failed else "")
 
 
-def sweep_dead_runs(folder: Path | None = None) -> list[str]:
-    """Finish the work of every runner that died without rolling back; never touches live runs."""
+def _describe(record: dict[str, Any]) -> str:
+    """What ``_finish`` would do, without doing it (``roomquake clean --dry-run``)."""
+    run_id = record.get("run_id", "?")
+    stack_run = record.get("stack_run_id")
+    if not stack_run:
+        return f"{run_id}: no stack recorded (died during bring-up)"
+    if not record.get("attached"):
+        return f"{run_id}: would take down stack {stack_run} it had brought up"
+    return f"{run_id}: would undo {len(record.get('undo', []))} fault part(s) on stack {stack_run}"
+
+
+def sweep_dead_runs(folder: Path | None = None, dry_run: bool = False) -> list[str]:
+    """Finish the work of every runner that died without rolling back; never touches live runs.
+
+    ``dry_run`` only says what would be done and leaves the ledgers in place.
+    """
     done = []
     for path in sorted((folder or ledger_dir()).glob(f"{PREFIX}*.json")):
         try:
@@ -100,6 +114,9 @@ def sweep_dead_runs(folder: Path | None = None) -> list[str]:
         except (OSError, ValueError):
             continue
         if owner_alive(record.get("labels", {})):
+            continue
+        if dry_run:
+            done.append(_describe(record))
             continue
         try:
             done.append(_finish(record))

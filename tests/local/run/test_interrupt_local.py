@@ -1,9 +1,12 @@
-"""Item 7 on real processes: SIGINT mid-fault rolls everything back; SIGKILL leftovers are swept."""
+"""Item 7 on real processes: SIGINT mid-fault rolls everything back; SIGKILL leftovers are swept (by clean or the next run)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from chaos.run.ledger import sweep_dead_runs
 from chaos.stack import registry, start_stack
 from chaos.stack.local import _proc_state
 
-from .conftest import STACK
+from .conftest import ROOT, STACK
 
 EXPERIMENT = f"""
 title: interrupt me in the middle of a fault
@@ -31,6 +34,13 @@ method:
   - {{id: freeze, fault: pause, target: {{service: supervisor, count: 1}}}}
   - wait: 120s
 """
+
+
+def clean_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`roomquake clean` with no Docker engine to reach: the local tier must not sweep the host's Docker."""
+    env = {**os.environ, "DOCKER_HOST": f"unix://{ROOT}/no-such-docker.sock"}
+    return subprocess.run([sys.executable, "-m", "chaos", "clean", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
 
 
 def write(tmp_path: Path) -> Path:
@@ -92,16 +102,19 @@ def test_sigint_attached_removes_toxics_and_resumes(tmp_path, attached_stack, ru
 
 
 @pytest.mark.timeout(150)
-def test_sigkill_leftovers_are_swept_by_the_next_run(tmp_path, attached_stack, run_process) -> None:
+def test_sigkill_leftovers_are_undone_by_clean_alone(tmp_path, attached_stack, run_process) -> None:
     run = run_process(["--attach", attached_stack.run_id, "--journal-dir", str(tmp_path), str(write(tmp_path))])
     run.wait_for("fault pause [freeze] hit")
     run.kill()  # SIGKILL: no finally, no rollback
     assert proxy_state(attached_stack.proxy_url)[0] == 2
     assert "paused" in {i.state for i in attached_stack.instances("supervisor")}
-    done = sweep_dead_runs()
-    assert len(done) == 1 and "undid 5 fault part(s)" in done[0]
+    preview = clean_cli("--dry-run")
+    assert preview.returncode == 0 and "would undo 5 fault part(s)" in preview.stdout, preview.stdout + preview.stderr
+    assert proxy_state(attached_stack.proxy_url)[0] == 2  # --dry-run changed nothing
+    done = clean_cli()  # roomquake clean, no next run
+    assert done.returncode == 0 and "undid 5 fault part(s)" in done.stdout, done.stdout + done.stderr
     assert proxy_state(attached_stack.proxy_url) == (0, [])
-    assert {i.state for i in attached_stack.instances()} == {"running"}
+    assert {i.state for i in attached_stack.instances()} == {"running"}  # resumed, and left up
     assert sweep_dead_runs() == []  # swept once
 
 

@@ -162,6 +162,9 @@ def test_ledger_lifecycle_and_sweep(tmp_path: Path) -> None:
     assert not ledger.path.exists()
     dead = RunIdentity(pid=2**22 + 7)  # no such process
     Ledger(dead, tmp_path).add(("stack", "resume", "edge-1"))
+    # --dry-run: says what it would do and leaves the ledger for the real sweep
+    assert sweep_dead_runs(tmp_path, dry_run=True) == [f"{dead.run_id}: no stack recorded (died during bring-up)"]
+    assert len(list(tmp_path.glob("runner-*.json"))) == 1
     assert sweep_dead_runs(tmp_path) == [f"{dead.run_id}: no stack recorded (died during bring-up); "
                                          "roomquake clean removes labelled containers"]
     assert not list(tmp_path.glob("runner-*.json"))
