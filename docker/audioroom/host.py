@@ -71,7 +71,12 @@ class Stream:
             self.seq = 0
         self.generation, self.edge = generation, edge
         try:
-            async with ws_connect(url, compression=None, open_timeout=settings.timings.heartbeat_timeout) as ws:
+            # A short close_timeout: once the room has moved, the old edge may be paused, starved or
+            # gone without a FIN, and the default 10 s close handshake (which also blocks send())
+            # would keep the host away from the new edge past HOST_GRACE: the room would then be
+            # handed to the backup account although its host is alive.
+            async with ws_connect(url, compression=None, open_timeout=settings.timings.heartbeat_timeout,
+                                  close_timeout=settings.timings.heartbeat_interval) as ws:
                 self.connections += 1
                 if self.connections > 1:
                     RECONNECTS.inc()
