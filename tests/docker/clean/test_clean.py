@@ -115,3 +115,62 @@ def test_all_removes_live_runs_too(docker_engine, stack_images: ImageSet) -> Non
         report = clean(docker_engine, include_live=True, only_runs={identity.run_id})
         assert {r.kind for r in report.removed} == {"container", "network"} and not report.failed
         assert _resources(docker_engine, identity.run_id) == {"containers": 0, "networks": 0, "volumes": 0}
+
+
+KILLED_MID_FAULT = """
+title: runner killed with SIGKILL mid-fault on an attached docker stack
+stack: {stack}
+scale: {{edge: 1, supervisor: 1, host: 1, crowd: 1}}
+steady_state: [{{probe: supervisor.running, expect: "== 1"}}]
+method:
+  - {{id: slow, fault: latency, link: edge->state, latency: 50ms, direction: both}}
+  - {{id: freeze, fault: pause, target: {{service: supervisor}}}}
+  - wait: 120s
+"""
+
+
+@pytest.mark.timeout(400)
+def test_clean_alone_finishes_a_sigkilled_runners_rollback(docker_engine, stack_images: ImageSet, tmp_path,
+                                                            monkeypatch) -> None:
+    """Toxics removed and the paused container resumed by `roomquake clean`, no next run; the live stack stays."""
+    import time
+    from pathlib import Path
+
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack import start_stack
+
+    root = Path(__file__).resolve().parents[3]
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(state))  # also for the runner and clean subprocesses
+    experiment = tmp_path / "killed.yaml"
+    experiment.write_text(KILLED_MID_FAULT.format(stack=root / "docker" / "stack.yaml"))
+    stack = start_stack(root / "docker" / "stack.yaml", backend="docker", scale={"edge": 1, "supervisor": 1, "host": 1, "crowd": 1})
+    runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "--attach", stack.run_id, "--journal-dir", str(tmp_path),
+                               str(experiment)], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert runner.stdout is not None
+        seen = []
+        for line in runner.stdout:  # the runner prints as it goes; its pause is in place once it says so
+            seen.append(line)
+            if "fault pause [freeze] hit" in line:
+                break
+        assert runner.poll() is None, "".join(seen)
+        runner.kill()  # SIGKILL: no rollback
+        runner.wait()
+        proxy = ProxyClient(stack.proxy_url)
+        toxics = lambda: sum(len(proxy.toxics(name)) for name in proxy.proxies())  # noqa: E731
+        assert toxics() > 0 and "paused" in {i.state for i in stack.instances("supervisor")}
+        result = _cli()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "finished rollback of dead runner" in result.stdout and "undid" in result.stdout, result.stdout
+        assert toxics() == 0
+        deadline = time.monotonic() + 10  # docker reports the unpause a moment later
+        while {i.state for i in stack.instances()} != {"running"} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {i.state for i in stack.instances()} == {"running"}  # resumed; the live stack itself is kept
+        assert not list(state.glob("runner-*.json"))
+    finally:
+        runner.kill()
+        runner.wait()
+        stack.down()
