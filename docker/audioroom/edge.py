@@ -72,11 +72,12 @@ class Edge:
         self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     # admission -------------------------------------------------------------
-    async def assignment(self, room: str) -> Assignment | None:
-        """Cached for one heartbeat interval, shared by concurrent joins (a surge is one lookup)."""
+    async def assignment(self, room: str, fresh: bool = False) -> Assignment | None:
+        """Cached for one heartbeat interval, shared by concurrent joins (a surge is one lookup);
+        ``fresh`` skips the cache."""
         now = time.monotonic()
         cached = self._cache.get(room)
-        if cached and cached[0] > now:
+        if cached and cached[0] > now and not fresh:
             return await asyncio.shield(cached[1])
         future: asyncio.Future[Assignment | None] = asyncio.ensure_future(self.state.room_assignment(room))
         self._cache[room] = (now + self.settings.timings.heartbeat_interval, future)
@@ -128,6 +129,15 @@ class Edge:
             query = parse_qs(parts.query)
             generation = int(query.get("generation", ["0"])[0] or 0)
             account = query.get("account", [""])[0]
+            if found is not None and found.generation < generation:
+                # A host of a newer generation than our cached answer: the room was just
+                # relaunched (maybe back onto this edge); ask state rather than refuse it.
+                try:
+                    found = await self.assignment(name, fresh=True)
+                except RedisError:
+                    await conn.close(1013, "state unreachable")
+                    return
+                here = found is not None and found.edge == self.me and found.state == "live" and not self.fenced()
             if not here or found.generation != generation or found.host != account:
                 MOVES.inc()
                 await conn.close(MOVED, "moved")
@@ -171,6 +181,7 @@ class Edge:
 
     async def heartbeat(self) -> None:
         hosted = [(r.name, r.generation, r.host is not None) for r in self.rooms.values()]
+        sent = {name: generation for name, generation, _ in hosted}
         started = time.monotonic()
         try:
             moved = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
@@ -188,6 +199,11 @@ class Edge:
         BEAT.observe(time.monotonic() - started)
         self.last_beat = time.monotonic()
         for name in moved:
+            room = self.rooms.get(name)
+            if room is not None and room.generation != sent.get(name):
+                # The answer is about the generation we reported; a newer one admitted while
+                # the beat was in flight (the room relaunched back here) stays: the next beat checks it.
+                continue
             log.warning("room %s is no longer here at this generation: closing it (4004 moved)", name)
             self.evict(name)
         for name in [n for n, r in self.rooms.items() if not r.listeners and r.host is None]:
