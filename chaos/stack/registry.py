@@ -48,6 +48,8 @@ def records() -> list[dict[str, Any]]:
     """Every recorded run, newest first."""
     out = []
     for path in state_dir().glob("*.json"):
+        if path.name.startswith("runner-"):  # runner ledgers (chaos.run.ledger) share this folder
+            continue
         try:
             out.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
