@@ -28,4 +28,4 @@ clean: $(STAMP)
 # as local processes. Prints the timeline, the verdict and the journal's path.
 demo: $(STAMP)
 	@$(BIN)/python -c "from chaos.stack import default_backend as d; print('roomquake demo: backend', d(), '(docker when an engine answers, else local processes)')"
-	$(BIN)/roomquake run experiments/launch-surge.yaml
+	$(BIN)/roomquake run --report experiments/launch-surge.yaml

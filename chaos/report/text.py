@@ -10,14 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.report.data import event_text
+from chaos.run.checks import format_value
 
 AROUND_S = 6.0
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _failure_time(journal: dict[str, Any], failed: dict[str, Any] | None) -> float:
@@ -36,7 +31,7 @@ def _samples(journal: dict[str, Any], key: str, start: float, end: float, most: 
     shown = [p for i, p in enumerate(points) if i == 0 or i == len(points) - 1 or p[1] != points[i - 1][1]]
     if len(shown) > most:
         shown = shown[: most // 2] + shown[-(most // 2):]
-    return "  ".join(f"{t:.1f}s={_fmt(v)}" for t, v in shown)
+    return "  ".join(f"{t:.1f}s={format_value(v)}" for t, v in shown)
 
 
 def explain(journal: dict[str, Any], report: str | None = None, around: float = AROUND_S) -> str:
@@ -46,7 +41,7 @@ def explain(journal: dict[str, Any], report: str | None = None, around: float = 
     failed = [a for a in journal.get("assertions", []) if not a.get("ok")]
     for a in failed:
         observed = a.get("observed") or []
-        last = f"{_fmt(observed[-1][1])} at t={float(observed[-1][0]):.2f}s" if observed else "no sample"
+        last = f"{format_value(observed[-1][1])} at t={float(observed[-1][0]):.2f}s" if observed else "no sample"
         lines += [
             f"failed assertion {a.get('check')} ({str(a.get('phase', '')).replace('_', ' ')}, {a.get('mode')}): probe {a.get('probe')}",
             f"  expected: {a.get('expect')}",

@@ -30,7 +30,8 @@ class Outcome:
     first_ok_t: float | None = None
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A probe value as people read it: floats to 4 significant digits, strings quoted."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return repr(value) if isinstance(value, str) else str(value)
@@ -40,7 +41,7 @@ def _summary(observed: list[tuple[float, Any]]) -> str:
     numbers = [v for _, v in observed if isinstance(v, (int, float)) and not isinstance(v, bool)]
     parts = [f"{len(observed)} samples"]
     if numbers:
-        parts.insert(0, f"min {_fmt(min(numbers))}, max {_fmt(max(numbers))}")
+        parts.insert(0, f"min {format_value(min(numbers))}, max {format_value(max(numbers))}")
     missing = sum(1 for _, v in observed if v is None)
     if missing:
         parts.append(f"{missing} unreadable")
@@ -51,8 +52,8 @@ def once(label: str, read: Reader, expect: Expectation, now: Callable[[], float]
     value = read()
     t = now()
     if expect.holds(value):
-        return Outcome(True, f"{label}: observed {_fmt(value)}, expected {expect}, at t={t:.2f}s", [(t, value)], t)
-    return Outcome(False, f"{label}: expected {expect}; observed {_fmt(value)} at t={t:.2f}s", [(t, value)])
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, at t={t:.2f}s", [(t, value)], t)
+    return Outcome(False, f"{label}: expected {expect}; observed {format_value(value)} at t={t:.2f}s", [(t, value)])
 
 
 def within(
@@ -80,7 +81,7 @@ def within(
     if ok:
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
-        return Outcome(True, f"{label}: observed {_fmt(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
     if stop.is_set() and now() < end_t:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)
     return Outcome(
@@ -94,7 +95,7 @@ def _last(observed: list[tuple[float, Any]]) -> str:
     if not observed:
         return "nothing (no sample)"
     t, value = observed[-1]
-    return f"{_fmt(value)} at t={t:.2f}s"
+    return f"{format_value(value)} at t={t:.2f}s"
 
 
 def window(label: str, watch: Watch, what: str) -> Outcome:
@@ -111,7 +112,7 @@ def window(label: str, watch: Watch, what: str) -> Outcome:
         return Outcome(False, f"{label}: expected {watch.expect} {span}; no sample was taken in the window")
     blind_note = f", {blind} unreadable" if blind else ""
     if watch.violations:
-        shown = ", ".join(f"{_fmt(v)} at t={t:.2f}s" for t, v in watch.violations[:3])
+        shown = ", ".join(f"{format_value(v)} at t={t:.2f}s" for t, v in watch.violations[:3])
         more = f" and {len(watch.violations) - 3} more" if len(watch.violations) > 3 else ""
         return Outcome(
             False,

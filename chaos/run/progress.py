@@ -6,6 +6,7 @@ import sys
 from typing import Any, TextIO
 
 from chaos.run import events as ev
+from chaos.run.checks import format_value
 
 
 def line_for(event: ev.Event) -> str | None:
@@ -30,7 +31,7 @@ def line_for(event: ev.Event) -> str | None:
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
         case ev.CheckResult() if event.ok:
             took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
-            last = f" (observed {event.observed[-1][1]!r})" if event.observed else ""
+            last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"

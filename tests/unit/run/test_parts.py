@@ -141,7 +141,7 @@ def test_events_serialise_without_per_event_code() -> None:
 def test_progress_lines() -> None:
     line = line_for(ev.CheckResult(check="relaunched", phase="recovery", probe="room.relaunches", expect=">= 1",
                                    mode="within", ok=True, message="", observed=[(1.0, 1.0)], recovery_s=1.25))
-    assert line == "ok   recovery: relaunched: >= 1 after 1.25s (observed 1.0)"
+    assert line == "ok   recovery: relaunched: >= 1 after 1.25s (observed 1)"
     fail = line_for(ev.CheckResult(check="x", phase="method", probe="p", expect="e", mode="once", ok=False, message="x: boom"))
     assert fail == "FAIL method: x: boom"
     assert line_for(ev.VerdictReached(verdict="deviated", reason="r", exit_code=0, as_declared=True)).startswith(
