@@ -169,8 +169,8 @@ class Connection:
 
     async def _dial(self) -> None:
         loop = asyncio.get_running_loop()
-        host, port = self.proxy.upstream_addr()
         try:
+            host, port = await self.proxy.dial_target()
             _, upstream = await loop.create_connection(lambda: UpstreamSide(self), host, port)
         except (OSError, ValueError):
             # Toxiproxy accepts, then closes when the upstream cannot be reached

@@ -17,6 +17,8 @@ from chaos.proxy.link import ToxicSpec
 from chaos.proxy.timer import PreciseTimer
 
 STREAMS = ("upstream", "downstream")
+RESOLVE_TTL = 5.0  # seconds an upstream's resolved address is reused
+RESOLVE_TIMEOUT = 2.0
 
 
 class Proxy:
@@ -33,6 +35,7 @@ class Proxy:
         self._server: asyncio.AbstractServer | None = None
         self._ordinals = itertools.count()
         self._upstream_addr: tuple[str, int] | None = None
+        self._resolved: tuple[str, float] | None = None  # (ip, monotonic time resolved)
 
     # -- lifecycle ---------------------------------------------------------
     def upstream_addr(self) -> tuple[str, int]:
@@ -40,12 +43,42 @@ class Proxy:
             self._upstream_addr = addr.split(self.upstream)
         return self._upstream_addr
 
+    async def dial_target(self) -> tuple[str, int]:
+        """The upstream as an IP address and port, resolved once and reused.
+
+        Resolving per dial (as Toxiproxy does) puts every new connection behind
+        the resolver's small thread pool: when clients hammer an upstream that
+        just died, its lookups fill that pool and dials to healthy upstreams of
+        other proxies stall for seconds. A name is resolved again after
+        RESOLVE_TTL; if that fails the last address is kept (a container being
+        restarted keeps its pinned address), and with none the dial fails.
+        """
+        host, port = self.upstream_addr()
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+            return host, port
+        except OSError:
+            pass
+        now = asyncio.get_running_loop().time()
+        if self._resolved is not None and now - self._resolved[1] < RESOLVE_TTL:
+            return self._resolved[0], port
+        try:
+            infos = await asyncio.wait_for(
+                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            if self._resolved is not None:
+                return self._resolved[0], port
+            raise OSError(f"cannot resolve upstream {host}") from None
+        self._resolved = (infos[0][4][0], now)
+        return self._resolved[0], port
+
     async def start(self) -> None:
         """Listen; raises OSError with Go's wording when the address is taken."""
         if self._server is not None:
             return
         host, port = addr.split(self.listen)
         self._upstream_addr = addr.split(self.upstream)
+        self._resolved = None
         loop = asyncio.get_running_loop()
         try:
             sock = await self._bind(loop, host, port)
