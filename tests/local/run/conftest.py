@@ -1,10 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,62 +9,6 @@ STACK = ROOT / "docker" / "stack.yaml"
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Isolated run registry and ledgers for this test (also for the subprocesses it starts)."""
-    path = tmp_path / "state"
-    path.mkdir()
-    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(path))
-    return path
-
-
-class RunProcess:
-    """``roomquake run`` in a subprocess; its progress lines are collected as they come."""
-
-    def __init__(self, args: list[str], cwd: Path = ROOT) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chaos", "run", *args], cwd=cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, text: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if text in line:
-                    return line
-            if self.proc.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{text!r} not seen; output:\n" + "\n".join(self.lines))
-
-    def finish(self, timeout: float = 60) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def run_process():
-    started: list[RunProcess] = []
-
-    def start(args: list[str]) -> RunProcess:
-        proc = RunProcess(args)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.kill()
+def run_process(cli_process):
+    """``roomquake run ARGS`` in a subprocess (see CliProcess in tests/local/conftest.py)."""
+    return lambda args: cli_process(["run", *args])

@@ -36,14 +36,6 @@ bringup.start_stack(sys.argv[1], backend="local", scale={"edge": 2, "supervisor"
 """
 
 
-@pytest.fixture
-def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "state"
-    path.mkdir()
-    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(path))
-    return path
-
-
 def _alive(procs: dict) -> list[str]:
     return [name for name, p in procs.items() if _proc_state(p["pid"], p["start"]) != "exited"]
 
