@@ -18,7 +18,7 @@ import logging
 import random
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 if TYPE_CHECKING:
     from chaos.proxy.connection import Connection, Side
@@ -160,6 +160,16 @@ class Stub:
             self.end_kind = item.kind
             return None
         return item
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """Every chunk until the end of the stream, then the end is passed on:
+        the loop most toxics are (``async for chunk in stub.chunks(): ...``)."""
+        while True:
+            chunk = await self.recv()
+            if chunk is None:
+                self.close()
+                return
+            yield chunk
 
     def send(self, chunk: Chunk) -> None:
         if self.holding is chunk:

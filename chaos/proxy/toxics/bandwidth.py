@@ -18,11 +18,7 @@ class Bandwidth(Toxic):
 
     async def pipe(self, stub: Stub) -> None:
         next_free = time.monotonic()  # when the pipe is free to send again
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
+        async for chunk in stub.chunks():
             if self.rate <= 0:
                 stub.send(chunk)
                 continue

@@ -17,11 +17,7 @@ class Latency(Toxic):
     buffer_hint = 32 * 1024 * 1024  # Toxiproxy buffers 1024 chunks of up to 32 KiB
 
     async def pipe(self, stub: Stub) -> None:
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
+        async for chunk in stub.chunks():
             delay = self.latency
             if self.jitter > 0:
                 delay += stub.rng.uniform(-self.jitter, self.jitter)

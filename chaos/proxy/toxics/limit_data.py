@@ -17,11 +17,7 @@ class LimitData(Toxic):
 
     async def pipe(self, stub: Stub) -> None:
         state = stub.state
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
+        async for chunk in stub.chunks():
             room = max(0, self.bytes - state["sent"])
             if len(chunk.data) > room:
                 stub.drop(chunk)

@@ -10,11 +10,7 @@ class Noop(Toxic):
     type_name = "noop"
 
     async def pipe(self, stub: Stub) -> None:
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
+        async for chunk in stub.chunks():
             stub.send(chunk)
 
 

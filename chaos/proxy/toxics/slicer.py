@@ -41,11 +41,7 @@ class Slicer(Toxic):
             raise InvalidAttributes("attribute 'size_variation' of slicer must be less than average_size")
 
     async def pipe(self, stub: Stub) -> None:
-        while True:
-            chunk = await stub.recv()
-            if chunk is None:
-                stub.close()
-                return
+        async for chunk in stub.chunks():
             data = memoryview(chunk.data)
             start = 0
             for end in cut_points(len(data), self.average_size, self.size_variation, stub.rng):
