@@ -140,7 +140,6 @@ class ClientSide(Side):
         # reading is not paused while the upstream is dialled: early bytes are
         # kept in ``early`` instead (two fewer epoll changes per connection)
         self.transport = transport  # type: ignore[assignment]
-        self.conn.accepted()
 
 
 class UpstreamSide(Side):
@@ -163,17 +162,32 @@ class Connection:
         self.closed = False
         self.dial: asyncio.Task[None] | None = None
 
-    def accepted(self) -> None:
-        self.proxy.connections.add(self)
-        self.dial = asyncio.get_running_loop().create_task(self._dial())
+    def adopt(self, client: socket.socket, upstream: socket.socket | None,
+              carried: dict[str, tuple[bytes, bool]]) -> None:
+        """Take over sockets accepted (and perhaps connected) elsewhere.
 
-    async def _dial(self) -> None:
+        ``carried`` maps a direction to the bytes already read but not yet
+        written, and whether its end was already passed on (see relay.py).
+        """
+        self.proxy.connections.add(self)
+        self.dial = asyncio.get_running_loop().create_task(self._adopt(client, upstream, carried))
+
+    async def _adopt(self, client: socket.socket, upstream_sock: socket.socket | None,
+                     carried: dict[str, tuple[bytes, bool]]) -> None:
         loop = asyncio.get_running_loop()
         try:
-            host, port = await self.proxy.dial_target()
-            _, upstream = await loop.create_connection(lambda: UpstreamSide(self), host, port)
+            await loop.connect_accepted_socket(lambda: self.client, client)
+            if upstream_sock is None:
+                host, port = await self.proxy.dial_target()
+                _, upstream = await loop.create_connection(lambda: UpstreamSide(self), host, port)
+            else:
+                _, upstream = await loop.connect_accepted_socket(lambda: UpstreamSide(self), upstream_sock)
         except (OSError, ValueError):
             # Toxiproxy accepts, then closes when the upstream cannot be reached
+            if upstream_sock is not None:
+                upstream_sock.close()
+            if self.client.transport is None:
+                client.close()
             self.close(CLOSE)
             return
         finally:
@@ -181,8 +195,20 @@ class Connection:
         if self.closed:
             upstream.transport.abort()  # type: ignore[union-attr]
             return
-        self.upstream = upstream  # type: ignore[assignment]
+        self._join(upstream, carried)  # type: ignore[arg-type]
+
+    def _join(self, upstream: UpstreamSide, carried: dict[str, tuple[bytes, bool]]) -> None:
+        """Both sides are transports: build the links and let the bytes flow."""
+        self.upstream = upstream
         proxy = self.proxy
+        for direction, (data, ended) in carried.items():
+            # read before any toxic existed: written first, as they would have been
+            dst = upstream if direction == "upstream" else self.client
+            if data:
+                proxy.counters[direction][1] += len(data)
+                dst.transport.write(data)  # type: ignore[union-attr]
+            if ended:
+                self.ended.add(direction)
         up = Link(self, "upstream", self.client, upstream, proxy.counters["upstream"])  # type: ignore[arg-type]
         down = Link(self, "downstream", upstream, self.client, proxy.counters["downstream"])  # type: ignore[arg-type]
         self.client.out = up
@@ -211,6 +237,8 @@ class Connection:
         if self.closed:
             return
         if kind == EOF_:
+            if link.direction in self.ended:  # passed on before this connection was adopted
+                return
             self.ended.add(link.direction)
             transport = link.dst.transport
             if len(self.ended) == 2 or transport is None:

@@ -2,46 +2,80 @@
 
 All methods run on the server's event loop; chain changes are applied to
 every live link synchronously, so an API reply means the change is in place.
+A connection accepted while the proxy has no toxic takes the fast path
+(:class:`chaos.proxy.relay.Relay`) and is promoted to the transport path
+(:class:`chaos.proxy.connection.Connection`) when a toxic is added.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import socket
+import time
 from typing import Any
 
 from chaos.proxy import addr
 from chaos.proxy.connection import Connection
 from chaos.proxy.link import ToxicSpec
+from chaos.proxy.poller import Poller
+from chaos.proxy.relay import Relay
 from chaos.proxy.timer import PreciseTimer
 
+log = logging.getLogger("chaos.proxy")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
 STREAMS = ("upstream", "downstream")
+_ACCEPTS_PER_WAKEUP = 32
 RESOLVE_TTL = 5.0  # seconds an upstream's resolved address is reused
 RESOLVE_TIMEOUT = 2.0
 
 
 class Proxy:
-    def __init__(self, name: str, listen: str, upstream: str, *, seed: int, timer: PreciseTimer) -> None:
+    def __init__(self, name: str, listen: str, upstream: str, *, seed: int, timer: PreciseTimer,
+                 poller: Poller | None = None) -> None:
         self.name = name
         self.listen = listen  # as given until started, then the real address
         self.upstream = upstream
         self.enabled = False
         self.seed = seed
         self.timer = timer
+        self.poller = poller  # made on start() when not shared by the registry
+        self._own_poller = False
         self.toxics: dict[str, list[ToxicSpec]] = {s: [] for s in STREAMS}
-        self.connections: set[Connection] = set()
+        self.connections: set[Connection | Relay] = set()
         self.counters: dict[str, list[int]] = {s: [0, 0] for s in STREAMS}
-        self._server: asyncio.AbstractServer | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ordinals = itertools.count()
         self._upstream_addr: tuple[str, int] | None = None
         self._resolved: tuple[str, float] | None = None  # (ip, monotonic time resolved)
+        self._literal = False  # the upstream host is an IP address
 
     # -- lifecycle ---------------------------------------------------------
     def upstream_addr(self) -> tuple[str, int]:
         if self._upstream_addr is None:
             self._upstream_addr = addr.split(self.upstream)
+            self._literal = _is_ip(self._upstream_addr[0])
         return self._upstream_addr
+
+    def cached_target(self) -> tuple[str, int] | None:
+        """The upstream's address if no lookup is needed now (see dial_target)."""
+        host, port = self.upstream_addr()
+        if self._literal:
+            return host, port
+        resolved = self._resolved
+        if resolved is not None and time.monotonic() - resolved[1] < RESOLVE_TTL:
+            return resolved[0], port
+        return None
 
     async def dial_target(self) -> tuple[str, int]:
         """The upstream as an IP address and port, resolved once and reused.
@@ -53,13 +87,11 @@ class Proxy:
         RESOLVE_TTL; if that fails the last address is kept (a container being
         restarted keeps its pinned address), and with none the dial fails.
         """
+        target = self.cached_target()
+        if target is not None:
+            return target
         host, port = self.upstream_addr()
-        try:
-            socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-            return host, port
-        except OSError:
-            pass
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         if self._resolved is not None and now - self._resolved[1] < RESOLVE_TTL:
             return self._resolved[0], port
         try:
@@ -74,19 +106,24 @@ class Proxy:
 
     async def start(self) -> None:
         """Listen; raises OSError with Go's wording when the address is taken."""
-        if self._server is not None:
+        if self._sock is not None:
             return
         host, port = addr.split(self.listen)
-        self._upstream_addr = addr.split(self.upstream)
+        self._upstream_addr = None
+        self.upstream_addr()
         self._resolved = None
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
+        if self.poller is None:
+            self.poller = Poller(loop)
+            self._own_poller = True
         try:
             sock = await self._bind(loop, host, port)
         except OSError as err:
             reason = (err.strerror or str(err)).lower()
             raise OSError(err.errno, f"listen tcp {self.listen}: bind: {reason}") from None
-        self._server = await loop.create_server(self._new_connection, sock=sock, backlog=1024)
-        sockname = self._server.sockets[0].getsockname()
+        self._sock = sock
+        loop.add_reader(sock.fileno(), self._accept)
+        sockname = sock.getsockname()
         self.listen = addr.join(sockname[0], sockname[1])
         self.enabled = True
 
@@ -108,18 +145,40 @@ class Proxy:
         sock.setblocking(False)
         return sock
 
-    def _new_connection(self) -> asyncio.Protocol:
-        return Connection(self, next(self._ordinals)).client
+    def _accept(self) -> None:
+        # accepted here rather than by loop.create_server, so that a connection
+        # of a proxy without toxics can skip asyncio transports (relay.py)
+        listener, loop = self._sock, self._loop
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                sock, _ = listener.accept()  # type: ignore[union-attr]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # e.g. out of fds: this client is refused, the listener lives
+                log.warning("%s: accept failed: %s", self.name, err)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ordinal = next(self._ordinals)
+            if self.toxics["upstream"] or self.toxics["downstream"]:
+                Connection(self, ordinal).adopt(sock, None, {})
+            else:
+                Relay(self, ordinal, sock, loop, self.poller).start()  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         """Stop listening and cut every live connection both ways."""
         self.enabled = False
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
+            sock.close()
         for conn in list(self.connections):
             conn.close("cut")
         self.connections.clear()
+        if self._own_poller and self.poller is not None:
+            self.poller.close()
+            self.poller = None
+            self._own_poller = False
 
     # -- toxics ------------------------------------------------------------
     def find_toxic(self, name: str) -> ToxicSpec | None:
@@ -136,6 +195,8 @@ class Proxy:
         return [c.links[stream] for c in list(self.connections) if not c.closed and c.links]
 
     def add_toxic(self, spec: ToxicSpec) -> None:
+        for conn in [c for c in self.connections if isinstance(c, Relay)]:
+            conn.promote()
         self.toxics[spec.stream].append(spec)
         for link in self._links(spec.stream):
             link.add(spec)

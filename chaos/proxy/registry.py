@@ -14,6 +14,7 @@ from typing import Any
 from chaos.proxy import addr
 from chaos.proxy.link import ToxicSpec
 from chaos.proxy.proxy import STREAMS, Proxy
+from chaos.proxy.poller import Poller
 from chaos.proxy.timer import PreciseTimer
 from chaos.proxy.toxics import REGISTRY, InvalidAttributes
 
@@ -55,6 +56,7 @@ class Registry:
         self.proxies: dict[str, Proxy] = {}
         self.lock = asyncio.Lock()  # one mutation at a time: binds await
         self._timer: PreciseTimer | None = None
+        self._poller: Poller | None = None
         self._given_listen: dict[str, str] = {}
 
     @property
@@ -62,6 +64,12 @@ class Registry:
         if self._timer is None:
             self._timer = PreciseTimer(asyncio.get_running_loop())
         return self._timer
+
+    @property
+    def poller(self) -> Poller:
+        if self._poller is None:
+            self._poller = Poller(asyncio.get_running_loop())
+        return self._poller
 
     # -- proxies -----------------------------------------------------------
     def get(self, name: str) -> Proxy:
@@ -96,7 +104,7 @@ class Registry:
         async with self.lock:
             if name in self.proxies:
                 raise ApiError(409, "proxy already exists")
-            proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer)
+            proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer, poller=self.poller)
             if enabled:
                 await self._start(proxy)
             self.proxies[name] = proxy
@@ -134,7 +142,7 @@ class Registry:
                     if existing is not None:
                         await existing.stop()
                         del self.proxies[name]
-                    proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer)
+                    proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer, poller=self.poller)
                     if enabled:
                         await self._start(proxy)
                     self.proxies[name] = proxy
@@ -187,6 +195,9 @@ class Registry:
         if self._timer is not None:
             self._timer.close()
             self._timer = None
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
 
     # -- toxics --------------------------------------------------------------
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:

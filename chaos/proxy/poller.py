@@ -1,0 +1,80 @@
+"""Raw sockets watched through one epoll set, which the event loop watches.
+
+The fast path (relay.py) needs readiness callbacks for sockets it drives
+itself. uvloop's ``add_reader`` is not enough: libuv reports a socket whose
+poll shows an error (say, a TCP reset arriving with the last bytes) as EBADF,
+and uvloop then drops the watcher without ever calling the callback, so the
+connection would hang. Here every event, error and hang-up included, reaches
+the callbacks (which then meet the error in recv or send), and changing what
+is watched costs a single epoll_ctl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import Callable
+
+Callback = Callable[[], None]
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+_TROUBLE = select.EPOLLERR | select.EPOLLHUP
+_BATCH = 512  # events taken per wake-up; the rest wait for the next loop iteration
+
+
+class Poller:
+    """Per-fd read and write callbacks, like ``loop.add_reader``/``add_writer``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll = select.epoll()
+        self._watched: dict[int, list] = {}  # fd -> [on_readable, on_writable, mask]
+        loop.add_reader(self._epoll.fileno(), self._dispatch)
+
+    def set_reader(self, fd: int, callback: Callback | None) -> None:
+        self._set(fd, 0, callback)
+
+    def set_writer(self, fd: int, callback: Callback | None) -> None:
+        self._set(fd, 1, callback)
+
+    def forget(self, fd: int) -> None:
+        """Stop watching ``fd`` (call before closing it)."""
+        entry = self._watched.pop(fd, None)
+        if entry is not None and entry[2]:
+            self._epoll.unregister(fd)
+
+    def _set(self, fd: int, slot: int, callback: Callback | None) -> None:
+        entry = self._watched.get(fd)
+        if entry is None:
+            if callback is None:
+                return
+            entry = self._watched[fd] = [None, None, 0]
+        entry[slot] = callback
+        mask = (_IN if entry[0] is not None else 0) | (_OUT if entry[1] is not None else 0)
+        if mask == entry[2]:
+            return
+        if not entry[2]:
+            self._epoll.register(fd, mask)
+        elif mask:
+            self._epoll.modify(fd, mask)
+        else:
+            self._epoll.unregister(fd)
+        entry[2] = mask
+
+    def _dispatch(self) -> None:
+        watched = self._watched
+        for fd, events in self._epoll.poll(0, _BATCH):
+            entry = watched.get(fd)
+            if entry is None:
+                continue
+            if events & (_IN | _TROUBLE) and entry[0] is not None:
+                entry[0]()
+            if events & (_OUT | _TROUBLE) and entry[1] is not None and watched.get(fd) is entry:
+                entry[1]()
+
+    def close(self) -> None:
+        if self._epoll.closed:
+            return
+        self._loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._watched.clear()

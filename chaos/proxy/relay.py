@@ -1,0 +1,348 @@
+"""The fast path: a connection of a proxy with no toxic, relayed on raw sockets.
+
+A connection accepted while its proxy has no toxic needs no toxic chain, so
+it is not given asyncio transports at all: the loop watches both sockets and
+each :class:`Pump` moves one direction's bytes itself. Small reads go through
+one shared buffer; once a read fills that buffer (a bulk flow) the direction
+switches to ``os.splice`` through a pipe, so its bytes never enter Python
+(about 0.3 s of proxy CPU per GB instead of 0.75 s with transports here).
+
+When a toxic is added to the proxy, each relayed connection is *promoted*:
+both sockets stop being watched at once (so no byte passes the new toxic
+unseen), what was read but not yet written is taken out, and the sockets are
+handed to the transport path (:class:`chaos.proxy.connection.Connection`),
+which writes those bytes first, then reads on through the toxic chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from chaos.proxy.connection import Connection
+
+if TYPE_CHECKING:
+    from chaos.proxy.poller import Poller
+    from chaos.proxy.proxy import Proxy
+
+_SPLICE = hasattr(os, "splice")
+_SPLICE_FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _SPLICE else 0
+_F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20  # bytes one splice may move; Linux's default pipe-max-size
+_BUF = bytearray(64 * 1024)  # shared: callbacks never interleave
+_VIEW = memoryview(_BUF)
+_TRY_AGAIN = (BlockingIOError, InterruptedError)
+
+
+class _PipePool:
+    """Empty pipes kept for the next bulk flow (creating one costs 3 syscalls)."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self.keep = keep
+        self.free: list[tuple[int, int]] = []
+
+    def get(self) -> tuple[int, int]:
+        if self.free:
+            return self.free.pop()
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(w, _F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # over the user's pipe quota: the default size still works
+            pass
+        return r, w
+
+    def put(self, pipe: tuple[int, int], empty: bool) -> None:
+        if empty and len(self.free) < self.keep:
+            self.free.append(pipe)
+        else:
+            os.close(pipe[0])
+            os.close(pipe[1])
+
+
+PIPES = _PipePool()
+
+
+class Pump:
+    """One direction: bytes read from ``src`` are written to ``dst``."""
+
+    __slots__ = ("relay", "direction", "src", "dst", "sfd", "dfd", "counters",
+                 "pending", "pipe", "inpipe", "eof", "shut", "reading", "writing")
+
+    def __init__(self, relay: Relay, direction: str, src: socket.socket, dst: socket.socket) -> None:
+        self.relay = relay
+        self.direction = direction
+        self.src = src
+        self.dst = dst
+        self.sfd = src.fileno()
+        self.dfd = dst.fileno()
+        self.counters = relay.proxy.counters[direction]  # [received, sent]
+        self.pending = b""  # read, not yet written (copy mode)
+        self.pipe: tuple[int, int] | None = None  # set once the flow is bulk (splice mode)
+        self.inpipe = 0  # bytes in the pipe, not yet written
+        self.eof = False  # src ended
+        self.shut = False  # ... and that end was passed on to dst
+        self.reading = False
+        self.writing = False
+
+    def start(self) -> None:
+        self.reading = True
+        self.relay.poller.set_reader(self.sfd, self.readable)
+
+    def readable(self) -> None:
+        if self.pipe is not None:
+            self._splice_in()
+            return
+        try:
+            n = self.src.recv_into(_BUF)
+        except _TRY_AGAIN:
+            return
+        except OSError:
+            self.relay.close()
+            return
+        if n == 0:
+            self._ended()
+            return
+        self.counters[0] += n
+        try:
+            sent = self.dst.send(_VIEW[:n])
+        except _TRY_AGAIN:
+            sent = 0
+        except OSError:
+            self.relay.close()
+            return
+        self.counters[1] += sent
+        if sent < n:
+            self.pending = bytes(_VIEW[sent:n])
+            self._wait_for_dst()
+        elif n == len(_BUF) and _SPLICE:
+            self.pipe = PIPES.get()  # a bulk flow: from now on the bytes stay in the kernel
+
+    def _splice_in(self) -> None:
+        try:
+            n = os.splice(self.sfd, self.pipe[1], PIPE_SIZE, flags=_SPLICE_FLAGS)  # type: ignore[index]
+        except _TRY_AGAIN:
+            return
+        except OSError:
+            self.relay.close()
+            return
+        if n == 0:
+            self._ended()
+            return
+        self.counters[0] += n
+        self.inpipe += n
+        if not self._splice_out():
+            self._wait_for_dst()
+
+    def _splice_out(self) -> bool:
+        """Write the pipe to dst; False when dst cannot take it all now."""
+        try:
+            while self.inpipe:
+                m = os.splice(self.pipe[0], self.dfd, self.inpipe, flags=_SPLICE_FLAGS)  # type: ignore[index]
+                self.inpipe -= m
+                self.counters[1] += m
+        except _TRY_AGAIN:
+            return False
+        except OSError:
+            self.relay.close()
+            return True
+        return True
+
+    def _wait_for_dst(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.relay.poller.set_reader(self.sfd, None)
+        if not self.writing:
+            self.writing = True
+            self.relay.poller.set_writer(self.dfd, self.writable)
+
+    def writable(self) -> None:
+        if self.pending:
+            try:
+                sent = self.dst.send(self.pending)
+            except _TRY_AGAIN:
+                return
+            except OSError:
+                self.relay.close()
+                return
+            self.counters[1] += sent
+            self.pending = self.pending[sent:]
+            if self.pending:
+                return
+        if self.inpipe and not self._splice_out():
+            return
+        if self.relay.closed:
+            return
+        self.writing = False
+        self.relay.poller.set_writer(self.dfd, None)
+        if self.eof:
+            self._pass_end()
+        else:
+            self.start()
+
+    def _ended(self) -> None:
+        self.eof = True
+        if self.reading:
+            self.reading = False
+            self.relay.poller.set_reader(self.sfd, None)
+        if not self.pending and not self.inpipe:
+            self._pass_end()
+
+    def _pass_end(self) -> None:
+        """src ended and everything it sent was written: half-close dst."""
+        self.shut = True
+        if self.relay.other(self).shut:
+            self.relay.close()
+            return
+        try:
+            self.dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.relay.close()
+
+    def unwatch(self) -> None:
+        self.reading = self.writing = False
+
+    def take_unwritten(self) -> bytes:
+        """What was read but not written yet (the pipe is emptied into it)."""
+        data = [self.pending]
+        self.pending = b""
+        while self.inpipe and self.pipe is not None:
+            try:
+                chunk = os.read(self.pipe[0], self.inpipe)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data.append(chunk)
+            self.inpipe -= len(chunk)
+        return b"".join(data)
+
+    def release(self) -> None:
+        if self.pipe is not None:
+            PIPES.put(self.pipe, empty=self.inpipe == 0)
+            self.pipe = None
+            self.inpipe = 0
+
+
+class Relay:
+    """A proxied connection on the fast path (no toxic on its proxy)."""
+
+    __slots__ = ("proxy", "ordinal", "loop", "poller", "client", "upstream", "pumps", "closed", "dial")
+
+    links: dict[str, object] = {}  # no toxic chain: Proxy skips it when toxics change
+
+    def __init__(self, proxy: Proxy, ordinal: int, client: socket.socket, loop: asyncio.AbstractEventLoop,
+                 poller: Poller) -> None:
+        self.proxy = proxy
+        self.ordinal = ordinal
+        self.loop = loop
+        self.poller = poller
+        self.client = client
+        self.upstream: socket.socket | None = None
+        self.pumps: tuple[Pump, Pump] | None = None
+        self.closed = False
+        self.dial: asyncio.Task[None] | None = None
+        proxy.connections.add(self)
+
+    # -- dialling the upstream -----------------------------------------------------
+    def start(self) -> None:
+        target = self.proxy.cached_target()
+        if target is not None:
+            self._connect(target)
+        else:  # a name to resolve first
+            self.dial = self.loop.create_task(self._resolve_then_connect())
+
+    async def _resolve_then_connect(self) -> None:
+        try:
+            target = await self.proxy.dial_target()
+        except OSError:
+            self.close()
+            return
+        finally:
+            self.dial = None
+        if not self.closed:
+            self._connect(target)
+
+    def _connect(self, target: tuple[str, int]) -> None:
+        family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            self.close()
+            return
+        self.upstream = sock
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = sock.connect_ex(target)
+        if err not in (0, errno.EINPROGRESS):
+            self.close()  # Toxiproxy accepts, then closes when the upstream cannot be reached
+            return
+        self.poller.set_writer(sock.fileno(), self._connected)
+
+    def _connected(self) -> None:
+        sock: socket.socket = self.upstream  # type: ignore[assignment]
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            self.close()
+            return
+        self.pumps = (Pump(self, "upstream", self.client, sock), Pump(self, "downstream", sock, self.client))
+        for pump in self.pumps:
+            pump.start()
+        self.poller.set_writer(sock.fileno(), None)  # after set_reader: one epoll change
+
+    def other(self, pump: Pump) -> Pump:
+        return self.pumps[1] if pump is self.pumps[0] else self.pumps[0]  # type: ignore[index]
+
+    # -- leaving the fast path -------------------------------------------------------
+    def promote(self) -> None:
+        """A toxic was added: hand both sockets to the transport path."""
+        if self.closed:
+            return
+        if self.pumps is None:  # still dialling: simplest to start over on the transport path
+            self._unwatch()
+            self.proxy.connections.discard(self)
+            self.closed = True
+            Connection(self.proxy, self.ordinal).adopt(self.client, None, {})
+            if self.upstream is not None:
+                self.upstream.close()
+            return
+        self._unwatch()
+        carried: dict[str, tuple[bytes, bool]] = {}
+        for pump in self.pumps:
+            carried[pump.direction] = (pump.take_unwritten(), pump.shut)
+            pump.release()
+        self.closed = True
+        self.proxy.connections.discard(self)
+        Connection(self.proxy, self.ordinal).adopt(self.client, self.upstream, carried)
+
+    def _unwatch(self) -> None:
+        if self.dial is not None:
+            self.dial.cancel()
+            self.dial = None
+        for pump in self.pumps or ():
+            pump.unwatch()
+        for sock in (self.client, self.upstream):
+            if sock is not None and sock.fileno() >= 0:
+                self.poller.forget(sock.fileno())
+
+    # -- ending -------------------------------------------------------------------
+    def close(self, kind: str = "close") -> None:
+        """Close both sockets (the relay keeps no bytes a peer could still want)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._unwatch()
+        for pump in self.pumps or ():
+            pump.release()
+        for sock in (self.client, self.upstream):
+            if sock is None:
+                continue
+            if kind == "reset":
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                except OSError:
+                    pass
+            sock.close()
+        self.proxy.connections.discard(self)
