@@ -5,8 +5,9 @@ Toxiproxy when TOXIPROXY_URL is set), side by side in one run.
 
 Figures: bulk throughput (1 and 16 streams, no toxic), added round trip of a
 1 KiB echo (p50, p99), error of a 50 ms latency toxic at 100 concurrent
-connections (p50, p99), connection rate (connect, 1-byte request, 1-byte
-reply, close). Upstream servers run in their own process, the proxy in its
+connections (p50, p99: |round trip - 50 ms - the median round trip of the
+same traffic without the toxic|), connection rate (connect, 1-byte request,
+1-byte reply, close). Upstream servers run in their own process, the proxy in its
 own (``python -m chaos.proxy``), the clients here. Targets alternate within
 each round and medians over rounds are reported, so load from other
 processes on a shared machine hits every target alike.
@@ -50,13 +51,41 @@ def _sink(conn: socket.socket) -> None:
             pass
 
 
-def _echo(conn: socket.socket) -> None:
-    with conn:
-        while True:
-            data = conn.recv(65536)
+def _echo_all(sock: socket.socket) -> None:
+    """Every echo connection on one thread with epoll: a thread per connection
+    would add the GIL hand-offs of 100 threads to the latency figures."""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sock.setblocking(False)
+    sel.register(sock, selectors.EVENT_READ, None)
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                try:
+                    conn, _ = sock.accept()
+                except BlockingIOError:
+                    continue
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conn.setblocking(False)
+                sel.register(conn, selectors.EVENT_READ, True)
+                continue
+            conn = key.fileobj
+            try:
+                data = conn.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
             if not data:
-                return
-            conn.sendall(data)
+                sel.unregister(conn)
+                conn.close()
+                continue
+            sent = conn.send(data)  # an echo of 1 KiB or 64 B fits the socket buffer
+            if sent < len(data):  # ... and if it ever does not, block rather than buffer
+                conn.setblocking(True)
+                conn.sendall(data[sent:])
+                conn.setblocking(False)
 
 
 def _one_byte(sock: socket.socket) -> None:
@@ -73,11 +102,11 @@ def _one_byte(sock: socket.socket) -> None:
 
 def upstreams_main() -> None:
     ports = {}
-    for name, handler in (("sink", _sink), ("echo", _echo), ("onebyte", None)):
+    loops = {"sink": lambda s: _serve(s, _sink), "echo": _echo_all, "onebyte": _one_byte}
+    for name, loop in loops.items():
         sock = socket.create_server(("127.0.0.1", 0), backlog=4096)
         ports[name] = sock.getsockname()[1]
-        target = (lambda s=sock: _one_byte(s)) if handler is None else (lambda s=sock, h=handler: _serve(s, h))
-        threading.Thread(target=target, daemon=True).start()
+        threading.Thread(target=loop, args=(sock,), daemon=True).start()
     print(json.dumps(ports), flush=True)
     sys.stdin.read()  # until the parent goes away
 
@@ -129,53 +158,55 @@ def echo_rtts(port: int, count: int) -> list[float]:
     return rtts
 
 
-def latency_errors(port: int, conns: int, rounds: int, base: float) -> list[float]:
-    """|observed - requested| in seconds per echo over ``conns`` concurrent connections.
+def paced_rtts(port: int, conns: int, rounds: int, think: float) -> list[float]:
+    """Round trips of a 64-byte echo over ``conns`` concurrent connections, each
+    sending again ``think`` + 0-10 ms after its answer arrived.
 
     One thread with epoll drives every connection, so client-side thread
     wake-ups do not count against the proxy; connections start staggered
     over one latency period, as independent clients would.
     """
+    import heapq
     import random
     import selectors
 
     sel = selectors.DefaultSelector()
     rng = random.Random(1)
     now = time.perf_counter()
-    socks = []
-    state = {}
+    socks, sent, left, got = [], [0.0] * conns, [rounds] * conns, [0] * conns
+    due: list[tuple[float, int]] = []
     for i in range(conns):
         s = socket.create_connection(("127.0.0.1", port))
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ, i)
         socks.append(s)
-        state[i] = {"next": now + 0.1 + rng.random() * LATENCY_MS / 1000, "sent": None, "left": rounds, "got": 0}
-    errors: list[float] = []
+        heapq.heappush(due, (now + 0.1 + rng.random() * LATENCY_MS / 1000, i))
+    rtts: list[float] = []
     pending = conns
     while pending:
         now = time.perf_counter()
-        wake = min((st["next"] for st in state.values() if st["sent"] is None and st["left"]), default=now + 1)
-        for i, st in state.items():
-            if st["sent"] is None and st["left"] and st["next"] <= now:
-                st["sent"] = time.perf_counter()
-                socks[i].send(b"x" * 64)
-        for key, _ in sel.select(max(0.0, wake - time.perf_counter())):
+        while due and due[0][0] <= now:
+            _, i = heapq.heappop(due)
+            sent[i] = time.perf_counter()
+            socks[i].send(b"x" * 64)
+        timeout = max(0.0, due[0][0] - time.perf_counter()) if due else 1.0
+        for key, _ in sel.select(timeout):
             t = time.perf_counter()
-            st = state[key.data]
-            data = socks[key.data].recv(4096)
-            st["got"] += len(data)
-            if st["got"] >= 64 and st["sent"] is not None:
-                errors.append(abs(t - st["sent"] - base - LATENCY_MS / 1000))
-                st["got"] = 0
-                st["sent"] = None
-                st["left"] -= 1
-                st["next"] = t + rng.random() * 0.01
-                if not st["left"]:
-                    pending -= 1
+            i = key.data
+            got[i] += len(socks[i].recv(4096))
+            if got[i] < 64:
+                continue
+            rtts.append(t - sent[i])
+            got[i] = 0
+            left[i] -= 1
+            if left[i]:
+                heapq.heappush(due, (t + think + rng.random() * 0.01, i))
+            else:
+                pending -= 1
     for s in socks:
         s.close()
-    return errors
+    return rtts
 
 
 def conn_rate(port: int, seconds: float, workers: int = 4) -> float:
@@ -273,10 +304,13 @@ def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: 
     for label, api in targets.items():
         if api is None:
             continue
-        base = statistics.median(samples[label]["rtt_p50_us"]) / 1e6
+        # the same traffic without the toxic (same pacing, so the same load)
+        # gives the round trip the 50 ms are added to
+        port = routes[label]["echo"]
+        base = pct(paced_rtts(port, 100, 12 * rounds, LATENCY_MS / 1000), 0.5)
         api.call("POST", "/proxies/bench_echo/toxics",
                  {"name": "lat", "type": "latency", "stream": "downstream", "attributes": {"latency": int(LATENCY_MS)}})
-        errs = latency_errors(routes[label]["echo"], 100, 12 * rounds, base)
+        errs = [abs(rtt - base - LATENCY_MS / 1000) for rtt in paced_rtts(port, 100, 12 * rounds, 0.0)]
         api.call("DELETE", "/proxies/bench_echo/toxics/lat")
         add(label, "lat_err_p50_ms", pct(errs, 0.5) * 1e3)
         add(label, "lat_err_p99_ms", pct(errs, 0.99) * 1e3)
