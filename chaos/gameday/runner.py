@@ -3,7 +3,8 @@
 While it waits for a confirmation the method's clock is paused: every later
 step, rollback and window moves by the time waited (faults already active
 stay active meanwhile). A halt rolls back every fault at once, through the
-runner's own end-of-run path, the same as an abort condition.
+runner's own end-of-run path, the same as an abort condition. Only the
+runner's public hooks are used (timeline_offset, before_fault, abort, check_stop).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from chaos.run import events as ev
+from chaos.experiment.model import FaultBase
 from chaos.run.runner import Runner
 from chaos.gameday.events import Halted, OperatorNote, StepConfirmed, StepWaiting
 
@@ -48,15 +49,16 @@ class GameDayRunner(Runner):
         self.halted = True
         active = [a.step for a in self.active if a.rolled_back_t is None]
         self.emit(Halted(by=by, active=active))
-        self._fire_abort(f"halted by the operator ({by}); every fault rolled back", condition="halt")
+        self.abort(f"halted by the operator ({by}); every fault rolled back", condition="halt")
         self._go.set()
 
-    # --- the clock and the steps ----------------------------------------------------
+    # --- Runner hooks: the clock and the steps ---------------------------------------
 
-    def sleep_until(self, t: float) -> None:
-        super().sleep_until(t + self.offset)
+    def timeline_offset(self) -> float:
+        return self.offset
 
-    def _confirm(self, step_id: str, step: Any) -> None:
+    def before_fault(self, step_id: str, step: FaultBase) -> None:
+        """Wait for the operator; the time waited pauses the method's clock."""
         if self.auto:
             self.emit(StepConfirmed(step=step_id, waited_s=0.0, auto=True))
             return
@@ -66,17 +68,10 @@ class GameDayRunner(Runner):
         started = time.monotonic()
         try:
             while not self._go.wait(0.1):
-                self._check_stop()
-            self._check_stop()
+                self.check_stop()
+            self.check_stop()
         finally:
             self.waiting_for = None
         waited = time.monotonic() - started
         self.offset += waited
         self.emit(StepConfirmed(step=step_id, waited_s=round(waited, 3)))
-
-    def _inject(self, planned: Any, t0: float) -> Any:
-        self._confirm(planned.id, planned.step)
-        return super()._inject(planned, t0 + self.offset)
-
-    def _method_check(self, planned: Any, t0: float) -> ev.CheckResult:
-        return super()._method_check(planned, t0 + self.offset)

@@ -126,21 +126,46 @@ class Runner:
     def sleep_until(self, t: float) -> None:
         """Wait until run time ``t``; wake up early (and raise) if the run must stop."""
         while True:
-            self._check_stop()
+            self.check_stop()
             left = t - self.now()
             if left <= 0:
                 return
             self.stop.wait(min(left, 0.2))
 
-    def _check_stop(self) -> None:
+    # ------------------------------------------------------------------ extension hooks
+    # The public surface a subclass (the game day) builds on; everything prefixed
+    # with "_" is internal and may change.
+
+    def check_stop(self) -> None:
+        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook."""
         if self.stop.is_set() and self.abort_reason is not None:
             raise AbortRun(self.abort_reason)
 
-    def _fire_abort(self, reason: str, observed: Any = None, condition: str | None = None) -> None:
+    def abort(self, reason: str, *, observed: Any = None, condition: str | None = None) -> None:
+        """Stop the run with verdict ``aborted`` (thread-safe; the first reason wins).
+
+        Emits ``AbortTriggered`` once; the main thread notices at its next wait and
+        rolls back every fault through the end-of-run path.
+        """
         if self.abort_reason is None:
             self.abort_reason = reason
             self.emit(ev.AbortTriggered(reason=reason, condition=condition, observed=observed))
         self.stop.set()
+
+    def timeline_offset(self) -> float:
+        """Seconds the method's timeline has been shifted by (base runner: never, 0.0).
+
+        Read before each step: every later fault, rollback, check and window
+        moves by it; faults already active stay active.
+        """
+        return 0.0
+
+    def before_fault(self, step_id: str, step: m.FaultBase) -> None:
+        """Called in the main thread when a fault step is due, just before it is injected.
+
+        May block (call ``check_stop()`` while doing so); time spent here only
+        delays later steps if ``timeline_offset()`` grows by it. Base runner: nothing.
+        """
 
     @property
     def proxy(self) -> Any:
@@ -185,7 +210,7 @@ class Runner:
         """Wait for worker futures in the main thread, so signals and aborts are seen promptly."""
         pending = set(futures)
         while pending:
-            self._check_stop()
+            self.check_stop()
             _, pending = cf.wait(pending, timeout=0.1)
         return [f.result() for f in futures]
 
@@ -245,7 +270,7 @@ class Runner:
                 self._recovery()
                 for watch in self._abort_watches:
                     watch.armed = False
-                self._check_stop()
+                self.check_stop()
                 self._steady("steady_state_after")
             except Deviation as dev:
                 verdict, reason = Verdict.DEVIATED, str(dev)
@@ -313,7 +338,7 @@ class Runner:
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
                 probe_key(cond.probe, self._params(cond.probe, cond.with_)), label, cond.expect, cond.for_,
-                on_fire=lambda reason, value, label=label: self._fire_abort(reason, value, label), armed=False,
+                on_fire=lambda reason, value, label=label: self.abort(reason, observed=value, condition=label), armed=False,
             )
             self._abort_watches.append(watch)
             self.sampler.watch(watch)
@@ -362,9 +387,10 @@ class Runner:
         running: list[cf.Future[Any]] = []
         by_step: dict[str, ActiveFault] = {}
         for at, _, kind, planned in actions:
-            self.sleep_until(t0 + at)
+            self.sleep_until(t0 + self.timeline_offset() + at)
             if kind == "inject":
-                active = by_step[planned.id] = self._inject(planned, t0)
+                self.before_fault(planned.id, planned.step)
+                active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
                 if planned.step.for_ is None:  # type: ignore[union-attr]
                     # an instant fault (kill...) takes effect while the call runs: its start is the anchor
                     self.step_ends[planned.id] = active.injected_t  # type: ignore[assignment]
@@ -372,9 +398,9 @@ class Runner:
                 self._roll_back(by_step[planned.id], "for elapsed")
                 self.step_ends[planned.id] = self.now()
             else:
-                running.append(self._pool.submit(self._method_check, planned, t0))
+                running.append(self._pool.submit(self._method_check, planned, t0 + self.timeline_offset()))
         self._wait_all(running)
-        self.sleep_until(t0 + timeline.length(self.experiment.method))
+        self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
     def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
