@@ -36,6 +36,7 @@ PIPE_SIZE = 1 << 20  # bytes one splice may move; Linux's default pipe-max-size
 _BUF = bytearray(64 * 1024)  # shared: callbacks never interleave
 _VIEW = memoryview(_BUF)
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
+_SPLICES_PER_WAKEUP = int(os.environ.get("RQ_SPW", "4"))
 
 
 class _PipePool:
@@ -122,20 +123,24 @@ class Pump:
             self.pipe = PIPES.get()  # a bulk flow: from now on the bytes stay in the kernel
 
     def _splice_in(self) -> None:
-        try:
-            n = os.splice(self.sfd, self.pipe[1], PIPE_SIZE, flags=_SPLICE_FLAGS)  # type: ignore[index]
-        except _TRY_AGAIN:
-            return
-        except OSError:
-            self.relay.close()
-            return
-        if n == 0:
-            self._ended()
-            return
-        self.counters[0] += n
-        self.inpipe += n
-        if not self._splice_out():
-            self._wait_for_dst()
+        for _ in range(_SPLICES_PER_WAKEUP):
+            try:
+                n = os.splice(self.sfd, self.pipe[1], PIPE_SIZE, flags=_SPLICE_FLAGS)  # type: ignore[index]
+            except _TRY_AGAIN:
+                return
+            except OSError:
+                self.relay.close()
+                return
+            if n == 0:
+                self._ended()
+                return
+            self.counters[0] += n
+            self.inpipe += n
+            if not self._splice_out():
+                self._wait_for_dst()
+                return
+            if self.relay.closed:
+                return
 
     def _splice_out(self) -> bool:
         """Write the pipe to dst; False when dst cannot take it all now."""
