@@ -36,7 +36,7 @@ PIPE_SIZE = 1 << 20  # bytes one splice may move; Linux's default pipe-max-size
 _BUF = bytearray(64 * 1024)  # shared: callbacks never interleave
 _VIEW = memoryview(_BUF)
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
-_SPLICES_PER_WAKEUP = int(os.environ.get("RQ_SPW", "4"))
+_SPLICES_PER_WAKEUP = 4  # splices one readable bulk socket gets before the others get a turn
 
 
 class _PipePool:
