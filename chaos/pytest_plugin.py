@@ -215,7 +215,7 @@ class ExperimentItem(pytest.Item):
         folder = _report_dir(config)
         runner = Runner(lease.experiment, self.path, RunOptions(
             backend=pool.backend, seed=config.getoption("roomquake_seed"), journal_dir=folder,
-            open_stack=lease.open_stack, ledger_dir=ledger_dir(),
+            open_stack=lease.open_stack, ledger_dir=ledger_dir(), stack_origin="reused" if lease.reused else None,
         ))
         self.result = result = runner.run()
         self.journal = read(result.journal)

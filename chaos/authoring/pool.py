@@ -122,6 +122,7 @@ class StackPool:
                                    env=experiment.env or None, identity=RunIdentity())
 
             stack, reused, done = self.acquire(key, start)
+            runner.stack_origin = "reused" if reused else "brought_up"  # the truth, even when a reset failed
             if reused:
                 done = [f"reusing stack {stack.run_id} (experiment {self.uses} on it): " + "; ".join(done)]
             if room_of(leased) != room:

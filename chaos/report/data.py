@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos.report.keyprobes import CHARTED, RELAUNCHES, base_name, numeric
+from chaos.run.events import stack_how
 
 Point = tuple[float, Any]
 
@@ -118,6 +119,17 @@ def _when(wall: Any) -> str:
     return dt.datetime.fromtimestamp(wall, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _stack_origin(journal: dict[str, Any]) -> str:
+    origin = journal.get("stack_origin")
+    if origin is None:  # journals from before stack_origin: the stack_ready event still says whether it attached
+        ready = next((e for e in journal.get("events", []) if e.get("kind") == "stack_ready"), {})
+        origin = ready.get("origin")
+        attached = bool(ready.get("attached"))
+    else:
+        attached = False
+    return stack_how(origin, attached)
+
+
 def environment(journal: dict[str, Any]) -> list[tuple[str, str]]:
     exp = journal.get("experiment") or {}
     images = journal.get("image_ids") or {}
@@ -126,7 +138,7 @@ def environment(journal: dict[str, Any]) -> list[tuple[str, str]]:
         ("experiment file", str(journal.get("file", "?"))),
         ("backend", str(journal.get("backend", "?"))),
         ("seed", str(journal.get("seed", "?"))),
-        ("stack", f"{exp.get('stack', '?')} (run {journal.get('stack_run_id', '?')})"),
+        ("stack", f"{exp.get('stack', '?')} (run {journal.get('stack_run_id', '?')}, {_stack_origin(journal)})"),
         ("profile", str(exp.get("profile") or "default")),
         ("scale", ", ".join(f"{k}={v}" for k, v in (exp.get("scale") or {}).items()) or "as declared"),
         ("images", ", ".join(f"{k}={v}" for k, v in images.items()) or "none (local processes)"),
@@ -148,7 +160,7 @@ def event_text(event: dict[str, Any]) -> str:
         case "phase_started":
             return f"phase {str(event.get('phase', '')).replace('_', ' ')}"
         case "stack_ready":
-            how = "attached" if event.get("attached") else "brought up"
+            how = stack_how(event.get("origin"), bool(event.get("attached")))
             return f"stack {how}: {len(event.get('instances') or [])} instances ({event.get('backend')})"
         case "load_changed":
             return f"load {event.get('action')}: " + ", ".join(f"{k}={v}" for k, v in (event.get("params") or {}).items())

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 Subscriber = Callable[["Event"], None]
 
@@ -42,12 +42,25 @@ class RunStarted(Event):
     file: str
     seed: int
     backend: str
-    mode: str  # "bring_up" | "attach"
+    mode: str  # "bring_up" | "reuse" | "attach": how the run means to get its stack (StackReady says how it did)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PhaseStarted(Event):
     phase: str  # bring_up, load, steady_state_before, method, recovery, steady_state_after, rollback, teardown
+
+
+# How a run got its stack: started for it, kept running from an earlier
+# experiment (a stack pool), or someone else's that it attached to.
+StackOrigin = Literal["brought_up", "reused", "attached"]
+ORIGIN_MODES: dict[str, str] = {"brought_up": "bring_up", "reused": "reuse", "attached": "attach"}
+
+
+def stack_how(origin: str | None, attached: bool = False) -> str:
+    """The words for a stack_ready event; journals older than ``origin`` only say ``attached``."""
+    if origin is None:
+        origin = "attached" if attached else "brought_up"
+    return origin.replace("_", " ")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,6 +70,7 @@ class StackReady(Event):
     image_ids: dict[str, str]
     proxy_url: str
     attached: bool
+    origin: StackOrigin = "brought_up"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,8 +17,7 @@ def line_for(event: ev.Event) -> str | None:
         case ev.PhaseStarted(phase=phase) if phase in ("steady_state_before", "method", "recovery", "steady_state_after", "rollback"):
             return f"-- {phase.replace('_', ' ')}"
         case ev.StackReady():
-            how = "attached to" if event.attached else "brought up"
-            return f"stack {how}: {len(event.instances)} instances ({event.backend})"
+            return f"stack {ev.stack_how(event.origin)}: {len(event.instances)} instances ({event.backend})"
         case ev.LoadChanged():
             return f"load {event.action}: " + ", ".join(f"{k}={v}" for k, v in event.params.items())
         case ev.FaultInjected():

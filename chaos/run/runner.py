@@ -68,6 +68,7 @@ class RunOptions:
     make_proxy: Callable[[str], Any] | None = None  # tests: hand in a fake proxy client
     identity: RunIdentity | None = None
     ledger_dir: Path | None = None  # default: the stack registry's folder (tests with fakes: none unless given)
+    stack_origin: ev.StackOrigin | None = None  # what open_stack expects to hand over ("reused": a pooled stack); default from attach
 
 
 @dataclass
@@ -103,6 +104,8 @@ class Runner:
         self.sampler: Sampler | None = None
         self.reader: ProbeReader | None = None
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
+        # how the stack was obtained; a stack opener that learns otherwise (a pool that had to start afresh) sets it
+        self.stack_origin: ev.StackOrigin = "attached" if self.options.attach else (self.options.stack_origin or "brought_up")
         self._proxy: Any = None
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
@@ -249,7 +252,7 @@ class Runner:
 
             self.backend = default_backend()
         self.emit(ev.RunStarted(run_id=self.run_id, title=exp.title, file=str(self.file), seed=self.seed,
-                                backend=self.backend, mode="attach" if self.options.attach else "bring_up"))
+                                backend=self.backend, mode=ev.ORIGIN_MODES[self.stack_origin]))
         self.journal.header["started"] = self.journal.events[0]["wall"]
         opened: Any = None
         with guard:
@@ -312,13 +315,14 @@ class Runner:
         stack = self.stack
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
-        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None))
+        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
+                                   stack_origin=self.stack_origin)
         if self.ledger is not None:
             self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
                               str(getattr(stack, "proxy_url", "")))
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
                                 image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
-                                attached=bool(self.options.attach)))
+                                attached=bool(self.options.attach), origin=self.stack_origin))
 
     def _prepare_probes(self) -> None:
         """Check every probe against the stack (before any fault) and register the key probes."""

@@ -29,7 +29,9 @@ def test_attach_auto_runs_on_the_running_stack_and_leaves_it_up(gameday, tmp_pat
         journal = json.loads(Path(session.wait_for("journal: ").split("journal: ", 1)[1]).read_text())
         assert journal["verdict"] == "passed" and journal["stack_run_id"] == record["run_id"]
         ready = next(e for e in journal["events"] if e["kind"] == "stack_ready")
-        assert ready["attached"] is True
+        assert ready["attached"] is True and ready["origin"] == "attached" and journal["stack_origin"] == "attached"
+        assert any("stack attached: " in line for line in session.lines)  # the dashboard's event lines
+        assert not any("brought up" in line for line in session.lines)
         assert any(line.startswith("report: ") for line in session.lines)
         assert any("probes: crowd.connected=" in line for line in session.lines)  # the plain dashboard
         status = roomquake("stack", "status", record["run_id"])

@@ -8,6 +8,7 @@ JUnit carries every verdict with its journal and report.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,10 +76,16 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
     host = next(n for n in cases if n.startswith("Losing the host"))
     assert props[baseline]["verdict"] == "passed" and props[host]["verdict"] == "passed"
     assert props[baseline]["stack_reused"] == "no" and props[host]["stack_reused"] == "yes"
+    origins = {}
     for name in (baseline, host):
         assert Path(props[name]["journal"]).is_file()
+        journal = json.loads(Path(props[name]["journal"]).read_text())
+        origins[name] = next(e["origin"] for e in journal["events"] if e["kind"] == "stack_ready")
         assert 'data-verdict="passed"' in Path(props[name]["report"]).read_text()
         assert cases[name].find("failure") is None and cases[name].find("error") is None
+    assert origins == {baseline: "brought_up", host: "reused"}  # the pooled stack: started once, then reused
+    host_report = Path(props[host]["report"]).read_text()
+    assert "stack reused: " in host_report and "stack brought up" not in host_report
 
     failed = cases["Edge loss with an impossible deadline"]
     assert props["Edge loss with an impossible deadline"]["verdict"] == "deviated"
