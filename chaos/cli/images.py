@@ -32,7 +32,7 @@ def _say(message: str) -> None:
 @click.option("--pull", is_flag=True, help="Pull --base-image if it is not present locally (needs a registry).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result lines.")
 def build(base_image: str | None, pull: bool, quiet: bool) -> None:
-    """Build the base and services images unless they are up to date.
+    """Build the base, services and proxy images unless they are up to date.
 
     \b
     Example:
@@ -45,8 +45,8 @@ def build(base_image: str | None, pull: bool, quiet: bool) -> None:
         config = dataclasses.replace(config, pull=True)
     started = time.monotonic()
     images = ensure_images(connect(), config, progress=(lambda _: None) if quiet else _say)
-    width = max(len(image.ref) for image in (images.base, images.services))
-    for image in (images.base, images.services):
+    width = max(len(image.ref) for image in images.all)
+    for image in images.all:
         state = f"built in {image.seconds:.1f} s" if image.built else "up to date"
         click.echo(f"{image.kind:<9} {image.ref:<{width}}  {state}  ({image.source})")
     verdict = "built" if images.built else "nothing to build"
@@ -82,7 +82,7 @@ def list_() -> None:
 def prune(grace: float, dry_run: bool) -> None:
     """Remove roomquake image tags that no longer match the checkout.
 
-    Keeps the current base and services images, images any container uses,
+    Keeps the current base, services and proxy images, images any container uses,
     and images younger than --grace minutes (another process may be about to
     run them).
 

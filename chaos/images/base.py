@@ -38,12 +38,12 @@ MIN_FREE_BYTES = 600 * 1024 * 1024
 
 @dataclass(frozen=True)
 class BuiltImage:
-    kind: str  # "base" | "services"
+    kind: str  # "base" | "services" | "proxy"
     ref: str  # what FROM and containers.run use, e.g. roomquake/base:0123456789ab
     id: str
     built: bool  # False when it was already there
     seconds: float
-    source: str  # base: "configured" | "pulled" | "debian"; services: "dockerfile"
+    source: str  # base: "configured" | "pulled" | "debian"; services, proxy: "dockerfile"
 
 
 def base_inputs_hash(config: ImageConfig) -> str:

@@ -13,9 +13,9 @@ from pathlib import Path
 from chaos.errors import UsageError
 
 # Image labels (images are not run resources: `roomquake clean` never touches them).
-KIND = "io.roomquake.image"  # "base" | "services"
+KIND = "io.roomquake.image"  # "base" | "services" | "proxy"
 INPUTS = "io.roomquake.inputs"  # full hash of the image's inputs
-BASE = "io.roomquake.base"  # for services: the base image reference it was built on
+BASE = "io.roomquake.base"  # for services and proxy: the image reference it was built on
 
 # Packages of the base image built from Debian: the Python runtime, Redis for
 # the state service, and the tools network faults need inside a container.
@@ -81,6 +81,10 @@ class ImageConfig:
         return self.docker_dir / "Dockerfile.services"
 
     @property
+    def proxy_dockerfile(self) -> Path:
+        return self.docker_dir / "Dockerfile.proxy"
+
+    @property
     def sources(self) -> dict[str, Path]:
         """Folders copied into the services image, by their name in the build context."""
         return {"chaos": self.root / "chaos", "audioroom": self.docker_dir / "audioroom"}
@@ -98,7 +102,8 @@ class ImageConfig:
 
     def check_sources(self) -> None:
         """One clear line when the checkout the images are built from is incomplete."""
-        for path in (self.services_dockerfile, self.constraints, self.pyproject, *self.sources.values()):
+        inputs = (self.services_dockerfile, self.proxy_dockerfile, self.constraints, self.pyproject)
+        for path in (*inputs, *self.sources.values()):
             if not path.exists():
                 raise UsageError(
                     f"image input missing: {path}",

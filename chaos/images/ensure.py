@@ -12,6 +12,7 @@ from chaos.errors import EnvironmentProblem
 from chaos.images.base import BuiltImage, ensure_base
 from chaos.images.config import INPUTS, KIND, ImageConfig, config_from_env
 from chaos.images.lock import file_lock
+from chaos.images.proxy import ensure_proxy
 from chaos.images.services import ensure_services
 from chaos.images.wheels import ensure_wheels
 
@@ -23,19 +24,28 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ImageSet:
-    """What the stack backends run: ``services.ref`` for every service container."""
+    """What the stack backends run: ``services.ref`` for every service container.
+
+    ``proxy.ref`` is the fault proxy alone (default command: its API on
+    0.0.0.0:8474), for tools that start a Toxiproxy image by name.
+    """
 
     base: BuiltImage
     services: BuiltImage
+    proxy: BuiltImage
     seconds: float
 
     @property
+    def all(self) -> list[BuiltImage]:
+        return [self.base, self.services, self.proxy]
+
+    @property
     def built(self) -> list[BuiltImage]:
-        return [image for image in (self.base, self.services) if image.built]
+        return [image for image in self.all if image.built]
 
     def ref(self, name: str) -> str:
-        """Image reference for a stack file's image name ("services" or "base")."""
-        return {"base": self.base.ref, "services": self.services.ref}[name]
+        """Image reference for a stack file's image name ("services", "base" or "proxy")."""
+        return {"base": self.base.ref, "services": self.services.ref, "proxy": self.proxy.ref}[name]
 
 
 def ensure_images(
@@ -43,7 +53,7 @@ def ensure_images(
     config: ImageConfig | None = None,
     progress: Progress = lambda _: None,
 ) -> ImageSet:
-    """Build whatever of base and services is missing; idempotent and safe to call concurrently.
+    """Build whatever of base, services and proxy is missing; idempotent and safe to call concurrently.
 
     The lock is per cache folder: two processes sharing it build once, the
     second finds the tags present and returns at once.
@@ -56,11 +66,12 @@ def ensure_images(
             base = ensure_base(client, config, progress)
             wheels = ensure_wheels(config, progress)
             services = ensure_services(client, config, base, wheels, progress)
+            proxy = ensure_proxy(client, config, services, progress)
     except OSError as exc:  # staging, caching: our own file writes
         if is_disk_full(exc):
             raise disk_full("preparing images", str(config.cache_dir)) from exc
         raise EnvironmentProblem(f"image build: {exc.strerror or exc} ({exc.filename or config.cache_dir})") from exc
-    return ImageSet(base=base, services=services, seconds=time.monotonic() - started)
+    return ImageSet(base=base, services=services, proxy=proxy, seconds=time.monotonic() - started)
 
 
 @dataclass(frozen=True)

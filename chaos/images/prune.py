@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from chaos.engine import failure
 from chaos.images.base import BuiltImage, base_inputs_hash, local_image
 from chaos.images.config import KIND, ImageConfig
+from chaos.images.proxy import proxy_ref
 from chaos.images.services import context_layout, services_inputs_hash
 from chaos.images.wheels import cached_wheels
 
@@ -42,7 +43,11 @@ def current_refs(client: docker.DockerClient, config: ImageConfig) -> set[str]:
     if base is not None and wheels is not None:
         built = BuiltImage("base", base_ref, base.id, False, 0.0, "")
         inputs = services_inputs_hash(built, wheels, config.services_dockerfile, context_layout(config))
-        refs.add(f"{config.repository('services')}:{inputs[:12]}")
+        services_ref = f"{config.repository('services')}:{inputs[:12]}"
+        refs.add(services_ref)
+        services = local_image(client, services_ref)
+        if services is not None:
+            refs.add(proxy_ref(config, BuiltImage("services", services_ref, services.id, False, 0.0, "")))
     return refs
 
 
@@ -66,9 +71,10 @@ def prune_images(
     except docker.errors.DockerException as exc:
         raise failure(exc, "listing images and containers") from exc
     result = PruneResult([], [], [], [])
-    ours = (f"{config.repository('services')}:", f"{config.repository('base')}:")
-    # Services before bases: a base cannot go while images built on it remain.
-    for image in sorted(images, key=lambda i: i.labels.get(KIND) != "services"):
+    ours = tuple(f"{config.repository(kind)}:" for kind in ("proxy", "services", "base"))
+    # Children before parents (proxy, services, base): an image cannot go while images built on it remain.
+    order = {"proxy": 0, "services": 1}
+    for image in sorted(images, key=lambda i: order.get(i.labels.get(KIND, ""), 2)):
         for tag in image.tags:
             if not tag.startswith(ours):
                 continue

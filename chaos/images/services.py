@@ -88,19 +88,29 @@ def ensure_services(
         if found is not None:  # the sources moved back to a state already built
             return BuiltImage("services", tag, found.id, False, time.monotonic() - started, "dockerfile")
         progress(f"building {tag} on {base.ref}")
-        image_id = _build(client, context, tag, base, inputs, progress)
+        image_id = build_image(client, context, CONTEXT_DOCKERFILE, tag, "services", base, inputs, progress)
     return BuiltImage("services", tag, image_id, True, time.monotonic() - started, "dockerfile")
 
 
-def _build(client: docker.DockerClient, context: Path, tag: str, base: BuiltImage, inputs: str, progress: Progress) -> str:
+def build_image(
+    client: docker.DockerClient,
+    context: Path,
+    dockerfile: str,
+    tag: str,
+    kind: str,
+    base: BuiltImage,
+    inputs: str,
+    progress: Progress,
+) -> str:
+    """``docker build`` a staged context FROM ``base`` (never pulling), labelled with its kind and inputs; its id."""
     import docker
 
-    labels = {KIND: "services", INPUTS: inputs, BASE: base.ref}
+    labels = {KIND: kind, INPUTS: inputs, BASE: base.ref}
     lines: list[str] = []
     try:
         for chunk in client.api.build(
             path=str(context),
-            dockerfile=CONTEXT_DOCKERFILE,
+            dockerfile=dockerfile,
             tag=tag,
             buildargs={"BASE": base.ref},
             labels=labels,
@@ -112,7 +122,7 @@ def _build(client: docker.DockerClient, context: Path, tag: str, base: BuiltImag
             if "error" in chunk:
                 message = str(chunk.get("error", "")).strip()
                 if "no space left on device" in message.lower():
-                    raise disk_full("building the services image", "the Docker engine's data root")
+                    raise disk_full(f"building the {kind} image", "the Docker engine's data root")
                 tail = " | ".join(line for line in lines[-3:] if line)
                 if len(message) > 200:  # a failed RUN repeats its whole command line
                     message = message[:197] + "..."

@@ -91,7 +91,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("images") / "checkout"
     for name in ("chaos", "docker/audioroom"):
         stage_tree(ROOT / name, root / name)
-    for name in ("docker/Dockerfile.services", "pyproject.toml", "constraints.txt"):
+    for name in ("docker/Dockerfile.services", "docker/Dockerfile.proxy", "pyproject.toml", "constraints.txt"):
         shutil.copy2(ROOT / name, root / name)
     # Content of our own: the images built here are never the same image as
     # someone else's roomquake/services (which their containers may be using).
@@ -103,10 +103,11 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_config(snapshot: Path, stack_images: ImageSet, docker_engine) -> Iterator[ImageConfig]:
     # The session's base, as a configured base image: no second mmdebstrap run.
     yield ImageConfig(root=snapshot, prefix=PREFIX, base_image=stack_images.base.ref)
-    for image in docker_engine.images.list(name=f"{PREFIX}/services"):
-        for tag in image.tags:
-            if tag.startswith(f"{PREFIX}/"):  # an identical image may also carry others' tags
-                docker_engine.images.remove(tag)
+    for kind in ("proxy", "services"):  # children first: an image with children cannot go
+        for image in docker_engine.images.list(name=f"{PREFIX}/{kind}"):
+            for tag in image.tags:
+                if tag.startswith(f"{PREFIX}/"):  # an identical image may also carry others' tags
+                    docker_engine.images.remove(tag)
 
 
 def test_unchanged_inputs_rebuild_nothing_and_a_change_rebuilds_services_only(
@@ -119,7 +120,7 @@ def test_unchanged_inputs_rebuild_nothing_and_a_change_rebuilds_services_only(
     assert again.built == [] and again.services.ref == first.services.ref and again.services.id == first.services.id
     (test_config.root / "docker/audioroom/__init__.py").write_text('"""changed by a test"""\n', encoding="utf-8")
     changed = ensure_images(docker_engine, test_config)
-    assert [image.kind for image in changed.built] == ["services"]
+    assert [image.kind for image in changed.built] == ["services", "proxy"]
     assert changed.services.ref != first.services.ref and changed.base.id == first.base.id
     marker = _run(docker_engine, changed.services.ref, ["cat", "/opt/roomquake/docker/audioroom/__init__.py"])
     assert "changed by a test" in marker
@@ -140,7 +141,7 @@ def test_cli_build_twice_second_is_up_to_date(test_config: ImageConfig) -> None:
     assert first.returncode == 0, first.stderr
     second = subprocess.run([*cli, "build"], env=_env(test_config), capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("up to date") == 2 and "nothing to build" in second.stdout
+    assert second.stdout.count("up to date") == 3 and "nothing to build" in second.stdout
     listed = subprocess.run([*cli, "list"], env=_env(test_config), capture_output=True, text=True, timeout=60)
     services_ref = next(line.split()[1] for line in second.stdout.splitlines() if line.startswith("services"))
     assert services_ref in listed.stdout
