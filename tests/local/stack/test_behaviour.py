@@ -130,6 +130,36 @@ def test_killing_the_hosting_edge_relaunches_the_room_elsewhere_and_everyone_fol
     bring_back(stack, edge)
 
 
+def edge_timeouts(stack) -> int:
+    return int(get_json(*stack.address("crowd-1"), "/stats")["joins"]["failed"].get("edge_timeout", 0))
+
+
+def test_listeners_joining_a_paused_edge_time_out_and_find_the_relaunch_while_it_is_still_paused(stack, timing):
+    # The ci profile's CROWD_CONNECT_TIMEOUT (not the 10 s default) bounds how long a
+    # listener hangs in a handshake with a frozen edge before it asks control again.
+    room, connect = "r-paused", timing["CROWD_CONNECT_TIMEOUT"]
+    assert connect < 10.0
+    start_room(stack, room, listeners=2)
+    [edge] = stack.select("hosting", room=room)
+    gen = stack.probe("room.generation", room=room)
+    timeouts_before = edge_timeouts(stack)
+    stack.pause(edge)
+    try:
+        surged_at = time.monotonic()
+        stack.load("surge", room=room, listeners=LISTENERS, over_s=0)  # routed to the frozen edge until detection
+        new_gen = until(lambda: (g := stack.probe("room.generation", room=room)) > gen and g,
+                        10 * timing["HEARTBEAT_TIMEOUT"], "relaunch away from the paused edge")
+        # the newcomers hung in the handshake, gave it up after the connect timeout and joined the relaunched room
+        until(lambda: on_generation(stack, room, new_gen) >= LISTENERS,
+              2 * connect + timing["CROWD_BACKOFF_MAX"] + 10 * timing["HEARTBEAT_TIMEOUT"], "newcomers on the relaunch")
+        took = time.monotonic() - surged_at
+        assert edge_timeouts(stack) > timeouts_before
+        assert took >= 0.8 * connect  # they did wait for the handshake: the timeout, not luck, freed them
+        assert next(i.state for i in stack.instances("edge") if i.name == edge) == "paused"
+    finally:
+        stack.resume(edge)
+
+
 def test_host_loss_moves_the_room_to_the_backup_account_after_the_grace_period(stack, timing):
     room = "r-host"
     start_room(stack, room)
