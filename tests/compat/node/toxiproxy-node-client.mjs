@@ -16,7 +16,7 @@ const PROXY_KEYS = ["enabled", "listen", "name", "toxics", "upstream"];
 const TOXIC_KEYS = ["attributes", "name", "stream", "toxicity", "type"];
 // Latency toxics are checked from below with a margin (a toxic must never be
 // faster than asked); from above only against absurd values, since this
-// machine may be busy.
+// machine may be busy. "No toxic any more" means well under what it imposed.
 const LOW = 150;
 const HIGH = 450;
 
@@ -119,7 +119,7 @@ await check("toxic.update (the client posts the whole toxic back) raises the lat
 await check("toxic.remove ends the delay on the live connection", async () => {
   await toxic.remove();
   const ms = await medianRoundTrip(conn, "removed");
-  assert.ok(ms < HIGH / 2, `round trip ${ms.toFixed(1)} ms after removing ${HIGH} ms latency`);
+  assert.ok(ms < HIGH * 0.75, `round trip ${ms.toFixed(1)} ms after removing ${HIGH} ms latency`);
   await assert.rejects(proxy.getToxic("lag"), /status code 404/);
   return `round trip ${ms.toFixed(1)} ms`;
 });
@@ -151,7 +151,7 @@ await check("reset removes every toxic and re-enables every proxy", async () => 
   assert.deepEqual(body.toxics, []);
   conn = await EchoConnection.open(host, port);
   const ms = await medianRoundTrip(conn, "reset");
-  assert.ok(ms < HIGH / 2, `round trip ${ms.toFixed(1)} ms after reset`);
+  assert.ok(ms < HIGH * 0.75, `round trip ${ms.toFixed(1)} ms after reset`);
 });
 
 await check("populate creates proxies and returns them by name", async () => {
