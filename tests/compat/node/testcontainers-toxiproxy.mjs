@@ -67,7 +67,9 @@ try {
 
   await check("createProxy listens on the first free port of 8666..8697, reachable from the host", async () => {
     proxy = await container.createProxy({ name: "echo", upstream });
-    assert.equal(proxy.instance.listen, "0.0.0.0:8666");
+    // The port is what the module relies on; the host part is the server's to spell
+    // (ours echoes 0.0.0.0, Go's listener may report [::] for the same socket).
+    assert.match(proxy.instance.listen, /:8666$/);
     assert.equal(proxy.instance.upstream, upstream);
     assert.equal(proxy.port, container.getMappedPort(8666));
     conn = await EchoConnection.open(proxy.host, proxy.port);
@@ -77,7 +79,7 @@ try {
 
   await check("a second proxy takes the next port", async () => {
     const second = await container.createProxy({ name: "echo2", upstream });
-    assert.equal(second.instance.listen, "0.0.0.0:8667");
+    assert.match(second.instance.listen, /:8667$/);
     const c = await EchoConnection.open(second.host, second.port);
     await medianRoundTrip(c, "second", 1);
     c.destroy();
