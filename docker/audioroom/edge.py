@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, His
 from redis.exceptions import RedisError
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from . import config, runtime
@@ -170,6 +171,14 @@ class Edge:
                 FRAMES_IN.inc()
                 broadcast(room.listeners, message)
                 FRAMES_OUT.inc(len(room.listeners))
+        except ConnectionClosed as closed:
+            # Moved out (we closed it 4004) or lost: expected ends of a host connection,
+            # one line each instead of the server's "connection handler failed" traceback.
+            where = f"host of room {room.name} (generation {room.generation})"
+            if closed.sent is not None and closed.sent.code == MOVED:
+                log.info("%s closed: %d moved", where, MOVED)
+            else:
+                log.warning("%s lost: %s", where, closed)
         finally:
             if room.host is conn:
                 room.host = None
