@@ -37,19 +37,26 @@ class Poller:
     def set_writer(self, fd: int, callback: Callback | None) -> None:
         self._set(fd, 1, callback)
 
-    def forget(self, fd: int) -> None:
-        """Stop watching ``fd`` (call before closing it)."""
+    def watch(self, fd: int, on_readable: Callback | None, on_writable: Callback | None) -> None:
+        """Set both callbacks with one epoll change."""
+        self._set(fd, 0, on_readable, on_writable)
+
+    def forget(self, fd: int, closing: bool = False) -> None:
+        """Stop watching ``fd``; with ``closing`` (it is about to be closed, and
+        not shared) the kernel drops it from the set, so no epoll_ctl is spent."""
         entry = self._watched.pop(fd, None)
-        if entry is not None and entry[2]:
+        if entry is not None and entry[2] and not closing:
             self._epoll.unregister(fd)
 
-    def _set(self, fd: int, slot: int, callback: Callback | None) -> None:
+    def _set(self, fd: int, slot: int, callback: Callback | None, other: Callback | None | bool = False) -> None:
         entry = self._watched.get(fd)
         if entry is None:
-            if callback is None:
+            if callback is None and not other:
                 return
             entry = self._watched[fd] = [None, None, 0]
         entry[slot] = callback
+        if other is not False:  # both slots at once (watch)
+            entry[1 - slot] = other
         mask = (_IN if entry[0] is not None else 0) | (_OUT if entry[1] is not None else 0)
         if mask == entry[2]:
             return

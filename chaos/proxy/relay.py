@@ -190,6 +190,9 @@ class Pump:
 
     def _ended(self) -> None:
         self.eof = True
+        if self.relay.other(self).shut and not self.pending and not self.inpipe:
+            self.relay.close()  # both ways ended: closing unwatches the sockets anyway
+            return
         if self.reading:
             self.reading = False
             self.relay.poller.set_reader(self.sfd, None)
@@ -274,12 +277,11 @@ class Relay:
     def _connect(self, target: tuple[str, int]) -> None:
         family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)  # non-blocking: one syscall less
         except OSError:
             self.close()
             return
         self.upstream = sock
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = sock.connect_ex(target)
         if err not in (0, errno.EINPROGRESS):
@@ -292,10 +294,12 @@ class Relay:
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             self.close()
             return
-        self.pumps = (Pump(self, "upstream", self.client, sock), Pump(self, "downstream", sock, self.client))
-        for pump in self.pumps:
-            pump.start()
-        self.poller.set_writer(sock.fileno(), None)  # after set_reader: one epoll change
+        up, down = self.pumps = (Pump(self, "upstream", self.client, sock), Pump(self, "downstream", sock, self.client))
+        up.reading = down.reading = True
+        self.poller.set_reader(up.sfd, up.readable)
+        self.poller.watch(down.sfd, down.readable, None)  # was watched for the connect: one change
+        # the client usually spoke right after connecting: read now rather than after another wake-up
+        up.readable()
 
     def other(self, pump: Pump) -> Pump:
         return self.pumps[1] if pump is self.pumps[0] else self.pumps[0]  # type: ignore[index]
@@ -322,7 +326,7 @@ class Relay:
         self.proxy.connections.discard(self)
         Connection(self.proxy, self.ordinal).adopt(self.client, self.upstream, carried)
 
-    def _unwatch(self) -> None:
+    def _unwatch(self, closing: bool = False) -> None:
         if self.dial is not None:
             self.dial.cancel()
             self.dial = None
@@ -330,7 +334,7 @@ class Relay:
             pump.unwatch()
         for sock in (self.client, self.upstream):
             if sock is not None and sock.fileno() >= 0:
-                self.poller.forget(sock.fileno())
+                self.poller.forget(sock.fileno(), closing)
 
     # -- ending -------------------------------------------------------------------
     def close(self, kind: str = "close") -> None:
@@ -338,7 +342,7 @@ class Relay:
         if self.closed:
             return
         self.closed = True
-        self._unwatch()
+        self._unwatch(closing=True)
         for pump in self.pumps or ():
             pump.release()
         for sock in (self.client, self.upstream):
