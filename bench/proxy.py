@@ -1,7 +1,7 @@
 """Benchmark the fault proxy against a direct loopback connection (and a real
 Toxiproxy when TOXIPROXY_URL is set), side by side in one run.
 
-    .venv/bin/python bench/proxy.py [--seconds 1] [--rounds 3] [--json results.json]
+    .venv/bin/python bench/proxy.py [--seconds 1] [--rounds 5] [--json results.json]
 
 Figures: bulk throughput (1 and 16 streams, no toxic), added round trip of a
 1 KiB echo (p50, p99), error of a 50 ms latency toxic at 100 concurrent
@@ -307,7 +307,11 @@ def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: 
         # the same traffic without the toxic (same pacing, so the same load)
         # gives the round trip the 50 ms are added to
         port = routes[label]["echo"]
-        base = pct(paced_rtts(port, 100, 12 * rounds, LATENCY_MS / 1000), 0.5)
+        reference = paced_rtts(port, 100, 12 * rounds, LATENCY_MS / 1000)
+        base = pct(reference, 0.5)
+        # how far the same traffic strays from its median with no toxic at all:
+        # the machine's share of the error below
+        add(label, "noise_p99_ms", pct([abs(rtt - base) for rtt in reference], 0.99) * 1e3)
         api.call("POST", "/proxies/bench_echo/toxics",
                  {"name": "lat", "type": "latency", "stream": "downstream", "attributes": {"latency": int(LATENCY_MS)}})
         errs = [abs(rtt - base - LATENCY_MS / 1000) for rtt in paced_rtts(port, 100, 12 * rounds, 0.0)]
@@ -330,7 +334,7 @@ def start_ours() -> tuple[subprocess.Popen[str], str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=1.0, help="per throughput / connection-rate sample")
-    parser.add_argument("--rounds", type=int, default=3, help="samples per figure (median kept)")
+    parser.add_argument("--rounds", type=int, default=5, help="samples per figure (median kept)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--upstreams", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,6 +391,8 @@ def report(results: dict[str, dict[str, float]]) -> None:
         key = f"lat_err_{q}_ms"
         cells = [f"{results[n][key]:.2f}" for n in names]
         print(f"{'50 ms latency x100 conns, err ' + q + ' ms':34} {'-':>10} " + " ".join(f"{c:>22}" for c in cells))
+    cells = [f"{results[n]['noise_p99_ms']:.2f}" for n in names]
+    print(f"{'  same traffic, no toxic: p99 ms':34} {'-':>10} " + " ".join(f"{c:>22}" for c in cells))
 
 
 if __name__ == "__main__":
