@@ -338,7 +338,9 @@ class Relay:
 
     # -- ending -------------------------------------------------------------------
     def close(self, kind: str = "close") -> None:
-        """Close both sockets (the relay keeps no bytes a peer could still want)."""
+        """Close both sockets. ``kind`` is the transport path's ("close" or "cut");
+        both mean the same here, since the relay holds no bytes a peer could still
+        want (a reset only ever comes from a toxic, so from the transport path)."""
         if self.closed:
             return
         self.closed = True
@@ -346,12 +348,6 @@ class Relay:
         for pump in self.pumps or ():
             pump.release()
         for sock in (self.client, self.upstream):
-            if sock is None:
-                continue
-            if kind == "reset":
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                except OSError:
-                    pass
-            sock.close()
+            if sock is not None:
+                sock.close()
         self.proxy.connections.discard(self)
