@@ -134,3 +134,18 @@ def test_parallel_flows_promoted_and_demoted_while_running_stay_exact(client, na
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_an_upstream_that_refuses_gets_the_client_closed_on_both_paths(client, name, sockets):
+    with socket.create_server(("127.0.0.1", 0)) as gone:
+        dead = gone.getsockname()[1]  # closed again below: nothing listens there
+    port = client.create(name, "127.0.0.1:0", f"127.0.0.1:{dead}").port
+    for toxic in (False, True):
+        if toxic:
+            client.add_toxic(name, "latency", attributes={"latency": 10})
+        with sockets.connect(port, timeout=5) as s:  # accepted, as Toxiproxy does, then closed
+            s.sendall(b"anyone?")
+            try:
+                assert s.recv(10) == b""
+            except ConnectionResetError:
+                pass
