@@ -7,7 +7,9 @@ Figures: bulk throughput (1 and 16 streams, no toxic), added round trip of a
 1 KiB echo (p50, p99), error of a 50 ms latency toxic at 100 concurrent
 connections (p50, p99: |round trip - 50 ms - the median round trip of the
 same traffic without the toxic|), connection rate (connect, 1-byte request,
-1-byte reply, close). Upstream servers run in their own process, the proxy in its
+1-byte reply, close) with 4 client threads (the 2 cores are then saturated:
+the ratio is about CPU per connection) and with 1 (the ratio is about the
+latency a proxied connection adds). Upstream servers run in their own process, the proxy in its
 own (``python -m chaos.proxy``), the clients here. Targets alternate within
 each round and medians over rounds are reported, so load from other
 processes on a shared machine hits every target alike.
@@ -300,6 +302,9 @@ def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: 
             add(label, "conn_per_s", rate)
             if label in pids:
                 add(label, "cpu_us_per_conn", (cpu_seconds(pids[label]) - c0) / (rate * seconds) * 1e6)
+        for label, p in routes.items():  # one client at a time: the latency a connection's setup adds
+            time.sleep(0.3)
+            add(label, "conn_per_s_1", conn_rate(p["onebyte"], seconds, workers=1))
         print(f"  round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     for label, api in targets.items():
         if api is None:
@@ -379,7 +384,8 @@ def report(results: dict[str, dict[str, float]]) -> None:
 
     row("bulk 1 stream, MB/s", "mbps_1", "{:.0f}", True)
     row("bulk 16 streams, MB/s", "mbps_16", "{:.0f}", True)
-    row("connections/s", "conn_per_s", "{:.0f}", True)
+    row("connections/s (4 clients)", "conn_per_s", "{:.0f}", True)
+    row("connections/s (1 client)", "conn_per_s_1", "{:.0f}", True)
     for q in ("p50", "p99"):
         key = f"rtt_{q}_us"
         cells = [f"+{results[n][key] - d[key]:.0f}" for n in names]
