@@ -189,6 +189,8 @@ class Pump:
             self.start()
 
     def _ended(self) -> None:
+        if self.relay.closed:
+            return
         self.eof = True
         if self.relay.other(self).shut and not self.pending and not self.inpipe:
             self.relay.close()  # both ways ended: closing unwatches the sockets anyway
@@ -360,3 +362,4 @@ class Relay:
             if sock is not None:
                 sock.close()
         self.proxy.connections.discard(self)
+        self.pumps = None  # they point back here: without this only the cyclic GC would free them
