@@ -16,8 +16,9 @@ import select
 from collections.abc import Callable
 
 Callback = Callable[[], None]
-_IN = select.EPOLLIN
+_IN = select.EPOLLIN | select.EPOLLRDHUP  # RDHUP: the peer's end, told with its last data
 _OUT = select.EPOLLOUT
+PEER_ENDED = select.EPOLLRDHUP
 _TROUBLE = select.EPOLLERR | select.EPOLLHUP
 _BATCH = 512  # events taken per wake-up; the rest wait for the next loop iteration
 
@@ -29,6 +30,7 @@ class Poller:
         self._loop = loop
         self._epoll = select.epoll()
         self._watched: dict[int, list] = {}  # fd -> [on_readable, on_writable, mask]
+        self.events = 0  # of the fd whose callback runs now (PEER_ENDED lets a reader take the end too)
         loop.add_reader(self._epoll.fileno(), self._dispatch)
 
     def set_reader(self, fd: int, callback: Callback | None) -> None:
@@ -75,6 +77,7 @@ class Poller:
             if entry is None:
                 continue
             if events & (_IN | _TROUBLE) and entry[0] is not None:
+                self.events = events
                 entry[0]()
             if events & (_OUT | _TROUBLE) and entry[1] is not None and watched.get(fd) is entry:
                 entry[1]()

@@ -24,6 +24,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from chaos.proxy.connection import Connection
+from chaos.proxy.poller import PEER_ENDED
 
 if TYPE_CHECKING:
     from chaos.proxy.poller import Poller
@@ -121,6 +122,11 @@ class Pump:
             self._wait_for_dst()
         elif n == len(_BUF) and _SPLICE:
             self.pipe = PIPES.get()  # a bulk flow: from now on the bytes stay in the kernel
+        elif self.relay.poller.events & PEER_ENDED:
+            # the peer's end came with these bytes: pass it on now, right behind
+            # them, rather than after another turn of the loop
+            self.relay.poller.events = 0
+            self.readable()
 
     def _splice_in(self) -> None:
         for _ in range(_SPLICES_PER_WAKEUP):
@@ -310,6 +316,7 @@ class Relay:
         self.poller.set_reader(up.sfd, up.readable)
         self.poller.watch(down.sfd, down.readable, None)  # was watched for the connect: one change
         # the client usually spoke right after connecting: read now rather than after another wake-up
+        self.poller.events = 0
         up.readable()
 
     def other(self, pump: Pump) -> Pump:
