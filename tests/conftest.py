@@ -8,7 +8,9 @@ must really run the docker tier.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,15 @@ def docker_engine():
         pytest.skip(message)
     yield client
     client.close()
+
+
+def _load_compat_harness():
+    """tests/compat/harness.py (Node client projects): not a package, loaded by path once."""
+    spec = importlib.util.spec_from_file_location("roomquake_compat_harness", Path(__file__).parent / "compat" / "harness.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
+    spec.loader.exec_module(module)
+    return module
+
+
+node_project = _load_compat_harness().node_project  # fixture for tests/local/compat and tests/docker/compat

@@ -1,7 +1,7 @@
 """Node.js for the compatibility tests: find it, install the pinned packages once, run a script.
 
-tests/local/compat and tests/docker/compat load this file by path (pytest runs
-with --import-mode=importlib) and use its ``node_project`` fixture. Without
+tests/conftest.py loads this file by path (pytest runs
+with --import-mode=importlib) and offers its ``node_project`` fixture. Without
 a usable node and npm the tests are skipped, except under CI=true, where they
 fail: CI must really run them (.ci/run installs nodejs and npm).
 """

@@ -1,26 +1,15 @@
-"""Node.js clients against our proxy image: ``node_project`` (tests/compat/harness.py) and an echo upstream."""
+"""Node.js clients against our proxy image: an echo upstream (``node_project`` comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, run_container, run_network, tcp_probe, wait_ready
 from chaos.labels import RunIdentity
 
-_NAME = "roomquake_compat_harness"
-if _NAME not in sys.modules:  # the local tier's conftest loads the same file
-    _spec = importlib.util.spec_from_file_location(_NAME, Path(__file__).resolve().parents[2] / "compat" / "harness.py")
-    assert _spec is not None and _spec.loader is not None
-    sys.modules[_NAME] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_NAME])
-
-node_project = sys.modules[_NAME].node_project
 
 ECHO_PORT = 7000
 ECHO = f"""
