@@ -14,16 +14,34 @@ queued, in order, before anything newer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from chaos.proxy.flow import ProxyView
 from chaos.proxy.toxics.base import Chunk, Direction, End, Stub, Timer, ToxicSpec
 
-if TYPE_CHECKING:
-    from chaos.proxy.connection import Connection, Side
-
 log = logging.getLogger("chaos.proxy")
+
+
+class Endpoint(Protocol):
+    """A socket of the connection, as a link sees it (connection.Side)."""
+
+    transport: asyncio.Transport | None
+
+    def hold_back(self, on: bool) -> None:
+        """Pause (or resume) reading: the link this side feeds is full."""
+
+
+class Owner(Protocol):
+    """The connection a link belongs to (connection.Connection)."""
+
+    proxy: ProxyView
+    ordinal: int
+
+    def end(self, link: Link, end: End) -> None:
+        """The end of ``link``'s stream reached its destination."""
 
 
 class _Sink:
@@ -46,7 +64,7 @@ class Link:
     __slots__ = ("conn", "direction", "src", "dst", "counters", "stubs", "head", "buffered", "limit",
                  "timer", "rng_key", "eof_fed", "holding_back", "severed")
 
-    def __init__(self, conn: Connection, direction: Direction, src: Side, dst: Side, counters: list[int]) -> None:
+    def __init__(self, conn: Owner, direction: Direction, src: Endpoint, dst: Endpoint, counters: list[int]) -> None:
         self.conn = conn
         self.direction = direction
         self.src = src
