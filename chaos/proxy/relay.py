@@ -254,16 +254,34 @@ class Pump:
             self.relay.close()
 
     def stop(self) -> None:
-        """This direction can deliver nothing more: drop what it holds, stop watching."""
+        """This direction can deliver nothing more: drop what it holds; src is
+        still read (and dropped), so that closing it later sends FIN, not a
+        RST that would throw away what the kernel still has to send it."""
         self.dead = True
         self.pending = b""
-        if self.reading:
-            self.reading = False
-            self.relay.poller.set_reader(self.sfd, None)
         if self.writing:
             self.writing = False
             self.relay.poller.set_writer(self.dfd, None)
         self.release()
+        self.reading = not self.eof
+        self.relay.poller.set_reader(self.sfd, self.drain if self.reading else None)
+
+    def drain(self) -> None:
+        """Read src and drop it (this direction is dead)."""
+        for _ in range(16):
+            try:
+                n = self.src.recv_into(_BUF)
+            except _TRY_AGAIN:
+                return
+            except OSError:
+                n = 0
+            if n == 0:
+                self.eof = True
+                if self.reading:
+                    self.reading = False
+                    self.relay.poller.set_reader(self.sfd, None)
+                return
+            self.counters[0] += n
 
     def unwatch(self) -> None:
         self.reading = self.writing = False
@@ -416,6 +434,9 @@ class Relay:
         ``RESET`` also sends RST."""
         if self.closed:
             return
+        for pump in self.pumps or ():
+            if pump.dead and not pump.eof and end is End.CLOSE:
+                pump.drain()  # unread input would turn the close into a RST
         self.closed = True
         self._unwatch(closing=True)
         for pump in self.pumps or ():
