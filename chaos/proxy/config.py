@@ -48,7 +48,8 @@ class ProxyEntry:
 
     @property
     def name(self) -> str:
-        return str(self.body.get("name", ""))
+        names = [v for k, v in self.body.items() if _fold(k) == "name"]
+        return str(names[-1]) if names else ""
 
 
 def _kind(value: Any) -> str:

@@ -7,8 +7,9 @@ names). An EOF is passed on as a half-close, after every byte before it
 (with the toxics' timing). A side that is lost (reset, abort, error) ends
 like an EOF too: what it sent and the chain still holds is delivered, then
 the other side is closed; bytes heading to the lost side are dropped, as no
-one can receive them. The connection is closed when both directions ended,
-when a toxic ends it, or when the proxy stops.
+one can receive them. A toxic that closes its stream (limit_data, timeout)
+closes that stream's destination the same way. The connection is closed
+when both directions ended, when reset_peer fires, or when the proxy stops.
 """
 
 from __future__ import annotations
@@ -261,6 +262,9 @@ class Connection:
         """The end of ``link``'s stream reached its destination."""
         if self.closed:
             return
+        if end is End.CLOSE:
+            self._close_destination(link)
+            return
         if end is not End.EOF:
             self.close(end)
             return
@@ -274,6 +278,19 @@ class Connection:
             transport.write_eof()
         else:
             self.close(End.CLOSE)
+
+    def _close_destination(self, link: Link) -> None:
+        """A toxic closed ``link`` (limit_data, timeout): as in Toxiproxy, its
+        destination is closed (flushed), and the other direction, whose source
+        that was, still delivers what its chain holds, then ends."""
+        self.ended.add(link.direction)
+        dst = link.dst
+        transport = dst.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        if dst not in self.gone:
+            self.gone.add(dst)
+            self._side_gone(dst)  # type: ignore[arg-type]
 
     def lost(self, side: Side) -> None:
         """A side's transport is gone. Ours closing it is the end; the peer's

@@ -198,3 +198,21 @@ def test_fast_path_keeps_its_bytes_when_the_client_writes_to_a_reset_upstream(cl
     assert read, text
     assert int(read.group(1)) > 1 << 20  # the proxy held more than its buffers when the reset came
     assert len(got) == int(read.group(1)) and got == big[: len(got)]
+
+
+@pytest.mark.parametrize("closer", ["limit_data", "timeout"])
+def test_a_toxic_closing_one_direction_lets_the_other_deliver_what_it_holds(client, name, echo, sockets, closer):
+    """As in Toxiproxy: limit_data (or timeout) closes its stream's destination;
+    the reply the other direction's latency still holds arrives, then the end."""
+    port = client.create(name, "127.0.0.1:0", echo.address).port
+    client.add_toxic(name, "latency", stream="downstream", attributes={"latency": 400})
+    with sockets.connect(port, timeout=15) as s:
+        s.sendall(b"hello")
+        time.sleep(0.15)  # echoed: the reply is held by the latency toxic
+        if closer == "limit_data":
+            client.add_toxic(name, "limit_data", stream="upstream", attributes={"bytes": 1})
+            s.sendall(b"XY")  # the limit is reached: the upstream is closed
+        else:
+            client.add_toxic(name, "timeout", stream="upstream", attributes={"timeout": 50})
+            s.sendall(b"XY")  # dropped; 50 ms later the upstream is closed
+        assert read_until_end(s) == b"hello"
