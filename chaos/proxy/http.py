@@ -126,7 +126,7 @@ class _HttpConnection(asyncio.Protocol):
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
             if self.h11.client_is_waiting_for_100_continue:
-                self._send(h11.InformationalResponse(status_code=100, headers=[]))
+                self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
             self.more.clear()
             await asyncio.wait_for(self.more.wait(), timeout)
 

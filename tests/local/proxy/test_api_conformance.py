@@ -216,3 +216,48 @@ def test_chaostoolkit_toxiproxy_calls(http, client, name, echo):
     assert http("DELETE", f"/proxies/{name}/toxics/slow").ok
     assert http("GET", f"/proxies/{name}").json()["enabled"] is False
     assert http("DELETE", f"/proxies/{name}").ok
+
+
+def _raw(server_url: str, data: bytes, until: bytes, timeout: float = 10) -> bytes:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while until not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_keep_alive_pipelining_and_100_continue(server_url):
+    two = b"GET /version HTTP/1.1\r\nHost: x\r\n\r\nGET /proxies/none HTTP/1.1\r\nHost: x\r\n\r\n"
+    got = _raw(server_url, two, b"proxy not found")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"HTTP/1.1 404 Not Found\r\n" in got
+    body = b'{"upstream": "x:1"}'
+    head = (b"POST /proxies HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n")
+        s.sendall(body)
+        got = b""
+        while b"missing required field: name" not in got:
+            chunk = s.recv(65536)
+            assert chunk
+            got += chunk
+    assert b"HTTP/1.1 400 Bad Request\r\n" in got
+
+
+def test_chunked_request_body(server_url, client, name):
+    body = ('{"name": "%s", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"}' % name).encode()
+    data = (b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    got = _raw(server_url, data, b"}")
+    assert got.startswith(b"HTTP/1.1 201 Created\r\n")
