@@ -14,7 +14,7 @@ import termios
 import threading
 import time
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 STREAMS = st.sampled_from(["upstream", "downstream"])
@@ -56,6 +56,7 @@ class EchoRecorder:
 
     def __init__(self) -> None:
         self.ending = "eof"
+        self.expect = 0  # with "upstream_reset": reset as soon as this many bytes were echoed
         self.received = bytearray()
         self.done = threading.Event()
 
@@ -74,6 +75,8 @@ class EchoRecorder:
                     conn.sendall(data)
                 except OSError:
                     pass  # the client aborted: its echo has no one to reach
+                if self.ending == "upstream_reset" and len(self.received) >= self.expect:
+                    break  # reset right away: the proxy's toxics still hold the echo's tail
             if self.ending == "upstream_reset":
                 wait_sent(conn)
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
@@ -101,9 +104,16 @@ STEP = st.tuples(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(payload=st.binary(min_size=1, max_size=40_000), piece=st.integers(64, 4096),
        first=st.lists(ADD, min_size=0, max_size=3), steps=st.lists(STEP, min_size=1, max_size=10), ending=ENDINGS)
+@example(payload=b"x" * 30_000, piece=4096, first=[("add", ("latency", {"latency": 30, "jitter": 0}), "downstream", 1.0)],
+         steps=[(0, ("update", 0, 0.0))], ending="upstream_reset")
+@example(payload=b"y" * 30_000, piece=4096, first=[("add", ("latency", {"latency": 30, "jitter": 0}), "upstream", 1.0)],
+         steps=[(0, ("update", 0, 0.0))], ending="client_abort")
+@example(payload=b"z" * 30_000, piece=512, first=[], steps=[(2, ("add", ("slicer", {"average_size": 64, "size_variation": 10,
+         "delay": 500}), "downstream", 1.0))], ending="upstream_reset")
 def test_bytes_arrive_exactly_in_order(client, name, upstream, sockets, payload, piece, first, steps, ending):
     recorder = EchoRecorder()
     recorder.ending = ending
+    recorder.expect = len(payload)
     up = upstream(recorder)
     if name in client.proxies():
         client.delete(name)
