@@ -37,10 +37,9 @@ def _wait_healthy(stack: Any, names: list[str]) -> None:
 
 def reset(stack: Any) -> list[str]:
     """Reset ``stack`` (a chaos.stack.RunningStack); returns what was done, one line each."""
-    from chaos.proxy.client import ProxyClient
 
     done = []
-    with ProxyClient(stack.proxy_url) as proxy:
+    with stack.proxy_client() as proxy:
         proxy.reset()
     done.append("proxies reset (toxics removed, all enabled)")
     woken = []

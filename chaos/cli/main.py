@@ -57,10 +57,31 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
+# Verbs that act on Ctrl-C and SIGTERM at their checkpoints (chaos.signals): for
+# them a signal means exit 3 (aborted) from the process's first instant on.
+SIGNAL_AWARE = ("run", "gameday", "stack")
+
+
+def _verb(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> None:
-    verbose = "--verbose" in (argv or sys.argv) or "-v" in (argv or sys.argv)[:2]
+    from chaos.signals import INTERRUPTS, Interrupted
+
+    INTERRUPTS.install()  # first thing: a signal from here on is only noted, then acted on at a checkpoint
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _verb(args) not in SIGNAL_AWARE:
+        INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
+        if INTERRUPTS.received:
+            sys.exit(130)
+    verbose = "--verbose" in args or "-v" in args[:1]
     try:
         cli.main(args=argv, prog_name="roomquake", standalone_mode=False)
+        INTERRUPTS.check()  # a signal that came while a verb had no checkpoint left still ends in exit 3
+    except Interrupted as sig:
+        click.echo(f"roomquake: {sig}", err=True)
+        sys.exit(3)
     except click.exceptions.Abort:
         click.echo("roomquake: interrupted", err=True)
         sys.exit(130)

@@ -110,6 +110,7 @@ class Runner:
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
+        self._guard = SignalGuard()
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -140,9 +141,18 @@ class Runner:
     # with "_" is internal and may change.
 
     def check_stop(self) -> None:
-        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook."""
+        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook.
+
+        In the main thread it is also the checkpoint where a Ctrl-C or SIGTERM
+        (only noted by the signal handler) becomes ``Interrupted``.
+        """
+        self.checkpoint()
         if self.stop.is_set() and self.abort_reason is not None:
             raise AbortRun(self.abort_reason)
+
+    def checkpoint(self) -> None:
+        """Raise ``Interrupted`` (main thread only) if a signal came in and the run is not winding down yet."""
+        self._guard.check()
 
     def abort(self, reason: str, *, observed: Any = None, condition: str | None = None) -> None:
         """Stop the run with verdict ``aborted`` (thread-safe; the first reason wins).
@@ -175,10 +185,12 @@ class Runner:
         if self._proxy is None:
             if self.options.make_proxy is not None:
                 self._proxy = self.options.make_proxy(self.stack.proxy_url)
+            elif hasattr(self.stack, "proxy_client"):
+                self._proxy = self.stack.proxy_client()  # carries the run's proxy token
             else:
-                from chaos.proxy.client import ProxyClient
+                from chaos.stack.access import proxy_client
 
-                self._proxy = ProxyClient(self.stack.proxy_url)
+                self._proxy = proxy_client(self.stack.proxy_url)
         return self._proxy
 
     def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +247,7 @@ class Runner:
     def run(self) -> RunResult:
         exp = self.experiment
         verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
-        guard = SignalGuard(on_deferred=lambda name: self.emit(ev.Note(message=f"{name} received: still rolling back, please wait")))
+        guard = self._guard
         if self.options.progress:
             from chaos.run.progress import Progress
 
@@ -257,6 +269,7 @@ class Runner:
         opened: Any = None
         with guard:
             try:
+                self.checkpoint()  # a signal before the run began (roomquake run installs the handler first thing)
                 self.emit(ev.PhaseStarted(phase="bring_up"))
                 opened = self._open_stack()
                 self.stack = opened.__enter__()
@@ -294,7 +307,9 @@ class Runner:
             finally:
                 with guard.deferred():
                     verdict, reason = self._wind_down(opened, verdict, reason)
-        return self._finish(verdict, reason)
+                    for name in guard.received[1:]:  # noted by the handler; journaled here, in the main thread
+                        self.emit(ev.Note(message=f"{name} received: still rolling back, please wait"))
+            return self._finish(verdict, reason)
 
     def _phase(self) -> str:
         phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
@@ -302,7 +317,11 @@ class Runner:
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
-            for line in sweep_dead_runs(self.options.ledger_dir):
+            from chaos.stack.bringup import sweep_dead_stacks
+
+            # What killed runs left: their rollback (ledgers) first, then the
+            # stacks of dead owners (a half-up local stack, a brought-up one).
+            for line in sweep_dead_runs(self.options.ledger_dir) + sweep_dead_stacks():
                 self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
             self.ledger = Ledger(self.identity, self.options.ledger_dir)
         if self.options.open_stack is not None:
@@ -313,6 +332,8 @@ class Runner:
 
     def _stack_ready(self) -> None:
         stack = self.stack
+        if hasattr(stack, "checkpoint"):
+            stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
         self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
@@ -523,6 +544,7 @@ class Runner:
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
                 if verdict is Verdict.PASSED:
                     verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
+            verdict, reason = self._verify_teardown(verdict, reason)
         if self.ledger is not None and not any(
             e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
         ):
@@ -536,6 +558,23 @@ class Runner:
                 verdict = Verdict.DEVIATED
                 reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
         return verdict, reason
+
+    def _verify_teardown(self, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+        """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
+        stack = self.stack
+        if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
+            return verdict, reason  # attached or pooled: left up on purpose
+        try:
+            left = stack.leftovers()
+        except Exception as err:  # noqa: BLE001 - not verified is not clean
+            left = [f"unknown ({err})"]
+        if not left:
+            self.emit(ev.Note(message=f"teardown verified: nothing of stack {stack.run_id} is left"))
+            return verdict, reason
+        message = (f"teardown left {', '.join(left)} of stack {stack.run_id} behind; "
+                   f"remove it with: roomquake clean (once this command has ended)")
+        self.emit(ev.RunError(phase="teardown", message=message))
+        return Verdict.ERRORED, f"{reason}; but {message}" if verdict is Verdict.ABORTED else message
 
     def _declared(self, verdict: Verdict) -> bool | None:
         weakness = self.experiment.known_weakness

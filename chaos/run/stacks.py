@@ -51,7 +51,7 @@ def _brought_up(runner: Runner) -> Iterator[Any]:
     if backend == "docker":
         _sweep_leftovers(runner)
     stack = start_stack(path, backend=backend, scale=exp.scale, profile=exp.profile, env=exp.env or None,
-                        identity=runner.identity)
+                        identity=runner.identity, checkpoint=runner.checkpoint)
     try:
         yield stack
     finally:

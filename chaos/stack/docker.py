@@ -100,8 +100,9 @@ class DockerBackend(Backend):
 
     # --- planning and preparation -------------------------------------------------
 
-    def plan(self, spec: StackSpec, profile: str | None) -> Plan:
-        return make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from))
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+        return make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from),
+                         secret, proxy_token)
 
     def _resolve_images(self, plan: Plan) -> None:
         import docker
@@ -267,6 +268,22 @@ class DockerBackend(Backend):
         for net in self.client.api.networks(filters={"label": f"{L.RUN}={self.run_id}"}):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_network(net["Id"])
+        for volume in (self.client.api.volumes(filters={"label": f"{L.RUN}={self.run_id}"}) or {}).get("Volumes") or []:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_volume(volume["Name"], force=True)
+
+    def leftovers(self) -> list[str]:
+        query = {"label": f"{L.RUN}={self.run_id}"}
+        try:
+            containers = self.client.api.containers(all=True, filters=query)
+            networks = self.client.api.networks(filters=query)
+            volumes = (self.client.api.volumes(filters=query) or {}).get("Volumes") or []
+        except Exception as err:  # noqa: BLE001 - an engine that cannot answer cannot vouch for anything
+            return [f"unknown (the engine did not answer: {err})"]
+        found = [f"container {(c.get('Names') or [c['Id'][:12]])[0].lstrip('/')}" for c in containers]
+        found += [f"network {n['Name']}" for n in networks]
+        found += [f"volume {v['Name']}" for v in volumes]
+        return found
 
     def record(self) -> dict[str, Any]:
         net = self.network

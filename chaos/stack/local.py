@@ -56,8 +56,8 @@ class LocalBackend(Backend):
 
     # --- planning --------------------------------------------------------------
 
-    def plan(self, spec: StackSpec, profile: str | None) -> Plan:
-        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec))))
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec))), secret, proxy_token)
 
     def _argv(self, command: list[str]) -> list[str]:
         head = sys.executable if command[0] in ("python", "python3") else shutil.which(command[0])
@@ -249,6 +249,29 @@ class LocalBackend(Backend):
         for name in names:
             self._wait_gone(name, 2)
 
+    def leftovers(self) -> list[str]:
+        groups = {int(rec["pid"]): name for name, rec in self.procs.items() if "pid" in rec}
+        alive = live_groups(set(groups))
+        return [f"process group {pgid} ({groups[pgid]})" for pgid in sorted(alive)]
+
     def record(self) -> dict[str, Any]:
         return {"procs": self.procs}
+
+
+def live_groups(pgids: set[int]) -> set[int]:
+    """Which of these process groups still have a member that is not a zombie (from /proc)."""
+    found: set[int] = set()
+    if not pgids:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X", "x") and int(fields[2]) in pgids:
+            found.add(int(fields[2]))
+    return found
 

@@ -154,8 +154,14 @@ def tiers(spec: StackSpec) -> list[list[str]]:
     return order
 
 
-def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> Plan:
-    """Instances with their env and command, and one proxy per link and server instance."""
+def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secret: str = "",
+              proxy_token: str = "") -> Plan:
+    """Instances with their env and command, and one proxy per link and server instance.
+
+    ``secret`` fills ``{secret}`` in commands and env (the run's state-store
+    password); ``proxy_token`` goes to the proxy instance in the variable the
+    stack file's ``proxy.token_env`` names.
+    """
     profile_name = profile or spec.default_profile or next(iter(spec.profiles))
     profile_env = spec.profile_env(profile_name)
     names: dict[str, list[tuple[str, int]]] = {
@@ -198,6 +204,7 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> P
                 "replica": replica,
                 "port": ports[inst],
                 "bind": addressing.bind,
+                "secret": secret,
             }
             env = dict(profile_env)
             env.update({k: env_text(fill(env_text(v), values)) for k, v in svc.env.items()})
@@ -208,6 +215,8 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> P
                 RQ_PORT=str(ports[inst]),
                 RQ_ROUTES=json.dumps(routes[service], sort_keys=True),
             )
+            if service == spec.proxy.service and spec.proxy.token_env and proxy_token:
+                env[spec.proxy.token_env] = proxy_token
             instances.append(
                 InstancePlan(
                     name=inst,

@@ -45,6 +45,7 @@ class ImageSpec(_Model):
 class HealthSpec(_Model):
     kind: Literal["http", "redis", "tcp"] = "http"
     path: str = "/health"
+    password: str | None = Field(default=None, description='redis: AUTH with this first (e.g. "{secret}", the run\'s secret)')
     timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
 
 
@@ -63,6 +64,10 @@ class ServiceSpec(_Model):
 class ProxySpec(_Model):
     service: str = "proxy"
     listeners_from: int = Field(default=20000, ge=1024, le=65000, description="first listener port in a container")
+    token_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the proxy reads its API token from this variable; the toolkit makes one per run and sends it",
+    )
 
 
 class AutomationSpec(_Model):
