@@ -111,6 +111,7 @@ class Runner:
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
         self._guard = SignalGuard()
+        self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -400,19 +401,26 @@ class Runner:
             return
         self.emit(ev.PhaseStarted(phase="method"))
         t0 = self.now()
-        actions: list[tuple[float, int, str, timeline.Planned]] = []
+        actions: list[tuple[float, int, str, list[timeline.Planned]]] = []
+        due: dict[float, list[timeline.Planned]] = {}
         for p in plan:
             if p.is_fault:
-                actions.append((p.start, 1, "inject", p))
+                due.setdefault(p.start, []).append(p)  # faults due at one instant (a parallel group) go together
                 if p.step.for_ is not None:  # type: ignore[union-attr]
-                    actions.append((p.end, 0, "rollback", p))
+                    actions.append((p.end, 0, "rollback", [p]))
             else:
-                actions.append((p.start, 2, "check", p))
+                actions.append((p.start, 2, "check", [p]))
+        actions += [(at, 1, "inject", group) for at, group in due.items()]
         actions.sort(key=lambda a: (a[0], a[1]))
         running: list[cf.Future[Any]] = []
         by_step: dict[str, ActiveFault] = {}
-        for at, _, kind, planned in actions:
+        for at, _, kind, group in actions:
+            if kind == "inject" and len(group) > 1:
+                for active in self._inject_together(group, t0, at):
+                    by_step[active.step] = active
+                continue
             self.sleep_until(t0 + self.timeline_offset() + at)
+            planned = group[0]
             if kind == "inject":
                 self.before_fault(planned.id, planned.step)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
@@ -428,29 +436,99 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
-    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
-        step = planned.step
-        name = step.fault  # type: ignore[union-attr]
-        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = ActiveFault(planned.id, name, params)
-        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+    def _fault_context(self, step: m.FaultBase) -> FaultContext:
         ctx = FaultContext(self.stack, None, self.rng, self.run_id,
                            room=self.experiment.load.room if self.experiment.load else "launch",
                            automation=getattr(self.stack, "automation", None))
         if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy
-        began = self.now()
+            ctx.proxy = self.proxy  # the client exists before the fault is due
+        return ctx
+
+    def _begin(self, planned: timeline.Planned) -> ActiveFault:
+        step = planned.step
+        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
+        active = ActiveFault(planned.id, step.fault, params)  # type: ignore[union-attr]
+        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+        return active
+
+    def _registrar(self, active: ActiveFault) -> Callable[[str, tuple[str, ...] | None], None]:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.parts.append((hit, undo))
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
+        return done
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
+        active = self._begin(planned)
+        began = self.now()
         active.injected_t = began
-        fault_handlers.inject(step, planned.id, ctx, done)
-        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params,
+        fault_handlers.inject(planned.step, planned.id, self._fault_context(planned.step), self._registrar(active))  # type: ignore[arg-type]
+        self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
                                    planned_at=round(t0 + planned.start, 4), began=round(began, 4),
                                    took_s=round(self.now() - began, 4)))
         return active
+
+    # Targets of a group are resolved this long before its start time, so that
+    # resolving (probes, selectors, clients) is not part of the spread.
+    GROUP_LEAD_S = 0.3
+
+    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[ActiveFault]:
+        """Faults due at one instant: prepared before it, then every part started at once, one thread each.
+
+        The spread of their start times (and of their ends) is journaled.
+        """
+        self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
+        for planned in group:
+            self.before_fault(planned.id, planned.step)
+        prepared = []
+        for planned in group:
+            active = self._begin(planned)
+            parts = fault_handlers.prepare(planned.step, planned.id, self._fault_context(planned.step))  # type: ignore[arg-type]
+            prepared.append((planned, active, parts))
+        self.sleep_until(t0 + self.timeline_offset() + at)
+        jobs = [(active, part) for _, active, parts in prepared for part in parts]
+        barrier = threading.Barrier(len(jobs)) if jobs else None
+        times: dict[int, tuple[float, float]] = {}
+
+        def fire(n: int, active: ActiveFault, part: Any) -> None:
+            try:
+                barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
+            except threading.BrokenBarrierError:
+                pass
+            began = self.now()
+            try:
+                undo = part.do()
+            finally:
+                times[n] = (began, self.now())
+            self._registrar(active)(part.hit, undo)
+
+        # One thread per part (not the check pool: it may be busy, and every part must be ready at the barrier).
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="inject") as together:
+            futures = [together.submit(fire, n, active, part) for n, (active, part) in enumerate(jobs)]
+            # Not interruptible: a part under way must be registered before any rollback starts (each is bounded).
+            cf.wait(futures)
+        starts = [times[n][0] for n in sorted(times)]
+        ends = [times[n][1] for n in sorted(times)]
+        for n, (planned, active, parts) in enumerate(prepared):
+            mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
+            began = min((b for b, _ in mine), default=self.now())
+            active.injected_t = began
+            self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
+                                       planned_at=round(t0 + planned.start, 4), began=round(began, 4),
+                                       took_s=round(max((e for _, e in mine), default=began) - began, 4)))
+            if planned.step.for_ is None:  # type: ignore[union-attr]
+                self.step_ends[planned.id] = began
+        if starts:
+            spread = {"steps": [p.id for p in group], "planned_at": round(t0 + at, 4),
+                      "start_spread_s": round(max(starts) - min(starts), 4),
+                      "end_spread_s": round(max(ends) - min(ends), 4), "parts": len(jobs)}
+            self.parallel.append(spread)
+            self.emit(ev.Note(message=f"faults {', '.join(spread['steps'])} started within {spread['start_spread_s']:.3f}s "
+                                      f"of each other ({len(jobs)} parts; done within {spread['end_spread_s']:.3f}s)"))
+        for future in futures:
+            future.result()  # the first failure of a part, now that every part is registered
+        return [active for _, active, _ in prepared]
 
     def _roll_back(self, active: ActiveFault, reason: str) -> None:
         if active.rolled_back_t is not None:
@@ -605,6 +683,7 @@ class Runner:
             assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
+            parallel=self.parallel,
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 
