@@ -179,6 +179,8 @@ class ContainerSpec:
     cap_add: tuple[str, ...] = ()  # e.g. ("NET_ADMIN",) for in-container network faults
     mem_limit_mb: int | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
+    restart: str | None = None  # Docker restart policy name, e.g. "on-failure" (None: never restarted)
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path in the container
 
 
 @dataclass
@@ -340,6 +342,8 @@ def run_container(
                 privileged=False,
                 cap_add=list(spec.cap_add) or None,
                 mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
+                restart_policy={"Name": spec.restart} if spec.restart and spec.restart != "no" else None,
+                volumes={name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()} or None,
             )
             container.start()
             break

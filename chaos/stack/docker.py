@@ -67,6 +67,7 @@ class DockerBackend(Backend):
         self.network: RunNetwork | None = None
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
+        self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
         if state:
             self._reattach(state)
 
@@ -97,6 +98,7 @@ class DockerBackend(Backend):
                 container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
                 ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
             )
+            self._crash_base[name] = int(container.attrs.get("RestartCount") or 0)
 
     # --- planning and preparation -------------------------------------------------
 
@@ -135,6 +137,10 @@ class DockerBackend(Backend):
     def launch(self, inst: InstancePlan) -> None:
         assert self.network is not None
         svc = self.stack.spec.services[inst.service]
+        volumes = {}
+        if svc.volume:  # kept for the run: a labelled volume, removed by teardown (or clean) with the rest
+            volume = self._create_volume(inst.name)
+            volumes[volume] = svc.volume
         spec = ContainerSpec(
             image=self.refs[svc.image],
             name=inst.name,
@@ -144,6 +150,8 @@ class DockerBackend(Backend):
             env=inst.env,
             ports=(inst.port,),
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
+            restart=svc.restart,
+            volumes=volumes,
         )
         try:
             cm = run_container(self.client, self.identity, self.network, spec)
@@ -153,6 +161,15 @@ class DockerBackend(Backend):
         with self._lock:
             self.managed[inst.name] = managed
             self._exit.push(cm.__exit__)
+
+    def _create_volume(self, instance: str) -> str:
+        name = f"rq-{self.run_id}-{instance}-data"
+        try:
+            self.client.volumes.create(name=name, labels=self.identity.labels(**{L.SERVICE: instance.rsplit("-", 1)[0],
+                                                                                 L.INSTANCE: instance}))
+        except Exception as err:  # noqa: BLE001 - any engine failure is a bring-up failure
+            raise StackError(f"creating volume {name}: {err}") from None
+        return name
 
     def _m(self, name: str) -> ManagedContainer:
         try:
@@ -177,9 +194,18 @@ class DockerBackend(Backend):
             return "missing"
         return {"running": "running", "restarting": "running", "paused": "paused"}.get(status, "exited")
 
+    def crashes(self, name: str) -> int:
+        """How often the engine restarted this container after a crash (its restart policy)."""
+        try:
+            self._m(name).state()  # reloads the attributes
+            return int(self._m(name).container.attrs.get("RestartCount") or 0)
+        except (EngineError, StackError):
+            return 0
+
     def exit_reason(self, name: str) -> str | None:
         if self.state(name) in ("running", "paused"):
-            return None
+            crashed = self.crashes(name) - self._crash_base.get(name, 0)
+            return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed > 0 else None
         return f"container state {self.state(name)}; {self.log_tail(name)}"
 
     def log_tail(self, name: str, lines: int = 5) -> str:

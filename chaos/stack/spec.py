@@ -59,6 +59,15 @@ class ServiceSpec(_Model):
     health: HealthSpec = Field(default_factory=HealthSpec)
     metrics: str | None = "/metrics"
     stop_timeout_s: float = Field(default=3.0, ge=0)
+    restart: Literal["no", "on-failure"] = Field(
+        default="no",
+        description="on-failure: an instance that exits with a non-zero code by itself (a crash) is started again, "
+                    "after 0.1 s doubling to 60 s; never after a kill or stop fault (as Docker's restart policy)",
+    )
+    volume: str | None = Field(
+        default=None, description="path inside the instance for data kept for the run (docker: a labelled volume; "
+                                  "local: a folder under the run's folder); '{data}' in command or env names it",
+    )
 
 
 class ProxySpec(_Model):
