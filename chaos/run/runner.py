@@ -111,6 +111,7 @@ class Runner:
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
         self._guard = SignalGuard()
+        self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
 
     def _seed(self) -> int:
@@ -338,7 +339,7 @@ class Runner:
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
         self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
-                                   stack_origin=self.stack_origin)
+                                   stack_origin=self.stack_origin, reset=list(self.reset_lines))
         if self.ledger is not None:
             self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
                               str(getattr(stack, "proxy_url", "")))

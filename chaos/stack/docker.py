@@ -68,6 +68,7 @@ class DockerBackend(Backend):
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
         self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
+        self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
         if state:
             self._reattach(state)
 
@@ -86,6 +87,9 @@ class DockerBackend(Backend):
             net = self.client.networks.get(state["network"]["id"])
             subnet = ipaddress.IPv4Network(state["network"]["subnet"]) if state["network"].get("subnet") else None
             self.network = RunNetwork(network=net, subnet=subnet)
+            used = [int(ipaddress.IPv4Address(c["ip"])) for c in state.get("containers", {}).values() if c.get("ip")]
+            if subnet is not None and used:  # addresses pinned by the process that brought it up are taken
+                self.network._next = max(used) - int(subnet.network_address) + 1
         except docker.errors.NotFound:
             self.network = None
         for name, c in state.get("containers", {}).items():
@@ -152,6 +156,7 @@ class DockerBackend(Backend):
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
             restart=svc.restart,
             volumes=volumes,
+            ip=self._released_ips.pop(inst.name, None),
         )
         try:
             cm = run_container(self.client, self.identity, self.network, spec)
@@ -161,6 +166,19 @@ class DockerBackend(Backend):
         with self._lock:
             self.managed[inst.name] = managed
             self._exit.push(cm.__exit__)
+
+    def remove(self, name: str) -> None:
+        """Remove an instance's container and its kept volume (a renewed stack starts it afresh)."""
+        import docker
+
+        managed = self.managed.pop(name, None)
+        if managed is None:
+            return
+        if managed.ip:
+            self._released_ips[name] = managed.ip
+        managed.remove()
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.api.remove_volume(f"rq-{self.run_id}-{name}-data", force=True)
 
     def _create_volume(self, instance: str) -> str:
         name = f"rq-{self.run_id}-{instance}-data"

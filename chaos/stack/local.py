@@ -240,6 +240,16 @@ class LocalBackend(Backend):
         self._signal_group(name, signal.SIGKILL)  # leftovers of the old group, if any
         self._spawn(name)
 
+    def remove(self, name: str) -> None:
+        """End an instance's process group and forget it, with its kept data (a renewed stack starts it afresh)."""
+        if name not in self.procs:
+            return
+        self.stop(name)
+        self._signal_group(name, signal.SIGKILL)  # anything left in its group
+        self.procs.pop(name, None)
+        self.children.pop(name, None)
+        shutil.rmtree(self.logs.parent / "data" / name, ignore_errors=True)
+
     def _wait_state(self, name: str, wanted: str, timeout: float = 2.0) -> None:
         """Signals are delivered asynchronously; return once /proc shows their effect."""
         deadline = time.monotonic() + timeout

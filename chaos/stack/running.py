@@ -80,6 +80,10 @@ class Backend(ABC):
         self.stop(name)
         self.start(name)
 
+    def remove(self, name: str) -> None:
+        """End the instance and forget it, with its kept data (``renew`` launches its successor)."""
+        raise NotImplementedError(f"the {self.kind or type(self).__name__} backend cannot replace instances")
+
     @abstractmethod
     def disconnect(self, name: str) -> None: ...
 
@@ -133,6 +137,13 @@ class RunningStack:
         self.registered = False  # in the run registry: every change of a process is written there
         self.torn_down = False
         self.checkpoint: Callable[[], None] = lambda: None  # called while waiting; may raise (a noted Ctrl-C)
+        self._names = {i.name: i for i in plan.instances}
+
+    def adopt(self, stack: Stack, plan: Plan) -> None:
+        """Take a new plan (``renew``): instances, proxies and the scaled spec."""
+        self.stack = stack
+        self.spec = stack.spec
+        self.plan = plan
         self._names = {i.name: i for i in plan.instances}
 
     def proxy_client(self, **options: Any) -> Any:

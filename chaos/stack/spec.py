@@ -107,6 +107,13 @@ class LoadAction(_Model):
     description: str = ""
 
 
+class FreshCheck(_Model):
+    """What a stack that served no experiment shows: checked after a reused or attached stack is renewed."""
+
+    probe: str
+    expect: str = Field(description='an expectation as in experiment files, e.g. "== 0"')
+
+
 class LocalSpec(_Model):
     """How the local backend runs the services: ``python`` becomes this interpreter."""
 
@@ -127,6 +134,7 @@ class StackSpec(_Model):
     selectors: dict[str, SelectorSpec] = Field(default_factory=dict)
     load: dict[str, LoadAction] = Field(default_factory=dict)
     local: LocalSpec = Field(default_factory=LocalSpec)
+    fresh: list[FreshCheck] = Field(default_factory=list)
 
     @field_validator("services")
     @classmethod
@@ -252,6 +260,9 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
         ref = getattr(probe, "service", None)
         if ref is not None and ref not in services:
             raise _fail(doc, ("probes", pname, "service"), f"unknown service {ref!r}")
+    for i, check in enumerate(spec.fresh):
+        if check.probe not in spec.probes:
+            raise _fail(doc, ("fresh", i, "probe"), f"unknown probe {check.probe!r}")
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
