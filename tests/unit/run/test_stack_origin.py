@@ -84,7 +84,7 @@ def test_a_pooled_stack_is_brought_up_once_then_reused(tmp_path: Path, monkeypat
 
 
 def test_a_pool_that_must_start_afresh_says_brought_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(stack: Any) -> list[str]:
+    def broken(stack: Any, **settings: Any) -> list[str]:
         raise RuntimeError("proxy API unreachable")
 
     monkeypatch.setattr("chaos.stack.start_stack", lambda *a, **k: FakeStack())
