@@ -7,13 +7,20 @@ User errors (``RoomquakeError``) become one line on stderr and an exit code.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import os
 import sys
 
-import click
+if os.path.basename(sys.argv[0]) == "roomquake":  # the console script: the signal handler before anything else loads
+    from chaos.signals import INTERRUPTS as _EARLY
 
-from chaos.errors import RoomquakeError
+    _EARLY.install()
+
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+
+import click  # noqa: E402
+
+from chaos.errors import RoomquakeError  # noqa: E402
 
 # verb -> module in chaos.cli. A verb whose module does not exist yet is hidden.
 VERBS: dict[str, str] = {
