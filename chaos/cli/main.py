@@ -7,20 +7,14 @@ User errors (``RoomquakeError``) become one line on stderr and an exit code.
 
 from __future__ import annotations
 
-import os
+import importlib
+import importlib.util
+import signal
 import sys
 
-if os.path.basename(sys.argv[0]) == "roomquake":  # the console script: the signal handler before anything else loads
-    from chaos.signals import INTERRUPTS as _EARLY
+import click
 
-    _EARLY.install()
-
-import importlib  # noqa: E402
-import importlib.util  # noqa: E402
-
-import click  # noqa: E402
-
-from chaos.errors import RoomquakeError  # noqa: E402
+from chaos.errors import RoomquakeError
 
 # verb -> module in chaos.cli. A verb whose module does not exist yet is hidden.
 VERBS: dict[str, str] = {
@@ -74,9 +68,29 @@ def _verb(args: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from chaos.signals import INTERRUPTS, Interrupted
+    from chaos import _is_the_command_line
+    from chaos.signals import INTERRUPTS
 
-    INTERRUPTS.install()  # first thing: a signal from here on is only noted, then acted on at a checkpoint
+    if not _is_the_command_line():  # called in-process (tests): Python's own Ctrl-C stays
+        _main(argv)
+        return
+    INTERRUPTS.install()  # done already by chaos/__init__.py, before anything loaded
+    code: int | str | None = 0
+    try:
+        _main(argv)
+    except SystemExit as done:
+        code = done.code
+    finally:
+        # Python puts the default handlers back while it shuts down; a signal
+        # then would end the process with 130/143. Blocked, it is dropped.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    if INTERRUPTS.installed and INTERRUPTS.received and code not in (2, 3):
+        code = 3  # a signal came, even one after the last checkpoint: aborted
+    sys.exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
+    from chaos.signals import INTERRUPTS, Interrupted
     args = list(sys.argv[1:] if argv is None else argv)
     if _verb(args) not in SIGNAL_AWARE:
         INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
