@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
@@ -45,8 +46,8 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
                 return True
             sock.settimeout(timeout)
             return _redis_ping(sock, password)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return False  # whatever answers there is not (yet) a healthy instance
 
 
 def wait_all(

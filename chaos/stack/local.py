@@ -298,6 +298,18 @@ class LocalBackend(Backend):
             self._signal_group(name, signal.SIGKILL)  # also any child left in the group
         for name in names:
             self._wait_gone(name, 2)
+        # A SIGKILLed process lingers a moment before it is gone (or a zombie):
+        # wait until no member of any group is left, so that what teardown
+        # reports (``leftovers``) is the truth.
+        groups = {int(self.procs[n]["pid"]) for n in names}
+        deadline = time.monotonic() + 5
+        while (alive := live_groups(groups)) and time.monotonic() < deadline:
+            for pgid in alive:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
 
     def leftovers(self) -> list[str]:
         groups = {int(rec["pid"]): name for name, rec in self.procs.items() if "pid" in rec}
