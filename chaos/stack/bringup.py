@@ -126,21 +126,21 @@ def start_stack(
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
         token = run_secrets["proxy_token"] if spec.proxy.token_env else None
         if kind == "docker":
-            _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint)
+            _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets)
         else:
             # Local processes carry no labels: record each process group as it
             # starts, so a SIGKILL mid bring-up leaves nothing unfindable.
             for inst in proxy_tier:
                 impl.launch(inst)
                 _save_pending(identity, impl, meta)
-            _wait_healthy(stack, impl, proxy_tier, checkpoint)
+            _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
             host, port = impl.address(proxy_name)
             populate(f"http://{host}:{port}", plan.proxies, token)
             for inst in rest:
                 checkpoint()
                 impl.launch(inst)
                 _save_pending(identity, impl, meta)
-        _wait_healthy(stack, impl, rest, checkpoint, run_secrets["secret"])
+        _wait_healthy(stack, impl, rest, checkpoint, run_secrets)
         host, port = impl.address(proxy_name)
         running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}",
                                secrets=run_secrets, proxy_token=token)
@@ -206,7 +206,7 @@ def renew(
                 checkpoint()
                 impl.launch(inst)
                 running.persist()  # each new process group is findable at once
-        _wait_healthy(stack, impl, rest, checkpoint, running.secrets.get("secret", ""))
+        _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
     finally:
         running.persist()
     env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
@@ -234,13 +234,13 @@ def _wait_futures(futures: list[Any], checkpoint: Callable[[], None]) -> None:
 
 
 def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any], rest: list[Any],
-                   token: str | None, checkpoint: Callable[[], None]) -> None:
+                   token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str]) -> None:
     proxy_name = proxy_tier[0].name
     pool = ThreadPoolExecutor(max_workers=8)
     launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
     try:
         _wait_futures(launching[:1], checkpoint)
-        _wait_healthy(stack, impl, proxy_tier, checkpoint)
+        _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
         host, port = impl.address(proxy_name)
         populate(f"http://{host}:{port}", plan.proxies, token)
         _wait_futures(launching[1:], checkpoint)
@@ -336,13 +336,13 @@ def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
 
 
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
-                  secret: str = "") -> None:
+                  secrets: Mapping[str, str] | None = None) -> None:
     targets = [
         (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
         for inst in members
     ]
     try:
-        health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, password=secret)
+        health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, secrets=secrets)
     except TimeoutError as err:
         raise StackError(f"stack {stack.name}: {err}") from None
 

@@ -46,6 +46,7 @@ class HealthSpec(_Model):
     kind: Literal["http", "redis", "tcp"] = "http"
     path: str = "/health"
     password: str | None = Field(default=None, description='redis: AUTH with this first (e.g. "{secret}", the run\'s secret)')
+    bearer: str | None = Field(default=None, description='http: send this as a bearer token (e.g. "{proxy_token}")')
     timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
 
 

@@ -136,7 +136,6 @@ def test_clean_alone_finishes_a_sigkilled_runners_rollback(docker_engine, stack_
     import time
     from pathlib import Path
 
-    from chaos.proxy.client import ProxyClient
     from chaos.stack import start_stack
 
     root = Path(__file__).resolve().parents[3]
@@ -158,7 +157,7 @@ def test_clean_alone_finishes_a_sigkilled_runners_rollback(docker_engine, stack_
         assert runner.poll() is None, "".join(seen)
         runner.kill()  # SIGKILL: no rollback
         runner.wait()
-        proxy = ProxyClient(stack.proxy_url)
+        proxy = stack.proxy_client()
         toxics = lambda: sum(len(proxy.toxics(name)) for name in proxy.proxies())  # noqa: E731
         assert toxics() > 0 and "paused" in {i.state for i in stack.instances("supervisor")}
         result = _cli()

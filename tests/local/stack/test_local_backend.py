@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from chaos.proxy.client import ProxyClient
 from chaos.stack import bring_up, registry, start_stack
 from chaos.stack.errors import StackFileError, Unsupported
 from chaos.stack.health import check
@@ -68,7 +67,7 @@ def test_up_returns_with_every_instance_running_healthy_and_recorded(stack):
 
 
 def test_every_link_is_a_proxy_on_the_stacks_proxy(stack):
-    with ProxyClient(stack.proxy_url) as client:
+    with stack.proxy_client() as client:
         proxies = client.proxies()
     planned = {link.name: link for link in stack.links()}
     assert set(proxies) == set(planned) and "crowd->edge-2" in planned
