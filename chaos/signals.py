@@ -47,7 +47,7 @@ class Interrupts:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = _NAMES.get(signum, str(signum))
         self.received.append(name)  # list.append: one C call, atomic under the GIL, no lock
-        if self.winding_down or len(self.received) > 1:
+        if self.winding_down or len(self.received) == 2:
             os.write(2, f"roomquake: {name} received: still rolling back, please wait\n".encode())
 
     # --- the main thread -------------------------------------------------------------
