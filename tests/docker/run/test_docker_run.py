@@ -53,8 +53,8 @@ def journal_of(lines: list[str]) -> dict:
 
 
 # Every shipped experiment gives the same verdict on docker as on local processes. Two run in
-# every CI (the main job's launch-surge, and edge-loss); ROOMQUAKE_DOCKER_ALL=1 runs all seven.
-ALWAYS = {"edge-loss", "launch-surge"}
+# every CI (the main job's launch-surge, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
+ALWAYS = {"edge-loss", "launch-surge", "state-crash"}
 SHIPPED = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 
 

@@ -220,3 +220,16 @@ def test_a_crashed_instance_is_restarted_and_a_killed_one_is_not(state_dir) -> N
     finally:
         stack.down()
         assert stack.leftovers() == []
+
+
+@pytest.mark.timeout(600)
+def test_interrupts_at_random_instants_leave_nothing_locally(tmp_path) -> None:
+    """Item 2: a small seeded sample of bench/interrupts.py (its full runs are reported in README)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import interrupts  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    with open(tmp_path / "trials.txt", "w") as out:
+        trials = interrupts.run_trials("local", 4, seed=5, bound=60, out=out)
+    assert all(t.ok for t in trials), (tmp_path / "trials.txt").read_text()
