@@ -209,6 +209,10 @@ def renew(
         _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
     finally:
         running.persist()
+        if running.attached or running.meta.get("keep"):
+            # Not ours to end: what was launched for a stack brought up by
+            # another command must outlive this process, as that stack does.
+            impl.detach()
     env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
     return [
         f"proxies reset ({toxics} toxic(s) removed, all enabled) and created again: {len(plan.proxies)} link proxies",
@@ -389,6 +393,7 @@ def from_record(record: dict[str, Any]) -> RunningStack:
     running = RunningStack(stack, plan, impl, record["run_id"], record["proxy_url"], secrets=run_secrets, proxy_token=token)
     running.meta = {k: v for k, v in record.items() if k not in ("run_id", "saved", *running.record())}
     running.registered = True
+    running.attached = True
     return running
 
 

@@ -172,12 +172,11 @@ class DockerBackend(Backend):
         import docker
 
         managed = self.managed.pop(name, None)
-        if managed is None:
-            return
-        if managed.ip:
-            self._released_ips[name] = managed.ip
-        managed.remove()
-        with contextlib.suppress(docker.errors.NotFound):
+        if managed is not None:
+            if managed.ip:
+                self._released_ips[name] = managed.ip
+            managed.remove()
+        with contextlib.suppress(docker.errors.NotFound):  # also when its container is gone already
             self.client.api.remove_volume(f"rq-{self.run_id}-{name}-data", force=True)
 
     def _create_volume(self, instance: str) -> str:

@@ -135,6 +135,7 @@ class RunningStack:
         self.proxy_token = proxy_token  # None: the proxy API takes no token (Toxiproxy's default)
         self.meta: dict[str, Any] = {}  # the registry record's other fields (owner, keep, scale, ...)
         self.registered = False  # in the run registry: every change of a process is written there
+        self.attached = False  # brought up by another command (attach): what we launch for it must outlive us
         self.torn_down = False
         self.checkpoint: Callable[[], None] = lambda: None  # called while waiting; may raise (a noted Ctrl-C)
         self._names = {i.name: i for i in plan.instances}
