@@ -81,6 +81,7 @@ class Trial:
     phase_hit: str | None = None
     left: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    ended_early: str | None = None  # the run ended by itself before its window: not signalled
 
     @property
     def ok(self) -> bool:
@@ -190,15 +191,17 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
         "method": run.wait_line("-- method", 180) if trial.window == "method" else True,
         "teardown": run.wait_line("-- rollback", 240) if trial.window == "teardown" else True,
     }[trial.window]
-    if not anchor_seen:
+    if not anchor_seen and run.proc.poll() is None:
         trial.problems.append(f"never reached its {trial.window} window; output: {' | '.join(run.lines[-5:])}")
+    elif not anchor_seen:  # the run ended by itself first (e.g. errored on an overloaded machine): no interrupt tested
+        trial.ended_early = next((line.strip() for line in run.lines if "verdict:" in line), "ended")
     if trial.window == "start":
         time.sleep(max(0.0, run.started + trial.delay_s - time.monotonic()))
     else:
         time.sleep(trial.delay_s)
     sent_wall = time.time()
     sent = time.monotonic()
-    if run.proc.poll() is None:
+    if run.proc.poll() is None and trial.ended_early is None:
         run.proc.send_signal(SIGNALS[trial.signal])
         trial.sent = True
     try:
@@ -208,7 +211,7 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
         trial.problems.append(f"still running {bound:g}s after {trial.signal}")
         run.proc.kill()
         trial.exit_code = run.proc.wait()
-    if trial.sent and trial.exit_code != 3:
+    if trial.ended_early is None and trial.sent and trial.exit_code != 3:
         trial.problems.append(f"exit code {trial.exit_code}, not 3; output: {' | '.join(run.lines[-4:])}")
     written = sorted(journals.glob("*.json")) if journals.exists() else []
     if not written:

@@ -162,5 +162,5 @@ def test_interrupts_at_random_instants_leave_nothing_on_docker(docker_engine, st
     finally:
         sys.path.remove(str(ROOT / "bench"))
     with open(tmp_path / "trials.txt", "w") as out:
-        trials = interrupts.run_trials("docker", 3, seed=11, bound=90, out=out)
+        trials = interrupts.run_trials("docker", 2, seed=11, bound=90, out=out)
     assert all(t.ok for t in trials), (tmp_path / "trials.txt").read_text()

@@ -82,7 +82,8 @@ def start_room(stack, room: str, listeners: int = LISTENERS) -> None:
 def bring_back(stack, *names: str) -> None:
     for name in names:
         stack.start(name)
-    wait_all([(n, stack.spec.services[stack.plan.instance(n).service].health, lambda n=n: stack.address(n)) for n in names])
+    wait_all([(n, stack.spec.services[stack.plan.instance(n).service].health, lambda n=n: stack.address(n)) for n in names],
+             secrets=stack.secrets)
 
 
 @pytest.fixture(autouse=True)

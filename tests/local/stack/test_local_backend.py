@@ -53,7 +53,7 @@ def becomes_healthy(stack, name: str) -> bool:
     from chaos.stack.health import wait_all
 
     inst = stack.plan.instance(name)
-    wait_all([(name, stack.spec.services[inst.service].health, lambda: stack.address(name))])
+    wait_all([(name, stack.spec.services[inst.service].health, lambda: stack.address(name))], secrets=stack.secrets)
     return True
 
 
