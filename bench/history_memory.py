@@ -87,17 +87,19 @@ def make_crowd(crowd_mod: Any, config_mod: Any, instance: str = "crowd-1") -> An
     return crowd_mod.Crowd(config_mod.load(env), None)
 
 
-def joined(listener: Any, edge: str) -> None:
-    """What the crowd does when a listener's connection opens (a no-op on trees without a history)."""
-    hook = getattr(listener, "joined", None)
-    if hook is not None:
-        hook(edge, None)
+def joined(listener: Any, edge: str, generation: int, now_ms: float) -> None:
+    """What Listener._join records when a connection opens (nothing on trees without a history)."""
+    history = getattr(listener, "history", None)
+    if history is not None:
+        history.connecting(edge)
+        history.joined(edge, generation, now_ms)
 
 
-def closed(listener: Any, code: int, reason: str) -> None:
-    hook = getattr(listener, "closed", None)
-    if hook is not None:
-        hook(code, reason)
+def closed(listener: Any, code: int, reason: str, now_ms: float) -> None:
+    """What Listener.run records when a connection ends."""
+    history = getattr(listener, "history", None)
+    if history is not None:
+        history.closed(code, reason, now_ms)
 
 
 def memory(args: argparse.Namespace) -> dict[str, Any]:
@@ -113,7 +115,7 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
     edges = ["edge-1", "edge-2", "edge-3"]
     generation, seq = 1, 0
     for listener in listeners:
-        joined(listener, edges[0])
+        joined(listener, edges[0], generation, clock.t * 1000.0)
     period = 1.0 / args.fps
     ticks = int(args.minutes * 60 * args.fps)
     per_reconnect = int(args.reconnect_every * args.fps) if args.reconnect_every else 0
@@ -124,12 +126,12 @@ def memory(args: argparse.Namespace) -> dict[str, Any]:
         if per_reconnect and tick and tick % per_reconnect == 0:
             # the room is relaunched: every connection ends, every listener rejoins the next generation
             for listener in listeners:
-                closed(listener, 4004, "moved")
+                closed(listener, 4004, "moved", clock.t * 1000.0)
             clock.t += 0.5
             generation, seq = generation + 1, 0
             edge = edges[generation % len(edges)]
             for listener in listeners:
-                joined(listener, edge)
+                joined(listener, edge, generation, clock.t * 1000.0)
         sent_ms = (clock.t - 0.02) * 1000.0
         data = frames_mod.encode(frames_mod.Frame("launch", generation, seq, sent_ms), 160)
         for listener in listeners:
@@ -172,7 +174,7 @@ def hot_path(args: argparse.Namespace) -> dict[str, Any]:
     crowd = make_crowd(crowd_mod, config_mod)
     listeners = [crowd_mod.Listener(crowd, "launch", i) for i in range(args.listeners)]
     for listener in listeners:
-        joined(listener, "edge-1")
+        joined(listener, "edge-1", 1, clock.t * 1000.0)
     ticks = int(args.seconds * args.fps)
     payloads = [frames_mod.encode(frames_mod.Frame("launch", 1, s, 0.0), 160) for s in range(ticks * args.rounds)]
     rates = []
