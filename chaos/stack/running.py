@@ -190,6 +190,15 @@ class RunningStack:
         self._known(instance)
         return self.backend.address(instance)
 
+    def healthy(self, instance: str, timeout: float = 1.0) -> bool:
+        """One health check of ``instance`` as its service declares it, with the run's secrets."""
+        from chaos.stack import health
+
+        spec = self.spec.services[self._known(instance).service].health
+        host, port = self.address(instance)
+        return health.check(spec, host, port, timeout=timeout, password=health.fill_secret(spec.password, self.secrets),
+                            bearer=health.fill_secret(spec.bearer, self.secrets))
+
     def links(self) -> list[LinkProxy]:
         return [LinkProxy(p.name, p.link, p.listen, p.upstream) for p in self.plan.proxies]
 

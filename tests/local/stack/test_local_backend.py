@@ -12,7 +12,7 @@ import pytest
 
 from chaos.stack import bring_up, registry, start_stack
 from chaos.stack.errors import StackFileError, Unsupported
-from chaos.stack.health import check
+
 from chaos.stack.local import _proc_state
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -44,9 +44,7 @@ def alive(pid: int, start: str) -> bool:
 
 
 def healthy(stack, name: str) -> bool:
-    inst = stack.plan.instance(name)
-    host, port = stack.address(name)
-    return check(stack.spec.services[inst.service].health, host, port)
+    return stack.healthy(name)
 
 
 def becomes_healthy(stack, name: str) -> bool:
