@@ -1,6 +1,6 @@
 """Bring a used stack (reused by the pool, or attached) back to a clean start, and check that it is one.
 
-The stack is renewed (chaos.stack.bringup.renew): every instance but the
+The stack is renewed (chaos.stack.renew): every instance but the
 proxy is started afresh with the experiment's scale, profile and env, kept
 data emptied, proxies reset and created again. Then the reset is verified,
 not assumed: the proxies are exactly the plan's, enabled, without a
@@ -68,7 +68,7 @@ def reset(
     checkpoint: Callable[[], None] = _no_checkpoint,
 ) -> list[str]:
     """Renew ``stack`` (a chaos.stack.RunningStack) for an experiment and verify it; returns what was done."""
-    from chaos.stack.bringup import renew
+    from chaos.stack.renew import renew
 
     try:
         done = renew(stack, scale=scale, profile=profile, env=env, checkpoint=checkpoint)

@@ -69,7 +69,7 @@ def command(include_live: bool, yes: bool, dry_run: bool) -> None:
 def _sweep(dry_run: bool) -> int:
     """Dead runners' ledgers and dead owners' half-up local stacks (both: dead owners only, even with --all)."""
     from chaos.run.ledger import sweep_dead_runs
-    from chaos.stack.bringup import sweep_dead_stacks
+    from chaos.stack.sweep import sweep_dead_stacks
 
     runners = sweep_dead_runs(dry_run=dry_run)
     for line in runners:

@@ -319,7 +319,7 @@ class Runner:
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
-            from chaos.stack.bringup import sweep_dead_stacks
+            from chaos.stack.sweep import sweep_dead_stacks
 
             # What killed runs left: their rollback (ledgers) first, then the
             # stacks of dead owners (a half-up local stack, a brought-up one).

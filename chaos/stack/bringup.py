@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chaos.labels import OWNER_PID, RunIdentity, owner_alive
+from chaos.labels import RunIdentity
 from chaos.stack import health, registry
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import Plan, ProxyPlan
@@ -156,75 +156,6 @@ def start_stack(
         raise
 
 
-def renew(
-    running: RunningStack,
-    scale: Mapping[str, int] | None = None,
-    profile: str | None = None,
-    env: Mapping[str, Mapping[str, Any]] | None = None,
-    checkpoint: Callable[[], None] = _no_checkpoint,
-) -> list[str]:
-    """Start every instance but the proxy afresh, as planned for ``scale``, ``profile`` and ``env``.
-
-    What an earlier run leaves in a stack lives in its processes (rooms,
-    counters, listeners, leases) and its kept data; so a reused or attached
-    stack keeps only its proxy process, network and images: every other
-    instance is removed (with its kept data) and launched new from the
-    stack file, the proxies are reset and created again for the new plan.
-    This is also how an experiment's scale and env reach a stack that was
-    brought up with others. Returns what was done, one line each.
-    """
-    base = load_stack(running.stack.path)
-    spec = apply_scale(base.spec, scale)
-    spec.profile_env(profile)
-    stack = Stack(spec=spec, path=base.path)
-    impl = running.backend
-    proxy_name = f"{spec.proxy.service}-1"
-    fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
-    kept_proxy = running.plan.instance(proxy_name)
-    plan = Plan(profile=fresh.profile, instances=[kept_proxy if i.name == proxy_name else i for i in fresh.instances],
-                proxies=fresh.proxies, tiers=fresh.tiers)
-    old = [i.name for i in running.plan.instances if i.name != proxy_name]
-    with running.proxy_client() as client:
-        toxics = sum(len(client.toxics(name)) for name in client.proxies())
-        client.reset()
-        for name in client.proxies():
-            client.delete(name)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(impl.remove, old))
-    impl.stack = stack  # launches read the services from it
-    running.adopt(stack, plan)
-    running.meta.update(scale=dict(scale or {}), profile=plan.profile)
-    running.persist()
-    rest = [i for i in plan.instances if i.name != proxy_name]
-    try:
-        populate(running.proxy_url, plan.proxies, running.proxy_token)
-        if impl.kind == "docker":
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
-        else:
-            for inst in rest:
-                checkpoint()
-                impl.launch(inst)
-                running.persist()  # each new process group is findable at once
-        _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
-    finally:
-        running.persist()
-        if running.attached or running.meta.get("keep"):
-            # Not ours to end: what was launched for a stack brought up by
-            # another command must outlive this process, as that stack does.
-            impl.detach()
-    env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
-    return [
-        f"proxies reset ({toxics} toxic(s) removed, all enabled) and created again: {len(plan.proxies)} link proxies",
-        f"every instance but {proxy_name} started afresh, kept data emptied: {len(old)} removed, {len(rest)} launched",
-        f"applied: scale {_scale_text(spec)}, profile {plan.profile}, env {env_text or 'as the stack file says'}",
-    ]
-
-
-def _scale_text(spec: Any) -> str:
-    return ", ".join(f"{name}={svc.replicas}" for name, svc in spec.services.items())
-
-
 def _wait_futures(futures: list[Any], checkpoint: Callable[[], None]) -> None:
     """Wait for launches in this (the main) thread, passing checkpoints, and raise the first failure."""
     from concurrent.futures import FIRST_EXCEPTION, wait
@@ -256,87 +187,6 @@ def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any
 
 def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) -> None:
     registry.save(identity.run_id, {**meta, "pending": True, "backend": impl.kind, "state": impl.record()})
-
-
-def _owner(record: dict[str, Any]) -> dict[str, str]:
-    """The owner labels of a record (records written before they carried ``owner`` say so in their docker state)."""
-    if record.get("owner"):
-        return dict(record["owner"])
-    return {}
-
-
-def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
-    """End what a bring-up whose owner died before finishing started; returns what was (or would be) done."""
-    run_id = record["run_id"]
-    owner = _owner(record)
-    if owner_alive(owner):
-        raise StackError(f"run {run_id} is still being brought up by pid {owner.get(OWNER_PID, '?')}")
-    verb = "would end" if dry_run else "ended"
-    if record.get("backend") == "docker":
-        if not dry_run:
-            _remove_labelled(run_id)
-            registry.remove(run_id)
-        return f"{run_id}: {verb} the containers and network of a docker bring-up whose owner pid {owner.get(OWNER_PID, '?')} died"
-    from chaos.stack.local import LocalBackend
-
-    procs = {n: p for n, p in record.get("state", {}).get("procs", {}).items() if "pid" in p}
-    if not dry_run:
-        # Same teardown as a live stack: by process group, pid reuse guarded by start time.
-        LocalBackend(None, run_id, procs=procs).teardown()  # type: ignore[arg-type]
-        registry.remove(run_id)
-    return f"{run_id}: {verb} {len(procs)} process group(s) of a bring-up whose owner pid {owner.get(OWNER_PID, '?')} died"
-
-
-def _remove_labelled(run_id: str) -> None:
-    """Every container, network and volume labelled with ``run_id`` (its owner is dead)."""
-    from chaos.clean import clean
-    from chaos.engine import connect
-
-    client = connect(timeout=30)
-    try:
-        clean(client, include_live=True, only_runs={run_id})
-    finally:
-        client.close()
-
-
-def _dead_unkept(record: dict[str, Any]) -> bool:
-    owner = _owner(record)
-    return bool(owner) and not record.get("keep") and not owner_alive(owner)
-
-
-def sweep_dead_stacks(dry_run: bool = False) -> list[str]:
-    """End every recorded stack whose owner died and that was not kept (``stack up``); live ones are never touched.
-
-    A half-up stack (its owner died mid bring-up) and a stack a killed run
-    had brought up are both ended: their processes (local) or labelled
-    resources (docker), and their record.
-    """
-    done = []
-    for record in registry.records():
-        if record.get("pending"):
-            if not owner_alive(_owner(record)):
-                done.append(end_pending(record, dry_run=dry_run))
-            continue
-        if not _dead_unkept(record):
-            continue
-        run_id = record["run_id"]
-        owner_pid = _owner(record).get(OWNER_PID, "?")
-        if dry_run:
-            done.append(f"{run_id}: would take down the {record.get('backend')} stack of dead owner pid {owner_pid}")
-            continue
-        try:
-            down(run_id)
-        except Exception as err:  # noqa: BLE001 - its resources may be gone already; forget the record
-            registry.remove(run_id)
-            done.append(f"{run_id}: record of dead owner pid {owner_pid} removed ({err})")
-            continue
-        done.append(f"{run_id}: took down the {record.get('backend')} stack of dead owner pid {owner_pid}")
-    return done
-
-
-def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
-    """Former name of ``sweep_dead_stacks`` (kept for callers of the earlier API)."""
-    return sweep_dead_stacks(dry_run=dry_run)
 
 
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
@@ -405,6 +255,8 @@ def attach(run_id: str = "latest") -> Iterator[RunningStack]:
 
 def down(run_id: str = "latest") -> str:
     """Tear down a recorded stack; returns its run id."""
+    from chaos.stack.sweep import end_pending
+
     if run_id != "latest":
         record = registry.load(run_id)
         if record.get("pending"):  # its owner died mid bring-up (a live one raises)

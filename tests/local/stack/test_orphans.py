@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chaos.stack import registry
-from chaos.stack.bringup import attach_record, sweep_dead_stacks
+from chaos.stack.bringup import attach_record
+from chaos.stack.sweep import sweep_dead_stacks
 from chaos.stack.errors import StackError
 from chaos.stack.local import _proc_state
 
