@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
+import os
 import signal
 import sys
 
@@ -81,12 +83,23 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as done:
         code = done.code
     finally:
-        # Python puts the default handlers back while it shuts down; a signal
-        # then would end the process with 130/143. Blocked, it is dropped.
+        # From here on a signal is held back: the exit code below decides.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     if INTERRUPTS.installed and INTERRUPTS.received and code not in (2, 3):
         code = 3  # a signal came, even one after the last checkpoint: aborted
-    sys.exit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    # Everything is written and closed; leave now. Python's own shutdown would
+    # take a while (joining threads) and puts the default handlers back, so a
+    # signal in that window would end the process with 130/143 or be lost.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (| head), or a closed stream
+            pass
+    os._exit(code or 0)
 
 
 def _main(argv: list[str] | None) -> None:
