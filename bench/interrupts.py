@@ -9,7 +9,10 @@ as a user would, in a fresh process, and sends it one signal (SIGINT or
 SIGTERM, drawn) at an instant drawn from one of these windows (drawn too):
 
 - ``start``: 0-0.6 s after the process was started (before or while the
-  command line loads; the handler is installed first thing);
+  command line loads; the handler is installed by chaos/__init__.py, the
+  first roomquake code to run; a signal during Python's own start-up
+  before it gets Python's default and is counted apart as "pre", with the
+  check that nothing was started);
 - ``bring_up``: 0-4 s after the run's first line (the stack is coming up);
 - ``method``: 0-4 s after the method began (faults being injected, active);
 - ``teardown``: 0-0.8 s after the rollback began (rollback and teardown; a run that ended first is counted as not signalled).
@@ -82,6 +85,7 @@ class Trial:
     left: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ended_early: str | None = None  # the run ended by itself before its window: not signalled
+    before_handler: bool = False  # signalled during Python's own start-up, before any roomquake code ran
 
     @property
     def ok(self) -> bool:
@@ -211,10 +215,15 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
         trial.problems.append(f"still running {bound:g}s after {trial.signal}")
         run.proc.kill()
         trial.exit_code = run.proc.wait()
-    if trial.ended_early is None and trial.sent and trial.exit_code != 3:
+    started_nothing = not any(" run " in line or "journal:" in line for line in run.lines)
+    if trial.window == "start" and started_nothing and trial.exit_code in (-2, -15, 1, 130, 143):
+        # Python's start-up (site, runpy) runs before chaos/__init__ can install the handler: Python's
+        # default applies there. Counted apart; that nothing was started is still checked below.
+        trial.before_handler = trial.exit_code == -15 or trial.exit_code == -2 or any("KeyboardInterrupt" in line for line in run.lines)
+    if trial.ended_early is None and trial.sent and not trial.before_handler and trial.exit_code != 3:
         trial.problems.append(f"exit code {trial.exit_code}, not 3; output: {' | '.join(run.lines[-4:])}")
     written = sorted(journals.glob("*.json")) if journals.exists() else []
-    if not written:
+    if not written and not trial.before_handler:
         trial.problems.append("no journal written")
     else:
         doc = json.loads(written[-1].read_text())
@@ -229,13 +238,14 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
     return trial
 
 
-def draw(rng: random.Random, n: int, backends: list[str]) -> Trial:
-    window = rng.choice(list(WINDOWS))
+def draw(rng: random.Random, n: int, backends: list[str], windows: tuple[str, ...] = tuple(WINDOWS)) -> Trial:
+    window = rng.choice(list(windows))
     return Trial(n=n, backend=backends[n % len(backends)], window=window, signal=rng.choice(list(SIGNALS)),
                  delay_s=round(rng.uniform(0.0, WINDOWS[window]), 3))
 
 
-def run_trials(backend: str, trials: int, seed: int, bound: float, out=sys.stdout) -> list[Trial]:
+def run_trials(backend: str, trials: int, seed: int, bound: float, out=sys.stdout,
+               windows: tuple[str, ...] = tuple(WINDOWS)) -> list[Trial]:
     backends = ["local", "docker"] if backend == "both" else [backend]
     rng = random.Random(seed)
     done = []
@@ -244,9 +254,9 @@ def run_trials(backend: str, trials: int, seed: int, bound: float, out=sys.stdou
         experiment = work / "interrupt.yaml"
         experiment.write_text(EXPERIMENT)
         for n in range(trials):
-            trial = one_trial(draw(rng, n, backends), experiment, work, bound)
+            trial = one_trial(draw(rng, n, backends, windows), experiment, work, bound)
             done.append(trial)
-            status = ("ok  " if trial.sent else "late") if trial.ok else "FAIL"
+            status = ("pre " if trial.before_handler else "ok  " if trial.sent else "late") if trial.ok else "FAIL"
             print(f"{status} #{n:<3} {trial.backend:6} {trial.signal:7} {trial.window:8} +{trial.delay_s:5.2f}s "
                   f"hit {trial.phase_hit or '-':20} exit {trial.exit_code} in {trial.ended_s}s "
                   f"{'; '.join(trial.problems)}", file=out, flush=True)
@@ -260,11 +270,13 @@ def summary(trials: list[Trial]) -> list[str]:
         ends = [t.ended_s for t in mine if t.ended_s is not None]
         failed = [t for t in mine if not t.ok]
         late = [t for t in mine if not t.sent]
+        early = [t for t in mine if t.before_handler]
         hits: dict[str, int] = {}
         for t in mine:
             hits[t.phase_hit or "-"] = hits.get(t.phase_hit or "-", 0) + 1
         lines.append(
-            f"{backend}: {len(mine) - len(failed)}/{len(mine)} trials ok ({len(late)} ended before the signal); phases hit "
+            f"{backend}: {len(mine) - len(failed)}/{len(mine)} trials ok ({len(late)} ended before the signal, "
+            f"{len(early)} signalled during Python's start-up, before roomquake's handler: nothing started); phases hit "
             + ", ".join(f"{k} {v}" for k, v in sorted(hits.items()))
             + (f"; signal to exit: median {statistics.median(ends):.2f}s, max {max(ends):.2f}s" if ends else "")
         )
@@ -278,8 +290,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bound", type=float, default=60.0, help="seconds a run may take to end after the signal")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--windows", default=",".join(WINDOWS), help=f"which of {', '.join(WINDOWS)} to draw from")
     args = parser.parse_args()
-    trials = run_trials(args.backend, args.trials, args.seed, args.bound)
+    trials = run_trials(args.backend, args.trials, args.seed, args.bound, windows=tuple(args.windows.split(",")))
     for line in summary(trials):
         print(line)
     if args.json:
