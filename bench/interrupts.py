@@ -225,7 +225,7 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
     written = sorted(journals.glob("*.json")) if journals.exists() else []
     if not written and not trial.before_handler:
         trial.problems.append("no journal written")
-    else:
+    elif written:
         doc = json.loads(written[-1].read_text())
         trial.journal, trial.verdict = str(written[-1]), doc.get("verdict")
         trial.phase_hit = phase_at(doc, sent_wall)
