@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         # From here on a signal is held back: the exit code below decides.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    if INTERRUPTS.installed and INTERRUPTS.received and code not in (2, 3):
+    held = signal.sigpending() & {signal.SIGINT, signal.SIGTERM}  # came after the block: held back, not lost
+    if INTERRUPTS.installed and (INTERRUPTS.received or held) and code not in (2, 3):
         code = 3  # a signal came, even one after the last checkpoint: aborted
     if isinstance(code, str):
         print(code, file=sys.stderr)
