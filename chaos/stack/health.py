@@ -68,6 +68,7 @@ def wait_all(
     interval: float = 0.05,
     checkpoint: Callable[[], None] = lambda: None,
     secrets: Mapping[str, str] | None = None,
+    wake: Callable[[float], set[str]] | None = None,
 ) -> dict[str, float]:
     """Poll until every target is healthy; returns seconds each took.
 
@@ -76,6 +77,9 @@ def wait_all(
     ``checkpoint()`` is called between rounds; it may raise to stop waiting
     (a Ctrl-C noted by the runner). ``secrets`` fill ``{secret}`` and
     ``{proxy_token}`` in a health spec's password and bearer token.
+    ``wake(timeout)``, when given, waits up to ``timeout`` for instances
+    that say they are ready (or exited) and returns their names: those are
+    checked at once instead of at the next round.
     Raises TimeoutError naming the instances that never became healthy.
     """
     pending = {name: (health, where) for name, health, where in targets}
@@ -93,9 +97,11 @@ def wait_all(
 
     # Checks run side by side: one slow instance must not delay noticing the others.
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(pending)))) as pool:
+        due, full = list(pending), True
+        next_round = 0.0
         while pending:
             checkpoint()
-            for name, ok, dead in pool.map(attempt, list(pending)):
+            for name, ok, dead in pool.map(attempt, due):
                 if dead:
                     raise TimeoutError(f"{name} exited before it became healthy: {dead}")
                 health, where = pending[name]
@@ -105,6 +111,17 @@ def wait_all(
                 elif time.monotonic() - start > health.timeout_s:
                     host, port = where()
                     raise TimeoutError(f"{name} not healthy after {health.timeout_s:g}s ({health.kind} {host}:{port})")
-            if pending:
-                time.sleep(interval)
+            if not pending:
+                break
+            if full:
+                next_round = time.monotonic() + interval
+            left = max(0.0, next_round - time.monotonic())
+            if wake is None:
+                time.sleep(left)
+                woken: set[str] = set()
+            else:
+                woken = wake(left) & set(pending)
+            # Every instance at each round's time; in between, at once, those that just said they are ready.
+            full = time.monotonic() >= next_round
+            due = list(pending) if full else sorted(woken)
     return took

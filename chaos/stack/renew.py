@@ -45,8 +45,11 @@ def renew(
         client.reset()
         for name in client.proxies():
             client.delete(name)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(impl.remove, old))
+    if hasattr(impl, "remove_all"):  # the local backend ends them all at once (SIGKILL: their data goes too)
+        impl.remove_all(old)
+    else:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(impl.remove, old))
     impl.stack = stack  # launches read the services from it
     running.adopt(stack, plan)
     running.meta.update(scale=dict(scale or {}), profile=plan.profile)
@@ -58,10 +61,10 @@ def renew(
             with ThreadPoolExecutor(max_workers=8) as pool:
                 _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
         else:
-            for inst in rest:
-                checkpoint()
-                impl.launch(inst)
-                running.persist()  # each new process group is findable at once
+            checkpoint()
+            impl.checkpoint = checkpoint
+            impl.launch_all(rest)  # forked: each in the births file before it runs
+            running.persist()
         _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
     finally:
         running.persist()

@@ -69,6 +69,19 @@ class ServiceSpec(_Model):
         default=None, description="path inside the instance for data kept for the run (docker: a labelled volume; "
                                   "local: a folder under the run's folder); '{data}' in command or env names it",
     )
+    preload: list[str] = Field(
+        default_factory=list,
+        description="modules a fork server imports once before forking the instances of this service "
+                    "(their libraries, not the module the command runs: that one runs as __main__)",
+    )
+
+    @field_validator("preload")
+    @classmethod
+    def _module_names(cls, modules: list[str]) -> list[str]:
+        for module in modules:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$", module):
+                raise ValueError(f"{module!r} is not a module name")
+        return modules
 
 
 class ProxySpec(_Model):

@@ -1,0 +1,677 @@
+"""A preloading fork server: import a stack's modules once, then fork every instance from that warm interpreter.
+
+    python -m chaos.stack.forkserver --address NAME --births FILE [--preload mod,mod...] [--run RUN]
+
+Starting a Python service costs its interpreter and its imports (aiohttp,
+websockets, redis, ...: about 0.3-0.5 s of CPU each); a stack of a dozen of
+them spends seconds of CPU on the same imports. This server imports the
+modules the stack file lists (``services.<name>.preload``) once and then
+forks each instance, as gunicorn's ``--preload`` does. It knows nothing of
+the services: it imports module names it is given and runs commands.
+
+What an instance gets is what a process started by ``exec`` would get:
+
+- its own session and process group (pid == pgid), stdin from /dev/null,
+  stdout and stderr appended to its log, its own environment (also shown in
+  ``/proc/PID/environ``, which tools and tests read), its working folder,
+  default signal dispositions; ``ps -o comm`` shows its instance name;
+- ``python -m MODULE ARGS`` runs the module as ``__main__`` in the forked
+  process (its libraries already imported); any other command is exec'd;
+- ``RQ_READY_FD``: a pipe the instance may write ``ready`` to once it serves;
+  the server passes that on as an event (readiness without polling);
+- with ``keeper``, a keeper process leads the group and forks the instance
+  again when it crashes (``restart: on-failure``, see :func:`_keeper`).
+
+Nothing runs before it is recorded: the server writes each child's pid and
+start time to the run's births file (``--births``), and only then lets the
+child go on (it waits on a pipe; if the server dies first, the child exits).
+The server itself forks nothing before its owner has recorded it: it waits
+for ``go`` on stdin (EOF: it exits). Then it serves until killed.
+
+Protocol (one JSON object per line, on an abstract Unix socket that only
+this user can use, checked with SO_PEERCRED):
+``{"op": "spawn", "id": 1, "name": "edge-1", "argv": [...], "env": {...},
+"cwd": "...", "log": "...", "keeper": false}`` -> ``{"id": 1, "pid": 123,
+"start": "4567"}``; ``{"op": "ping", "id": 2}`` -> ``{"id": 2, "pid": ...}``;
+events to every client: ``{"event": "ready" | "exit", "name": ..., "pid": ...,
+"code": ...}``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+KEEPER_MARK = "roomquake keeper: exited with code"
+READY_ENV = "RQ_READY_FD"
+ROOM_ENV = "ROOMQUAKE_ENV_ROOM"  # padding in the server's environment: room for a child's own (see _show_environ)
+PYTHONS = ("python", "python3")
+
+
+# --- in the child ------------------------------------------------------------------
+
+
+def _proc_stat(pid: int | str = "self") -> list[bytes]:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()
+
+
+def start_time(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot ('' when gone): with the pid, a process's identity."""
+    try:
+        return _proc_stat(pid)[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _show_environ(env: Mapping[str, str]) -> bool:
+    """Write ``env`` where the kernel shows /proc/self/environ, as an exec'd process's would read.
+
+    A forked process keeps its parent's environment block; os.environ is
+    only a copy. libc's pointers are moved off that block first (os.environ
+    is cleared and set again: setenv copies), then the block is overwritten
+    in place, NUL-padded. The server is started with ROOMQUAKE_ENV_ROOM as
+    padding so that the block has room; an environment that does not fit is
+    not shown (False).
+    """
+    try:
+        fields = _proc_stat()
+        begin, end = int(fields[47]), int(fields[48])  # env_start, env_end (proc(5) fields 50-51)
+    except (OSError, IndexError, ValueError):
+        return False
+    data = b"".join(os.fsencode(k) + b"=" + os.fsencode(v) + b"\0" for k, v in env.items())
+    if not begin or len(data) > end - begin:
+        return False
+    ctypes.memmove(begin, data + bytes(end - begin - len(data)), end - begin)
+    return True
+
+
+def _show_argv(argv: list[str]) -> bool:
+    """Write ``argv`` where the kernel shows /proc/self/cmdline (the server's own, NUL-padded), if it fits."""
+    try:
+        fields = _proc_stat()
+        begin, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (proc(5) fields 48-49)
+    except (OSError, IndexError, ValueError):
+        return False
+    data = b"".join(os.fsencode(a) + b"\0" for a in argv)
+    if not begin or len(data) > end - begin:
+        return False
+    ctypes.memmove(begin, data + bytes(end - begin - len(data)), end - begin)
+    return True
+
+
+def _set_comm(name: str) -> None:
+    """``ps -o comm`` and top show the instance's name (15 bytes at most)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(15, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
+
+
+def _default_signals() -> None:
+    """Dispositions as a fresh Python process has them (the server's own handlers must not leak)."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _close_fds(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _redirect(log: str) -> None:
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+
+
+def _python_streams() -> None:
+    """sys.std* over the new fds, unbuffered as with PYTHONUNBUFFERED (the server's objects wrote elsewhere)."""
+    import io
+
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True, line_buffering=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, line_buffering=True,
+                                  errors="backslashreplace")
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+
+
+def _runs_in_process(argv: list[str]) -> bool:
+    """``python -m MODULE ...``: run in the forked interpreter; anything else is exec'd."""
+    head = os.path.basename(argv[0])
+    return (head in PYTHONS or argv[0] == sys.executable) and len(argv) >= 3 and argv[1] == "-m"
+
+
+def _exec(argv: list[str], env: Mapping[str, str]) -> None:
+    """exec ``argv`` (PATH from ``env``), as subprocess does: SIGPIPE and friends back to their defaults."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        os.execvpe(argv[0], argv, dict(env))
+    except OSError as err:
+        os.write(2, f"roomquake fork server: cannot run {argv[0]}: {err}\n".encode())
+        os._exit(127)
+
+
+def _finish(code: int) -> None:
+    """End a forked Python instance as the interpreter would: threads joined, atexit run, streams flushed."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - ending anyway
+        pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except Exception:  # noqa: BLE001
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def _run_module(argv: list[str]) -> None:
+    """``python -m argv[2] argv[3:]`` in this (forked) interpreter; never returns."""
+    import runpy
+    import traceback
+
+    module = argv[2]
+    sys.argv = [module, *argv[3:]]
+    code = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        if done.code is None:
+            code = 0
+        elif isinstance(done.code, int):
+            code = done.code
+        else:
+            print(done.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # as CPython: die of the signal
+        code = 130
+    except BaseException:  # noqa: BLE001 - reported as the interpreter would
+        traceback.print_exc()
+        code = 1
+    _finish(code)
+
+
+def _run(argv: list[str], env: Mapping[str, str]) -> None:
+    if _runs_in_process(argv):
+        _run_module(argv)
+    _exec(argv, env)
+
+
+def _exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _keeper(name: str, argv: list[str], env: Mapping[str, str]) -> None:
+    """Lead the instance's process group and fork the instance again when it crashes; never returns.
+
+    The rule of Docker's ``on-failure`` policy: a non-zero exit of the
+    instance alone (a crash) restarts it after 0.1 s, doubling to 60 s, back
+    to 0.1 s after 10 s of running; exit 0 ends the keeper. A kill fault
+    (SIGKILL to the group) ends the keeper too; a stop fault (SIGTERM to the
+    group) lets the instance finish and then ends the keeper, restarting
+    nothing. So neither is ever undone by the keeper.
+    """
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: stopping.append(signum))
+    delay = 0.1
+    while True:
+        began = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _default_signals()
+            _set_comm(name)
+            _run(argv, env)
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except ChildProcessError:
+                status = 0
+                break
+        code = _exit_code(status)
+        if code == 0 or stopping:
+            os._exit(code)
+        if time.monotonic() - began >= 10:
+            delay = 0.1
+        os.write(2, f"{KEEPER_MARK} {code}, restarting in {delay:.1f}s\n".encode())
+        deadline = time.monotonic() + delay
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        if stopping:
+            os._exit(code)
+        delay = min(delay * 2, 60.0)
+
+
+def _child(request: dict[str, Any], hold: int, ready: int | None) -> None:
+    """The forked child: wait to be recorded, become the instance (or its keeper); never returns."""
+    try:
+        os.setsid()
+        _default_signals()
+        if not os.read(hold, 1):  # the server died before recording us: we never ran
+            os._exit(70)
+        os.close(hold)
+        _redirect(request["log"])
+        env = dict(request["env"])
+        keep = set()
+        if ready is not None:
+            env[READY_ENV] = str(ready)
+            os.set_inheritable(ready, True)  # also for an exec'd instance
+            keep.add(ready)
+        _close_fds(keep)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(env)
+        _show_environ(env)
+        _show_argv(request["argv"])  # ps shows what the instance runs, not the server's command line
+        _set_comm(request["name"])
+        if _runs_in_process(request["argv"]):
+            _python_streams()
+            _paths(env, request["cwd"])
+        if request.get("keeper"):
+            _keeper(request["name"], request["argv"], env)
+        _run(request["argv"], env)
+    except BaseException as err:  # noqa: BLE001 - a child must never return into the server's loop
+        try:
+            os.write(2, f"roomquake fork server: {request.get('name')}: {type(err).__name__}: {err}\n".encode())
+        finally:
+            os._exit(71)
+
+
+def _paths(env: Mapping[str, str], cwd: str) -> None:
+    """sys.path as ``python -m`` would set it for this environment: the folder first, then PYTHONPATH."""
+    extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    rest = [p for p in sys.path[1:] if p not in extra]
+    sys.path[:] = [cwd, *extra, *rest]
+
+
+# --- the server --------------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, address: str, births: str) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind("\0" + address)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.births = os.open(births, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.clients: dict[socket.socket, bytearray] = {}
+        self.children: dict[int, str] = {}  # pid -> instance name
+        self.ready_pipes: dict[int, tuple[str, int]] = {}  # read fd -> (name, pid)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    def start(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the loop through the wakeup fd
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "reap")
+
+    def loop(self) -> None:
+        while True:
+            for key, _ in self.selector.select():
+                kind = key.data
+                if kind == "accept":
+                    self._accept()
+                elif kind == "reap":
+                    self._reap()
+                elif kind == "client":
+                    self._read_client(key.fileobj)  # type: ignore[arg-type]
+                else:
+                    self._read_ready(key.fd)
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _, uid, _ = struct.unpack("3i", creds)
+        if uid != os.getuid():  # another user's process: never
+            conn.close()
+            return
+        conn.setblocking(True)
+        self.clients[conn] = bytearray()
+        self.selector.register(conn, selectors.EVENT_READ, "client")
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.selector.unregister(conn)
+        self.clients.pop(conn, None)
+        conn.close()
+
+    def _read_client(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        buf = self.clients[conn]
+        buf += data
+        while b"\n" in buf:
+            line, _, rest = bytes(buf).partition(b"\n")
+            buf[:] = rest
+            try:
+                request = json.loads(line)
+                reply = self._handle(request)
+            except Exception as err:  # noqa: BLE001 - answered, the server goes on
+                reply = {"id": request.get("id") if isinstance(request, dict) else None,
+                         "error": f"{type(err).__name__}: {err}"}
+            self._send(conn, reply)
+
+    def _send(self, conn: socket.socket, message: dict[str, Any]) -> None:
+        try:
+            conn.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            if conn in self.clients:
+                self._drop(conn)
+
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        for conn in list(self.clients):
+            self._send(conn, message)
+
+    def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "ping":
+            return {"id": request.get("id"), "pid": os.getpid()}
+        if op == "spawn":
+            pid, start = self._spawn(request)
+            return {"id": request.get("id"), "pid": pid, "start": start}
+        raise ValueError(f"unknown op {op!r}")
+
+    def _spawn(self, request: dict[str, Any]) -> tuple[int, str]:
+        name = str(request["name"])
+        hold_r, hold_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(hold_w)
+            os.close(ready_r)
+            _child(request, hold_r, ready_w)
+        os.close(hold_r)
+        os.close(ready_w)
+        start = start_time(pid)
+        line = json.dumps({"name": name, "pid": pid, "start": start}) + "\n"
+        os.write(self.births, line.encode())  # recorded before it runs (O_APPEND: one write, one line)
+        os.write(hold_w, b"g")
+        os.close(hold_w)
+        self.children[pid] = name
+        os.set_blocking(ready_r, False)
+        self.ready_pipes[ready_r] = (name, pid)
+        self.selector.register(ready_r, selectors.EVENT_READ, "ready")
+        return pid, start
+
+    def _read_ready(self, fd: int) -> None:
+        name, pid = self.ready_pipes[fd]
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            if b"ready" in data:
+                self._broadcast({"event": "ready", "name": name, "pid": pid})
+            return
+        self.selector.unregister(fd)
+        del self.ready_pipes[fd]
+        os.close(fd)
+
+    def _reap(self) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            name = self.children.pop(pid, None)
+            if name is not None:
+                self._broadcast({"event": "exit", "name": name, "pid": pid, "code": _exit_code(status)})
+
+
+def _preload(modules: list[str]) -> str | None:
+    """Import every module; the first failure as one line (None: all imported, no thread started)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except BaseException as err:  # noqa: BLE001 - reported to the owner, which names the stack file field
+            return f"cannot import {module!r} ({type(err).__name__}: {err})"
+    if threading.active_count() > 1:
+        return f"importing {', '.join(modules)} started a thread; a process with threads cannot be forked safely"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import gc
+
+    parser = argparse.ArgumentParser(prog="python -m chaos.stack.forkserver", description=__doc__.splitlines()[0])
+    parser.add_argument("--address", required=True, help="abstract Unix socket name")
+    parser.add_argument("--births", required=True, help="file each child's pid is appended to before it runs")
+    parser.add_argument("--preload", default="", help="modules to import once, comma-separated")
+    parser.add_argument("--run", default="", help="the run id (shown by ps)")
+    args = parser.parse_args(argv)
+    os.environ.pop(ROOM_ENV, None)
+    problem = _preload([m for m in args.preload.split(",") if m])
+    gc.collect()
+    gc.freeze()  # what preloading made stays shared with the children (no copy-on-write by the collector)
+    server = None
+    if problem is None:
+        try:
+            server = _Server(args.address, args.births)
+        except OSError as err:
+            problem = f"cannot listen on @{args.address}: {err}"
+    out = sys.stdout
+    if problem is not None:
+        out.write(f"error {problem}\n")
+        out.flush()
+        sys.exit(1)
+    # Fork nothing before the owner has recorded this process: it says "go" once it has.
+    go = sys.stdin.readline()
+    if go.strip() != "go":
+        sys.exit(0)
+    assert server is not None
+    server.start()
+    out.write("ok\n")
+    out.flush()
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    server.loop()
+
+
+# --- the owner's side ----------------------------------------------------------------
+
+
+class ForkServerError(RuntimeError):
+    pass
+
+
+class ForkClient:
+    """A connection to a fork server: requests with replies, and the events it broadcasts."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._cond = threading.Condition()
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._events: list[dict[str, Any]] = []
+        self._dropped = 0  # events before the first kept one
+        self._next = 0
+        self._send_lock = threading.Lock()
+        self.closed = False
+        self._reader = threading.Thread(target=self._read, name="forkserver-client", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def connect(cls, address: str, pid: int | None = None, timeout: float = 5.0) -> ForkClient:
+        """Connect to ``address``; with ``pid``, only if that process is the one listening there."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect("\0" + address)
+            if pid is not None:
+                creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+                peer, uid, _ = struct.unpack("3i", creds)
+                if peer != pid or uid != os.getuid():
+                    raise ForkServerError(f"@{address} is served by pid {peer}, not by the recorded fork server {pid}")
+        except OSError as err:
+            sock.close()
+            raise ForkServerError(f"cannot reach the fork server @{address}: {err}") from None
+        sock.settimeout(None)
+        return cls(sock)
+
+    def _read(self) -> None:
+        buf = b""
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    message = json.loads(line)
+                    with self._cond:
+                        if "event" in message:
+                            self._events.append(message)
+                            if len(self._events) > 4096:  # bounded: old events are of no use to anyone
+                                self._dropped += 2048
+                                del self._events[:2048]
+                        else:
+                            self._replies[int(message.get("id") or 0)] = message
+                        self._cond.notify_all()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def request(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        with self._send_lock:
+            self._next += 1
+            ident = self._next
+            data = json.dumps({"op": op, "id": ident, **fields}).encode() + b"\n"
+            try:
+                self.sock.sendall(data)
+            except OSError as err:
+                raise ForkServerError(f"fork server connection lost: {err}") from None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ident not in self._replies:
+                left = deadline - time.monotonic()
+                if self.closed or left <= 0:
+                    raise ForkServerError("the fork server did not answer" + (" (connection closed)" if self.closed else ""))
+                self._cond.wait(left)
+            reply = self._replies.pop(ident)
+        if "error" in reply:
+            raise ForkServerError(f"fork server: {reply['error']}")
+        return reply
+
+    def spawn(self, name: str, argv: list[str], env: Mapping[str, str], cwd: str, log: str,
+              keeper: bool = False) -> tuple[int, str]:
+        reply = self.request("spawn", name=name, argv=argv, env=dict(env), cwd=cwd, log=log, keeper=keeper)
+        return int(reply["pid"]), str(reply["start"])
+
+    @property
+    def mark(self) -> int:
+        """Position in the event stream: ``events_after(mark)`` returns what came later."""
+        with self._cond:
+            return self._dropped + len(self._events)
+
+    def events_after(self, mark: int, timeout: float = 0.0) -> tuple[list[dict[str, Any]], int]:
+        """Events after ``mark`` (waiting up to ``timeout`` for one), and the new mark."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._dropped + len(self._events) <= mark and not self.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            start = max(0, mark - self._dropped)
+            return list(self._events[start:]), self._dropped + len(self._events)
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def environ_room(envs: list[Mapping[str, str]], margin: int = 8192) -> str:
+    """Padding for the server's environment so that each of ``envs`` fits its block (see _show_environ)."""
+    size = max((sum(len(k) + len(v) + 2 for k, v in env.items()) for env in envs), default=0)
+    return "_" * (size + margin)
+
+
+def wait_line(stream: Any, timeout: float, checkpoint: Callable[[], None]) -> str:
+    """One line from a pipe, waiting at most ``timeout`` and calling ``checkpoint`` meanwhile ('' on EOF)."""
+    import select
+
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while b"\n" not in buf:
+        checkpoint()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        readable, _, _ = select.select([fd], [], [], min(0.1, left))
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.split(b"\n", 1)[0].decode(errors="replace")
+
+
+if __name__ == "__main__":
+    main()
