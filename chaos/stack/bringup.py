@@ -200,6 +200,8 @@ def _launch_local(stack: Stack, impl: Any, plan: Plan, token: str | None, checkp
     births file has each process before it runs); the link proxies are
     created as soon as the proxy is healthy, before the clients start.
     """
+    from chaos.stack import access  # noqa: F401 - loaded while the fork server preloads: populate needs it soon
+
     impl.checkpoint = checkpoint
     impl.record_now = record
     first_services = set(plan.tiers[0] + (plan.tiers[1] if len(plan.tiers) > 1 else []))

@@ -1,6 +1,6 @@
 """Local backend: every instance a process on loopback, in its own process group.
 
-Instances are forked by the run's fork server (chaos.stack.forkserver),
+Instances are forked by the run's fork server (chaos.forkserver),
 which imports the stack file's ``preload`` modules once: a Python instance
 starts in milliseconds instead of paying for its interpreter and imports.
 Each instance leads its own session, so its pid is also its process-group
@@ -31,8 +31,7 @@ from typing import Any
 from chaos.labels import process_start_time
 from chaos.stack import registry
 from chaos.stack.errors import StackError, Unsupported
-from chaos.stack.forkserver import (KEEPER_MARK, ROOM_ENV, ForkClient, ForkServerError, environ_room,
-                                    wait_line)
+from chaos.forkserver import KEEPER_MARK, ROOM_ENV, ForkClient, ForkServerError, environ_room, wait_line
 from chaos.stack.running import Backend
 from chaos.stack.plan import InstancePlan, Plan, free_ports, local_addressing, make_plan, ports_needed
 from chaos.stack.spec import Stack, StackSpec
@@ -59,9 +58,10 @@ def _proc_state(pid: int, start: str) -> str:
 
 
 def preload_modules(spec: StackSpec) -> list[str]:
-    """Every service's ``preload`` list, in order, once: locally one interpreter serves every service."""
+    """Every service's ``preload`` list once, the proxy's first: locally one interpreter serves every service."""
     out: list[str] = []
-    for svc in spec.services.values():
+    proxy = spec.services.get(spec.proxy.service)
+    for svc in [proxy, *spec.services.values()] if proxy else spec.services.values():
         out += [m for m in svc.preload if m not in out]
     return out
 
@@ -128,7 +128,7 @@ class LocalBackend(Backend):
 
         address = f"roomquake-{self.run_id}-{secrets.token_hex(4)}"
         modules = preload_modules(self.stack.spec)
-        argv = [sys.executable, "-m", "chaos.stack.forkserver", "--address", address, "--births", str(self.births),
+        argv = [sys.executable, "-m", "chaos.forkserver", "--address", address, "--births", str(self.births),
                 "--preload", ",".join(modules), "--run", self.run_id]
         env = self._full_env({**self._base_env(), ROOM_ENV: environ_room(envs)})
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -155,16 +155,17 @@ class LocalBackend(Backend):
             raise StackError(f"local backend: the fork server did not start within {SERVER_START_S:g}s") from None
         server.stdout.close()
         if line.startswith("error "):
-            raise StackError(self._preload_error(line[len("error "):]))
+            raise StackError(f"local backend: fork server: {line[len('error '):]}")
         if line != "ok":
             tail = self.log_tail(SERVER)
             raise StackError(f"local backend: the fork server ended before serving{'; ' + tail if tail else ''}")
 
-    def _preload_error(self, problem: str) -> str:
-        """The server's problem, naming the stack file field that asked for the module."""
-        where = [f"services.{name}.preload" for name, svc in self.stack.spec.services.items()
-                 if any(f"{m!r}" in problem for m in svc.preload)]
-        return f"{self.stack.path}: {where[0] if where else 'preload'}: {problem}"
+    def _preload_error(self, name: str, problem: str) -> str:
+        """The server's import problem, naming the stack file field that asked for the module."""
+        service = self.stack.spec.services[name.rsplit("-", 1)[0]]
+        module = next((m for m in service.preload if f"{m!r}" in problem), None)
+        field = f"services.{name.rsplit('-', 1)[0]}.preload" + (f".{service.preload.index(module)}" if module else "")
+        return f"{self.stack.path}: {field}: {problem}"
 
     def _connect(self) -> ForkClient:
         """The connection to this run's fork server, starting one when it is gone (recorded first)."""
@@ -205,6 +206,7 @@ class LocalBackend(Backend):
                 "stop_timeout": svc.stop_timeout_s,
                 "flush": bool(svc.volume),  # its data must be written out when it stops: SIGTERM, never SIGKILL alone
                 "cwd": str(self.stack.root),
+                "needs": list(svc.preload),
             }
         for inst in insts:
             self._spawn(inst.name)
@@ -214,8 +216,11 @@ class LocalBackend(Backend):
         client = self._connect()
         try:
             pid, start = client.spawn(name, rec["argv"], self._full_env(rec["env"]), rec["cwd"],
-                                      str(self.logs / f"{name}.log"), keeper=bool(rec.get("keeper")))
+                                      str(self.logs / f"{name}.log"), keeper=bool(rec.get("keeper")),
+                                      needs=rec.get("needs"), timeout=SERVER_START_S, checkpoint=self.checkpoint)
         except ForkServerError as err:
+            if "cannot import" in str(err) or "started a thread" in str(err):
+                raise StackError(self._preload_error(name, str(err).removeprefix("fork server: "))) from None
             raise StackError(f"local backend: starting {name}: {err}") from None
         rec["crashes_before"] = 0
         rec["crashes_before"] = self.crashes(name)  # only crashes of this spawn count
@@ -279,9 +284,11 @@ class LocalBackend(Backend):
         return _signal_pgid(int(pid), rec.get("start", ""), sig, name)
 
     def _wait_gone(self, name: str, timeout: float) -> bool:
+        """Wait until no process of the instance's group is left (its leader first, then e.g. a keeper's child)."""
         deadline = time.monotonic() + timeout
+        pgid = int(self._rec(name).get("pid", 0))
         while time.monotonic() < deadline:
-            if self.state(name) == "exited":
+            if self.state(name) == "exited" and not live_groups({pgid}):
                 return True
             time.sleep(0.005)
         return False

@@ -1,6 +1,6 @@
 """A preloading fork server: import a stack's modules once, then fork every instance from that warm interpreter.
 
-    python -m chaos.stack.forkserver --address NAME --births FILE [--preload mod,mod...] [--run RUN]
+    python -m chaos.forkserver --address NAME --births FILE [--preload mod,mod...] [--run RUN]
 
 Starting a Python service costs its interpreter and its imports (aiohttp,
 websockets, redis, ...: about 0.3-0.5 s of CPU each); a stack of a dozen of
@@ -21,6 +21,11 @@ What an instance gets is what a process started by ``exec`` would get:
   the server passes that on as an event (readiness without polling);
 - with ``keeper``, a keeper process leads the group and forks the instance
   again when it crashes (``restart: on-failure``, see :func:`_keeper`).
+
+The server answers while it imports: it takes the preload modules one at a
+time and, between two, forks every instance whose own modules (``needs``)
+are in already, so the proxy (whose modules come first) starts while the
+services' libraries still load.
 
 Nothing runs before it is recorded: the server writes each child's pid and
 start time to the run's births file (``--births``), and only then lets the
@@ -338,6 +343,9 @@ class _Server:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
+        self.to_import: list[str] = []  # preload modules not imported yet, in order
+        self.failed: dict[str, str] = {}  # module -> why it could not be preloaded
+        self.waiting: list[tuple[socket.socket, dict[str, Any]]] = []  # spawns whose modules are still importing
 
     def start(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
@@ -345,9 +353,18 @@ class _Server:
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "reap")
 
-    def loop(self) -> None:
+    def loop(self, preload: list[str]) -> None:
+        """Serve; import the preload modules one by one meanwhile.
+
+        Between two imports the server answers what it can: a spawn whose
+        modules are imported already (the proxy's come first) is forked at
+        once, so the proxy starts while the services' libraries still load.
+        """
+        import gc
+
+        self.to_import = list(preload)
         while True:
-            for key, _ in self.selector.select():
+            for key, _ in self.selector.select(0 if self.to_import else None):
                 kind = key.data
                 if kind == "accept":
                     self._accept()
@@ -357,6 +374,15 @@ class _Server:
                     self._read_client(key.fileobj)  # type: ignore[arg-type]
                 else:
                     self._read_ready(key.fd)
+            if self.to_import:
+                module = self.to_import.pop(0)
+                problem = _import(module)
+                if problem:
+                    self.failed[module] = problem
+                gc.freeze()  # what is loaded stays shared with the children (no copy-on-write by the collector)
+                waiting, self.waiting = self.waiting, []
+                for conn, request in waiting:
+                    self._answer(conn, request)
 
     def _accept(self) -> None:
         try:
@@ -392,10 +418,27 @@ class _Server:
             buf[:] = rest
             try:
                 request = json.loads(line)
-                reply = self._handle(request)
-            except Exception as err:  # noqa: BLE001 - answered, the server goes on
-                reply = {"id": request.get("id") if isinstance(request, dict) else None,
-                         "error": f"{type(err).__name__}: {err}"}
+            except ValueError as err:
+                self._send(conn, {"id": None, "error": f"not JSON: {err}"})
+                continue
+            self._answer(conn, request)
+
+    def _answer(self, conn: socket.socket, request: Any) -> None:
+        """Reply to a request now, or later when it is a spawn whose modules are still being imported."""
+        try:
+            if request.get("op") == "spawn":
+                needs = [str(m) for m in request.get("needs") or []]
+                failed = [self.failed[m] for m in needs if m in self.failed]
+                if failed:
+                    raise ImportError(failed[0])
+                if set(needs) & set(self.to_import):
+                    self.waiting.append((conn, request))
+                    return
+            reply = self._handle(request)
+        except Exception as err:  # noqa: BLE001 - answered, the server goes on
+            reply = {"id": request.get("id") if isinstance(request, dict) else None,
+                     "error": str(err) if isinstance(err, ImportError) else f"{type(err).__name__}: {err}"}
+        if conn in self.clients:
             self._send(conn, reply)
 
     def _send(self, conn: socket.socket, message: dict[str, Any]) -> None:
@@ -474,15 +517,14 @@ class _Server:
                 self._broadcast({"event": "exit", "name": name, "pid": pid, "code": _exit_code(status)})
 
 
-def _preload(modules: list[str]) -> str | None:
-    """Import every module; the first failure as one line (None: all imported, no thread started)."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except BaseException as err:  # noqa: BLE001 - reported to the owner, which names the stack file field
-            return f"cannot import {module!r} ({type(err).__name__}: {err})"
+def _import(module: str) -> str | None:
+    """Import ``module``; why it failed as one line (None: imported, and no thread was started)."""
+    try:
+        importlib.import_module(module)
+    except BaseException as err:  # noqa: BLE001 - reported to the owner, which names the stack file field
+        return f"cannot import {module!r} ({type(err).__name__}: {err})"
     if threading.active_count() > 1:
-        return f"importing {', '.join(modules)} started a thread; a process with threads cannot be forked safely"
+        return f"importing {module!r} started a thread; a process with threads cannot be forked safely"
     return None
 
 
@@ -490,40 +532,28 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import gc
 
-    parser = argparse.ArgumentParser(prog="python -m chaos.stack.forkserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m chaos.forkserver", description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True, help="abstract Unix socket name")
     parser.add_argument("--births", required=True, help="file each child's pid is appended to before it runs")
     parser.add_argument("--preload", default="", help="modules to import once, comma-separated")
     parser.add_argument("--run", default="", help="the run id (shown by ps)")
     args = parser.parse_args(argv)
     os.environ.pop(ROOM_ENV, None)
-    problem = _preload([m for m in args.preload.split(",") if m])
-    gc.collect()
-    gc.freeze()  # what preloading made stays shared with the children (no copy-on-write by the collector)
-    server = None
-    if problem is None:
-        try:
-            server = _Server(args.address, args.births)
-        except OSError as err:
-            problem = f"cannot listen on @{args.address}: {err}"
-    out = sys.stdout
-    if problem is not None:
-        out.write(f"error {problem}\n")
-        out.flush()
+    try:
+        server = _Server(args.address, args.births)
+    except OSError as err:
+        print(f"error cannot listen on @{args.address}: {err}", flush=True)
         sys.exit(1)
     # Fork nothing before the owner has recorded this process: it says "go" once it has.
-    go = sys.stdin.readline()
-    if go.strip() != "go":
+    if sys.stdin.readline().strip() != "go":
         sys.exit(0)
-    assert server is not None
     server.start()
-    out.write("ok\n")
-    out.flush()
+    print("ok", flush=True)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    server.loop()
+    server.loop([m for m in args.preload.split(",") if m])
 
 
 # --- the owner's side ----------------------------------------------------------------
@@ -593,7 +623,9 @@ class ForkClient:
                 self.closed = True
                 self._cond.notify_all()
 
-    def request(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+    def request(self, op: str, timeout: float = 30.0, checkpoint: Callable[[], None] = lambda: None,
+                **fields: Any) -> dict[str, Any]:
+        """Send a request and wait for its reply, calling ``checkpoint`` meanwhile (it may raise to stop waiting)."""
         with self._send_lock:
             self._next += 1
             ident = self._next
@@ -608,15 +640,24 @@ class ForkClient:
                 left = deadline - time.monotonic()
                 if self.closed or left <= 0:
                     raise ForkServerError("the fork server did not answer" + (" (connection closed)" if self.closed else ""))
-                self._cond.wait(left)
+                self._cond.wait(min(left, 0.1))
+                if ident not in self._replies:
+                    self._cond.release()
+                    try:
+                        checkpoint()
+                    finally:
+                        self._cond.acquire()
             reply = self._replies.pop(ident)
         if "error" in reply:
             raise ForkServerError(f"fork server: {reply['error']}")
         return reply
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str], cwd: str, log: str,
-              keeper: bool = False) -> tuple[int, str]:
-        reply = self.request("spawn", name=name, argv=argv, env=dict(env), cwd=cwd, log=log, keeper=keeper)
+              keeper: bool = False, needs: list[str] | None = None, timeout: float = 120.0,
+              checkpoint: Callable[[], None] = lambda: None) -> tuple[int, str]:
+        """Fork an instance once the server has imported ``needs``; its pid and start time."""
+        reply = self.request("spawn", timeout=timeout, checkpoint=checkpoint, name=name, argv=argv, env=dict(env),
+                             cwd=cwd, log=log, keeper=keeper, needs=list(needs or []))
         return int(reply["pid"]), str(reply["start"])
 
     @property
