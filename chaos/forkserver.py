@@ -626,31 +626,40 @@ class ForkClient:
     def request(self, op: str, timeout: float = 30.0, checkpoint: Callable[[], None] = lambda: None,
                 **fields: Any) -> dict[str, Any]:
         """Send a request and wait for its reply, calling ``checkpoint`` meanwhile (it may raise to stop waiting)."""
+        return self.requests([{"op": op, **fields}], timeout, checkpoint)[0]
+
+    def requests(self, batch: list[dict[str, Any]], timeout: float = 30.0,
+                 checkpoint: Callable[[], None] = lambda: None) -> list[dict[str, Any]]:
+        """Send several requests at once (the server answers them back to back) and wait for every reply."""
         with self._send_lock:
-            self._next += 1
-            ident = self._next
-            data = json.dumps({"op": op, "id": ident, **fields}).encode() + b"\n"
+            idents = []
+            lines = []
+            for fields in batch:
+                self._next += 1
+                idents.append(self._next)
+                lines.append(json.dumps({**fields, "id": self._next}).encode() + b"\n")
             try:
-                self.sock.sendall(data)
+                self.sock.sendall(b"".join(lines))
             except OSError as err:
                 raise ForkServerError(f"fork server connection lost: {err}") from None
         deadline = time.monotonic() + timeout
+        replies = []
         with self._cond:
-            while ident not in self._replies:
-                left = deadline - time.monotonic()
-                if self.closed or left <= 0:
-                    raise ForkServerError("the fork server did not answer" + (" (connection closed)" if self.closed else ""))
-                self._cond.wait(min(left, 0.1))
-                if ident not in self._replies:
-                    self._cond.release()
-                    try:
-                        checkpoint()
-                    finally:
-                        self._cond.acquire()
-            reply = self._replies.pop(ident)
-        if "error" in reply:
-            raise ForkServerError(f"fork server: {reply['error']}")
-        return reply
+            for ident in idents:
+                while ident not in self._replies:
+                    left = deadline - time.monotonic()
+                    if self.closed or left <= 0:
+                        raise ForkServerError("the fork server did not answer"
+                                              + (" (connection closed)" if self.closed else ""))
+                    self._cond.wait(min(left, 0.1))
+                    if ident not in self._replies:
+                        self._cond.release()
+                        try:
+                            checkpoint()
+                        finally:
+                            self._cond.acquire()
+                replies.append(self._replies.pop(ident))
+        return replies
 
     def spawn(self, name: str, argv: list[str], env: Mapping[str, str], cwd: str, log: str,
               keeper: bool = False, needs: list[str] | None = None, timeout: float = 120.0,
@@ -658,6 +667,8 @@ class ForkClient:
         """Fork an instance once the server has imported ``needs``; its pid and start time."""
         reply = self.request("spawn", timeout=timeout, checkpoint=checkpoint, name=name, argv=argv, env=dict(env),
                              cwd=cwd, log=log, keeper=keeper, needs=list(needs or []))
+        if "error" in reply:
+            raise ForkServerError(f"fork server: {reply['error']}")
         return int(reply["pid"]), str(reply["start"])
 
     @property

@@ -200,7 +200,7 @@ def _launch_local(stack: Stack, impl: Any, plan: Plan, token: str | None, checkp
     births file has each process before it runs); the link proxies are
     created as soon as the proxy is healthy, before the clients start.
     """
-    from chaos.stack import access  # noqa: F401 - loaded while the fork server preloads: populate needs it soon
+    import chaos.proxy.client  # noqa: F401 - loaded while the fork server preloads: populate needs it soon
 
     impl.checkpoint = checkpoint
     impl.record_now = record

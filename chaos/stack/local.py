@@ -84,9 +84,19 @@ class LocalBackend(Backend):
 
     # --- planning --------------------------------------------------------------
 
-    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "",
+             like: Plan | None = None) -> Plan:
+        """Free loopback ports for every instance and listener; with ``like`` (a renewal), its ports where it has
+        the same instances and proxies, so that the link proxies stay as they are."""
         data_root = str(registry.state_dir() / self.run_id / "data")
-        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec)), data_root), secret, proxy_token)
+        fresh = make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec)), data_root), secret,
+                          proxy_token)
+        if like is None or [i.name for i in like.instances] != [i.name for i in fresh.instances] \
+                or [p.name for p in like.proxies] != [p.name for p in fresh.proxies]:
+            return fresh
+        # Addressing hands ports out in plan order (instances, then listeners): the same order gives the same ports.
+        ports = [i.port for i in like.instances] + [int(p.listen.rsplit(":", 1)[1]) for p in like.proxies]
+        return make_plan(spec, profile, local_addressing(ports, data_root), secret, proxy_token)
 
     def _argv(self, command: list[str]) -> list[str]:
         head = sys.executable if command[0] in ("python", "python3") else shutil.which(command[0])
@@ -208,24 +218,41 @@ class LocalBackend(Backend):
                 "cwd": str(self.stack.root),
                 "needs": list(svc.preload),
             }
-        for inst in insts:
-            self._spawn(inst.name)
+        self._spawn_all([inst.name for inst in insts])
 
     def _spawn(self, name: str) -> None:
-        rec = self.procs[name]
+        self._spawn_all([name])
+
+    def _spawn_all(self, names: list[str]) -> None:
+        """Ask the fork server for all of them at once; record each pid (the first failure is raised after)."""
+        if not names:
+            return
         client = self._connect()
+        batch = []
+        for name in names:
+            rec = self.procs[name]
+            batch.append({"op": "spawn", "name": name, "argv": rec["argv"], "env": self._full_env(rec["env"]),
+                          "cwd": rec["cwd"], "log": str(self.logs / f"{name}.log"), "keeper": bool(rec.get("keeper")),
+                          "needs": rec.get("needs") or []})
         try:
-            pid, start = client.spawn(name, rec["argv"], self._full_env(rec["env"]), rec["cwd"],
-                                      str(self.logs / f"{name}.log"), keeper=bool(rec.get("keeper")),
-                                      needs=rec.get("needs"), timeout=SERVER_START_S, checkpoint=self.checkpoint)
+            replies = client.requests(batch, timeout=SERVER_START_S, checkpoint=self.checkpoint)
         except ForkServerError as err:
-            if "cannot import" in str(err) or "started a thread" in str(err):
-                raise StackError(self._preload_error(name, str(err).removeprefix("fork server: "))) from None
-            raise StackError(f"local backend: starting {name}: {err}") from None
-        rec["crashes_before"] = 0
-        rec["crashes_before"] = self.crashes(name)  # only crashes of this spawn count
-        rec["pid"] = pid
-        rec["start"] = start
+            raise StackError(f"local backend: starting {', '.join(names)}: {err}") from None
+        failure = None
+        for name, reply in zip(names, replies):
+            if "error" in reply:
+                problem = str(reply["error"])
+                if failure is None:
+                    failure = (self._preload_error(name, problem) if "cannot import" in problem or "started a thread"
+                               in problem else f"local backend: starting {name}: {problem}")
+                continue
+            rec = self.procs[name]
+            rec["crashes_before"] = 0
+            rec["crashes_before"] = self.crashes(name)  # only crashes of this spawn count
+            rec["pid"] = int(reply["pid"])
+            rec["start"] = str(reply["start"])
+        if failure is not None:
+            raise StackError(failure)
 
     def readiness(self) -> Callable[[float], set[str]]:
         """``wait(timeout) -> names``: instances that said they are ready (RQ_READY_FD) or exited since this call."""
@@ -320,10 +347,12 @@ class LocalBackend(Backend):
 
     def remove_all(self, names: list[str]) -> None:
         names = [n for n in names if n in self.procs]
+        groups = {int(self.procs[n]["pid"]) for n in names if "pid" in self.procs[n]}
         for name in names:
             self._signal_group(name, signal.SIGKILL)
-        for name in names:
-            self._wait_gone(name, 5)
+        deadline = time.monotonic() + 5
+        while live_groups(groups) and time.monotonic() < deadline:
+            time.sleep(0.005)
         for name in names:
             self.procs.pop(name, None)
             shutil.rmtree(self.logs.parent / "data" / name, ignore_errors=True)

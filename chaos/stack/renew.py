@@ -25,7 +25,9 @@ def renew(
     counters, listeners, leases) and its kept data; so a reused or attached
     stack keeps only its proxy process, network and images: every other
     instance is removed (with its kept data) and launched new from the
-    stack file, the proxies are reset and created again for the new plan.
+    stack file, the proxies are reset (and created again when the new plan
+    has other ones; with the same scale, instances keep their ports and the
+    link proxies stay).
     This is also how an experiment's scale and env reach a stack that was
     brought up with others. Returns what was done, one line each.
     """
@@ -35,16 +37,23 @@ def renew(
     stack = Stack(spec=spec, path=base.path)
     impl = running.backend
     proxy_name = f"{spec.proxy.service}-1"
-    fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
+    if impl.kind == "local":  # the same ports where the instances and proxies are the same ones
+        fresh = _with_env(impl.plan(spec, profile, **running.secrets, like=running.plan), env)
+    else:
+        fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
     kept_proxy = running.plan.instance(proxy_name)
     plan = Plan(profile=fresh.profile, instances=[kept_proxy if i.name == proxy_name else i for i in fresh.instances],
                 proxies=fresh.proxies, tiers=fresh.tiers)
     old = [i.name for i in running.plan.instances if i.name != proxy_name]
+    # Link proxies the new plan has unchanged (the same scale) stay, reset: no toxic, all enabled.
+    same_proxies = [(p.name, p.listen, p.upstream) for p in plan.proxies] == \
+                   [(p.name, p.listen, p.upstream) for p in running.plan.proxies]
     with running.proxy_client() as client:
-        toxics = sum(len(client.toxics(name)) for name in client.proxies())
+        toxics = sum(len(info.toxics) for info in client.proxies().values())
         client.reset()
-        for name in client.proxies():
-            client.delete(name)
+        if not same_proxies:
+            for name in client.proxies():
+                client.delete(name)
     if hasattr(impl, "remove_all"):  # the local backend ends them all at once (SIGKILL: their data goes too)
         impl.remove_all(old)
     else:
@@ -56,7 +65,8 @@ def renew(
     running.persist()
     rest = [i for i in plan.instances if i.name != proxy_name]
     try:
-        populate(running.proxy_url, plan.proxies, running.proxy_token)
+        if not same_proxies:
+            populate(running.proxy_url, plan.proxies, running.proxy_token)
         if impl.kind == "docker":
             with ThreadPoolExecutor(max_workers=8) as pool:
                 _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
@@ -74,7 +84,8 @@ def renew(
             impl.detach()
     env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
     return [
-        f"proxies reset ({toxics} toxic(s) removed, all enabled) and created again: {len(plan.proxies)} link proxies",
+        f"proxies reset ({toxics} toxic(s) removed, all enabled)"
+        + (f", {len(plan.proxies)} link proxies kept" if same_proxies else f" and created again: {len(plan.proxies)} link proxies"),
         f"every instance but {proxy_name} started afresh, kept data emptied: {len(old)} removed, {len(rest)} launched",
         f"applied: scale {_scale_text(spec)}, profile {plan.profile}, env {env_text or 'as the stack file says'}",
     ]
