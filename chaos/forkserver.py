@@ -1,6 +1,7 @@
 """A preloading fork server: import a stack's modules once, then fork every instance from that warm interpreter.
 
     python -m chaos.forkserver --address NAME --births FILE [--preload mod,mod...] [--run RUN]
+    python -m chaos.forkserver --one [--preload mod,mod...] [--empty DIR] -- COMMAND...   (in a container)
 
 Starting a Python service costs its interpreter and its imports (aiohttp,
 websockets, redis, ...: about 0.3-0.5 s of CPU each); a stack of a dozen of
@@ -528,16 +529,124 @@ def _import(module: str) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> None:
-    import argparse
+RESPAWNED = "roomquake fork server: respawned"  # + " <instance> (generation N), pid P": the owner looks for it
+
+
+def _empty(folder: str) -> None:
+    """Remove what ``folder`` holds (not the folder: it may be a mount point)."""
+    import shutil
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def _fork_one(name: str, argv: list[str]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            _default_signals()
+            _show_argv(argv)
+            _set_comm(name)
+            _run(argv, os.environ)
+        except BaseException as err:  # noqa: BLE001 - never back into the server's loop
+            os.write(2, f"roomquake fork server: {name}: {type(err).__name__}: {err}\n".encode())
+            os._exit(71)
+    return pid
+
+
+def serve_one(argv: list[str], preload: list[str], empty: str | None) -> None:
+    """Run one instance (a container's); never returns.
+
+    The container's main process: the instance runs as its child, in its own
+    process group, and the server leaves with the instance's exit code, so the
+    engine sees the instance's crashes and its restart policy applies.
+    SIGTERM, SIGINT and SIGHUP are passed on to the instance (a stop); SIGUSR1
+    replaces the instance by a fresh one forked from the preloaded server (its
+    kept data, ``empty``, emptied first), which is how a reused stack is reset
+    without a new container, and logs ``RESPAWNED <instance> (generation N)``.
+    """
+    name = os.environ.get("RQ_INSTANCE", "instance")
+    for module in preload:
+        problem = _import(module)
+        if problem:
+            os.write(2, f"roomquake fork server: preload: {problem}\n".encode())
+            sys.exit(1)
     import gc
 
+    gc.collect()
+    gc.freeze()
+    waited = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)  # taken with sigwait, one at a time (the child unblocks)
+    generation = 0
+    pid = _fork_one(name, argv)
+    stopping = False
+    while True:
+        sig = signal.sigwait(waited)
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            stopping = True
+            for each in (sig, signal.SIGCONT):
+                try:
+                    os.killpg(pid, each)
+                except OSError:
+                    pass
+        elif sig == signal.SIGUSR1 and not stopping:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            if empty:
+                _empty(empty)
+            generation += 1
+            pid = _fork_one(name, argv)
+            os.write(2, f"{RESPAWNED} {name} (generation {generation}), pid {pid}\n".encode())
+        while True:  # SIGCHLD (or any wake-up): reap; the instance's end is the server's
+            try:
+                done, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done == 0:
+                break
+            if done == pid:
+                sys.stdout.flush()
+                os._exit(_exit_code(status))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if "--one" in args_in:
+        split = args_in.index("--") if "--" in args_in else len(args_in)
+        one = argparse.ArgumentParser(prog="python -m chaos.forkserver --one")
+        one.add_argument("--one", action="store_true")
+        one.add_argument("--preload", default="")
+        one.add_argument("--empty", default="", help="folder emptied before a fresh instance is forked (SIGUSR1)")
+        opts = one.parse_args(args_in[:split])
+        command = args_in[split + 1:]
+        if not command:
+            one.error("give the instance's command after --")
+        serve_one(command, [m for m in opts.preload.split(",") if m], opts.empty or None)
     parser = argparse.ArgumentParser(prog="python -m chaos.forkserver", description=__doc__.splitlines()[0])
     parser.add_argument("--address", required=True, help="abstract Unix socket name")
     parser.add_argument("--births", required=True, help="file each child's pid is appended to before it runs")
     parser.add_argument("--preload", default="", help="modules to import once, comma-separated")
     parser.add_argument("--run", default="", help="the run id (shown by ps)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     os.environ.pop(ROOM_ENV, None)
     try:
         server = _Server(args.address, args.births)

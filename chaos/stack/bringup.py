@@ -178,14 +178,19 @@ def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any
                    token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str],
                    steps: Steps) -> None:
     proxy_name = proxy_tier[0].name
-    pool = ThreadPoolExecutor(max_workers=8)
+    # One worker per container (up to 16): the engine works on every start at once.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(proxy_tier) + len(rest))))
     launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
     try:
         _wait_futures(launching[:1], checkpoint)
+        steps("proxy started")
         _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
+        steps("proxy healthy")
         host, port = impl.address(proxy_name)
         populate(f"http://{host}:{port}", plan.proxies, token)
+        steps("proxies created")
         _wait_futures(launching[1:], checkpoint)
+        steps("all started")
     finally:
         # Launches not begun yet are dropped; those under way finish, so the
         # teardown that follows a failure sees every container they made.

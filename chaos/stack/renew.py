@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chaos.stack.bringup import _no_checkpoint, _wait_futures, _wait_healthy, _with_env, populate
+from chaos.stack.errors import StackError
 from chaos.stack.plan import Plan
 from chaos.stack.running import RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
@@ -45,6 +46,12 @@ def renew(
     plan = Plan(profile=fresh.profile, instances=[kept_proxy if i.name == proxy_name else i for i in fresh.instances],
                 proxies=fresh.proxies, tiers=fresh.tiers)
     old = [i.name for i in running.plan.instances if i.name != proxy_name]
+    # A container whose instance is planned exactly as before (command and env) and runs under the fork
+    # server gets a fresh instance in place (docker); every other one is removed and launched anew.
+    before = {i.name: i for i in running.plan.instances}
+    in_place = [i.name for i in fresh.instances if i.name != proxy_name and i.name in before
+                and (before[i.name].command, before[i.name].env) == (i.command, i.env)
+                and getattr(impl, "respawnable", lambda name: False)(i.name)]
     # Link proxies the new plan has unchanged (the same scale) stay, reset: no toxic, all enabled.
     same_proxies = [(p.name, p.listen, p.upstream) for p in plan.proxies] == \
                    [(p.name, p.listen, p.upstream) for p in running.plan.proxies]
@@ -54,11 +61,13 @@ def renew(
         if not same_proxies:
             for name in client.proxies():
                 client.delete(name)
+    respawned = _respawn(impl, in_place, checkpoint)
+    gone = [name for name in old if name not in respawned]
     if hasattr(impl, "remove_all"):  # the local backend ends them all at once (SIGKILL: their data goes too)
-        impl.remove_all(old)
+        impl.remove_all(gone)
     else:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(impl.remove, old))
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(gone)))) as pool:
+            list(pool.map(impl.remove, gone))
     impl.stack = stack  # launches read the services from it
     running.adopt(stack, plan)
     running.meta.update(scale=dict(scale or {}), profile=plan.profile)
@@ -68,8 +77,9 @@ def renew(
         if not same_proxies:
             populate(running.proxy_url, plan.proxies, running.proxy_token)
         if impl.kind == "docker":
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
+            new = [inst for inst in rest if inst.name not in respawned]
+            with ThreadPoolExecutor(max_workers=max(1, min(16, len(new)))) as pool:
+                _wait_futures([pool.submit(impl.launch, inst) for inst in new], checkpoint)
         else:
             checkpoint()
             impl.checkpoint = checkpoint
@@ -86,9 +96,28 @@ def renew(
     return [
         f"proxies reset ({toxics} toxic(s) removed, all enabled)"
         + (f", {len(plan.proxies)} link proxies kept" if same_proxies else f" and created again: {len(plan.proxies)} link proxies"),
-        f"every instance but {proxy_name} started afresh, kept data emptied: {len(old)} removed, {len(rest)} launched",
+        f"every instance but {proxy_name} started afresh, kept data emptied: {len(gone)} removed, "
+        f"{len(rest) - len(respawned)} launched" + (f", {len(respawned)} forked anew in their containers" if respawned else ""),
         f"applied: scale {_scale_text(spec)}, profile {plan.profile}, env {env_text or 'as the stack file says'}",
     ]
+
+
+def _respawn(impl: Any, names: list[str], checkpoint: Callable[[], None]) -> set[str]:
+    """Fresh instances in place, side by side; those whose respawn was not confirmed are left to be replaced."""
+    if not names:
+        return set()
+    done: set[str] = set()
+
+    def one(name: str) -> None:
+        try:
+            impl.respawn(name)
+            done.add(name)
+        except StackError:
+            pass  # removed and launched anew instead
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:
+        _wait_futures([pool.submit(one, name) for name in names], checkpoint)
+    return done
 
 
 def _scale_text(spec: Any) -> str:
