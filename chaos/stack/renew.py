@@ -8,7 +8,7 @@ from typing import Any
 
 from chaos.stack.bringup import _no_checkpoint, _wait_futures, _wait_healthy, _with_env, populate
 from chaos.stack.errors import StackError
-from chaos.stack.plan import Plan
+from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.running import RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
 
@@ -61,30 +61,25 @@ def renew(
         if not same_proxies:
             for name in client.proxies():
                 client.delete(name)
-    respawned = _respawn(impl, in_place, checkpoint)
-    gone = [name for name in old if name not in respawned]
-    if hasattr(impl, "remove_all"):  # the local backend ends them all at once (SIGKILL: their data goes too)
-        impl.remove_all(gone)
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, min(16, len(gone)))) as pool:
-            list(pool.map(impl.remove, gone))
+    if not same_proxies:
+        populate(running.proxy_url, plan.proxies, running.proxy_token)
     impl.stack = stack  # launches read the services from it
-    running.adopt(stack, plan)
-    running.meta.update(scale=dict(scale or {}), profile=plan.profile)
-    running.persist()
     rest = [i for i in plan.instances if i.name != proxy_name]
+    respawned: set[str] = set()
     try:
-        if not same_proxies:
-            populate(running.proxy_url, plan.proxies, running.proxy_token)
-        if impl.kind == "docker":
-            new = [inst for inst in rest if inst.name not in respawned]
-            with ThreadPoolExecutor(max_workers=max(1, min(16, len(new)))) as pool:
-                _wait_futures([pool.submit(impl.launch, inst) for inst in new], checkpoint)
-        else:
+        if impl.kind == "local":
+            impl.remove_all(old)  # all at once (SIGKILL: their data goes too)
+            running.adopt(stack, plan)
+            running.persist()
             checkpoint()
             impl.checkpoint = checkpoint
             impl.launch_all(rest)  # forked: each in the births file before it runs
-            running.persist()
+        else:
+            running.adopt(stack, plan)
+            respawned = _replace_containers(impl, rest, [n for n in old if n not in {i.name for i in rest}],
+                                            set(in_place), checkpoint)
+        running.meta.update(scale=dict(scale or {}), profile=plan.profile)
+        running.persist()
         _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
     finally:
         running.persist()
@@ -92,32 +87,41 @@ def renew(
             # Not ours to end: what was launched for a stack brought up by
             # another command must outlive this process, as that stack does.
             impl.detach()
+    gone = len(old) - len(respawned)
     env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
     return [
         f"proxies reset ({toxics} toxic(s) removed, all enabled)"
         + (f", {len(plan.proxies)} link proxies kept" if same_proxies else f" and created again: {len(plan.proxies)} link proxies"),
-        f"every instance but {proxy_name} started afresh, kept data emptied: {len(gone)} removed, "
+        f"every instance but {proxy_name} started afresh, kept data emptied: {gone} removed, "
         f"{len(rest) - len(respawned)} launched" + (f", {len(respawned)} forked anew in their containers" if respawned else ""),
         f"applied: scale {_scale_text(spec)}, profile {plan.profile}, env {env_text or 'as the stack file says'}",
     ]
 
 
-def _respawn(impl: Any, names: list[str], checkpoint: Callable[[], None]) -> set[str]:
-    """Fresh instances in place, side by side; those whose respawn was not confirmed are left to be replaced."""
-    if not names:
-        return set()
-    done: set[str] = set()
+def _replace_containers(impl: Any, instances: list[InstancePlan], dropped: list[str], in_place: set[str],
+                        checkpoint: Callable[[], None]) -> set[str]:
+    """Every container at once: a fresh instance in place where it can (respawn), else removed and launched anew.
 
-    def one(name: str) -> None:
-        try:
-            impl.respawn(name)
-            done.add(name)
-        except StackError:
-            pass  # removed and launched anew instead
+    Returns the names respawned in place; a respawn that is not confirmed
+    falls back to a new container.
+    """
+    respawned: set[str] = set()
 
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:
-        _wait_futures([pool.submit(one, name) for name in names], checkpoint)
-    return done
+    def renew_one(inst: InstancePlan) -> None:
+        if inst.name in in_place:
+            try:
+                impl.respawn(inst.name)
+                respawned.add(inst.name)
+                return
+            except StackError:
+                pass  # replaced by a new container instead
+        impl.remove(inst.name)
+        impl.launch(inst)
+
+    work = [(renew_one, inst) for inst in instances] + [(impl.remove, name) for name in dropped]
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(work)))) as pool:
+        _wait_futures([pool.submit(call, arg) for call, arg in work], checkpoint)
+    return respawned
 
 
 def _scale_text(spec: Any) -> str:
