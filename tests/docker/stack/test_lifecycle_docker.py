@@ -1,5 +1,5 @@
-"""Issue 18 and 20 on the real engine: only the published loopback ports answer from the host without the
-run's secrets, a crash is restarted as locally, faults due together start together, the attach sequence
+"""Issue 18 and 20 on the real engine: nothing answers from the host without the run's secrets (nothing is
+published; the toolkit reaches containers at their pinned addresses), a crash is restarted as locally, faults due together start together, the attach sequence
 gives a fresh stack's verdicts, and interrupts at random instants leave nothing."""
 
 from __future__ import annotations
