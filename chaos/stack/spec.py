@@ -179,7 +179,7 @@ def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-_PROBE_KINDS = {"http_json", "metric", "quantile", "ratio", "state"}
+_PROBE_KINDS = {"http_json", "metric", "quantile", "rate", "ratio", "state"}
 
 
 def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
