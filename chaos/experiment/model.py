@@ -127,17 +127,29 @@ class SteadyCheck(Check):
 
 
 class RecoveryCheck(Check):
-    """Must come true within a deadline (recovery time is measured), or hold throughout a window."""
+    """Must come true within a deadline (recovery time is measured), or hold throughout a window.
+
+    A ``within`` check is a recovery: the probe must first be seen failing
+    (on a read made after the fault was injected), then passing by the
+    deadline; the recovery time runs from the clock's start to that pass.
+    """
 
     within: Duration | None = Field(None, description="deadline, counted from `after` (default: end of the method)")
     throughout: Duration | None = Field(None, description="must hold at every sample for this long")
     after: Name | None = Field(None, description="id of the method step whose end starts the clock")
-    every: Duration = Field(0.25, description="polling interval")
+    every: Duration = Field(0.25, description="sampling interval of this probe (at most the experiment's sample_every)")
+    undisturbed: Literal["fail", "pass"] | None = Field(
+        None,
+        description="within: what it means when the probe never failed after the fault (outcome 'not disturbed', "
+        "no recovery time): fail (the default: the check measured nothing) or pass (acceptable here)",
+    )
 
     @model_validator(mode="after")
     def _one_timing(self) -> RecoveryCheck:
         if (self.within is None) == (self.throughout is None):
             raise ValueError("a recovery assertion takes exactly one of within (deadline) or throughout (window)")
+        if self.undisturbed is not None and self.within is None:
+            raise ValueError("undisturbed applies to within (a recovery), not to throughout")
         return self
 
 

@@ -16,7 +16,7 @@ h1{font-size:1.35em;margin:0 0 6px}h2{font-size:1.1em;margin:28px 0 8px;border-b
 .verdict{display:inline-block;color:#fff;font-weight:bold;padding:4px 12px;border-radius:6px;letter-spacing:.05em}
 .reason{margin:8px 0 0;color:#444}
 table{border-collapse:collapse;width:100%;font-size:.88em}td,th{border:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}tr.fail td{background:#fff1f0}tr.ok td.mark{color:#1a7f37}tr.fail td.mark{color:#cf222e;font-weight:bold}
+th{background:#f6f8fa}tr.fail td{background:#fff1f0}tr.undisturbed td{background:#fff8e5}tr.ok td.mark{color:#1a7f37}tr.fail td.mark{color:#cf222e;font-weight:bold}
 .legend span{display:inline-block;margin-right:16px;font-size:.85em}.swatch{display:inline-block;width:12px;height:12px;vertical-align:middle;margin-right:4px}
 .muted{color:#666;font-size:.85em}code{font-size:.95em}
 """
@@ -38,9 +38,15 @@ def _assertions(data: ReportData) -> str:
             "<th>recovery</th><th>detail</th></tr>"]
     for a in data.assertions:
         ok = bool(a.get("ok"))
-        recovery = f"{a['recovery_s']:.2f} s" if a.get("recovery_s") is not None else ""
+        undisturbed = a.get("outcome") == "not_disturbed"
+        if a.get("recovery_s") is not None:
+            recovery = f"{a['recovery_s']:.2f} s"
+        else:
+            recovery = "not disturbed" if undisturbed else ""
+        state = ("ok" if ok else "fail") + (" undisturbed" if undisturbed else "")
         rows.append(
-            f'<tr class="assertion {"ok" if ok else "fail"}"><td class="mark">{"&#10003;" if ok else "&#10007;"}</td>'
+            f'<tr class="assertion {state}" data-outcome="{escape(str(a.get("outcome") or ("ok" if ok else "failed")))}">'
+            f'<td class="mark">{"&#10003;" if ok else "&#10007;"}</td>'
             f"<td>{escape(str(a.get('check')))}</td><td>{escape(str(a.get('phase', '')).replace('_', ' '))}</td>"
             f"<td><code>{escape(str(a.get('probe')))}</code></td><td>{escape(str(a.get('expect')))} "
             f"<span class=muted>({escape(str(a.get('mode')))})</span></td><td>{escape(_observed(a))}</td>"

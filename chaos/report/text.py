@@ -46,8 +46,10 @@ def explain(journal: dict[str, Any], report: str | None = None, around: float = 
             f"failed assertion {a.get('check')} ({str(a.get('phase', '')).replace('_', ' ')}, {a.get('mode')}): probe {a.get('probe')}",
             f"  expected: {a.get('expect')}",
             f"  observed: {last}",
-            f"  {a.get('message')}",
         ]
+        if a.get("outcome") == "not_disturbed":
+            lines.append("  outcome: not disturbed (the probe never failed after the fault: nothing recovered, no recovery time)")
+        lines.append(f"  {a.get('message')}")
     first = failed[0] if failed else None
     t = _failure_time(journal, first)
     start, end = t - around, t + around

@@ -121,8 +121,11 @@ class CheckResult(Event):
     ok: bool
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)  # (t, value), latest last
-    recovery_s: float | None = None  # within: time from the anchor to the first pass
+    recovery_s: float | None = None  # recovery within: anchor -> first pass after an observed disturbance; else None
     anchor: str | None = None
+    outcome: str = ""  # ok | failed | not_disturbed (a recovery whose probe never failed after the fault)
+    disturbed_at: float | None = None  # recovery within: t of the first failing read after the fault
+    disturbed_by: str | None = None  # "value" | "unreadable"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,8 @@ def line_for(event: ev.Event) -> str | None:
             if event.reason == "nothing to undo":
                 return f"fault {event.fault} [{event.step}] done (nothing to undo, {event.active_s:.2f}s)"
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
+        case ev.CheckResult() if event.ok and event.outcome == "not_disturbed":
+            return f"ok   {event.phase.replace('_', ' ')}: {event.check}: not disturbed (accepted; no recovery time)"
         case ev.CheckResult() if event.ok:
             took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
             last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
@@ -64,4 +66,6 @@ def summary(journal: dict[str, Any]) -> list[str]:
     for result in journal.get("assertions", []):
         if result.get("recovery_s") is not None and result["ok"]:
             lines.append(f"recovered: {result['check']} after {result['recovery_s']:.2f}s (from {result['anchor']})")
+        elif result.get("outcome") == "not_disturbed":
+            lines.append(f"not disturbed: {result['check']} (its probe never failed after the fault: no recovery time)")
     return lines

@@ -219,16 +219,33 @@ class Runner:
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
-        recovery = None
-        if mode == "within" and phase in ("method", "recovery") and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
-            recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
+        # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
-            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=recovery, anchor=anchor,
+            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
+            anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
+            disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
         self.results.append(stamped)  # type: ignore[arg-type]
         return stamped  # type: ignore[return-value]
+
+    def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
+        """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
+        assert self.sampler is not None
+        key = probe_key(ref, params)
+        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+
+    def _disturbance_start(self, after: str | None) -> tuple[float, str]:
+        """From when a failing read counts as the fault's disturbance: the end of the `after` fault's
+        injection call, else of the method's first injection, else the method's start."""
+        injected = [e for e in self.journal.events if e["kind"] == "fault_injected"]
+        chosen = [e for e in injected if e["step"] == after] or injected[:1]
+        if chosen:
+            event = chosen[-1] if after else chosen[0]
+            return float(event["began"]) + float(event.get("took_s") or 0.0), f"{event['step']} injected"
+        starts = [e["t"] for e in self.journal.events if e["kind"] == "phase_started" and e["phase"] == "method"]
+        return (float(starts[-1]), "method start") if starts else (self.now(), "now")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -330,14 +347,14 @@ class Runner:
         self.reader = ProbeReader(self.stack)
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
-        every: list[tuple[Any, dict[str, Any]]] = [(c.probe, c.with_) for c in exp.steady_state]
-        every += [(c.probe, c.with_) for c in exp.recovery]
-        every += [(p.step.probe, p.step.with_) for p in plan if isinstance(p.step, m.CheckStep)]
-        every += [(c.probe, c.with_) for c in exp.abort_if]
-        every += [(ref, {}) for ref in exp.observe]
-        for ref, given in every:
+        every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
+        every += [(c.probe, c.with_, c.every) for c in exp.recovery]
+        every += [(p.step.probe, p.step.with_, p.step.every) for p in plan if isinstance(p.step, m.CheckStep)]
+        every += [(c.probe, c.with_, None) for c in exp.abort_if]
+        every += [(ref, {}, None) for ref in exp.observe]
+        for ref, given, rate in every:
             self.reader.check(ref)
-            self.sampler.add_probe(ref, self._params(ref, given))
+            self.sampler.add_probe(ref, self._params(ref, given), rate)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
@@ -363,9 +380,10 @@ class Runner:
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
             label = check.id or f"steady_state[{i}] {check.label()}"
             params = self._params(check.probe, check.with_)
-            outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor,
-                                    check.within if check.within is not None else exp.settle, exp.sample_every,
-                                    self.stop, phase.replace("_", " "))
+            outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor,
+                                        deadline_s=check.within if check.within is not None else exp.settle,
+                                        anchor_name=phase.replace("_", " "))
             return self._record(label, phase, check, "within", outcome, anchor, phase)
 
         results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
@@ -457,9 +475,11 @@ class Runner:
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
+            # the effect must show within the deadline: the first pass read after the check's start (no recovery time)
             anchor = self.now()
-            outcome = checks.within(label, self._reader(step.probe, params), self._expect(step.expect), self.now, anchor,
-                                    step.within, step.every, self.stop, f"t={anchor:.2f}s")
+            outcome = checks.from_reads(label, self._reads(step.probe, params), self._expect(step.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor, deadline_s=step.within,
+                                        anchor_name=f"t={anchor:.2f}s")
             return self._record(label, "method", step, "within", outcome, anchor, label)
         if step.throughout is not None or step.during is not None:
             watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
@@ -484,8 +504,11 @@ class Runner:
             anchor_text = f"{check.after} ending" if check.after else "method end"
             params = self._params(check.probe, check.with_)
             if check.within is not None:
-                outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor_t,
-                                        check.within, check.every, self.stop, anchor_text)
+                since, since_name = self._disturbance_start(check.after)
+                outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                            self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
+                                            anchor_name=anchor_text, disturbance=True, since_name=since_name,
+                                            undisturbed_ok=check.undisturbed == "pass")
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
@@ -541,7 +564,8 @@ class Runner:
         weakness = self.experiment.known_weakness
         if weakness is None:
             return None
-        failed = {r.check for r in self.results if not r.ok}
+        # a declared check that was not disturbed did not show the weakness: it counts apart from a real failure
+        failed = {r.check if r.outcome != "not_disturbed" else f"{r.check} (not disturbed)" for r in self.results if not r.ok}
         return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
 
     def _finish(self, verdict: Verdict, reason: str) -> RunResult:
@@ -558,12 +582,14 @@ class Runner:
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
             for a in self.active
         ]
-        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
+        # recovery times of disturbed checks only; the undisturbed ones are listed apart (they measured nothing)
+        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
+        undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
             verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
         )

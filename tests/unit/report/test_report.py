@@ -154,3 +154,20 @@ def test_a_run_that_never_sampled_still_reports_why() -> None:
     assert 'data-verdict="errored"' in html and "edge-2 did not become healthy" in html
     assert "No assertion was judged" in html and "<svg" in html
     assert explain(doc).splitlines()[0] == "ERRORED: stack failed"
+
+
+def test_a_check_that_was_not_disturbed_shows_no_recovery_time() -> None:
+    from chaos.run.progress import summary
+
+    undisturbed = {"check": "room-live-again", "phase": "recovery", "probe": "room.state", "expect": "live", "mode": "within",
+                   "ok": False, "outcome": "not_disturbed", "recovery_s": None, "anchor": "kill-edge ending",
+                   "message": "room-live-again: not disturbed: live held at all 40 samples", "observed": [[6.0, "live"]]}
+    doc = journal(assertions=[*journal()["assertions"], undisturbed], not_disturbed=["room-live-again"])
+    html = render_journal(doc)
+    row = next(line for line in html.split("<tr") if "room-live-again" in line)
+    assert 'data-outcome="not_disturbed"' in row and ">not disturbed<" in row and " s<" not in row
+    assert "1.50 s" in html  # the disturbed check keeps its figure
+    text = explain({**doc, "_path": "j.json"})
+    assert "  outcome: not disturbed (the probe never failed after the fault: nothing recovered, no recovery time)" in text
+    assert summary(doc) == ["recovered: relaunched after 1.50s (from x)",
+                            "not disturbed: room-live-again (its probe never failed after the fault: no recovery time)"]

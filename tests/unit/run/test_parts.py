@@ -237,3 +237,12 @@ def test_windows_tell_unreadable_from_violated() -> None:
     outcome = judge([None, None, None, 0])
     assert not outcome.ok and "3 of 4 samples unreadable (from t=0.00s): nothing to judge by" in outcome.message
     assert not judge([]).ok
+
+
+def test_progress_says_not_disturbed_and_shows_no_time() -> None:
+    accepted = line_for(ev.CheckResult(check="back", phase="recovery", probe="p", expect=">= 0.9", mode="within", ok=True,
+                                       message="", outcome="not_disturbed"))
+    assert accepted == "ok   recovery: back: not disturbed (accepted; no recovery time)"
+    refused = line_for(ev.CheckResult(check="back", phase="recovery", probe="p", expect=">= 0.9", mode="within", ok=False,
+                                      message="back: not disturbed: ...", outcome="not_disturbed"))
+    assert refused == "FAIL recovery: back: not disturbed: ..."

@@ -223,12 +223,18 @@ known_weakness: {description: relaunch is slow, deviates: [fast]}
 method:
   - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
 recovery:
-  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 100ms, after: kill-edge}
+  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 1s, after: kill-edge}
 """
     result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=2))
     assert result.verdict is Verdict.DEVIATED and result.as_declared is True and result.exit_code == 0
-    result, *_ = run(body, tmp_path / "b", FakeStack(relaunch_s=0.01))
+    result, *_ = run(body, tmp_path / "b", FakeStack(relaunch_s=0.3))
     assert result.verdict is Verdict.PASSED and result.as_declared is False and result.exit_code == 1
+    # a declared check that failed only because it was never disturbed did not show the weakness either
+    stack = FakeStack(relaunch_s=0.3)
+    stack.value_overrides["room.relaunches"] = 1.0
+    result, journal, *_ = run(body, tmp_path / "c", stack)
+    assert [a["outcome"] for a in journal["assertions"] if a["check"] == "fast"] == ["not_disturbed"]
+    assert result.verdict is Verdict.DEVIATED and result.as_declared is False and result.exit_code == 1
 
 
 def test_staff_reduction_slows_recovery(tmp_path: Path) -> None:
