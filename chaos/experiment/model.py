@@ -420,6 +420,43 @@ class Load(Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="extra parameters for the stack's load")
 
 
+class BackWithin(Strict):
+    """The share of listeners (those on the room before the relaunch, still there or given up) back within N s."""
+
+    seconds: Duration = Field(gt=0, description="counted from each relaunch")
+    fraction: Expect = Field(description="e.g. '>= 0.9' or '>= 90%'")
+
+
+HISTORY_ASSERTIONS = ("no_split_brain", "never_heard_relaunch", "max_gap", "max_gap_p99", "duplicates",
+                      "out_of_order", "relaunches", "back_within")
+
+
+class HistoryCheck(Strict):
+    """Assertions on what every listener heard (the stack's per-listener histories), judged at the end of recovery."""
+
+    id: Name = Field("history", description="prefix of the assertion ids: history.max_gap_p99, ...")
+    room: str | None = Field(None, description="default: the load's room")
+    no_split_brain: Literal[True] | None = Field(
+        None, description="no listener received a frame of an older generation after a newer one")
+    never_heard_relaunch: Expect | None = Field(
+        None, description="listeners (on the room before its last relaunch) that never heard the relaunched room, e.g. '== 0'")
+    max_gap: Expect | None = Field(None, description="the largest gap of any listener, e.g. '< 10s'")
+    max_gap_p99: Expect | None = Field(None, description="p99 over listeners of each one's largest gap, e.g. '< 3s'")
+    duplicates: Expect | None = Field(None, description="duplicated frames over all listeners, e.g. '== 0'")
+    out_of_order: Expect | None = Field(None, description="frames out of order over all listeners, e.g. '== 0'")
+    relaunches: Expect | None = Field(None, description="relaunches of the room, e.g. '>= 1'")
+    back_within: BackWithin | None = Field(None, description="after each relaunch: {seconds: 10, fraction: '>= 0.9'}")
+
+    @model_validator(mode="after")
+    def _something(self) -> HistoryCheck:
+        if all(getattr(self, key) is None for key in HISTORY_ASSERTIONS):
+            raise ValueError(f"history asserts nothing; give at least one of {', '.join(HISTORY_ASSERTIONS)}")
+        return self
+
+    def asserted(self) -> list[str]:
+        return [key for key in HISTORY_ASSERTIONS if getattr(self, key) is not None]
+
+
 class KnownWeakness(Strict):
     """Declares that this experiment demonstrates a weakness: it passes only if it deviates exactly so."""
 
@@ -446,4 +483,5 @@ class Experiment(Strict):
     method: list[Step] = Field(default_factory=list)
     recovery: list[RecoveryCheck] = Field(default_factory=list)
     abort_if: list[AbortCondition] = Field(default_factory=list)
+    history: HistoryCheck | None = Field(None, description="assertions on every listener's history, judged after recovery")
     known_weakness: KnownWeakness | None = None

@@ -129,6 +129,31 @@ class CheckResult(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HistoryChecked(Event):
+    """The listeners' histories were read and checked (chaos.checkers.history); assertions follow as CheckResults."""
+
+    room: str
+    listeners: int
+    max_gap_p99_s: float | None
+    never_heard_relaunch: int
+    split_brain: int
+    duplicates: int
+    out_of_order: int
+    back_within: list[dict[str, Any]]  # per relaunch: generation, listeners, fractions back
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaunchesAudited(Event):
+    """The system's relaunch records, each attributed to the faults active when its failure began."""
+
+    room: str
+    relaunches: list[dict[str, Any]]  # chaos.checkers.relaunches.Attributed.to_json()
+    unexpected: int | None  # None: the stack declares no relaunch records, or none could be read
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AbortTriggered(Event):
     reason: str
     condition: str | None = None

@@ -36,6 +36,21 @@ def line_for(event: ev.Event) -> str | None:
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"
+        case ev.HistoryChecked():
+            back = "; ".join(f"gen {r['generation']}: " + ", ".join(f"{f if f is None else round(f, 3)} back within {k}s"
+                                                                    for k, f in r["fractions"].items())
+                             for r in event.back_within)
+            p99 = "none" if event.max_gap_p99_s is None else f"{event.max_gap_p99_s:.2f}s"
+            return (f"history of {event.room}: {event.listeners} listeners, largest gap p99 {p99}, "
+                    f"{event.never_heard_relaunch} never heard the relaunch, {event.split_brain} split brain, "
+                    f"{event.duplicates} duplicates, {event.out_of_order} out of order" + (f"; {back}" if back else ""))
+        case ev.RelaunchesAudited() if event.unexpected is None:
+            return f"relaunches of {event.room}: not known ({'; '.join(event.errors) or 'the stack declares no relaunch records'})"
+        case ev.RelaunchesAudited():
+            odd = [r for r in event.relaunches if r.get("unexpected")]
+            shown = ", ".join(f"gen {r['generation']} (failure at t={r['failed_t']})" for r in odd)
+            return (f"relaunches of {event.room}: {len(event.relaunches)}, unexpected (no fault active): {event.unexpected}"
+                    + (f": {shown}" if shown else ""))
         case ev.AbortTriggered():
             return f"ABORT: {event.reason}"
         case ev.RunError():

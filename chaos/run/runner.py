@@ -29,7 +29,8 @@ from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.labels import RunIdentity
-from chaos.run import checks, timeline
+from chaos.checkers.relaunches import FaultWindow, attribute
+from chaos.run import checks, histories, timeline
 from chaos.run import events as ev
 from chaos.run import faults as fault_handlers
 from chaos.run.faults import ActiveFault, FaultContext
@@ -110,6 +111,8 @@ class Runner:
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
+        self.history: histories.Collected | None = None  # the listeners' histories, read at the end
+        self.relaunch_audit: ev.RelaunchesAudited | None = None
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -292,6 +295,7 @@ class Runner:
                     watch.armed = False
                 self.check_stop()
                 self._steady("steady_state_after")
+                self._history()
             except Deviation as dev:
                 verdict, reason = Verdict.DEVIATED, str(dev)
             except AbortRun as abort:
@@ -524,6 +528,61 @@ class Runner:
 
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
+    def _room(self) -> str:
+        exp = self.experiment
+        if exp.history is not None and exp.history.room:
+            return exp.history.room
+        return exp.load.room if exp.load is not None else "launch"
+
+    def _read_history(self) -> histories.Collected:
+        spec = self.experiment.history
+        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        collected = histories.collect(self.stack, self._room(), back)
+        report = collected.report
+        if report is not None:
+            self.emit(ev.HistoryChecked(
+                room=report.room, listeners=report.listeners, max_gap_p99_s=report.max_gap_p99_s,
+                never_heard_relaunch=report.never_heard_count, split_brain=report.split_brain_count,
+                duplicates=report.duplicates, out_of_order=report.out_of_order,
+                back_within=[{"generation": r.generation, "listeners": r.listeners, "fractions": r.back_within}
+                             for r in report.relaunches],
+                errors=collected.errors))
+        return collected
+
+    def _history(self) -> None:
+        """Judge the experiment's ``history:`` assertions on every listener's history, read now."""
+        spec = self.experiment.history
+        if spec is None:
+            return
+        self.emit(ev.PhaseStarted(phase="history"))
+        self.history = collected = self._read_history()
+        for judged in histories.judge(spec, collected):
+            stamped = self.emit(ev.CheckResult(
+                check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
+                mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
+            ))
+            self.results.append(stamped)  # type: ignore[arg-type]
+
+    def _audit_relaunches(self) -> None:
+        """Read the room's relaunch records and attribute each to the faults active when its failure began."""
+        if self.stack is None:
+            return
+        try:
+            if self.history is None and histories.declared(self.stack):
+                self.history = self._read_history()  # for the journal and the report, judged or not
+            room = self._room()
+            records, errors = histories.fetch_relaunches(self.stack, room)  # afresh: relaunches during the rollback count too
+            if records is None:
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[], unexpected=None, errors=errors)
+            else:
+                windows = [FaultWindow(a.step, a.injected_t, a.rolled_back_t) for a in self.active if a.injected_t is not None]
+                found = attribute(records, windows, float(self.journal.header.get("t0_wall") or 0.0))
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
+                                                           unexpected=sum(1 for f in found if f.unexpected), errors=errors)
+            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+        except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
+            self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
+
     # ------------------------------------------------------------------ the end, on every path
 
     def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
@@ -538,6 +597,7 @@ class Runner:
         if self.sampler is not None:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._audit_relaunches()  # while the stack is still up, on every path
         if opened is not None and self.stack is not None:
             self.emit(ev.PhaseStarted(phase="teardown"))
             try:
@@ -592,6 +652,9 @@ class Runner:
             assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
+            history=self.history.to_json() if self.history else None,
+            relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
+            unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 
