@@ -534,10 +534,19 @@ class Runner:
             return exp.history.room
         return exp.load.room if exp.load is not None else "launch"
 
-    def _read_history(self) -> histories.Collected:
+    def _read_history(self, settle: bool = False) -> histories.Collected:
+        """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
+        is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
         spec = self.experiment.history
         back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
         collected = histories.collect(self.stack, self._room(), back)
+        if settle and collected.report is not None and collected.report.relaunches:
+            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            left = max(r.at for r in collected.report.relaunches) + grace - time.time()
+            if left > 0:
+                self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
+                self.sleep_until(self.now() + left)
+                collected = histories.collect(self.stack, self._room(), back)
         report = collected.report
         if report is not None:
             self.emit(ev.HistoryChecked(
@@ -555,7 +564,7 @@ class Runner:
         if spec is None:
             return
         self.emit(ev.PhaseStarted(phase="history"))
-        self.history = collected = self._read_history()
+        self.history = collected = self._read_history(settle=True)
         for judged in histories.judge(spec, collected):
             stamped = self.emit(ev.CheckResult(
                 check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
