@@ -147,11 +147,13 @@ def from_reads(
     when = f"within {format_duration(deadline_s)} of {anchor_name}"
     while True:
         closed = now() > end  # read before the reads: every read in hand by the deadline is in the snapshot
-        found = assess(reads(), expect, since, end, disturbance)
+        snapshot = reads()
+        found = assess(snapshot, expect, since, end, disturbance)
         if found.first_ok is not None or closed or stop.is_set():
             break
         stop.wait(poll)
-    observed = [(r.t, r.value) for r in found.reads]
+    # what was observed, for the message and the journal: also what came in after the deadline (it does not count)
+    observed = [(r.t, r.value) for r in sorted(snapshot, key=lambda r: r.t) if r.started >= since]
     ok = found.first_ok
     if ok is not None:
         took = max(0.0, ok.t - anchor_t)
@@ -173,8 +175,9 @@ def from_reads(
     fail = found.first_fail
     if disturbance and fail is None:
         if not found.reads:
-            return Outcome(False, f"{label}: no sample of the probe was read between {since_name} (t={since:.2f}s) "
-                                  f"and the deadline (t={end:.2f}s): nothing to judge by", observed)
+            return Outcome(False, f"{label}: expected {expect} {when}; no sample of the probe was in hand between "
+                                  f"{since_name} (t={since:.2f}s) and the deadline (t={end:.2f}s): nothing to judge by; "
+                                  f"last observed {_last(observed)}", observed)
         verdict = ("accepted (undisturbed: pass)" if undisturbed_ok else
                    "a recovery check that sees no disturbance measures nothing; set undisturbed: pass if that is acceptable")
         return Outcome(
