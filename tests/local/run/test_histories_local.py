@@ -107,3 +107,25 @@ def test_history_checker_on_the_crowds_real_histories_after_an_edge_loss(stack) 
     assert report.max_gap_p50_s is not None and report.max_gap_p50_s >= CI["HEARTBEAT_TIMEOUT"] * 0.8
     assert report.split_brain_count == 0 and report.duplicates == 0
     assert collected.relaunch_records and collected.relaunch_records[-1]["generation"] == relaunch.generation
+
+
+@pytest.mark.timeout(120)
+def test_history_on_demand_from_the_command_line(stack) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from chaos.cli.main import cli
+
+    room = "hist-cli"
+    stack.load("start", room=room, listeners=6, ramp_s=0.5)
+    try:
+        until(lambda: (stack.probe("crowd.hearing") or 0) >= 6, 30 * MARGIN, "6 listeners hearing")
+        text = CliRunner().invoke(cli, ["history", stack.run_id, "--room", room])
+        assert text.exit_code == 0, text.output
+        assert f"room {room}: 6 listeners (6 listening, 0 gave up)" in text.output
+        assert "duplicates 0, out of order 0, split brain 0" in text.output
+        doc = CliRunner().invoke(cli, ["history", stack.run_id, "--room", room, "--json"])
+        assert doc.exit_code == 0 and json.loads(doc.output)["report"]["listeners"] == 6
+    finally:
+        stack.load("drain", fraction=1.0)
