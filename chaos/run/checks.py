@@ -26,6 +26,7 @@ from chaos.experiment.expect import Expectation
 from chaos.run.observe import Read, Watch
 
 Reader = Callable[[], Any]
+EVIDENCE_WAIT_S = 2.0  # how long a check whose deadline has passed waits for one read to show in its message
 
 
 @dataclass
@@ -152,6 +153,14 @@ def from_reads(
         if found.first_ok is not None or closed or stop.is_set():
             break
         stop.wait(poll)
+    # a deadline already past when judging began (a very short one): wait a little for one read made
+    # after `since`, so that the message can say what the probe showed (it cannot pass any more)
+    waited_until = now() + EVIDENCE_WAIT_S
+    while found.first_ok is None and not stop.is_set() and now() < waited_until:
+        if any(r.started >= since for r in snapshot):
+            break
+        stop.wait(poll)
+        snapshot = reads()
     # what was observed, for the message and the journal: also what came in after the deadline (it does not count)
     observed = [(r.t, r.value) for r in sorted(snapshot, key=lambda r: r.t) if r.started >= since]
     ok = found.first_ok

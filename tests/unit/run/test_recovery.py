@@ -155,3 +155,16 @@ recovery:
     killed = next(e for e in journal["events"] if e["kind"] == "fault_injected")["began"]
     polling = next(e["t"] for e in journal["events"] if e["kind"] == "phase_started" and e["phase"] == "recovery")
     assert 0.3 <= recovery < polling - killed  # timed from the samples, not from when the recovery phase began
+
+
+def test_a_deadline_shorter_than_the_sampling_still_says_what_the_probe_showed(tmp_path: Path) -> None:
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: at-once, probe: room.relaunches, expect: ">= 1", within: 10ms, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=5))
+    check = next(a for a in journal["assertions"] if a["check"] == "at-once")
+    assert not check["ok"] and check["observed"] and check["observed"][-1][1] == 0.0
+    assert "last observed 0 at t=" in check["message"]
