@@ -8,7 +8,7 @@ what was expected, what was observed and when, e.g.
 
 A recovery is judged from the sampler's reads (``Read``: when the read
 started, when its value was in hand, the value): the probe must first be
-seen failing on a read that *started* after the fault was injected, then
+seen failing on a read that *started* once the fault's injection began, then
 passing on a later read whose value was in hand by the deadline. A probe
 that never failed was not disturbed: nothing recovered, no recovery time.
 """

@@ -240,13 +240,15 @@ class Runner:
         return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
 
     def _disturbance_start(self, after: str | None) -> tuple[float, str]:
-        """From when a failing read counts as the fault's disturbance: the end of the `after` fault's
-        injection call, else of the method's first injection, else the method's start."""
+        """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
+        fault's injection began (else the method's first injection's, else the method's start). Not once
+        the injection call returned: a slow call (docker kill on a busy engine) can outlast the whole
+        disturbance, a relaunch included."""
         injected = [e for e in self.journal.events if e["kind"] == "fault_injected"]
         chosen = [e for e in injected if e["step"] == after] or injected[:1]
         if chosen:
             event = chosen[-1] if after else chosen[0]
-            return float(event["began"]) + float(event.get("took_s") or 0.0), f"{event['step']} injected"
+            return float(event["began"]), f"{event['step']} injected"
         starts = [e["t"] for e in self.journal.events if e["kind"] == "phase_started" and e["phase"] == "method"]
         return (float(starts[-1]), "method start") if starts else (self.now(), "now")
 
