@@ -84,6 +84,10 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
         assert 'data-verdict="passed"' in Path(props[name]["report"]).read_text()
         assert cases[name].find("failure") is None and cases[name].find("error") is None
     assert origins == {baseline: "brought_up", host: "reused"}  # the pooled stack: started once, then reused
+    # JUnit carries recovery times only for recoveries whose disturbance was seen, and says when one was not
+    assert float(props[host]["recovery_s:backup-account"]) > 0 and float(props[host]["recovery_s:hearing-again"]) > 0
+    assert ("recovery_s:listeners-connected" in props[host]) != (props[host].get("outcome:listeners-connected") == "not_disturbed")
+    assert not any(k.startswith("recovery_s:") for k in props[baseline])  # steady state and windows have no recovery time
     host_report = Path(props[host]["report"]).read_text()
     assert "stack reused: " in host_report and "stack brought up" not in host_report
 
