@@ -66,7 +66,8 @@ class Return:
     reason: str | None
     inferred: bool
     listeners: int  # heard an older generation and stayed (or gave up): those who should come back
-    never: list[str]  # of them, never heard this generation or a newer one
+    never_count: int  # of them, how many never heard this generation or a newer one
+    never: list[str]  # the first SHOWN of those (the journal stays small with thousands of listeners)
     back_within: dict[str, float | None]  # "10" -> fraction back within 10 s of the relaunch
     back_s_p50: float | None  # seconds from the relaunch to the first frame of the new generation
     back_s_max: float | None
@@ -218,8 +219,8 @@ def _return(relaunch: Relaunch, listeners: list[_Listener], back_within: list[fl
         fractions[key] = (sum(1 for took in back_after if took is not None and took <= seconds) / len(population)
                           if population else None)
     times = [took for took in back_after if took is not None]
-    return Return(relaunch.generation, relaunch.at, relaunch.reason, relaunch.inferred, len(population), never,
-                  fractions, nearest_rank(times, 0.5), max(times) if times else None)
+    return Return(relaunch.generation, relaunch.at, relaunch.reason, relaunch.inferred, len(population), len(never),
+                  never[:SHOWN], fractions, nearest_rank(times, 0.5), max(times) if times else None)
 
 
 def check_room(room: str, raw_listeners: list[Mapping[str, Any]], now: float | None, dropped: int = 0,
@@ -234,13 +235,13 @@ def check_room(room: str, raw_listeners: list[Mapping[str, Any]], now: float | N
     split = [finding for listener in listeners for finding in _split_brain(listener)]
     dups = {listener.id: sum(int(s.get("dups") or 0) for s in listener.segments) for listener in listeners}
     reorders = {listener.id: sum(int(s.get("reorders") or 0) for s in listener.segments) for listener in listeners}
-    never = returns[-1].never if returns else []
+    never, never_count = (returns[-1].never, returns[-1].never_count) if returns else ([], 0)
     worst = sorted(gaps.items(), key=lambda kv: (-kv[1], kv[0]))[:SHOWN]
     return RoomHistory(
         room=room, listeners=len(listeners), active=sum(1 for x in listeners if x.active),
         gave_up=sum(1 for x in listeners if x.gave_up_t is not None),
         truncated=sum(1 for x in listeners if x.truncated), dropped=dropped,
-        never_heard_relaunch=never[:SHOWN], never_heard_count=len(never),
+        never_heard_relaunch=never, never_heard_count=never_count,
         max_gap_s=max(gaps.values()) if gaps else None, max_gap_p99_s=nearest_rank(list(gaps.values()), 0.99),
         max_gap_p50_s=nearest_rank(list(gaps.values()), 0.5), worst_gaps=worst,
         duplicates=sum(dups.values()), duplicate_listeners=sum(1 for v in dups.values() if v),

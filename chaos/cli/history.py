@@ -62,7 +62,7 @@ def command(run_id: str, room: str, back_within: str, as_json: bool) -> None:
         fraction = r.back_within.get(f"{window:g}")
         shown = "-" if fraction is None else f"{fraction:.0%}"
         click.echo(f"  relaunch to generation {r.generation} ({r.reason or ('inferred' if r.inferred else '-')}): "
-                   f"{r.listeners} listeners before, {shown} back within {back_within}, {len(r.never)} never")
+                   f"{r.listeners} listeners before, {shown} back within {back_within}, {r.never_count} never")
     if report.never_heard_count:
         click.echo(f"  never heard the relaunched room: {report.never_heard_count} "
                    f"(e.g. {', '.join(report.never_heard_relaunch[:5])})")

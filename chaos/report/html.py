@@ -116,7 +116,7 @@ def _history(data: ReportData) -> str:
             body += (f"<tr><td>{r['generation']}{' (inferred)' if r.get('inferred') else ''}</td>"
                      f"<td>{'t=' + format(at, '.2f') + 's' if at is not None else '-'}</td><td>{escape(str(r.get('reason') or '-'))}</td>"
                      f"<td>{r['listeners']}</td>{cells}<td>{_seconds(r.get('back_s_p50'))} / {_seconds(r.get('back_s_max'))}</td>"
-                     f"<td>{len(r.get('never') or [])}</td></tr>")
+                     f"<td>{r.get('never_count', len(r.get('never') or []))}</td></tr>")
         table = (f'<table class="relaunch-returns"><tr><th>generation</th><th>relaunched</th><th>reason</th><th>listeners before</th>'
                  f"{head}<th>back after (p50 / max)</th><th>never back</th></tr>{body}</table>")
     return f'<div id="history">{verdict}{_table(rows)}{table}</div>'

@@ -43,7 +43,7 @@ def test_a_clean_relaunch_everyone_back() -> None:
     assert report.split_brain_count == 0 and report.duplicates == 0 and report.out_of_order == 0
     assert report.max_gap_s == pytest.approx(3.0)  # c1/2: last gen-0 frame at 10, first gen-1 frame at 13
     (back,) = report.relaunches
-    assert back.generation == 1 and back.listeners == 3 and back.never == []
+    assert back.generation == 1 and back.listeners == 3 and back.never == [] and back.never_count == 0
     assert back.back_within == {"10": 1.0}
     assert back.back_s_max == pytest.approx(1.5)  # from the relaunch (11.5) to c1/2's first frame (13)
 
@@ -180,3 +180,10 @@ def test_a_relaunch_is_explained_only_by_a_fault_active_when_its_failure_began()
     assert [f.unexpected for f in found] == [False, True, False]
     assert found[1].failed_t == pytest.approx(6.5) and found[1].to_json()["unexpected"] is True
     assert attribute(records, [], T0)[0].unexpected  # with no fault at all, every relaunch is unexpected
+
+
+def test_ids_are_capped_but_counts_are_complete() -> None:
+    lost = [listener(f"l{i}", seg(0, 1, 10)) for i in range(50)]  # nobody heard generation 1
+    report = check([doc("crowd-1", *lost)], {"launch": RELAUNCH})["launch"]
+    assert report.never_heard_count == 50 and len(report.never_heard_relaunch) == 10
+    assert report.relaunches[0].never_count == 50 and len(report.relaunches[0].never) == 10
