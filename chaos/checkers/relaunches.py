@@ -1,7 +1,8 @@
 """Which relaunches did an injected fault explain? A pure attribution of the system's relaunch records.
 
 A relaunch is explained by a fault when the failure that caused it began
-while that fault was active: the record's ``failed_at`` (else its
+while that fault was active (a one-shot fault with nothing to undo, such as
+a load surge, only while it was injected): the record's ``failed_at`` (else its
 ``detected_at``, else ``completed_at``) lies between the fault's injection
 and its rollback, widened by ``SLACK_S`` on both sides (a failure is dated
 by the last heartbeat or frame seen, up to one interval before the fault

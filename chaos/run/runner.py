@@ -574,6 +574,19 @@ class Runner:
             ))
             self.results.append(stamped)  # type: ignore[arg-type]
 
+    def _fault_windows(self) -> list[FaultWindow]:
+        """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
+        undo (surge, drain) only while it was being injected (what it set off afterwards is the system's doing)."""
+        took = {e["step"]: float(e.get("took_s") or 0.0) for e in self.journal.events if e["kind"] == "fault_injected"}
+        windows = []
+        for a in self.active:
+            if a.injected_t is None:
+                continue
+            one_shot = bool(a.parts) and all(undo is None for _, undo in a.parts)
+            end = a.injected_t + took.get(a.step, 0.0) if one_shot else a.rolled_back_t
+            windows.append(FaultWindow(a.step, a.injected_t, end))
+        return windows
+
     def _audit_relaunches(self) -> None:
         """Read the room's relaunch records and attribute each to the faults active when its failure began."""
         if self.stack is None:
@@ -586,8 +599,7 @@ class Runner:
             if records is None:
                 self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[], unexpected=None, errors=errors)
             else:
-                windows = [FaultWindow(a.step, a.injected_t, a.rolled_back_t) for a in self.active if a.injected_t is not None]
-                found = attribute(records, windows, float(self.journal.header.get("t0_wall") or 0.0))
+                found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
                 self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
                                                            unexpected=sum(1 for f in found if f.unexpected), errors=errors)
             self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]

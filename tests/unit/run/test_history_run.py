@@ -140,3 +140,12 @@ def test_without_declared_histories_the_audit_says_it_does_not_know(tmp_path: Pa
     assert journal["unexpected_relaunches"] is None and journal["history"] is None
     line = line_for(ev.RelaunchesAudited(room="launch", relaunches=[], unexpected=None))
     assert line == "relaunches of launch: not known (the stack declares no relaunch records)"
+
+
+def test_a_surge_explains_no_relaunch_after_it_was_injected(tmp_path: Path, world_stack) -> None:
+    """A one-shot fault (nothing to undo) is active only while injected; a kill until its rollback."""
+    stack, world = world_stack
+    body = BODY.replace("method:\n", "method:\n  - {id: more, fault: surge, listeners: 5}\n  - wait: 1500ms\n")
+    result, journal, *_ = run(body, tmp_path, stack)
+    audit = {r["generation"]: r for r in journal["relaunches"]}
+    assert audit[2]["explained_by"] == ["kill-edge"]  # its failure began 1.5s after the surge: not the surge's doing
