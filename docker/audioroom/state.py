@@ -300,10 +300,15 @@ class State:
         return await self.rooms(sorted(set().union(*sets)))
 
     async def relaunch(
-        self, room: Room, *, edge: str, host: str, backups: list[str], state: str, record: dict[str, Any]
+        self, room: Room, *, edge: str, host: str, backups: list[str], state: str, record: dict[str, Any],
+        host_head_start_s: float = 0.0,
     ) -> int:
-        """Move ``room`` to a new generation if nobody else did first; the new generation or 0."""
-        args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), now_ms(), RELAUNCH_HISTORY]
+        """Move ``room`` to a new generation if nobody else did first; the new generation or 0.
+
+        The new generation's host is counted as seen ``host_head_start_s`` from now: it has to learn
+        of the generation (by polling control) before its frames can reach the edge."""
+        seen = now_ms() + host_head_start_s * 1000.0
+        args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), seen, RELAUNCH_HISTORY]
         keys = [room_key(room.room), PLACED, relaunches_key(room.room)]
         return int(await self._relaunch(keys=keys, args=args))
 

@@ -186,7 +186,11 @@ class Supervisor:
         self, room: Room, reason: str, failed_ms: float, detected_ms: float, *, edge: str, host: str, backups: list[str]
     ) -> None:
         record = self.record(reason, failed_ms, detected_ms, room, edge, host)
-        if await self.state.relaunch(room, edge=edge, host=host, backups=backups, state="live", record=record):
+        # The host learns of the new generation by polling control (HOST_POLL_INTERVAL), then needs
+        # HOST_GRACE as ever to get its frames to the edge: without the head start a backup host
+        # polling every HOST_POLL_INTERVAL could miss a grace not much longer than that.
+        if await self.state.relaunch(room, edge=edge, host=host, backups=backups, state="live", record=record,
+                                     host_head_start_s=self.t.host_poll):
             log.warning("relaunched %s (%s): %s/%s gen %d -> %s/%s gen %d, %.2fs after the failure", room.room, reason,
                         room.edge, room.host, room.generation, edge, host, room.generation + 1,
                         record["completed_at"] - failed_ms / 1000)

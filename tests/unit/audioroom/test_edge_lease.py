@@ -75,3 +75,39 @@ async def test_a_room_the_store_no_longer_knows_is_closed_as_gone():
     await e.heartbeat()
     await asyncio.sleep(0)
     assert conn.closed_with == (MOVED, "moved") and "launch" not in e.rooms
+
+
+class Listening(Conn):
+    """A listener connection as the edge's handler sees it (a path; it stays until closed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.request = SimpleNamespace(path="/listen/launch")
+        self._closed = asyncio.Event()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await super().close(code, reason)
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+async def test_a_starved_edge_still_admits_listeners_of_a_room_the_store_says_is_here():
+    from audioroom.state import Assignment
+
+    class Here(Store):
+        async def room_assignment(self, room):
+            return Assignment("edge-1", 1, "live", "alice")
+
+    e = Edge(config.load(ENV), Here())  # type: ignore[arg-type]
+    e.last_beat = time.monotonic() - 6.0  # our beats lapsed past the lease (the process was starved)
+    assert e.fenced()
+    conn = Listening()
+    serving = asyncio.ensure_future(e.handler(conn))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    assert conn.closed_with is None and e.listeners == 1  # admitted, not sent away with 4004
+    await conn.close()
+    await serving

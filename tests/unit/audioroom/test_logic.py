@@ -34,7 +34,7 @@ class FakeState:
         live = [e for e, b in self.beats.items() if b >= now_ms() - timeout_s * 1000 and e != exclude]
         return min(live) if live else None
 
-    async def relaunch(self, room, *, edge, host, backups, state, record):
+    async def relaunch(self, room, *, edge, host, backups, state, record, host_head_start_s=0.0):
         self.relaunched.append((room.room, edge, host, backups, state, record["reason"]))
         return room.generation + 1
 
