@@ -28,6 +28,7 @@ VERBS: dict[str, str] = {
     "proxy": "chaos.cli.proxy",
     "images": "chaos.cli.images",
     "report": "chaos.cli.report",
+    "history": "chaos.cli.history",
     "gameday": "chaos.cli.gameday",
     "clean": "chaos.cli.clean",
     "explore": "chaos.cli.explore",

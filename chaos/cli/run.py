@@ -70,6 +70,8 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             "exit_code": result.exit_code, "as_declared": result.as_declared, "seed": result.seed,
             "journal": str(result.journal),
             "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
+            "not_disturbed": [r.check for r in result.results if r.outcome == "not_disturbed"],
+            "unexpected_relaunches": _unexpected_relaunches(result.journal),
             "failed": [r.message for r in result.results if not r.ok],
         })
         if report:
@@ -83,6 +85,10 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             click.echo(f"{path}: {result.verdict.value.upper()}{declared} - {result.reason}")
             for name, seconds in results[-1]["recovery_times"].items():
                 click.echo(f"  recovered: {name} in {seconds:.2f}s")
+            for name in results[-1]["not_disturbed"]:
+                click.echo(f"  not disturbed: {name} (no recovery time)")
+            if results[-1]["unexpected_relaunches"]:
+                click.echo(f"  unexpected relaunches: {results[-1]['unexpected_relaunches']} (no fault active when their failure began)")
             click.echo(f"  journal: {result.journal}")
             if report:
                 click.echo(f"  report: {results[-1]['report']}")
@@ -91,3 +97,11 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     if INTERRUPTS.received:
         worst = 3  # aborted by a signal, whatever the runs before it did
     sys.exit(worst)
+
+
+def _unexpected_relaunches(journal: Path) -> int | None:
+    """Relaunches no injected fault explains, from the run's journal (None: not known)."""
+    try:
+        return json.loads(Path(journal).read_text(encoding="utf-8")).get("unexpected_relaunches")
+    except (OSError, ValueError):
+        return None

@@ -29,7 +29,8 @@ from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.labels import RunIdentity
-from chaos.run import checks, timeline
+from chaos.checkers.relaunches import FaultWindow, attribute
+from chaos.run import checks, histories, timeline
 from chaos.run import events as ev
 from chaos.run import faults as fault_handlers
 from chaos.run.faults import ActiveFault, FaultContext
@@ -113,6 +114,8 @@ class Runner:
         self._guard = SignalGuard()
         self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
+        self.history: histories.Collected | None = None  # the listeners' histories, read at the end
+        self.relaunch_audit: ev.RelaunchesAudited | None = None
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -233,16 +236,35 @@ class Runner:
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
-        recovery = None
-        if mode == "within" and phase in ("method", "recovery") and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
-            recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
+        # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
-            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=recovery, anchor=anchor,
+            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
+            anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
+            disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
         self.results.append(stamped)  # type: ignore[arg-type]
         return stamped  # type: ignore[return-value]
+
+    def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
+        """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
+        assert self.sampler is not None
+        key = probe_key(ref, params)
+        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+
+    def _disturbance_start(self, after: str | None) -> tuple[float, str]:
+        """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
+        fault's injection began (else the method's first injection's, else the method's start). Not once
+        the injection call returned: a slow call (docker kill on a busy engine) can outlast the whole
+        disturbance, a relaunch included."""
+        injected = [e for e in self.journal.events if e["kind"] == "fault_injected"]
+        chosen = [e for e in injected if e["step"] == after] or injected[:1]
+        if chosen:
+            event = chosen[-1] if after else chosen[0]
+            return float(event["began"]), f"{event['step']} injected"
+        starts = [e["t"] for e in self.journal.events if e["kind"] == "phase_started" and e["phase"] == "method"]
+        return (float(starts[-1]), "method start") if starts else (self.now(), "now")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -290,6 +312,7 @@ class Runner:
                     watch.armed = False
                 self.check_stop()
                 self._steady("steady_state_after")
+                self._history()
             except Deviation as dev:
                 verdict, reason = Verdict.DEVIATED, str(dev)
             except AbortRun as abort:
@@ -353,14 +376,14 @@ class Runner:
         self.reader = ProbeReader(self.stack)
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
-        every: list[tuple[Any, dict[str, Any]]] = [(c.probe, c.with_) for c in exp.steady_state]
-        every += [(c.probe, c.with_) for c in exp.recovery]
-        every += [(p.step.probe, p.step.with_) for p in plan if isinstance(p.step, m.CheckStep)]
-        every += [(c.probe, c.with_) for c in exp.abort_if]
-        every += [(ref, {}) for ref in exp.observe]
-        for ref, given in every:
+        every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
+        every += [(c.probe, c.with_, c.every) for c in exp.recovery]
+        every += [(p.step.probe, p.step.with_, p.step.every) for p in plan if isinstance(p.step, m.CheckStep)]
+        every += [(c.probe, c.with_, None) for c in exp.abort_if]
+        every += [(ref, {}, None) for ref in exp.observe]
+        for ref, given, rate in every:
             self.reader.check(ref)
-            self.sampler.add_probe(ref, self._params(ref, given))
+            self.sampler.add_probe(ref, self._params(ref, given), rate)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
@@ -386,9 +409,10 @@ class Runner:
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
             label = check.id or f"steady_state[{i}] {check.label()}"
             params = self._params(check.probe, check.with_)
-            outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor,
-                                    check.within if check.within is not None else exp.settle, exp.sample_every,
-                                    self.stop, phase.replace("_", " "))
+            outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor,
+                                        deadline_s=check.within if check.within is not None else exp.settle,
+                                        anchor_name=phase.replace("_", " "))
             return self._record(label, phase, check, "within", outcome, anchor, phase)
 
         results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
@@ -557,9 +581,11 @@ class Runner:
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
+            # the effect must show within the deadline: the first pass read after the check's start (no recovery time)
             anchor = self.now()
-            outcome = checks.within(label, self._reader(step.probe, params), self._expect(step.expect), self.now, anchor,
-                                    step.within, step.every, self.stop, f"t={anchor:.2f}s")
+            outcome = checks.from_reads(label, self._reads(step.probe, params), self._expect(step.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor, deadline_s=step.within,
+                                        anchor_name=f"t={anchor:.2f}s")
             return self._record(label, "method", step, "within", outcome, anchor, label)
         if step.throughout is not None or step.during is not None:
             watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
@@ -584,8 +610,11 @@ class Runner:
             anchor_text = f"{check.after} ending" if check.after else "method end"
             params = self._params(check.probe, check.with_)
             if check.within is not None:
-                outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor_t,
-                                        check.within, check.every, self.stop, anchor_text)
+                since, since_name = self._disturbance_start(check.after)
+                outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                            self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
+                                            anchor_name=anchor_text, disturbance=True, since_name=since_name,
+                                            undisturbed_ok=check.undisturbed == "pass")
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
@@ -601,6 +630,82 @@ class Runner:
 
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
+    def _room(self) -> str:
+        exp = self.experiment
+        if exp.history is not None and exp.history.room:
+            return exp.history.room
+        return exp.load.room if exp.load is not None else "launch"
+
+    def _read_history(self, settle: bool = False) -> histories.Collected:
+        """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
+        is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
+        spec = self.experiment.history
+        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        collected = histories.collect(self.stack, self._room(), back)
+        if settle and collected.report is not None and collected.report.relaunches:
+            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            left = max(r.at for r in collected.report.relaunches) + grace - time.time()
+            if left > 0:
+                self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
+                self.sleep_until(self.now() + left)
+                collected = histories.collect(self.stack, self._room(), back)
+        report = collected.report
+        if report is not None:
+            self.emit(ev.HistoryChecked(
+                room=report.room, listeners=report.listeners, max_gap_p99_s=report.max_gap_p99_s,
+                never_heard_relaunch=report.never_heard_count, split_brain=report.split_brain_count,
+                duplicates=report.duplicates, out_of_order=report.out_of_order,
+                back_within=[{"generation": r.generation, "listeners": r.listeners, "fractions": r.back_within}
+                             for r in report.relaunches],
+                errors=collected.errors))
+        return collected
+
+    def _history(self) -> None:
+        """Judge the experiment's ``history:`` assertions on every listener's history, read now."""
+        spec = self.experiment.history
+        if spec is None:
+            return
+        self.emit(ev.PhaseStarted(phase="history"))
+        self.history = collected = self._read_history(settle=True)
+        for judged in histories.judge(spec, collected):
+            stamped = self.emit(ev.CheckResult(
+                check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
+                mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
+            ))
+            self.results.append(stamped)  # type: ignore[arg-type]
+
+    def _fault_windows(self) -> list[FaultWindow]:
+        """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
+        undo (surge, drain) only while it was being injected (what it set off afterwards is the system's doing)."""
+        took = {e["step"]: float(e.get("took_s") or 0.0) for e in self.journal.events if e["kind"] == "fault_injected"}
+        windows = []
+        for a in self.active:
+            if a.injected_t is None:
+                continue
+            one_shot = bool(a.parts) and all(undo is None for _, undo in a.parts)
+            end = a.injected_t + took.get(a.step, 0.0) if one_shot else a.rolled_back_t
+            windows.append(FaultWindow(a.step, a.injected_t, end))
+        return windows
+
+    def _audit_relaunches(self) -> None:
+        """Read the room's relaunch records and attribute each to the faults active when its failure began."""
+        if self.stack is None:
+            return
+        try:
+            if self.history is None and histories.declared(self.stack):
+                self.history = self._read_history()  # for the journal and the report, judged or not
+            room = self._room()
+            records, errors = histories.fetch_relaunches(self.stack, room)  # afresh: relaunches during the rollback count too
+            if records is None:
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[], unexpected=None, errors=errors)
+            else:
+                found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
+                                                           unexpected=sum(1 for f in found if f.unexpected), errors=errors)
+            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+        except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
+            self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
+
     # ------------------------------------------------------------------ the end, on every path
 
     def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
@@ -615,6 +720,7 @@ class Runner:
         if self.sampler is not None:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._audit_relaunches()  # while the stack is still up, on every path
         if opened is not None and self.stack is not None:
             self.emit(ev.PhaseStarted(phase="teardown"))
             try:
@@ -659,7 +765,8 @@ class Runner:
         weakness = self.experiment.known_weakness
         if weakness is None:
             return None
-        failed = {r.check for r in self.results if not r.ok}
+        # a declared check that was not disturbed did not show the weakness: it counts apart from a real failure
+        failed = {r.check if r.outcome != "not_disturbed" else f"{r.check} (not disturbed)" for r in self.results if not r.ok}
         return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
 
     def _finish(self, verdict: Verdict, reason: str) -> RunResult:
@@ -676,15 +783,20 @@ class Runner:
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
             for a in self.active
         ]
-        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
+        # recovery times of disturbed checks only; the undisturbed ones are listed apart (they measured nothing)
+        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
+        undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
             verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
             parallel=self.parallel,
+            history=self.history.to_json() if self.history else None,
+            relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
+            unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 

@@ -115,6 +115,21 @@ class FreshCheck(_Model):
     expect: str = Field(description='an expectation as in experiment files, e.g. "== 0"')
 
 
+class HttpSource(_Model):
+    """A JSON document served by every running instance of a service (``{room}`` is filled in)."""
+
+    service: str
+    path: str
+    field: str | None = Field(default=None, description="dotted path to the part wanted (default: the whole body)")
+
+
+class HistorySpec(_Model):
+    """Where the checkers of chaos.checkers read what happened (see chaos/checkers/history.py for the format)."""
+
+    listeners: HttpSource | None = Field(default=None, description="per-listener histories, one document per instance")
+    relaunches: HttpSource | None = Field(default=None, description="relaunch records: [{generation, failed_at, completed_at, ...}]")
+
+
 class LocalSpec(_Model):
     """How the local backend runs the services: ``python`` becomes this interpreter."""
 
@@ -134,6 +149,7 @@ class StackSpec(_Model):
     probes: dict[str, ProbeSpec] = Field(default_factory=dict)
     selectors: dict[str, SelectorSpec] = Field(default_factory=dict)
     load: dict[str, LoadAction] = Field(default_factory=dict)
+    history: HistorySpec | None = None
     local: LocalSpec = Field(default_factory=LocalSpec)
     fresh: list[FreshCheck] = Field(default_factory=list)
 
@@ -202,7 +218,7 @@ def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-_PROBE_KINDS = {"http_json", "metric", "quantile", "ratio", "state"}
+_PROBE_KINDS = {"http_json", "metric", "quantile", "rate", "ratio", "state"}
 
 
 def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
@@ -267,6 +283,10 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
+    for part in ("listeners", "relaunches"):
+        source = getattr(spec.history, part, None) if spec.history else None
+        if source is not None and source.service not in services:
+            raise _fail(doc, ("history", part, "service"), f"unknown service {source.service!r}")
     for aname, action in spec.load.items():
         for i, step in enumerate(action.steps):
             if step.service not in services:
