@@ -18,7 +18,7 @@ import click
 
 from chaos.errors import RoomquakeError
 
-# verb -> module in chaos.cli. A verb whose module does not exist yet is hidden.
+# verb -> module in chaos.cli.
 VERBS: dict[str, str] = {
     "run": "chaos.cli.run",
     "validate": "chaos.cli.validate",
@@ -31,7 +31,6 @@ VERBS: dict[str, str] = {
     "history": "chaos.cli.history",
     "gameday": "chaos.cli.gameday",
     "clean": "chaos.cli.clean",
-    "explore": "chaos.cli.explore",
 }
 
 

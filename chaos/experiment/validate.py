@@ -10,9 +10,7 @@ parts of the file (ids used by ``after``, ``during``, ``known_weakness``).
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,9 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from chaos.errors import UsageError
+from chaos.errors import UsageError, suggest
 from chaos.experiment import model as m
+from chaos.experiment.expect import hit_refs
 from chaos.experiment.loader import Document, PathKey, SyntaxProblem, parse_text, read_document
 
 
@@ -63,14 +62,6 @@ def _is_tag(part: Any) -> bool:
 
 def _data_path(loc: Iterable[str | int]) -> PathKey:
     return tuple(p for p in loc if not _is_tag(p))
-
-
-def suggest(word: str, known: Iterable[str]) -> str:
-    known = sorted(set(known))
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return f"known: {', '.join(known)}"
 
 
 # ------------------------------------------------------------- model errors -> problems
@@ -194,9 +185,6 @@ def _steps(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
                 yield ("method", i, "parallel", j), sub
 
 
-HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
-
-
 def _checks(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
     for path, step in _steps(data):
         if "probe" in step:
@@ -261,7 +249,7 @@ def _cross_problems(doc: Document) -> list[Problem]:
         if isinstance(after, str) and after not in every_step:
             at(("recovery", i, "after"), f"no method step with id '{after}'; {suggest(after, every_step) if every_step else 'give the step an id'}")
     for path, item in _checks(data):
-        for ref in HIT_REF.findall(json.dumps(item.get("expect"))):
+        for ref in hit_refs(json.dumps(item.get("expect"))):
             if ref not in fault_ids:
                 known = suggest(ref, fault_ids) if fault_ids else "give the fault an id"
                 at((*path, "expect"), f"{{{ref}.hit}} names no fault step; {known}")
