@@ -2,7 +2,8 @@
 
 Each verb is a module in ``chaos.cli`` exposing a click command named
 ``command``; importing only the verb that runs keeps start-up fast.
-User errors (``RoomquakeError``) become one line on stderr and an exit code.
+User errors (``RoomquakeError``) become one line on stderr and an exit code
+(chaos.exits, shared with ``python -m chaos.proxy``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 
 import click
 
-from chaos.errors import RoomquakeError
+from chaos.exits import exit_codes
 
 # verb -> module in chaos.cli.
 VERBS: dict[str, str] = {
@@ -104,32 +105,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    from chaos.signals import INTERRUPTS, Interrupted
+    from chaos.signals import INTERRUPTS
+
     args = list(sys.argv[1:] if argv is None else argv)
     if _verb(args) not in SIGNAL_AWARE:
         INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
         if INTERRUPTS.received:
             sys.exit(130)
     verbose = "--verbose" in args or "-v" in args[:1]
-    try:
+    with exit_codes("roomquake", verbose):
         cli.main(args=argv, prog_name="roomquake", standalone_mode=False)
         INTERRUPTS.check()  # a signal that came while a verb had no checkpoint left still ends in exit 3
-    except Interrupted as sig:
-        click.echo(f"roomquake: {sig}", err=True)
-        sys.exit(3)
-    except click.exceptions.Abort:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except RoomquakeError as err:
-        if verbose:
-            raise
-        click.echo(f"roomquake: error: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)

@@ -83,9 +83,11 @@ def _finish(record: dict[str, Any]) -> str:
     from chaos.stack.bringup import attach_record
 
     stack = attach_record(stack_run)
-    # the registry knows the proxy's token; one attempt: a dead proxy must not hold up the sweep
-    ctx = FaultContext(stack, lambda: stack.proxy_client(attempts=1, retry_for=1.0), run_id=str(run_id))
-    undone, failed = replay([tuple(undo) for undo in record.get("undo", [])], ctx)
+    with contextlib.ExitStack() as exits:
+        # the registry knows the proxy's token; one attempt: a dead proxy must not hold up the sweep
+        ctx = FaultContext(stack, lambda: exits.enter_context(stack.proxy_client(attempts=1, retry_for=1.0)),
+                           run_id=str(run_id))
+        undone, failed = replay([tuple(undo) for undo in record.get("undo", [])], ctx)
     return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {len(failed)} failed" if failed else "")
 
 

@@ -188,14 +188,18 @@ class Runner:
         """
 
     def _make_proxy(self) -> Any:
-        """The stack's proxy API client (with the run's token); tests hand in a fake."""
+        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
         if self.options.make_proxy is not None:
-            return self.options.make_proxy(self.stack.proxy_url)
-        if hasattr(self.stack, "proxy_client"):
-            return self.stack.proxy_client()  # carries the run's proxy token
-        from chaos.stack.access import proxy_client
+            client = self.options.make_proxy(self.stack.proxy_url)
+        elif hasattr(self.stack, "proxy_client"):
+            client = self.stack.proxy_client()  # carries the run's proxy token
+        else:
+            from chaos.stack.access import proxy_client
 
-        return proxy_client(self.stack.proxy_url)
+            client = proxy_client(self.stack.proxy_url)
+        if isinstance(client, contextlib.AbstractContextManager):
+            self._exits.enter_context(client)  # closed before the stack's own exit (last in, first out)
+        return client
 
     def _declared(self, table: str, name: str) -> dict[str, Any]:
         """The parameters (with their defaults) that the stack file declares for a probe or a load action."""
