@@ -8,6 +8,8 @@ started -> journal.
 Rollback and teardown sit in one ``finally`` with signals deferred, so they
 run on every path: success, deviation, error, abort condition, Ctrl-C and
 SIGTERM. Every random choice comes from one RNG seeded with the recorded seed.
+The runner gathers; the faults are done and undone by chaos.faults and the
+verdict is judged from what was gathered by chaos.run.verdict.judge.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class Runner:
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
         # how the stack was obtained; a stack opener that learns otherwise (a pool that had to start afresh) sets it
         self.stack_origin: ev.StackOrigin = "attached" if self.options.attach else (self.options.stack_origin or "brought_up")
-        self.faults: FaultContext | None = None  # what fault handlers act on, once the stack is there
+        self.fault_context: FaultContext | None = None  # what fault handlers act on, once the stack is there
         self.scope: dict[str, Any] = {}  # the run's load parameters (e.g. its room), see _scope
         self.phase = "start"  # the lifecycle's current phase (for error events)
         self.phase_times: dict[str, float] = {}  # when each phase began (run time)
@@ -378,7 +380,7 @@ class Runner:
                                 image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
                                 attached=bool(self.options.attach), origin=self.stack_origin))
         self.scope = self._scope()
-        self.faults = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
+        self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
 
     def _prepare_probes(self) -> None:
         """Check every probe against the stack (before any fault) and register the key probes."""
@@ -494,8 +496,8 @@ class Runner:
     def _inject(self, planned: timeline.Planned, t0: float) -> Injection:
         active = self._begin(planned)
         began = active.injected_t = self.now()
-        assert self.faults is not None
-        faults.inject(planned.step, planned.id, self.faults, self._registrar(active))  # type: ignore[arg-type]
+        assert self.fault_context is not None
+        faults.inject(planned.step, planned.id, self.fault_context, self._registrar(active))  # type: ignore[arg-type]
         self._injected(planned, active, t0, began, self.now())
         return active
 
@@ -511,11 +513,11 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
         for planned in group:
             self.before_fault(planned.id, planned.step)
-        assert self.faults is not None
+        assert self.fault_context is not None
         prepared = []
         for planned in group:
             active = self._begin(planned)
-            parts = faults.prepare(planned.step, planned.id, self.faults)  # type: ignore[arg-type]
+            parts = faults.prepare(planned.step, planned.id, self.fault_context)  # type: ignore[arg-type]
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
@@ -561,8 +563,8 @@ class Runner:
     def _roll_back(self, active: Injection, reason: str) -> None:
         if active.rolled_back:
             return
-        assert self.faults is not None
-        errors = roll_back(active, self.faults, self.now, undone=self.ledger.done if self.ledger is not None else None)
+        assert self.fault_context is not None
+        errors = roll_back(active, self.fault_context, self.now, undone=self.ledger.done if self.ledger is not None else None)
         started = active.injected_t if active.injected_t is not None else active.rolled_back_t
         self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit,
                                      reason="nothing to undo" if active.one_shot else reason,
@@ -755,7 +757,7 @@ class Runner:
         judged = checker.judge(results)
         self.emit(ev.VerdictReached(verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code,
                                     as_declared=judged.as_declared))
-        faults = [
+        records = [
             {"step": a.step, "fault": a.fault, "hit": a.hit, "params": a.params,
              "injected_t": None if a.injected_t is None else round(a.injected_t, 4),
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
@@ -768,7 +770,7 @@ class Runner:
             verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code, as_declared=judged.as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=records,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
             parallel=self.parallel,
