@@ -31,7 +31,6 @@ from chaos.faults import FaultContext, Injection
 from chaos.faults.undo import roll_back
 
 _STEP = TypeAdapter(m.FaultStep)
-TARGET_KEYS = ("service", "instance", "replica", "label", "hosting", "select", "count", "percent")
 Injected = Injection  # what ``with faults.kill(...) as hit`` gives: ``hit.names``, ``hit.parts``, ``hit.rolled_back``
 
 

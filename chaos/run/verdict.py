@@ -28,12 +28,7 @@ class Verdict(str, Enum):
 
 # 2 is kept for usage errors, as everywhere in the CLI.
 EXIT_CODES = {Verdict.PASSED: 0, Verdict.DEVIATED: 1, Verdict.ABORTED: 3, Verdict.ERRORED: 4}
-SEVERITY = [Verdict.PASSED, Verdict.DEVIATED, Verdict.ABORTED, Verdict.ERRORED]
 PASSED_REASON = "steady state held and every assertion was met"
-
-
-def worst(verdicts: list[Verdict]) -> Verdict:
-    return max(verdicts, key=SEVERITY.index, default=Verdict.PASSED)
 
 
 class Assertion(Protocol):

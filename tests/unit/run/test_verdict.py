@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chaos.run.verdict import Judgement, Leftovers, Results, Rollback, Stopped, Verdict, judge, worst
+from chaos.run.verdict import Judgement, Leftovers, Results, Rollback, Stopped, Verdict, judge
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,3 @@ def test_a_known_weakness_leaves_an_abort_or_an_error_as_it_is(verdict: Verdict)
     got = judge(Results(stopped=Stopped(verdict, "r"), known_weakness=["a"], assertions=[failed("a")]))
     assert (got.verdict, got.exit_code, got.as_declared) == (verdict, verdict.exit_code, False)
 
-
-def test_worst_of_several_runs() -> None:
-    assert worst([]) is Verdict.PASSED
-    assert worst([Verdict.DEVIATED, Verdict.ERRORED, Verdict.ABORTED]) is Verdict.ERRORED
