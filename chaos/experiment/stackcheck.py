@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from chaos.errors import RoomquakeError, UsageError
 from chaos.experiment import model as m
-from chaos.experiment.loader import Document, PathKey, SyntaxProblem, read_document
+from chaos.yamldoc import Document, PathKey, SyntaxProblem, read_document
 from chaos.experiment.validate import ExperimentInvalid, Problem, field_name, suggest, validate_document
 
 # Where a stack named in an experiment (``stack: audio-room``) is looked for.
@@ -42,7 +42,7 @@ def stack_file(name: str, experiment_dir: Path) -> Path:
 def validate_with_stack(path: str | Path, backend: str | None = None) -> tuple[m.Experiment | None, list[Problem]]:
     """Every problem of an experiment file: its own (model, cross-references), then against its stack."""
     try:
-        doc = read_document(path)
+        doc = read_document(path, "experiment file")
     except SyntaxProblem as err:
         return None, [Problem(err.line, err.col, str(path), "file", err.message)]
     experiment, problems = validate_document(doc)
