@@ -236,6 +236,7 @@ def too_big(size: int) -> str:
 def read_text(path: str | Path, what: str = "file") -> str:
     """The text of a regular file of at most MAX_BYTES, or SyntaxProblem(0, 0, reason)."""
     file = Path(path)
+    article = "an" if what[:1] in "aeiou" else "a"
     try:
         info = os.stat(file)
     except FileNotFoundError:
@@ -243,9 +244,9 @@ def read_text(path: str | Path, what: str = "file") -> str:
     except OSError as err:
         raise SyntaxProblem(0, 0, f"cannot read: {err.strerror}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise SyntaxProblem(0, 0, f"is a directory, not a {what}")
+        raise SyntaxProblem(0, 0, f"is a directory, not {article} {what}")
     if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never ends
-        raise SyntaxProblem(0, 0, f"is not a regular file, not a {what}")
+        raise SyntaxProblem(0, 0, f"is not a regular file, not {article} {what}")
     if info.st_size > MAX_BYTES:
         raise SyntaxProblem(0, 0, too_big(info.st_size))
     try:

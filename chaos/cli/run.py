@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from chaos.experiment.stackcheck import validate_with_stack
+from chaos.problems import plural, shown
 from chaos.run import RunOptions, Runner
 
 
 @click.command(name="run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
 @click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
@@ -40,9 +41,9 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
         problems.extend(found)
         experiments.append((path, experiment))
     if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"roomquake: error: {len(problems)} problem(s); nothing was run", err=True)
+        for line in shown(problems):
+            click.echo(line, err=True)
+        click.echo(f"roomquake: error: {plural(len(problems), 'problem')}; nothing was run", err=True)
         sys.exit(2)
     results = []
     worst = 0

@@ -16,27 +16,11 @@ from chaos.experiment import model as m
 from chaos.yamldoc import Document, PathKey, SyntaxProblem, read_document
 from chaos.experiment.validate import ExperimentInvalid, Problem, field_name, suggest, validate_document
 
-# Where a stack named in an experiment (``stack: audio-room``) is looked for.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def stack_file(name: str, experiment_dir: Path) -> Path:
-    """``stack:`` is a path (relative to the experiment file, then the cwd) or a stack name."""
-    if name.endswith((".yaml", ".yml")) or "/" in name:
-        for base in (experiment_dir, Path.cwd()):
-            if (base / name).is_file():
-                return base / name
-        raise UsageError(f"stack file {name!r} not found (looked next to the experiment and in the current folder)")
-    from chaos.stack import load_stack
+    """``stack:`` is a path (relative to the experiment file, then the cwd) or a stack name (chaos.stack.find)."""
+    from chaos.stack.find import find_stack
 
-    seen = []
-    for candidate in (Path.cwd() / "docker" / "stack.yaml", experiment_dir.parent / "docker" / "stack.yaml",
-                      REPO_ROOT / "docker" / "stack.yaml"):
-        if candidate.is_file() and candidate.resolve() not in seen:
-            seen.append(candidate.resolve())
-            if load_stack(candidate).name == name:
-                return candidate
-    raise UsageError(f"no stack named {name!r}; give a path to its stack file, e.g. stack: docker/stack.yaml")
+    return find_stack(name, experiment_dir)
 
 
 def validate_with_stack(path: str | Path, backend: str | None = None) -> tuple[m.Experiment | None, list[Problem]]:

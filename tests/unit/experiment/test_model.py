@@ -128,7 +128,7 @@ def test_cli_validate_schema_list(tmp_path: Path) -> None:
     bad.write_text("title: t\nmethd: []\n")
     runner = CliRunner()
     result = runner.invoke(cli, ["validate", str(good), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # invalid input, as for run
     assert f"{good}: ok" in result.output
     assert f"{bad}:2:1: methd: unknown key; did you mean 'method'?" in result.output
     assert runner.invoke(cli, ["validate", str(good)]).exit_code == 0

@@ -1,0 +1,112 @@
+"""How fast the command line answers, against ``python -c pass`` in the same run.
+
+Each round runs, one after the other: ``python -c pass`` (the interpreter's
+own start-up, the floor), ``roomquake --help``, ``roomquake validate`` of one
+shipped experiment, and ``roomquake run --backend local`` of one shipped
+experiment up to the moment its bring-up starts (the run's first progress
+line, printed just before the stack is started; the run is then interrupted
+and rolls back). Figures are wall times: median and spread (min-max) over
+the rounds. Commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE
+removed from their environment), as a user's installation has it; the
+warm-up round writes the .pyc files. ``--hostile`` adds ``validate`` of every file in
+fixtures/hostile (each must be refused, exit 2).
+
+    .venv/bin/python bench/cli.py --runs 7
+    .venv/bin/python bench/cli.py --runs 5 --hostile
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ROOMQUAKE = str(BIN / "roomquake")
+SHIPPED = str(ROOT / "experiments" / "edge-loss.yaml")
+RUN_FILE = str(ROOT / "experiments" / "baseline.yaml")
+TARGETS = {"--help": 0.15, "validate": 0.35, "run to bring-up": 0.5}
+
+
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def timed(argv: list[str], expect: int = 0) -> float:
+    began = time.perf_counter()
+    code = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                          env=ENV).returncode
+    took = time.perf_counter() - began
+    if code != expect:
+        raise SystemExit(f"{' '.join(argv)}: exit {code}, expected {expect}")
+    return took
+
+
+def run_to_bring_up(journals: Path) -> float:
+    """Seconds from starting ``roomquake run`` to its first progress line (the bring-up starts next)."""
+    began = time.perf_counter()
+    proc = subprocess.Popen([ROOMQUAKE, "run", "--backend", "local", "--journal-dir", str(journals), RUN_FILE],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=ENV)
+    assert proc.stderr is not None
+    try:
+        line = proc.stderr.readline()
+        took = time.perf_counter() - began
+        if " run " not in line:
+            raise SystemExit(f"roomquake run: unexpected first line {line!r}")
+        return took
+    finally:
+        proc.send_signal(signal.SIGINT)  # the run rolls back and tears down what it started
+        for _ in proc.stderr:
+            pass
+        proc.wait(timeout=120)
+
+
+def row(name: str, times: list[float], floor: float) -> str:
+    median = statistics.median(times)
+    target = TARGETS.get(name)
+    mark = "" if target is None else f"  target <= {target:.2f} s: {'met' if median <= target else 'MISSED'}"
+    return (f"{name:<26} median {median:6.3f} s  spread {min(times):.3f}-{max(times):.3f}  "
+            f"(+{median - floor:.3f} s over python -c pass){mark}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--hostile", action="store_true", help="also time validate of every file in fixtures/hostile")
+    parser.add_argument("--no-run", action="store_true", help="skip the run measurement (it starts local processes)")
+    args = parser.parse_args()
+    hostile = sorted((ROOT / "fixtures" / "hostile").glob("*")) if args.hostile else []
+    hostile = [p for p in hostile if p.suffix in (".yaml", ".yml", ".json")]
+    measures: dict[str, Callable[[], float]] = {
+        "python -c pass": lambda: timed([sys.executable, "-c", "pass"]),
+        "--help": lambda: timed([ROOMQUAKE, "--help"]),
+        "validate": lambda: timed([ROOMQUAKE, "validate", SHIPPED]),
+    }
+    for path in hostile:
+        measures[f"hostile {path.name}"] = lambda p=path: timed([ROOMQUAKE, "validate", str(p)], expect=2)
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        if not args.no_run:
+            measures["run to bring-up"] = lambda: run_to_bring_up(Path(tmp))
+        results: dict[str, list[float]] = {name: [] for name in measures}
+        for name, measure in measures.items():  # one warm-up each (page cache, .pyc files)
+            measure()
+        for _ in range(args.runs):
+            for name, measure in measures.items():
+                results[name].append(measure())
+    load = os.getloadavg()[0]
+    print(f"roomquake CLI, {args.runs} rounds, load average {load:.1f}, {sys.executable}")
+    floor = statistics.median(results["python -c pass"])
+    for name, times in results.items():
+        print(row(name, times, floor))
+
+
+if __name__ == "__main__":
+    main()
