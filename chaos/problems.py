@@ -32,7 +32,14 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+        return one_line(f"{where}: {self.field}: {self.message}")
+
+
+def one_line(text: str) -> str:
+    """Control characters (a newline in a key, a NUL in a value) escaped: a problem is always one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def plural(count: int, word: str) -> str:

@@ -157,7 +157,8 @@ def _build(events: Any, positions: Positions) -> Any:
         if event.anchor is not None:
             raise SyntaxProblem(*where, f"YAML anchors (&{event.anchor}) are not allowed; write the value out")
         if event.tag is not None:
-            raise SyntaxProblem(*where, f"YAML tags ({event.tag}) are not allowed; write a plain value")
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")  # as written
+            raise SyntaxProblem(*where, f"YAML tags ({tag}) are not allowed; write a plain value")
         nodes += 1
         if nodes > MAX_NODES:
             raise SyntaxProblem(*where, f"more than {MAX_NODES} values; an experiment or stack file has a few hundred")

@@ -63,3 +63,5 @@ def _load_helper(name: str, relative: str):
 node_project = _load_helper("roomquake_compat_harness", "compat/harness.py").node_project
 # fixture for tests/local/package and tests/docker/package (the wheel in a fresh virtualenv)
 installed_roomquake = _load_helper("roomquake_installed", "installed.py").installed_roomquake
+# strategies and bounds of the hostile-input and fuzz tests: `import roomquake_fuzzing`
+_load_helper("roomquake_fuzzing", "fuzzing.py")

@@ -34,16 +34,11 @@ def command(file: str, backend: str | None, attach: str | None, auto: bool, prof
       roomquake stack up --profile gameday && roomquake gameday --attach latest experiments/host-loss.yaml
       roomquake gameday --auto experiments/no-flap.yaml
     """
-    from chaos.experiment.stackcheck import validate_with_stack
-    from chaos.gameday import run_gameday
-    from chaos.problems import plural, shown
+    from chaos.cli.checking import check, refuse_if_invalid
 
-    _, problems = validate_with_stack(file, backend)
-    if problems:
-        for line in shown(problems):
-            click.echo(line, err=True)
-        click.echo(f"roomquake: error: {plural(len(problems), 'problem')} in {file}; nothing was run", err=True)
-        sys.exit(2)
+    refuse_if_invalid([check(file, backend)], f" in {file}")
+    from chaos.gameday import run_gameday
+
     result = run_gameday(file, backend=backend, attach=attach, auto=auto, profile=profile, seed=seed,
                          journal_dir=Path(journal_dir) if journal_dir else None, report=Path(report) if report else None)
     sys.exit(result.run.exit_code)

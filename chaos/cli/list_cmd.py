@@ -30,11 +30,12 @@ def command(folder: str) -> None:
     if not files:
         click.echo(f"{folder}: no experiment files (*.yaml, *.yml, *.json)")
         return
-    from chaos.experiment.stackcheck import validate_with_stack as validate_file
+    from chaos.cli.checking import check
 
     width = max(len(p.name) for p in files)
     for path in files:
-        experiment, problems = validate_file(path)
+        checked = check(path)
+        experiment, problems = checked.experiment, checked.problems
         if experiment is None:
             click.echo(f"{path.name:<{width}}  INVALID ({plural(len(problems), 'problem')}; roomquake validate {path})")
             continue

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from chaos.experiment.stackcheck import validate_with_stack
-from chaos.problems import plural, shown
-from chaos.run import RunOptions, Runner
+from chaos.cli.checking import check_all, refuse_if_invalid
 
 
 @click.command(name="run")
@@ -34,17 +32,11 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
       roomquake run --backend local experiments/*.yaml
       roomquake run --report experiments/edge-loss.yaml
     """
-    experiments = []
-    problems = []
-    for path in files:
-        experiment, found = validate_with_stack(path, backend)
-        problems.extend(found)
-        experiments.append((path, experiment))
-    if problems:
-        for line in shown(problems):
-            click.echo(line, err=True)
-        click.echo(f"roomquake: error: {plural(len(problems), 'problem')}; nothing was run", err=True)
-        sys.exit(2)
+    checked = check_all(files, backend)
+    refuse_if_invalid(checked)  # exit 2, nothing started
+    experiments = [(c.path, c.experiment) for c in checked]
+    from chaos.run import RunOptions, Runner
+
     results = []
     worst = 0
     for path, experiment in experiments:

@@ -26,12 +26,12 @@ def command(files: tuple[str, ...], backend: str | None, as_json: bool) -> None:
       roomquake validate experiments/*.yaml
       roomquake validate --backend local experiments/*.yaml
     """
-    from chaos.experiment.stackcheck import validate_with_stack
+    from chaos.cli.checking import INVALID, check
 
     report = []
     bad = 0
     for path in files:
-        _, problems = validate_with_stack(path, backend)
+        problems = check(path, backend).problems
         bad += bool(problems)
         report.append({"file": path, "ok": not problems, "problems": [p.__dict__ for p in problems]})
         if not as_json:
@@ -43,4 +43,4 @@ def command(files: tuple[str, ...], backend: str | None, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2))
     elif len(files) > 1:
         click.echo(f"{len(files) - bad} valid, {bad} invalid", err=True)
-    sys.exit(2 if bad else 0)
+    sys.exit(INVALID if bad else 0)

@@ -29,16 +29,21 @@ def validate_with_stack(path: str | Path, backend: str | None = None) -> tuple[m
         doc = read_document(path, "experiment file")
     except SyntaxProblem as err:
         return None, [Problem(err.line, err.col, str(path), "file", err.message)]
+    return check_document(doc, backend)
+
+
+def check_document(doc: Document, backend: str | None = None) -> tuple[m.Experiment | None, list[Problem]]:
+    """validate_with_stack of a document already read (chaos.yamldoc.read_document)."""
     experiment, problems = validate_document(doc)
     if experiment is None:
         return None, problems
     try:
         from chaos.stack import load_stack
 
-        spec = load_stack(stack_file(experiment.stack, Path(path).parent)).spec
+        spec = load_stack(stack_file(experiment.stack, Path(doc.path).parent)).spec
     except RoomquakeError as err:
         line, col = doc.positions.of_value(("stack",))
-        return None, [Problem(line, col, str(path), "stack", err.one_line())]
+        return None, [Problem(line, col, doc.path, "stack", err.one_line())]
     problems = sorted(check_against_stack(experiment, spec, doc, backend))
     return (experiment if not problems else None), problems
 

@@ -91,11 +91,13 @@ def _get(data: Any, path: PathKey) -> Any:
 
 
 def _steps(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
-    for i, step in enumerate(data.get("method") or []):
+    method = data.get("method")
+    for i, step in enumerate(method if isinstance(method, list) else []):
         if not isinstance(step, dict):
             continue
         yield ("method", i), step
-        for j, sub in enumerate(step.get("parallel") or [] if isinstance(step.get("parallel"), list) else []):
+        parallel = step.get("parallel")
+        for j, sub in enumerate(parallel if isinstance(parallel, list) else []):
             if isinstance(sub, dict):
                 yield ("method", i, "parallel", j), sub
 

@@ -25,8 +25,9 @@ def _name_of(path: Path) -> object:
     try:
         data = yamldoc.read_document(path, "stack file").data
     except yamldoc.SyntaxProblem as err:
-        where = f"{path}:{err.line}:{err.col}" if err.line else str(path)
-        raise StackFileError(f"{where}: {err.message}") from None
+        from chaos.stack.spec import syntax_line
+
+        raise StackFileError(syntax_line(err, str(path))) from None
     return data.get("name") if isinstance(data, dict) else None
 
 

@@ -243,7 +243,8 @@ def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
 
 def parse_stack(doc: yamldoc.Document) -> StackSpec:
     if not isinstance(doc.data, dict):
-        raise StackFileError(f"{doc.path}: a stack file is a mapping with services, links and images")
+        what = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise StackFileError(f"{doc.where(())}: stack: a stack file is a mapping with services, links and images, not {what}")
     try:
         spec = StackSpec.model_validate(doc.data)
     except ValidationError as err:
@@ -266,8 +267,12 @@ def _document(read: Any, path: str) -> yamldoc.Document:
     try:
         return read()
     except yamldoc.SyntaxProblem as err:
-        where = f"{path}:{err.line}:{err.col}: " if err.line else f"{path}: "
-        raise StackFileError(f"{where}{err.message}") from None
+        raise StackFileError(syntax_line(err, path)) from None
+
+
+def syntax_line(err: yamldoc.SyntaxProblem, path: str) -> str:
+    """``file:line:col: file: message`` (``file: file: message`` for the file as a whole), as for experiments."""
+    return str(Problem(err.line, err.col, path, "file", err.message))
 
 
 # --- scale ---------------------------------------------------------------------------
