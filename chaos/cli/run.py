@@ -32,6 +32,10 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
       roomquake run --backend local experiments/*.yaml
       roomquake run --report experiments/edge-loss.yaml
     """
+    if backend is None and attach is None:
+        from chaos.stack import default_backend
+
+        backend = default_backend()  # chosen before validation, so what it cannot do is refused too (exit 2)
     checked = check_all(files, backend)
     refuse_if_invalid(checked)  # exit 2, nothing started
     experiments = [(c.path, c.experiment) for c in checked]
