@@ -6,10 +6,13 @@ shipped experiment, and ``roomquake run --backend local`` of one shipped
 experiment up to the moment its bring-up starts (the run's first progress
 line, printed just before the stack is started; the run is then interrupted
 and rolls back). Figures are wall times: median and spread (min-max) over
-the rounds. Commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE
+the rounds. ``--hostile`` also times validate of every file in
+fixtures/hostile (each refused, exit 2) and of three generated files at the
+reader's limits: 256 KiB of method steps and 20,000 values (both valid,
+exit 0), and a file just over the size limit (refused unread, exit 2).
+Commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE
 removed from their environment), as a user's installation has it; the
-warm-up round writes the .pyc files. ``--hostile`` adds ``validate`` of every file in
-fixtures/hostile (each must be refused, exit 2).
+warm-up round writes the .pyc files.
 
     .venv/bin/python bench/cli.py --runs 7
     .venv/bin/python bench/cli.py --runs 5 --hostile
@@ -69,11 +72,35 @@ def run_to_bring_up(journals: Path) -> float:
         proc.wait(timeout=120)
 
 
+def limit_files(folder: Path) -> dict[str, tuple[Path, int]]:
+    """Generated experiments at the reader's limits (chaos.yamldoc) -> (file, expected exit code)."""
+    from chaos import yamldoc
+
+    head = "title: at the limits\nstack: audio-room\nmethod:\n"
+    wide = "  - {id: k%d, at: 1s, fault: kill, target: {service: edge}, description: " + "x" * 160 + "}\n"
+    dense = "  - {id: k%d, at: 1s, fault: kill, target: {service: edge, hosting: launch}}\n"
+    n_wide = (yamldoc.MAX_BYTES - len(head)) // len(wide % 9999)
+    n_dense = (yamldoc.MAX_NODES - 10) // 13  # 13 values per step
+    files = {
+        f"limit {yamldoc.MAX_BYTES // 1024} KiB ({n_wide} steps)": (head + "".join(wide % i for i in range(n_wide)), 0),
+        f"limit {yamldoc.MAX_NODES} values ({n_dense} steps)": (head + "".join(dense % i for i in range(n_dense)), 0),
+        "over the size limit": (head + "".join(wide % i for i in range(n_wide + 20)), 2),
+    }
+    out = {}
+    for i, (name, (text, code)) in enumerate(files.items()):
+        path = folder / f"limit-{i}.yaml"
+        path.write_text(text)
+        out[name] = (path, code)
+    return out
+
+
 def row(name: str, times: list[float], floor: float) -> str:
     median = statistics.median(times)
+    if name.startswith(("hostile", "limit", "over")):
+        return f"{name:<40} median {median:6.3f} s  max {max(times):.3f}  {'within 1 s' if max(times) <= 1 else 'OVER 1 s'}"
     target = TARGETS.get(name)
     mark = "" if target is None else f"  target <= {target:.2f} s: {'met' if median <= target else 'MISSED'}"
-    return (f"{name:<26} median {median:6.3f} s  spread {min(times):.3f}-{max(times):.3f}  "
+    return (f"{name:<40} median {median:6.3f} s  spread {min(times):.3f}-{max(times):.3f}  "
             f"(+{median - floor:.3f} s over python -c pass){mark}")
 
 
@@ -93,6 +120,9 @@ def main() -> None:
     for path in hostile:
         measures[f"hostile {path.name}"] = lambda p=path: timed([ROOMQUAKE, "validate", str(p)], expect=2)
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        if args.hostile:
+            for name, (path, code) in limit_files(Path(tmp)).items():
+                measures[name] = lambda p=path, c=code: timed([ROOMQUAKE, "validate", str(p)], expect=c)
         if not args.no_run:
             measures["run to bring-up"] = lambda: run_to_bring_up(Path(tmp))
         results: dict[str, list[float]] = {name: [] for name in measures}

@@ -10,6 +10,7 @@ parts of the file (ids used by ``after``, ``during``, ``known_weakness``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -68,14 +69,9 @@ def _special(doc: Document, err: dict[str, Any], path: PathKey, field: str) -> P
     return None
 
 
-_translator: Translator | None = None
-
-
+@functools.cache
 def translator() -> Translator:
-    global _translator
-    if _translator is None:
-        _translator = Translator(m.Experiment, _tags(), "experiment", _special)
-    return _translator
+    return Translator(m.Experiment, _tags(), "experiment", _special)
 
 
 def _get(data: Any, path: PathKey) -> Any:
