@@ -12,8 +12,8 @@ the two are close; on a shared one the wall time also holds the time spent
 waiting for a core, and the CPU time says what the command itself costs.
 
 ``--hostile`` also times validate of every file in fixtures/hostile (each
-refused, exit 2) and of three generated files at the reader's limits: 256 KiB
-of method steps and 20,000 values (both valid, exit 0), and a file just over
+refused, exit 2) and of three generated files at the reader's limits: 128 KiB
+of method steps and 10,000 keys and values (both valid, exit 0), and a file just over
 the size limit (refused unread, exit 2).
 
 Commands run with bytecode caching on (PYTHONDONTWRITEBYTECODE removed from
@@ -100,10 +100,10 @@ def limit_files(folder: Path) -> dict[str, tuple[Path, int]]:
     wide = "  - {id: k%d, at: 1s, fault: kill, target: {service: edge}, description: " + "x" * 160 + "}\n"
     dense = "  - {id: k%d, at: 1s, fault: kill, target: {service: edge, hosting: launch}}\n"
     n_wide = (yamldoc.MAX_BYTES - len(head)) // len(wide % 9999)
-    n_dense = (yamldoc.MAX_NODES - 10) // 13  # 13 values per step
+    n_dense = (yamldoc.MAX_NODES - 10) // 13  # 13 keys and values per step
     files = {
         f"limit {yamldoc.MAX_BYTES // 1024} KiB ({n_wide} steps)": (head + "".join(wide % i for i in range(n_wide)), 0),
-        f"limit {yamldoc.MAX_NODES} values ({n_dense} steps)": (head + "".join(dense % i for i in range(n_dense)), 0),
+        f"limit {yamldoc.MAX_NODES} keys+values ({n_dense} steps)": (head + "".join(dense % i for i in range(n_dense)), 0),
         "over the size limit": (head + "".join(wide % i for i in range(n_wide + 20)), 2),
     }
     out = {}

@@ -14,11 +14,13 @@ refused, each with a located one-line message, before any value is built:
 - files over ``MAX_BYTES``, more than ``MAX_NODES`` values, nesting deeper
   than ``MAX_DEPTH``, a second document, keys that are not text.
 
-``MAX_BYTES`` is 256 KiB: the largest shipped file (the reference stack) is
-about 10 KiB, so a real file has 25 times that room, while a file at the
-limit is parsed and validated well within a second on a loaded 2-core
-machine (``bench/cli.py --hostile`` measures it). ``MAX_NODES`` bounds the
-work of a file made of tiny values (``[1,1,1,...]``) the same way.
+``MAX_BYTES`` is 128 KiB: the largest shipped file (the reference stack) is
+about 9 KiB, so a real file has fourteen times that room, while a file at
+the limit is parsed and validated within half a second of CPU even on a
+loaded 2-core machine (``bench/cli.py --hostile`` measures it).
+``MAX_NODES`` (10,000 keys and values: the reference stack has about 700, a
+shipped experiment under 200) bounds the work of a file made of tiny values
+(``[1,1,1,...]``) the same way.
 
 Parsing uses libyaml through PyYAML's C parser (its event stream carries
 line and column), about 20 times faster than a pure-Python parser. Plain
@@ -36,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_BYTES = 256 * 1024
-MAX_NODES = 20_000
+MAX_BYTES = 128 * 1024
+MAX_NODES = 10_000
 MAX_DEPTH = 32
 
 PathKey = tuple[str | int, ...]
@@ -161,7 +163,7 @@ def _build(events: Any, positions: Positions) -> Any:
             raise SyntaxProblem(*where, f"YAML tags ({tag}) are not allowed; write a plain value")
         nodes += 1
         if nodes > MAX_NODES:
-            raise SyntaxProblem(*where, f"more than {MAX_NODES} values; an experiment or stack file has a few hundred")
+            raise SyntaxProblem(*where, f"more than {MAX_NODES} keys and values; an experiment or stack file has a few hundred")
         parent = stack[-1] if stack else None
         if isinstance(parent, _Open) and isinstance(parent.value, dict) and parent.key is None:
             if not isinstance(event, yaml.ScalarEvent):
