@@ -1,4 +1,4 @@
-from chaos.cli.main import main
+from chaos.cli.main import entry
 
 if __name__ == "__main__":
-    main()
+    entry()
