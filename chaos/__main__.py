@@ -1,4 +1,4 @@
-from chaos.cli.main import entry
+from chaos.cli.main import main
 
 if __name__ == "__main__":
-    entry()
+    main()

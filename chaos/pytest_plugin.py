@@ -274,9 +274,7 @@ def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def roomquake_proxy(roomquake_stack: Any) -> Iterator[Any]:
     """A Toxiproxy client (chaos.proxy.client.ProxyClient) for the stack's proxy."""
-    from chaos.proxy.client import ProxyClient
-
-    with ProxyClient(roomquake_stack.proxy_url) as client:
+    with roomquake_stack.proxy_client() as client:  # carries the run's proxy token
         yield client
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
+import signal
 import sys
 
 import click
@@ -74,43 +76,67 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj["verbose"] = verbose
 
 
-# Verbs that only read and print: once their output is flushed, the process
-# ends without the interpreter's teardown (freeing every model and module
-# costs ~30-40 ms, a tenth of a validate). Verbs that start, write or clean
-# up anything exit normally.
-READ_ONLY = frozenset({"validate", "list", "schema"})
+# Verbs that act on Ctrl-C and SIGTERM at their checkpoints (chaos.signals): for
+# them a signal means exit 3 (aborted) from the process's first instant on.
+SIGNAL_AWARE = ("run", "gameday", "stack")
 
 
-def _verb(argv: list[str]) -> str | None:
-    return next((arg for arg in argv if not arg.startswith("-")), None)
-
-
-def entry() -> None:
-    """The ``roomquake`` program (console script, ``python -m chaos``): main(), ending read-only verbs at once."""
-    verb = _verb(sys.argv[1:])
-    try:
-        main()
-    except SystemExit as done:
-        if verb is not None and verb not in READ_ONLY:
-            raise
-        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        if not isinstance(done.code, (int, type(None))):
-            print(done.code, file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+def _verb(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; ends with SystemExit carrying the exit code (user errors: one line, no traceback)."""
-    argv = sys.argv[1:] if argv is None else argv
+    from chaos import _is_the_command_line
+    from chaos.signals import INTERRUPTS
+
+    if not _is_the_command_line():  # called in-process (tests): Python's own Ctrl-C stays
+        _main(argv)
+        return
+    INTERRUPTS.install()  # done already by chaos/__init__.py, before anything loaded
+    code: int | str | None = 0
+    try:
+        _main(argv)
+    except SystemExit as done:
+        code = done.code
+    finally:
+        # From here on a signal is held back: the exit code below decides.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    held = signal.sigpending() & {signal.SIGINT, signal.SIGTERM}  # came after the block: held back, not lost
+    if INTERRUPTS.installed and (INTERRUPTS.received or held) and code not in (2, 3):
+        code = 3  # a signal came, even one after the last checkpoint: aborted
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    # Everything is written and closed; leave now. Python's own shutdown would
+    # take a while (joining threads) and puts the default handlers back, so a
+    # signal in that window would end the process with 130/143 or be lost.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (| head), or a closed stream
+            pass
+    os._exit(code or 0)
+
+
+def _main(argv: list[str] | None) -> None:
+    from chaos.signals import INTERRUPTS, Interrupted
+    args = list(sys.argv[1:] if argv is None else argv)
+    if _verb(args) not in SIGNAL_AWARE:
+        INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
+        if INTERRUPTS.received:
+            sys.exit(130)
+    verbose = "--verbose" in args or "-v" in args[:1]
     # Third-party pydantic plugins (observability hooks) are looked up through
     # every installed package's entry points on the first model: a few ms the
     # CLI does not need. Set PYDANTIC_DISABLE_PLUGINS= (empty) to load them.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    verbose = "--verbose" in argv or "-v" in argv[:1]
     try:
         cli.main(args=argv, prog_name="roomquake", standalone_mode=False)
+        INTERRUPTS.check()  # a signal that came while a verb had no checkpoint left still ends in exit 3
+    except Interrupted as sig:
+        click.echo(f"roomquake: {sig}", err=True)
+        sys.exit(3)
     except click.exceptions.Abort:
         click.echo("roomquake: interrupted", err=True)
         sys.exit(130)
@@ -127,4 +153,3 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("roomquake: interrupted", err=True)
         sys.exit(130)
-    sys.exit(0)

@@ -40,11 +40,17 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     refuse_if_invalid(checked)  # exit 2, nothing started
     experiments = [(c.path, c.experiment) for c in checked]
     from chaos.run import RunOptions, Runner
+    from chaos.signals import INTERRUPTS
 
     results = []
     worst = 0
-    for path, experiment in experiments:
+    for n, (path, experiment) in enumerate(experiments):
         assert experiment is not None
+        if INTERRUPTS.received and results:
+            # One Ctrl-C ends the whole command: the interrupted run rolled back, nothing else starts.
+            skipped = [p for p, _ in experiments[n:]]
+            click.echo(f"interrupted by {INTERRUPTS.first}: not run: {', '.join(skipped)}", err=True)
+            break
         if report:
             from chaos.report.keyprobes import with_key_probes
 
@@ -78,4 +84,6 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
                 click.echo(f"  report: {results[-1]['report']}")
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    if INTERRUPTS.received:
+        worst = 3  # aborted by a signal, whatever the runs before it did
     sys.exit(worst)

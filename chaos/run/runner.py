@@ -111,6 +111,9 @@ class Runner:
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
+        self._guard = SignalGuard()
+        self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
+        self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -141,9 +144,18 @@ class Runner:
     # with "_" is internal and may change.
 
     def check_stop(self) -> None:
-        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook."""
+        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook.
+
+        In the main thread it is also the checkpoint where a Ctrl-C or SIGTERM
+        (only noted by the signal handler) becomes ``Interrupted``.
+        """
+        self.checkpoint()
         if self.stop.is_set() and self.abort_reason is not None:
             raise AbortRun(self.abort_reason)
+
+    def checkpoint(self) -> None:
+        """Raise ``Interrupted`` (main thread only) if a signal came in and the run is not winding down yet."""
+        self._guard.check()
 
     def abort(self, reason: str, *, observed: Any = None, condition: str | None = None) -> None:
         """Stop the run with verdict ``aborted`` (thread-safe; the first reason wins).
@@ -176,10 +188,12 @@ class Runner:
         if self._proxy is None:
             if self.options.make_proxy is not None:
                 self._proxy = self.options.make_proxy(self.stack.proxy_url)
+            elif hasattr(self.stack, "proxy_client"):
+                self._proxy = self.stack.proxy_client()  # carries the run's proxy token
             else:
-                from chaos.proxy.client import ProxyClient
+                from chaos.stack.access import proxy_client
 
-                self._proxy = ProxyClient(self.stack.proxy_url)
+                self._proxy = proxy_client(self.stack.proxy_url)
         return self._proxy
 
     def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +250,7 @@ class Runner:
     def run(self) -> RunResult:
         exp = self.experiment
         verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
-        guard = SignalGuard(on_deferred=lambda name: self.emit(ev.Note(message=f"{name} received: still rolling back, please wait")))
+        guard = self._guard
         if self.options.progress:
             from chaos.run.progress import Progress
 
@@ -258,6 +272,7 @@ class Runner:
         opened: Any = None
         with guard:
             try:
+                self.checkpoint()  # a signal before the run began (roomquake run installs the handler first thing)
                 self.emit(ev.PhaseStarted(phase="bring_up"))
                 opened = self._open_stack()
                 self.stack = opened.__enter__()
@@ -295,7 +310,9 @@ class Runner:
             finally:
                 with guard.deferred():
                     verdict, reason = self._wind_down(opened, verdict, reason)
-        return self._finish(verdict, reason)
+                    for name in guard.received[1:]:  # noted by the handler; journaled here, in the main thread
+                        self.emit(ev.Note(message=f"{name} received: still rolling back, please wait"))
+            return self._finish(verdict, reason)
 
     def _phase(self) -> str:
         phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
@@ -303,7 +320,11 @@ class Runner:
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
-            for line in sweep_dead_runs(self.options.ledger_dir):
+            from chaos.stack.sweep import sweep_dead_stacks
+
+            # What killed runs left: their rollback (ledgers) first, then the
+            # stacks of dead owners (a half-up local stack, a brought-up one).
+            for line in sweep_dead_runs(self.options.ledger_dir) + sweep_dead_stacks():
                 self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
             self.ledger = Ledger(self.identity, self.options.ledger_dir)
         if self.options.open_stack is not None:
@@ -314,10 +335,12 @@ class Runner:
 
     def _stack_ready(self) -> None:
         stack = self.stack
+        if hasattr(stack, "checkpoint"):
+            stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
         self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
-                                   stack_origin=self.stack_origin)
+                                   stack_origin=self.stack_origin, reset=list(self.reset_lines))
         if self.ledger is not None:
             self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
                               str(getattr(stack, "proxy_url", "")))
@@ -382,19 +405,26 @@ class Runner:
             return
         self.emit(ev.PhaseStarted(phase="method"))
         t0 = self.now()
-        actions: list[tuple[float, int, str, timeline.Planned]] = []
+        actions: list[tuple[float, int, str, list[timeline.Planned]]] = []
+        due: dict[float, list[timeline.Planned]] = {}
         for p in plan:
             if p.is_fault:
-                actions.append((p.start, 1, "inject", p))
+                due.setdefault(p.start, []).append(p)  # faults due at one instant (a parallel group) go together
                 if p.step.for_ is not None:  # type: ignore[union-attr]
-                    actions.append((p.end, 0, "rollback", p))
+                    actions.append((p.end, 0, "rollback", [p]))
             else:
-                actions.append((p.start, 2, "check", p))
+                actions.append((p.start, 2, "check", [p]))
+        actions += [(at, 1, "inject", group) for at, group in due.items()]
         actions.sort(key=lambda a: (a[0], a[1]))
         running: list[cf.Future[Any]] = []
         by_step: dict[str, ActiveFault] = {}
-        for at, _, kind, planned in actions:
+        for at, _, kind, group in actions:
+            if kind == "inject" and len(group) > 1:
+                for active in self._inject_together(group, t0, at):
+                    by_step[active.step] = active
+                continue
             self.sleep_until(t0 + self.timeline_offset() + at)
+            planned = group[0]
             if kind == "inject":
                 self.before_fault(planned.id, planned.step)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
@@ -410,29 +440,99 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
-    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
-        step = planned.step
-        name = step.fault  # type: ignore[union-attr]
-        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = ActiveFault(planned.id, name, params)
-        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+    def _fault_context(self, step: m.FaultBase) -> FaultContext:
         ctx = FaultContext(self.stack, None, self.rng, self.run_id,
                            room=self.experiment.load.room if self.experiment.load else "launch",
                            automation=getattr(self.stack, "automation", None))
         if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy
-        began = self.now()
+            ctx.proxy = self.proxy  # the client exists before the fault is due
+        return ctx
+
+    def _begin(self, planned: timeline.Planned) -> ActiveFault:
+        step = planned.step
+        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
+        active = ActiveFault(planned.id, step.fault, params)  # type: ignore[union-attr]
+        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+        return active
+
+    def _registrar(self, active: ActiveFault) -> Callable[[str, tuple[str, ...] | None], None]:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.parts.append((hit, undo))
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
+        return done
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
+        active = self._begin(planned)
+        began = self.now()
         active.injected_t = began
-        fault_handlers.inject(step, planned.id, ctx, done)
-        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params,
+        fault_handlers.inject(planned.step, planned.id, self._fault_context(planned.step), self._registrar(active))  # type: ignore[arg-type]
+        self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
                                    planned_at=round(t0 + planned.start, 4), began=round(began, 4),
                                    took_s=round(self.now() - began, 4)))
         return active
+
+    # Targets of a group are resolved this long before its start time, so that
+    # resolving (probes, selectors, clients) is not part of the spread.
+    GROUP_LEAD_S = 0.3
+
+    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[ActiveFault]:
+        """Faults due at one instant: prepared before it, then every part started at once, one thread each.
+
+        The spread of their start times (and of their ends) is journaled.
+        """
+        self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
+        for planned in group:
+            self.before_fault(planned.id, planned.step)
+        prepared = []
+        for planned in group:
+            active = self._begin(planned)
+            parts = fault_handlers.prepare(planned.step, planned.id, self._fault_context(planned.step))  # type: ignore[arg-type]
+            prepared.append((planned, active, parts))
+        self.sleep_until(t0 + self.timeline_offset() + at)
+        jobs = [(active, part) for _, active, parts in prepared for part in parts]
+        barrier = threading.Barrier(len(jobs)) if jobs else None
+        times: dict[int, tuple[float, float]] = {}
+
+        def fire(n: int, active: ActiveFault, part: Any) -> None:
+            try:
+                barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
+            except threading.BrokenBarrierError:
+                pass
+            began = self.now()
+            try:
+                undo = part.do()
+            finally:
+                times[n] = (began, self.now())
+            self._registrar(active)(part.hit, undo)
+
+        # One thread per part (not the check pool: it may be busy, and every part must be ready at the barrier).
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="inject") as together:
+            futures = [together.submit(fire, n, active, part) for n, (active, part) in enumerate(jobs)]
+            # Not interruptible: a part under way must be registered before any rollback starts (each is bounded).
+            cf.wait(futures)
+        starts = [times[n][0] for n in sorted(times)]
+        ends = [times[n][1] for n in sorted(times)]
+        for n, (planned, active, parts) in enumerate(prepared):
+            mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
+            began = min((b for b, _ in mine), default=self.now())
+            active.injected_t = began
+            self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
+                                       planned_at=round(t0 + planned.start, 4), began=round(began, 4),
+                                       took_s=round(max((e for _, e in mine), default=began) - began, 4)))
+            if planned.step.for_ is None:  # type: ignore[union-attr]
+                self.step_ends[planned.id] = began
+        if starts:
+            spread = {"steps": [p.id for p in group], "planned_at": round(t0 + at, 4),
+                      "start_spread_s": round(max(starts) - min(starts), 4),
+                      "end_spread_s": round(max(ends) - min(ends), 4), "parts": len(jobs)}
+            self.parallel.append(spread)
+            self.emit(ev.Note(message=f"faults {', '.join(spread['steps'])} started within {spread['start_spread_s']:.3f}s "
+                                      f"of each other ({len(jobs)} parts; done within {spread['end_spread_s']:.3f}s)"))
+        for future in futures:
+            future.result()  # the first failure of a part, now that every part is registered
+        return [active for _, active, _ in prepared]
 
     def _roll_back(self, active: ActiveFault, reason: str) -> None:
         if active.rolled_back_t is not None:
@@ -526,6 +626,7 @@ class Runner:
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
                 if verdict is Verdict.PASSED:
                     verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
+            verdict, reason = self._verify_teardown(verdict, reason)
         if self.ledger is not None and not any(
             e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
         ):
@@ -539,6 +640,23 @@ class Runner:
                 verdict = Verdict.DEVIATED
                 reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
         return verdict, reason
+
+    def _verify_teardown(self, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+        """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
+        stack = self.stack
+        if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
+            return verdict, reason  # attached or pooled: left up on purpose
+        try:
+            left = stack.leftovers()
+        except Exception as err:  # noqa: BLE001 - not verified is not clean
+            left = [f"unknown ({err})"]
+        if not left:
+            self.emit(ev.Note(message=f"teardown verified: nothing of stack {stack.run_id} is left"))
+            return verdict, reason
+        message = (f"teardown left {', '.join(left)} of stack {stack.run_id} behind; "
+                   f"remove it with: roomquake clean (once this command has ended)")
+        self.emit(ev.RunError(phase="teardown", message=message))
+        return Verdict.ERRORED, f"{reason}; but {message}" if verdict is Verdict.ABORTED else message
 
     def _declared(self, verdict: Verdict) -> bool | None:
         weakness = self.experiment.known_weakness
@@ -569,6 +687,7 @@ class Runner:
             assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
+            parallel=self.parallel,
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 

@@ -297,3 +297,74 @@ method:
     assert result.verdict is Verdict.ABORTED
     assert all(i.state == "running" for i in stack.instances()) and opener.exited
     assert any("still rolling back" in e.get("message", "") for e in journal["events"])
+
+
+class SlowKillStack(FakeStack):
+    """Every kill takes 0.2 s: one after the other, two kills would start 0.2 s apart."""
+
+    def kill(self, name: str) -> None:
+        import time
+
+        time.sleep(0.2)
+        super().kill(name)
+
+
+def test_a_parallel_group_starts_together_and_the_spread_is_journaled(tmp_path: Path) -> None:
+    body = """
+method:
+  - parallel:
+      - {id: kill-a, fault: kill, target: {instance: edge-1}}
+      - {id: kill-b, fault: kill, target: {instance: edge-2}}
+      - {id: slow, fault: latency, link: crowd->edge, latency: 10ms}
+  - wait: 300ms
+"""
+    result, journal, stack, proxy, _ = run(body, tmp_path, SlowKillStack())
+    assert result.verdict is Verdict.PASSED, result.reason
+    (group,) = journal["parallel"]
+    assert group["steps"] == ["kill-a", "kill-b", "slow"] and group["parts"] == 2 + 3  # 3 crowd->edge proxies
+    began = {e["step"]: e["began"] for e in journal["events"] if e["kind"] == "fault_injected"}
+    assert max(began.values()) - min(began.values()) == pytest.approx(group["start_spread_s"], abs=0.002)
+    assert group["start_spread_s"] < 0.15  # concurrent; in sequence the second kill would start 0.2 s later
+    assert any("started within" in e.get("message", "") for e in journal["events"])
+    assert proxy.active_toxics() == 0 and {i.state for i in stack.instances()} == {"running"}  # all rolled back
+
+
+class LeakyStack(FakeStack):
+    torn_down = False
+
+    def down(self) -> None:
+        super().down()
+        self.torn_down = True
+
+    def leftovers(self) -> list[str]:
+        return ["network rq-x"]
+
+
+def test_a_teardown_that_leaves_something_says_what_and_how_to_remove_it(tmp_path: Path) -> None:
+    result, journal, *_ = run("method:\n  - wait: 100ms\n", tmp_path, LeakyStack())
+    assert result.verdict is Verdict.ERRORED
+    assert "teardown left network rq-x" in result.reason and "roomquake clean" in result.reason
+
+
+def test_a_clean_teardown_is_verified_and_journaled(tmp_path: Path) -> None:
+    class Clean(LeakyStack):
+        def leftovers(self) -> list[str]:
+            return []
+
+    result, journal, *_ = run("method:\n  - wait: 100ms\n", tmp_path, Clean())
+    assert result.verdict is Verdict.PASSED
+    assert any("teardown verified" in e.get("message", "") for e in journal["events"])
+
+
+def test_a_signal_before_the_run_aborts_it_at_once_with_a_journal(tmp_path: Path) -> None:
+    from chaos.signals import INTERRUPTS
+
+    assert INTERRUPTS.install()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. while the command line validated the files
+        result, journal, stack, _, opener = run("method:\n  - wait: 5s\n", tmp_path)
+    finally:
+        INTERRUPTS.uninstall()
+        INTERRUPTS.reset()
+    assert result.verdict is Verdict.ABORTED and result.exit_code == 3 and "SIGTERM" in result.reason
+    assert not opener.exited and journal["verdict"] == "aborted"  # nothing was brought up
