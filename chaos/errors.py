@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-
 
 class RoomquakeError(Exception):
     """Base of every error the toolkit raises on purpose.
@@ -34,12 +31,3 @@ class EngineError(RoomquakeError):
 
 class EnvironmentProblem(RoomquakeError):
     """The machine lacks something: a tool, root, disk space."""
-
-
-def suggest(word: str, known: Iterable[str]) -> str:
-    """The tail of an error about an unknown name: the closest known one, else every known one."""
-    names = sorted(set(known))
-    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return f"known: {', '.join(names)}"

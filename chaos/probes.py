@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 import math
 import string
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Protocol, Union
 
@@ -202,6 +200,9 @@ def fill(value: Any, params: Mapping[str, Any]) -> Any:
 
 def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> Any | None:
     """GET a JSON document; None when the instance is unreachable or says 4xx/5xx."""
+    import urllib.error  # here, not at the top: validating a file needs the specs, not HTTP (CLI start-up)
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
             return json.loads(reply.read() or b"null")
@@ -210,6 +211,9 @@ def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -
 
 
 def get_text(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
             return reply.read().decode("utf-8", "replace")

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import click
 
-from chaos.experiment.stackcheck import validate_with_stack
-from chaos.run import RunOptions, Runner
+from chaos.cli.checking import check_all, refuse_if_invalid
 
 
 @click.command(name="run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True)
 @click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
 @click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
@@ -33,17 +32,14 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
       roomquake run --backend local experiments/*.yaml
       roomquake run --report experiments/edge-loss.yaml
     """
-    experiments = []
-    problems = []
-    for path in files:
-        experiment, found = validate_with_stack(path, backend)
-        problems.extend(found)
-        experiments.append((path, experiment))
-    if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"roomquake: error: {len(problems)} problem(s); nothing was run", err=True)
-        sys.exit(2)
+    if backend is None and attach is None:
+        from chaos.stack import default_backend
+
+        backend = default_backend()  # chosen before validation, so what it cannot do is refused too (exit 2)
+    checked = check_all(files, backend)
+    refuse_if_invalid(checked)  # exit 2, nothing started
+    experiments = [(c.path, c.experiment) for c in checked]
+    from chaos.run import RunOptions, Runner
     from chaos.signals import INTERRUPTS
 
     results = []

@@ -11,52 +11,42 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from chaos.errors import RoomquakeError, UsageError, suggest
+from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
-from chaos.experiment.loader import Document, PathKey, SyntaxProblem, read_document
-from chaos.experiment.validate import Problem, field_name, validate_document
+from chaos.experiment.validate import validate_document
 from chaos.faults import kind_of
 from chaos.faults.base import StackFacts
-
-# Where a stack named in an experiment (``stack: audio-room``) is looked for.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
+from chaos.problems import Problem, field_name, suggest
+from chaos.yamldoc import Document, PathKey, SyntaxProblem, read_document
 
 def stack_file(name: str, experiment_dir: Path) -> Path:
-    """``stack:`` is a path (relative to the experiment file, then the cwd) or a stack name."""
-    if name.endswith((".yaml", ".yml")) or "/" in name:
-        for base in (experiment_dir, Path.cwd()):
-            if (base / name).is_file():
-                return base / name
-        raise UsageError(f"stack file {name!r} not found (looked next to the experiment and in the current folder)")
-    from chaos.stack import load_stack
+    """``stack:`` is a path (relative to the experiment file, then the cwd) or a stack name (chaos.stack.find)."""
+    from chaos.stack.find import find_stack
 
-    seen = []
-    for candidate in (Path.cwd() / "docker" / "stack.yaml", experiment_dir.parent / "docker" / "stack.yaml",
-                      REPO_ROOT / "docker" / "stack.yaml"):
-        if candidate.is_file() and candidate.resolve() not in seen:
-            seen.append(candidate.resolve())
-            if load_stack(candidate).name == name:
-                return candidate
-    raise UsageError(f"no stack named {name!r}; give a path to its stack file, e.g. stack: docker/stack.yaml")
+    return find_stack(name, experiment_dir)
 
 
 def validate_with_stack(path: str | Path, backend: str | None = None) -> tuple[m.Experiment | None, list[Problem]]:
     """Every problem of an experiment file: its own (model, cross-references), then against its stack."""
     try:
-        doc = read_document(path)
+        doc = read_document(path, "experiment file")
     except SyntaxProblem as err:
         return None, [Problem(err.line, err.col, str(path), "file", err.message)]
+    return check_document(doc, backend)
+
+
+def check_document(doc: Document, backend: str | None = None) -> tuple[m.Experiment | None, list[Problem]]:
+    """validate_with_stack of a document already read (chaos.yamldoc.read_document)."""
     experiment, problems = validate_document(doc)
     if experiment is None:
         return None, problems
     try:
         from chaos.stack import load_stack
 
-        spec = load_stack(stack_file(experiment.stack, Path(path).parent)).spec
+        spec = load_stack(stack_file(experiment.stack, Path(doc.path).parent)).spec
     except RoomquakeError as err:
         line, col = doc.positions.of_value(("stack",))
-        return None, [Problem(line, col, str(path), "stack", err.one_line())]
+        return None, [Problem(line, col, doc.path, "stack", err.one_line())]
     problems = sorted(check_against_stack(experiment, spec, doc, backend))
     return (experiment if not problems else None), problems
 

@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from chaos.errors import UsageError, suggest
+from chaos.errors import UsageError
+from chaos.problems import suggest
 from chaos.experiment.durations import Duration
 from chaos.experiment.fields import Fraction, Name
 from chaos.faults.base import Fault, FaultContext, Part, PathKey, StackFacts, Undo, register

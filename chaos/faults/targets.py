@@ -14,7 +14,8 @@ import random
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from chaos.errors import UsageError, suggest
+from chaos.errors import UsageError
+from chaos.problems import suggest
 from chaos.faults.base import PathKey, StackFacts
 from chaos.faults.model import Target
 

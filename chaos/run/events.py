@@ -163,6 +163,16 @@ class Note(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RelaunchSeen(Event):
+    """The stack's relaunch counter went up between two samples (chaos.run.relaunches)."""
+
+    probe: str  # the sampled probe, e.g. room.relaunches{room=launch}
+    count: int
+    previous: int
+    message: str = ""  # the same as one line, for readers that know no relaunch_seen
+
+
+@dataclass(frozen=True, kw_only=True)
 class VerdictReached(Event):
     verdict: str
     reason: str

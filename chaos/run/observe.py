@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from pydantic import TypeAdapter, ValidationError
 
-from chaos.errors import UsageError, suggest
+from chaos.errors import UsageError
+from chaos.problems import suggest
 from chaos.experiment.expect import Expectation
 
 Value = Any

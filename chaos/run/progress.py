@@ -13,7 +13,7 @@ def line_for(event: ev.Event) -> str | None:
     """One line per event worth showing; None for the rest."""
     match event:
         case ev.RunStarted():
-            return f"run {event.run_id}: {event.title} (seed {event.seed}, backend {event.backend}, {event.mode.replace('_', ' ')})"
+            return f"run {event.run_id}: {event.title} (seed {event.seed}, {_how(event)})"
         case ev.PhaseStarted(phase=phase) if phase in ("steady_state_before", "method", "recovery", "steady_state_after", "rollback"):
             return f"-- {phase.replace('_', ' ')}"
         case ev.StackReady():
@@ -55,6 +55,8 @@ def line_for(event: ev.Event) -> str | None:
             return f"ABORT: {event.reason}"
         case ev.RunError():
             return f"ERROR in {event.phase}: {event.message}"
+        case ev.RelaunchSeen():
+            return f"relaunch #{event.count} seen ({event.probe}: {event.previous} -> {event.count})"
         case ev.Note():
             return event.message
         case ev.VerdictReached():
@@ -63,6 +65,13 @@ def line_for(event: ev.Event) -> str | None:
                 extra = " (as declared: known weakness shown)" if event.as_declared else " (NOT as declared)"
             return f"verdict: {event.verdict.upper()}{extra} - {event.reason}"
     return None
+
+
+def _how(event: ev.RunStarted) -> str:
+    """How the run gets its stack, said once: ``attaching to a running stack``, ``backend local, bring up``."""
+    if event.mode == "attach":  # the backend is the attached stack's, known once it is ready
+        return "attaching to a running stack"
+    return f"backend {event.backend}, {event.mode.replace('_', ' ')}"
 
 
 class Progress:

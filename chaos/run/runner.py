@@ -42,6 +42,7 @@ from chaos.run.interrupt import Interrupted, SignalGuard
 from chaos.run.journal import Journal, default_dir
 from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
+from chaos.run.relaunches import watch_relaunches
 from chaos.run.verdict import Verdict
 
 
@@ -396,6 +397,8 @@ class Runner:
         for ref, given, rate in every:
             self.reader.check(ref)
             self.sampler.add_probe(ref, self._params(ref, given), rate)
+        declared = getattr(getattr(self.stack, "spec", None), "probes", None) or {}
+        watch_relaunches(self.sampler, declared, lambda ref: self._params(ref, {}), self.emit)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(

@@ -8,7 +8,9 @@ before anything is started.
 
 from __future__ import annotations
 
+import functools
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chaos import yamldoc
 from chaos.probes import ProbeSpec
-from chaos.stack import yamlpos
+from chaos.problems import Problem, Translator, field_name, members, plural
 from chaos.stack.errors import StackFileError
 
 Scalar = str | int | float | bool
@@ -203,38 +206,29 @@ class Stack:
 # --- loading and cross-checks -------------------------------------------------------
 
 
-def _fail(doc: yamlpos.Located, loc: tuple[Any, ...], message: str) -> StackFileError:
-    field = ".".join(str(p) for p in loc)
-    return StackFileError(f"{doc.where(loc)}: {field}: {message}")
+def _fail(doc: yamldoc.Document, loc: tuple[Any, ...], message: str) -> StackFileError:
+    return StackFileError(f"{doc.where(loc)}: {field_name(loc, 'stack')}: {message}")
 
 
-def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic puts the discriminator value in the path (probes.x.http_json.field); drop it."""
-    out: list[Any] = []
-    for part in loc:
-        if len(out) == 2 and out[0] == "probes" and part in _PROBE_KINDS:
-            continue
-        out.append(part)
-    return tuple(out)
+@functools.cache
+def _translator() -> Translator:
+    # probe kinds are the discriminator pydantic puts in error locations (probes.p.http_json.field)
+    tags = {typing.get_args(model.model_fields["kind"].annotation)[0]: model for model in members(ProbeSpec)}
+    return Translator(StackSpec, tags, "stack")
 
 
-_PROBE_KINDS = {"http_json", "metric", "quantile", "rate", "ratio", "state"}
+def problems(doc: yamldoc.Document, err: ValidationError) -> list[Problem]:
+    """Every pydantic error of a stack file, located and worded for its author."""
+    return _translator().problems(doc, err.errors(include_url=False))
 
 
-def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
-    first = err.errors()[0]
-    loc = _strip_union_tags(tuple(first["loc"]))
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    more = len(err.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return StackFileError(f"{doc.where(loc)}: {'.'.join(str(p) for p in loc)}: {message}{suffix}")
+def _pydantic_error(doc: yamldoc.Document, err: ValidationError) -> StackFileError:
+    found = sorted(problems(doc, err))
+    more = f" (and {plural(len(found) - 1, 'more problem')})" if len(found) > 1 else ""
+    return StackFileError(f"{found[0]}{more}")
 
 
-def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
+def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
     """Relations pydantic cannot see: names that must exist, ports that must not clash."""
     services = spec.services
     for i, text in enumerate(spec.links):
@@ -293,9 +287,10 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
                 raise _fail(doc, ("load", aname, "steps", i, "service"), f"unknown service {step.service!r}")
 
 
-def parse_stack(doc: yamlpos.Located) -> StackSpec:
+def parse_stack(doc: yamldoc.Document) -> StackSpec:
     if not isinstance(doc.data, dict):
-        raise StackFileError(f"{doc.path}: a stack file is a mapping with services, links and images")
+        what = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise StackFileError(f"{doc.where(())}: stack: a stack file is a mapping with services, links and images, not {what}")
     try:
         spec = StackSpec.model_validate(doc.data)
     except ValidationError as err:
@@ -307,13 +302,23 @@ def parse_stack(doc: yamlpos.Located) -> StackSpec:
 def load_stack(path: str | Path) -> Stack:
     """Read and validate a stack file; raise one StackFileError on the first problem."""
     p = Path(path).resolve()
-    doc = yamlpos.load(p)
-    return Stack(spec=parse_stack(doc), path=p)
+    return Stack(spec=parse_stack(_document(lambda: yamldoc.read_document(p, "stack file"), str(p))), path=p)
 
 
 def loads_stack(text: str, path: str = "stack.yaml") -> Stack:
-    doc = yamlpos.loads(text, path)
-    return Stack(spec=parse_stack(doc), path=Path(path).resolve())
+    return Stack(spec=parse_stack(_document(lambda: yamldoc.parse_text(text, path), path)), path=Path(path).resolve())
+
+
+def _document(read: Any, path: str) -> yamldoc.Document:
+    try:
+        return read()
+    except yamldoc.SyntaxProblem as err:
+        raise StackFileError(syntax_line(err, path)) from None
+
+
+def syntax_line(err: yamldoc.SyntaxProblem, path: str) -> str:
+    """``file:line:col: file: message`` (``file: file: message`` for the file as a whole), as for experiments."""
+    return str(Problem(err.line, err.col, path, "file", err.message))
 
 
 # --- scale ---------------------------------------------------------------------------

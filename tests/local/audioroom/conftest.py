@@ -32,9 +32,9 @@ STACK_FILE = DOCKER_DIR / "stack.yaml"
 
 def stack_profile(name: str = "ci") -> dict[str, str]:
     """A timing profile of the shipped stack file (docker/stack.yaml), as the backends pass it."""
-    from ruamel.yaml import YAML
+    import yaml
 
-    profiles = YAML(typ="safe").load(STACK_FILE.read_text())["profiles"]
+    profiles = yaml.safe_load(STACK_FILE.read_text())["profiles"]
     return {str(k): str(v) for k, v in profiles[name].items()}
 
 

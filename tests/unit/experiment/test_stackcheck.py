@@ -47,7 +47,8 @@ def test_stack_is_found_by_name_or_path(tmp_path: Path, monkeypatch: pytest.Monk
     assert validate_with_stack(exp)[1] == []
     exp.write_text("title: t\nstack: other-stack\n")
     assert [str(p) for p in validate_with_stack(exp)[1]] == [
-        f"{exp}:2:8: stack: no stack named 'other-stack'; give a path to its stack file, e.g. stack: docker/stack.yaml"
+        f"{exp}:2:8: stack: no stack named 'other-stack'; give a path to its stack file, e.g. stack: docker/stack.yaml "
+        "(roomquake ships the stack 'audio-room')"
     ]
 
 

@@ -177,7 +177,7 @@ def test_run_cli_refuses_invalid_files_and_runs_nothing(tmp_path: Path) -> None:
     good.write_text("title: t\nstack: nowhere.yaml\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("title: t\nmethod:\n  - fault: kil\n    target: {service: edge}\n")
-    result = CliRunner().invoke(cli, ["run", str(good), str(bad)])
+    result = CliRunner().invoke(cli, ["run", "--backend", "local", str(good), str(bad)])
     assert result.exit_code == 2
     assert f"{bad}:3:12: method[0].fault: unknown fault 'kil'; did you mean 'kill'?" in result.output
     assert "nothing was run" in result.output

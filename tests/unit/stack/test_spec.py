@@ -60,7 +60,7 @@ def test_unknown_service_in_a_link_names_file_line_and_link():
     text = reference_text().replace("  - crowd->edge\n", "  - crowd->egde\n")
     message = _error(text)
     assert message.startswith(f"bad.yaml:{_line_of(text, 'crowd->egde')}:")
-    assert "links.6" in message and "unknown service 'egde'" in message
+    assert "links[6]" in message and "unknown service 'egde'" in message
 
 
 def test_missing_image_names_the_service_field():
@@ -93,7 +93,7 @@ def test_zero_replicas_allowed_for_optional_service():
 def test_unknown_field_and_wrong_type_are_located():
     text = reference_text().replace("    replicas: 4\n", "    replicaz: 4\n")
     message = _error(text)
-    assert "services.supervisor.replicaz: unknown field" in message
+    assert "services.supervisor.replicaz: unknown key; did you mean 'replicas'?" in message
     assert f"bad.yaml:{_line_of(text, 'replicaz')}:" in message
     text = reference_text().replace("port: 8765", "port: high")
     assert "services.edge.port" in _error(text)
