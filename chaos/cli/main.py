@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "report": "chaos.cli.report",
     "gameday": "chaos.cli.gameday",
     "clean": "chaos.cli.clean",
+    "cluster": "chaos.cli.cluster",
     "explore": "chaos.cli.explore",
 }
 

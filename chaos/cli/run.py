@@ -14,7 +14,7 @@ from chaos.run import RunOptions, Runner
 
 @click.command(name="run")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker when an engine answers, else local.")
 @click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")

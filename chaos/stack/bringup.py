@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +17,19 @@ from chaos.stack.plan import Plan, ProxyPlan
 from chaos.stack.running import Backend, RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
 
-BACKENDS = ("docker", "local")
+BACKENDS = ("docker", "local", "swarm")
 
 
 def default_backend() -> str:
-    """docker wherever an engine answers, else local."""
+    """docker wherever an engine answers (swarm when DOCKER_HOST names a swarm manager), else local."""
     try:
         import docker
 
         client = docker.from_env(timeout=3)
         client.ping()
+        manager = bool(os.environ.get("DOCKER_HOST")) and bool(client.info().get("Swarm", {}).get("ControlAvailable"))
         client.close()
-        return "docker"
+        return "swarm" if manager else "docker"
     except Exception:  # noqa: BLE001 - any failure means "no engine here"
         return "local"
 
@@ -52,6 +54,10 @@ def _make_backend(kind: str, stack: Stack, identity: RunIdentity, keep: bool) ->
         from chaos.stack.docker import DockerBackend
 
         return DockerBackend(stack, identity, keep=keep)
+    if kind == "swarm":
+        from chaos.stack.swarm import SwarmBackend
+
+        return SwarmBackend(stack, identity, keep=keep)
     raise StackFileError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -158,6 +164,13 @@ def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
     owner = record.get("owner", {})
     if owner_alive(owner):
         raise StackError(f"run {run_id} is still being brought up by pid {owner.get(OWNER_PID, '?')}")
+    if record.get("backend") == "swarm":
+        from chaos.stack.swarm_clean import end_pending as end_swarm
+
+        line = end_swarm(record, dry_run)
+        if not dry_run:
+            registry.remove(run_id)  # after the services: a failure leaves the record for the next try
+        return line
     procs = {n: p for n, p in record.get("state", {}).get("procs", {}).items() if "pid" in p}
     if not dry_run:
         # Same teardown as a live stack: by process group, pid reuse guarded by start time.
@@ -215,6 +228,10 @@ def attach_record(run_id: str = "latest") -> RunningStack:
         from chaos.stack.local import LocalBackend
 
         impl: Backend = LocalBackend(stack, record["run_id"], procs=record["state"]["procs"])
+    elif record["backend"] == "swarm":
+        from chaos.stack.swarm import SwarmBackend
+
+        impl = SwarmBackend.from_record(stack, record["run_id"], record["state"])
     else:
         from chaos.stack.docker import DockerBackend
 
