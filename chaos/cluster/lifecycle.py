@@ -198,8 +198,10 @@ def _remove_all(record: ClusterRecord, progress: Progress) -> None:
             except Exception as err:  # noqa: BLE001 - one engine's trouble must not keep the others up
                 return f"engine of node {entry['node']}: {err}"
 
+        began = time.monotonic()
         with ThreadPoolExecutor(max_workers=len(engines)) as pool:
             outcomes = list(pool.map(stop, engines))
+        progress(f"engines stopped ({time.monotonic() - began:.1f}s)")
         for entry, problem in zip(engines, outcomes):
             if problem:
                 failures.append(problem)
@@ -207,11 +209,12 @@ def _remove_all(record: ClusterRecord, progress: Progress) -> None:
                 record.forget(entry)
         if failures:  # an engine still running keeps its namespace and folders: all stay for a retry
             raise ClusterError(f"cluster {record.name}: {failures[0]} (run roomquake cluster down again)")
-    progress("removing namespaces, links, rules and folders")
     for entry in reversed(record.made):
         try:
+            began = time.monotonic()
             _remove_entry(record, entry)
             record.forget(entry)
+            progress(f"removed {entry['kind']} {entry.get('name') or entry.get('path') or ''} ({time.monotonic() - began:.1f}s)")
         except Exception as err:  # noqa: BLE001 - try the rest, report the first
             failures.append(f"{entry['kind']} {entry.get('name') or entry.get('path') or ''}: {err}")
     if failures:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from chaos.errors import EnvironmentProblem, RoomquakeError
@@ -83,7 +84,15 @@ def unmount_all(paths: Iterable[Path]) -> None:
 
 
 def remove_tree(path: Path) -> None:
+    """Unmount what is below ``path``, then delete it; its subfolders (one per node) side by side.
+
+    An engine's data root is ~13,000 files per node; deleting them is bound by
+    the disk's latency, so the nodes' folders go in parallel.
+    """
     unmount_all([path])
+    if path.is_dir():
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda child: shutil.rmtree(child, ignore_errors=True), [c for c in path.iterdir() if c.is_dir()]))
     shutil.rmtree(path, ignore_errors=True)
     if path.exists():  # something still mounted or busy: say so rather than leave it silently
         leftovers = mounts_under([path])
