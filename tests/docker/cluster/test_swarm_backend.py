@@ -131,3 +131,54 @@ def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_sta
         assert not (cluster_state / f"{run_id}.json").exists()
     finally:
         manager.close()
+
+
+HOLD = """\
+title: kill the edge hosting the room and wait (a runner SIGKILLed mid-fault on swarm)
+stack: {stack}
+profile: ci
+scale: {{edge: 2, supervisor: 1, host: 1}}
+load: {{room: launch, listeners: 6, ramp: 1s}}
+settle: 60s
+steady_state:
+  - {{id: room-live, probe: room.state, expect: live}}
+method:
+  - {{id: kill-edge, at: 500ms, fault: kill, target: {{service: edge, hosting: launch}}}}
+  - wait: 300s
+"""
+
+
+def test_a_runner_killed_mid_fault_on_swarm_is_rolled_back_by_clean(local_cluster, tools, cluster_state, tmp_path):
+    """The runner's ledger covers swarm: its held-down edge is started again by ``roomquake clean``."""
+    tools.roomquake("stack", "up", "--backend", "swarm", "--scale", "edge=2,supervisor=1,host=1")
+    run_id = max(cluster_state.glob("*.json"), key=lambda p: p.stat().st_mtime).stem
+    experiment = tmp_path / "hold.yaml"
+    experiment.write_text(HOLD.format(stack=STACK))
+    try:
+        runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "-q", "--attach", run_id,
+                                   "--journal-dir", str(tmp_path), str(experiment)],
+                                  cwd=tools.ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def killed_edge() -> str | None:
+            for ledger in cluster_state.glob("runner-*.json"):
+                try:
+                    undo = json.loads(ledger.read_text()).get("undo", [])
+                except (OSError, ValueError):
+                    continue
+                for step in undo:
+                    if step[:2] == ["stack", "start_if_down"]:
+                        return str(step[2])
+            return None
+
+        try:
+            victim = tools.until(killed_edge, 240, "the runner killed the hosting edge")
+        finally:
+            runner.send_signal(signal.SIGKILL)
+            runner.wait()
+        assert {i.name: i.state for i in attach_record(run_id).instances("edge")}[victim] == "exited"
+        done = tools.roomquake("clean")
+        assert "undid 1 fault part(s)" in done.stdout
+        assert {i.name: i.state for i in attach_record(run_id).instances("edge")}[victim] == "running"
+        assert not list(cluster_state.glob("runner-*.json"))
+    finally:
+        tools.roomquake("stack", "down", run_id)
