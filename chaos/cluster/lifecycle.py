@@ -270,8 +270,9 @@ def node_statuses(record: ClusterRecord) -> list[NodeStatus]:
 
 def sweep_dead_clusters(dry_run: bool = False) -> list[str]:
     """Remove clusters whose ``up`` or ``down`` was killed midway (owner dead, not up); a cluster that is up stays."""
-    if os.geteuid() != 0:
-        return []  # nothing of a cluster can be removed without root; `cluster down` says so
+    if os.geteuid() != 0:  # nothing of a cluster can be removed without root: say what is waiting
+        return [f"cluster {r.name}: left by a killed run of pid {r.owner.get(OWNER_PID, '?')}; removing it needs root "
+                "(sudo roomquake clean)" for r in records() if r.state != UP and not r.owner_alive]
     done = []
     for record in records():
         if record.state == UP or record.owner_alive:

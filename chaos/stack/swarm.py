@@ -42,7 +42,7 @@ from chaos.stack.errors import StackError, Unsupported
 from chaos.stack.plan import InstancePlan, Plan, docker_addressing, make_plan
 from chaos.stack.running import Backend
 from chaos.stack.spec import Stack, StackSpec, apply_scale
-from chaos.stack.swarm_engines import SwarmEngines
+from chaos.stack.swarm_engines import SwarmEngines, SwarmGone
 from chaos.stack import swarm_placement as placement
 
 if TYPE_CHECKING:
@@ -87,8 +87,14 @@ class SwarmBackend(Backend):
         self.run_id = identity.run_id
         self.keep = keep
         state = state or {}
-        self.engines = SwarmEngines.choose(state.get("swarm"))
-        self.client = self.engines.manager
+        self._recorded_swarm = state.get("swarm")
+        self.gone: SwarmGone | None = None
+        try:
+            self.engines: SwarmEngines | None = SwarmEngines.choose(self._recorded_swarm)
+        except SwarmGone as err:
+            if not state:
+                raise
+            self.engines, self.gone = None, err  # stack down still forgets the run; nothing else works
         self.refs: dict[str, str] = dict(state.get("images", {}))
         self.services: dict[str, str] = dict(state.get("services", {}))  # instance -> service id
         self.ports: dict[str, int] = {k: int(v) for k, v in state.get("ports", {}).items()}
@@ -96,6 +102,14 @@ class SwarmBackend(Backend):
         self.network: dict[str, str] = dict(state.get("network", {}))
         self._squeezed: dict[str, Any] = {}  # instance -> ManagedContainer holding what squeeze took
         self._node_addr: dict[str, str] = {}
+
+    @property
+    def client(self) -> "docker.DockerClient":
+        """The manager's client (raises once the run's local cluster is gone)."""
+        if self.engines is None:
+            assert self.gone is not None
+            raise self.gone
+        return self.engines.manager
 
     @classmethod
     def from_record(cls, stack: Stack, run_id: str, state: dict[str, Any]) -> "SwarmBackend":
@@ -273,7 +287,7 @@ class SwarmBackend(Backend):
     def state(self, name: str) -> str:
         import docker
 
-        if name not in self.services:
+        if name not in self.services or self.engines is None:
             return "missing"
         spec = self._inspect(name)
         if spec is None:
@@ -470,18 +484,22 @@ class SwarmBackend(Backend):
         """Remove the run's services, then (once their tasks are gone) its network and configs, all by label."""
         from chaos.stack.swarm_clean import remove_run
 
+        if self.engines is None:
+            return  # the cluster went down with every service on it
         remove_run(self.client, self.run_id)
 
     def leftovers(self) -> list[str]:
         from chaos.stack.swarm_clean import run_resources
 
+        if self.engines is None:
+            return []
         return [f"{kind} {name}" for kind, _, name in run_resources(self.client, self.run_id)]
 
     def record(self) -> dict[str, Any]:
         return {
             "owner": {"pid": self.identity.pid, "host": self.identity.host},
             "keep": self.keep,
-            "swarm": self.engines.record(),
+            "swarm": self.engines.record() if self.engines is not None else self._recorded_swarm,
             "network": self.network,
             "services": self.services,
             "ports": self.ports,

@@ -20,6 +20,7 @@ unknown fail with one line saying so.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,10 @@ def _connect(url: str, timeout: int = 60) -> "docker.DockerClient":
     from chaos.engine import connect
 
     return connect(timeout=timeout, environ={**os.environ, "DOCKER_HOST": url})
+
+
+class SwarmGone(StackError):
+    """The swarm a run was recorded on no longer exists (its local cluster was taken down)."""
 
 
 def parse_engines(text: str) -> dict[str, str]:
@@ -84,6 +89,10 @@ class SwarmEngines:
     def choose(cls, recorded: dict[str, Any] | None = None) -> "SwarmEngines":
         if recorded and recorded.get("manager"):
             url = str(recorded["manager"])
+            from chaos.cluster.daemon import RUN_ROOT
+
+            if url.startswith(f"unix://{RUN_ROOT}/") and not Path(url.removeprefix("unix://")).exists():
+                raise SwarmGone(f"the local cluster this run was on is gone ({url}): so are its services")
             return cls._open(url, dict(recorded.get("engines", {})), f"the swarm this run is on ({url})")
         if os.environ.get("DOCKER_HOST"):
             url = os.environ["DOCKER_HOST"]

@@ -50,3 +50,58 @@ def test_sweep_removes_dead_runs_only_and_never_kept_ones(monkeypatch):
     removed.clear()
     swarm_clean.sweep(include_live=True)
     assert removed == ["dead", "live"]
+
+
+def test_a_run_whose_local_cluster_is_gone_can_still_be_taken_down(tmp_path, monkeypatch):
+    """``cluster down`` took the services with it: ``stack down`` forgets the run instead of failing forever."""
+    from chaos.stack.spec import load_stack
+    from chaos.stack.swarm_engines import SwarmGone
+    from pathlib import Path
+
+    stack = load_stack(Path(__file__).resolve().parents[3] / "docker" / "stack.yaml")
+    state = {"owner": {"pid": 1, "host": "h"}, "swarm": {"manager": "unix:///run/rqc/gone/n1/docker.sock"},
+             "services": {"edge-1": "abc"}, "ports": {"edge-1": 27001}}
+    backend = swarm.SwarmBackend.from_record(stack, "run-a", state)
+    assert backend.state("edge-1") == "missing" and backend.leftovers() == []
+    backend.teardown()
+    assert backend.record()["swarm"] == state["swarm"]
+    with pytest.raises(SwarmGone, match="local cluster this run was on is gone"):
+        backend.address("edge-1")
+
+
+def test_clean_without_root_names_the_clusters_it_cannot_remove(tmp_path, monkeypatch):
+    from chaos.cluster import lifecycle, record
+    from chaos.labels import RunIdentity
+
+    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(tmp_path))
+    record.new_record("dead", RunIdentity(pid=999_999_999))
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert lifecycle.sweep_dead_clusters() == ["cluster dead: left by a killed run of pid 999999999; removing it needs root (sudo roomquake clean)"]
+
+
+@pytest.mark.parametrize("docker_host, manager, expected", [
+    ("unix:///run/rqc/rq/n1/docker.sock", True, "swarm"),  # pointed at a manager: swarm by default
+    ("unix:///run/rqc/rq/n1/docker.sock", False, "docker"),
+    (None, True, "docker"),  # the machine's own engine stays docker even in swarm mode
+])
+def test_default_backend_is_swarm_only_when_docker_host_names_a_manager(monkeypatch, docker_host, manager, expected):
+    import docker
+
+    from chaos.stack.bringup import default_backend
+
+    class Engine:
+        def ping(self) -> bool:
+            return True
+
+        def info(self) -> dict:
+            return {"Swarm": {"ControlAvailable": manager}}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(docker, "from_env", lambda **kwargs: Engine())
+    if docker_host:
+        monkeypatch.setenv("DOCKER_HOST", docker_host)
+    else:
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert default_backend() == expected
