@@ -1,9 +1,11 @@
 """Images into every node without a registry: ``docker save`` once from the host engine, ``docker load`` into each node.
 
-Measured against Debian's ``docker-registry`` on the bridge (see the
-README's cluster figures): save/load needs no extra daemon, no
-insecure-registry setting and no port on the bridge, and is as quick here.
-The tar goes to the cluster's data folder and is deleted once loaded.
+Measured against Debian's ``docker-registry`` on the bridge (README, "A
+local cluster"): saving the 288 MB services image took ~9 s and loading it
+~7 s per node, while pushing it to the registry took ~91 s (every layer
+compressed on 2 cores) and pulling ~22 s per node; the registry would also
+need an insecure-registry setting on every engine and a daemon on the
+bridge. The tar goes to the cluster's data folder and is deleted once loaded.
 """
 
 from __future__ import annotations
