@@ -176,9 +176,12 @@ class ContainerSpec:
     ports: tuple[int, ...] = ()  # container ports to publish on 127.0.0.1
     aliases: tuple[str, ...] = ()  # extra names on the run network (the instance name is always one)
     pin_ip: bool = False  # keep the same address across disconnect/reconnect
+    ip: str | None = None  # with pin_ip: this address (a replaced container keeps its predecessor's)
     cap_add: tuple[str, ...] = ()  # e.g. ("NET_ADMIN",) for in-container network faults
     mem_limit_mb: int | None = None
     extra_labels: dict[str, str] = field(default_factory=dict)
+    restart: str | None = None  # Docker restart policy name, e.g. "on-failure" (None: never restarted)
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path in the container
 
 
 @dataclass
@@ -318,7 +321,7 @@ def run_container(
     import docker
 
     labels = identity.labels(**{SERVICE: spec.service, INSTANCE: spec.instance}, **spec.extra_labels)
-    ip = network.allocate_ip() if spec.pin_ip else None
+    ip = (spec.ip or network.allocate_ip()) if spec.pin_ip else None
     endpoint = client.api.create_endpoint_config(aliases=[spec.instance, *spec.aliases], ipv4_address=ip)
     name = container_name(identity, spec.name)
     container = None
@@ -340,6 +343,8 @@ def run_container(
                 privileged=False,
                 cap_add=list(spec.cap_add) or None,
                 mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
+                restart_policy={"Name": spec.restart} if spec.restart and spec.restart != "no" else None,
+                volumes={name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()} or None,
             )
             container.start()
             break

@@ -21,14 +21,20 @@ INSTANCE = "io.roomquake.instance"
 KEEP = "io.roomquake.keep"  # "1": a long-lived game-day stack, never swept
 
 
-def process_start_time(pid: int) -> str:
-    """Start time of ``pid`` in clock ticks since boot, '' when unknown."""
+def _stat(pid: int) -> list[str]:
+    """Fields 3.. of /proc/PID/stat (state first), [] when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            # Field 22; the command name (field 2) may hold spaces, so split after ')'.
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            # The command name (field 2) may hold spaces, so split after ')'.
+            return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return ""
+        return []
+
+
+def process_start_time(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot (field 22), '' when unknown."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def new_run_id() -> str:
@@ -56,7 +62,8 @@ def owner_alive(labels: dict[str, str]) -> bool:
     """Whether the process that created a labelled resource still runs.
 
     Resources from another host, or marked keep, count as alive: we cannot
-    see that host's processes and must not remove what we cannot judge.
+    see that host's processes and must not remove what we cannot judge. A
+    zombie (killed, not yet reaped by its parent) is dead.
     """
     if labels.get(KEEP) == "1":
         return True
@@ -66,6 +73,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:
         return False
-    if not os.path.exists(f"/proc/{pid}"):
-        return False
-    return process_start_time(pid) == labels.get(OWNER_START, "")
+    fields = _stat(pid)
+    if len(fields) <= 19 or fields[0] in ("Z", "X", "x"):
+        return False  # gone, or a zombie: it ran its last line, only its parent has not reaped it yet
+    return fields[19] == labels.get(OWNER_START, "")

@@ -230,8 +230,11 @@ class ExperimentItem(pytest.Item):
         self._prop("stack_reused", "yes" if lease.reused else "no")
         self._prop("journal", result.journal)
         self._prop("report", self.report_path)
+        # recovery times of disturbed checks only; a check that was never disturbed says so instead
         for check, seconds in (self.journal.get("recovery_times") or {}).items():
             self._prop(f"recovery_s:{check}", seconds)
+        for check in self.journal.get("not_disturbed") or []:
+            self._prop(f"outcome:{check}", "not_disturbed")
         if result.verdict is Verdict.ABORTED and result.reason.startswith("interrupted by"):
             raise KeyboardInterrupt(result.reason)
         if result.verdict is Verdict.ERRORED:
@@ -274,9 +277,7 @@ def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture
 def roomquake_proxy(roomquake_stack: Any) -> Iterator[Any]:
     """A Toxiproxy client (chaos.proxy.client.ProxyClient) for the stack's proxy."""
-    from chaos.proxy.client import ProxyClient
-
-    with ProxyClient(roomquake_stack.proxy_url) as client:
+    with roomquake_stack.proxy_client() as client:  # carries the run's proxy token
         yield client
 
 

@@ -64,9 +64,9 @@ class Faults:
     @property
     def proxy(self) -> Any:
         if self._proxy is None:
-            from chaos.proxy.client import ProxyClient
+            from chaos.stack.access import proxy_client
 
-            self._proxy = ProxyClient(self.stack.proxy_url)
+            self._proxy = proxy_client(self.stack.proxy_url, getattr(self.stack, "proxy_token", None))
         return self._proxy
 
     @staticmethod

@@ -1,8 +1,11 @@
 """A pool that keeps one running stack and hands it to consecutive experiments and tests.
 
 Experiments whose stack file, backend, scale, profile and env overrides
-match reuse the running stack: between them it is reset (chaos.authoring.reset)
-and each later experiment gets a room of its own (chaos.authoring.rooms).
+match reuse the running stack: between them it is renewed and the renewal
+verified (chaos.authoring.reset: every instance but the proxy started
+afresh, proxies reset, the stack file's ``fresh`` checks hold), and each
+later experiment also gets a room of its own (chaos.authoring.rooms). A
+reset that fails or cannot be verified replaces the stack by a fresh one.
 A different key tears the running stack down and brings the next one up.
 """
 
@@ -33,6 +36,12 @@ class StackKey:
             str(Path(stack_file).resolve()), backend, tuple(sorted((scale or {}).items())), profile,
             tuple(sorted((s, tuple(sorted((k, str(v)) for k, v in e.items()))) for s, e in (env or {}).items())),
         )
+
+
+    def settings(self) -> dict[str, Any]:
+        """scale, profile and env as ``start_stack`` and ``reset`` take them."""
+        return {"scale": dict(self.scale) or None, "profile": self.profile,
+                "env": {svc: dict(pairs) for svc, pairs in self.env} or None}
 
 
 @dataclass
@@ -86,7 +95,7 @@ class StackPool:
 
         if self.reuse and self.stack is not None and self.key == key and self._healthy():
             try:
-                done = reset(self.stack)
+                done = reset(self.stack, **key.settings())
                 self.uses += 1
                 return self.stack, True, done
             except Exception as err:  # noqa: BLE001 - a stack that cannot be reset is replaced by a fresh one
@@ -124,7 +133,9 @@ class StackPool:
             stack, reused, done = self.acquire(key, start)
             runner.stack_origin = "reused" if reused else "brought_up"  # the truth, even when a reset failed
             if reused:
-                done = [f"reusing stack {stack.run_id} (experiment {self.uses} on it): " + "; ".join(done)]
+                runner.reset_lines = [f"renewed pooled stack {stack.run_id} (experiment {self.uses} on it): {line}"
+                                      for line in done]
+                done = list(runner.reset_lines)
             if room_of(leased) != room:
                 done.append(f"room {room!r} runs as {room_of(leased)!r}: the stack served earlier experiments")
             for line in done:

@@ -1,62 +1,77 @@
-"""Bring a used stack back to a clean start between experiments, without a cold start.
+"""Bring a used stack (reused by the pool, or attached) back to a clean start, and check that it is one.
 
-Proxies: every toxic removed, every proxy enabled. Scale: every instance
-running again (started if gone, resumed if paused). Crowd: the load
-generators (services the stack's load actions address by service, not by
-a fixed instance) are restarted, so their listeners are gone and their
-counters start at zero.
+The stack is renewed (chaos.stack.renew): every instance but the
+proxy is started afresh with the experiment's scale, profile and env, kept
+data emptied, proxies reset and created again. Then the reset is verified,
+not assumed: the proxies are exactly the plan's, enabled, without a
+toxic; every instance runs and is healthy; every check of the stack file's
+``fresh`` section holds (e.g. ``crowd.target == 0``). Anything else raises
+``ResetFailed`` with the reason.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from chaos.stack import health
 from chaos.stack.errors import StackError
 
 
-def load_generators(stack: Any) -> list[str]:
-    services: set[str] = set()
-    for action in stack.spec.load.values():
-        for step in action.steps:
-            if step.service and not step.instance:
-                services.add(step.service)
-    return sorted(services)
+class ResetFailed(StackError):
+    """A reused or attached stack could not be brought back to a clean start."""
 
 
-def _wait_healthy(stack: Any, names: list[str]) -> None:
-    if not names:
-        return
-    service = {i.name: i.service for i in stack.instances()}
-    targets = [(n, stack.spec.services[service[n]].health, (lambda n=n: stack.address(n))) for n in names]
+def _no_checkpoint() -> None:
+    return None
+
+
+def verify(stack: Any, within: float = 15.0, checkpoint: Callable[[], None] = _no_checkpoint) -> list[str]:
+    """Check that ``stack`` looks as if it had served no experiment; returns what was checked."""
+    from chaos.experiment.expect import parse_expectation
+
+    with stack.proxy_client() as client:
+        proxies = client.proxies()
+        wanted = {p.name for p in stack.links()}
+        if set(proxies) != wanted:
+            extra, missing = sorted(set(proxies) - wanted), sorted(wanted - set(proxies))
+            raise ResetFailed(f"reset not verified: proxies differ from the plan (extra {extra}, missing {missing})")
+        disabled = sorted(name for name, info in proxies.items() if not info.enabled)
+        toxic = sorted(name for name in proxies if client.toxics(name))
+    if disabled or toxic:
+        raise ResetFailed(f"reset not verified: proxies still disabled {disabled} or with toxics {toxic}")
+    down = sorted(i.name for i in stack.instances() if i.state != "running")
+    if down:
+        raise ResetFailed(f"reset not verified: not running after the reset: {', '.join(down)}")
+    checked = []
+    deadline = time.monotonic() + within
+    for check in stack.spec.fresh:
+        expect = parse_expectation(check.expect)
+        while True:
+            checkpoint()
+            value = stack.probe(check.probe)
+            if expect.holds(value):
+                break
+            if time.monotonic() > deadline:
+                raise ResetFailed(f"reset not verified: {check.probe} is {value!r}, a fresh stack shows {check.expect}")
+            time.sleep(0.2)
+        checked.append(f"{check.probe} {check.expect}")
+    return [f"reset verified: {len(proxies)} proxies clean, {len(stack.instances())} instances running"
+            + (f"; {', '.join(checked)}" if checked else "")]
+
+
+def reset(
+    stack: Any,
+    scale: Mapping[str, int] | None = None,
+    profile: str | None = None,
+    env: Mapping[str, Mapping[str, Any]] | None = None,
+    checkpoint: Callable[[], None] = _no_checkpoint,
+) -> list[str]:
+    """Renew ``stack`` (a chaos.stack.RunningStack) for an experiment and verify it; returns what was done."""
+    from chaos.stack.renew import renew
+
     try:
-        health.wait_all(targets, alive=stack.backend.exit_reason)
-    except TimeoutError as err:
-        raise StackError(f"stack {stack.spec.name}: after reset: {err}") from None
-
-
-def reset(stack: Any) -> list[str]:
-    """Reset ``stack`` (a chaos.stack.RunningStack); returns what was done, one line each."""
-    from chaos.proxy.client import ProxyClient
-
-    done = []
-    with ProxyClient(stack.proxy_url) as proxy:
-        proxy.reset()
-    done.append("proxies reset (toxics removed, all enabled)")
-    woken = []
-    for inst in stack.instances():
-        if inst.state == "paused":
-            stack.resume(inst.name)
-            woken.append(inst.name)
-        elif inst.state != "running":
-            stack.start(inst.name)
-            woken.append(inst.name)
-    if woken:
-        done.append(f"started again: {', '.join(woken)}")
-    crowd = [i.name for s in load_generators(stack) for i in stack.instances(s)]
-    for name in crowd:
-        stack.restart(name)
-    if crowd:
-        done.append(f"restarted load generators: {', '.join(crowd)}")
-    _wait_healthy(stack, sorted(set(woken + crowd)))
-    return done
+        done = renew(stack, scale=scale, profile=profile, env=env, checkpoint=checkpoint)
+    except StackError as err:
+        raise ResetFailed(f"reset failed: {err.one_line()}") from None
+    return done + verify(stack, checkpoint=checkpoint)

@@ -69,14 +69,14 @@ def command(include_live: bool, yes: bool, dry_run: bool) -> None:
 def _sweep(dry_run: bool) -> int:
     """Dead runners' ledgers and dead owners' half-up local stacks (both: dead owners only, even with --all)."""
     from chaos.run.ledger import sweep_dead_runs
-    from chaos.stack.bringup import sweep_dead_bringups
+    from chaos.stack.sweep import sweep_dead_stacks
 
     runners = sweep_dead_runs(dry_run=dry_run)
     for line in runners:
         click.echo(f"{'would finish' if dry_run else 'finished'} rollback of dead runner {line}")
-    bringups = sweep_dead_bringups(dry_run=dry_run)
+    bringups = sweep_dead_stacks(dry_run=dry_run)
     for line in bringups:
-        click.echo(f"dead bring-up {line}")
+        click.echo(f"dead owner's stack {line}")
     return len(runners) + len(bringups) + _sweep_swarm(dry_run)
 
 

@@ -1,13 +1,11 @@
-"""``roomquake proxy serve``: run the Toxiproxy-compatible fault proxy."""
+"""``roomquake proxy serve``: run the Toxiproxy-compatible fault proxy
+(the command itself lives with the server, in chaos.proxy.cli)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import click
 
-from chaos.errors import RoomquakeError, UsageError
+from chaos.proxy.cli import serve
 
 
 @click.group("proxy")
@@ -20,57 +18,4 @@ def command() -> None:
     """
 
 
-@command.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="ROOMQUAKE_PROXY_HOST", help="API address.")
-@click.option("--port", default=8474, show_default=True, type=click.IntRange(0, 65535), envvar="ROOMQUAKE_PROXY_PORT",
-              help="API port (0: any free port).")
-@click.option("--config", type=click.Path(path_type=Path, dir_okay=False), envvar="ROOMQUAKE_PROXY_CONFIG",
-              help="Proxies to create at start (Toxiproxy JSON).")
-@click.option("--seed", type=int, envvar="ROOMQUAKE_PROXY_SEED",
-              help="Seed of every random draw (jitter, toxicity, slicer), for replayable runs.")
-@click.option("--allow-remote", is_flag=True, envvar="ROOMQUAKE_PROXY_ALLOW_REMOTE",
-              help="Allow a non-loopback API address (anyone who reaches it controls the proxy).")
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="What the server logs to stderr.")
-def serve(host: str, port: int, config: Path | None, seed: int | None, allow_remote: bool, log_level: str) -> None:
-    """Serve the Toxiproxy 2.x HTTP API until SIGINT or SIGTERM.
-
-    \b
-    Example:
-      roomquake proxy serve --port 8474 --seed 7
-      toxiproxy-cli create -l 127.0.0.1:6380 -u 127.0.0.1:6379 redis
-    """
-    import logging
-
-    from chaos.proxy import addr
-    from chaos.proxy.server import run
-
-    logging.basicConfig(level=log_level.upper(), format="roomquake proxy: %(levelname)s %(message)s")
-    if not addr.is_loopback(host):
-        if not allow_remote:
-            raise UsageError(
-                f"--host {host} is not a loopback address", hint="pass --allow-remote to expose the API"
-            )
-        click.echo(f"roomquake proxy: warning: the API on {host} accepts commands from the network", err=True)
-
-    def ready(server: object) -> None:
-        click.echo(f"roomquake proxy: API on {server.url} (seed {server.seed})")  # type: ignore[attr-defined]
-        sys.stdout.flush()
-
-    run(host, port, config=config, seed=seed, ready=ready)
-
-
-def serve_main(argv: list[str] | None = None) -> None:
-    """``python -m chaos.proxy``: the same options as ``roomquake proxy serve``."""
-    try:
-        serve.main(args=argv, prog_name="python -m chaos.proxy", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except RoomquakeError as err:
-        click.echo(f"roomquake proxy: error: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)
+command.add_command(serve)

@@ -44,10 +44,17 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             click.echo(str(problem), err=True)
         click.echo(f"roomquake: error: {len(problems)} problem(s); nothing was run", err=True)
         sys.exit(2)
+    from chaos.signals import INTERRUPTS
+
     results = []
     worst = 0
-    for path, experiment in experiments:
+    for n, (path, experiment) in enumerate(experiments):
         assert experiment is not None
+        if INTERRUPTS.received and results:
+            # One Ctrl-C ends the whole command: the interrupted run rolled back, nothing else starts.
+            skipped = [p for p, _ in experiments[n:]]
+            click.echo(f"interrupted by {INTERRUPTS.first}: not run: {', '.join(skipped)}", err=True)
+            break
         if report:
             from chaos.report.keyprobes import with_key_probes
 
@@ -63,6 +70,8 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             "exit_code": result.exit_code, "as_declared": result.as_declared, "seed": result.seed,
             "journal": str(result.journal),
             "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
+            "not_disturbed": [r.check for r in result.results if r.outcome == "not_disturbed"],
+            "unexpected_relaunches": _unexpected_relaunches(result.journal),
             "failed": [r.message for r in result.results if not r.ok],
         })
         if report:
@@ -76,9 +85,23 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             click.echo(f"{path}: {result.verdict.value.upper()}{declared} - {result.reason}")
             for name, seconds in results[-1]["recovery_times"].items():
                 click.echo(f"  recovered: {name} in {seconds:.2f}s")
+            for name in results[-1]["not_disturbed"]:
+                click.echo(f"  not disturbed: {name} (no recovery time)")
+            if results[-1]["unexpected_relaunches"]:
+                click.echo(f"  unexpected relaunches: {results[-1]['unexpected_relaunches']} (no fault active when their failure began)")
             click.echo(f"  journal: {result.journal}")
             if report:
                 click.echo(f"  report: {results[-1]['report']}")
     if as_json:
         click.echo(json.dumps(results if len(results) > 1 else results[0], indent=2))
+    if INTERRUPTS.received:
+        worst = 3  # aborted by a signal, whatever the runs before it did
     sys.exit(worst)
+
+
+def _unexpected_relaunches(journal: Path) -> int | None:
+    """Relaunches no injected fault explains, from the run's journal (None: not known)."""
+    try:
+        return json.loads(Path(journal).read_text(encoding="utf-8")).get("unexpected_relaunches")
+    except (OSError, ValueError):
+        return None

@@ -54,9 +54,13 @@ def up(path: str | None, backend: str | None, scale: str | None, profile: str | 
     from chaos.stack import parse_scale, start_stack
     from chaos.stack.spec import load_stack
 
+    from chaos.signals import INTERRUPTS
+
     stack = load_stack(_stack_file(path))
     began = time.monotonic()
-    running = start_stack(stack, backend=backend, scale=parse_scale(scale), profile=profile, keep=True)
+    # Ctrl-C while it comes up: noted, acted on at the next checkpoint; what was started is removed, exit 3.
+    running = start_stack(stack, backend=backend, scale=parse_scale(scale), profile=profile, keep=True,
+                          checkpoint=INTERRUPTS.check)
     took = time.monotonic() - began
     click.echo(
         f"stack {stack.name} up: run {running.run_id}, backend {running.backend_kind}, "

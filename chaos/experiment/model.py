@@ -127,17 +127,29 @@ class SteadyCheck(Check):
 
 
 class RecoveryCheck(Check):
-    """Must come true within a deadline (recovery time is measured), or hold throughout a window."""
+    """Must come true within a deadline (recovery time is measured), or hold throughout a window.
+
+    A ``within`` check is a recovery: the probe must first be seen failing
+    (on a read made after the fault was injected), then passing by the
+    deadline; the recovery time runs from the clock's start to that pass.
+    """
 
     within: Duration | None = Field(None, description="deadline, counted from `after` (default: end of the method)")
     throughout: Duration | None = Field(None, description="must hold at every sample for this long")
     after: Name | None = Field(None, description="id of the method step whose end starts the clock")
-    every: Duration = Field(0.25, description="polling interval")
+    every: Duration = Field(0.25, description="sampling interval of this probe (at most the experiment's sample_every)")
+    undisturbed: Literal["fail", "pass"] | None = Field(
+        None,
+        description="within: what it means when the probe never failed after the fault (outcome 'not disturbed', "
+        "no recovery time): fail (the default: the check measured nothing) or pass (acceptable here)",
+    )
 
     @model_validator(mode="after")
     def _one_timing(self) -> RecoveryCheck:
         if (self.within is None) == (self.throughout is None):
             raise ValueError("a recovery assertion takes exactly one of within (deadline) or throughout (window)")
+        if self.undisturbed is not None and self.within is None:
+            raise ValueError("undisturbed applies to within (a recovery), not to throughout")
         return self
 
 
@@ -408,6 +420,43 @@ class Load(Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="extra parameters for the stack's load")
 
 
+class BackWithin(Strict):
+    """The share of listeners (those on the room before the relaunch, still there or given up) back within N s."""
+
+    seconds: Duration = Field(gt=0, description="counted from each relaunch")
+    fraction: Expect = Field(description="e.g. '>= 0.9' or '>= 90%'")
+
+
+HISTORY_ASSERTIONS = ("no_split_brain", "never_heard_relaunch", "max_gap", "max_gap_p99", "duplicates",
+                      "out_of_order", "relaunches", "back_within")
+
+
+class HistoryCheck(Strict):
+    """Assertions on what every listener heard (the stack's per-listener histories), judged at the end of recovery."""
+
+    id: Name = Field("history", description="prefix of the assertion ids: history.max_gap_p99, ...")
+    room: str | None = Field(None, description="default: the load's room")
+    no_split_brain: Literal[True] | None = Field(
+        None, description="no listener received a frame of an older generation after a newer one")
+    never_heard_relaunch: Expect | None = Field(
+        None, description="listeners (on the room before its last relaunch) that never heard the relaunched room, e.g. '== 0'")
+    max_gap: Expect | None = Field(None, description="the largest gap of any listener, e.g. '< 10s'")
+    max_gap_p99: Expect | None = Field(None, description="p99 over listeners of each one's largest gap, e.g. '< 3s'")
+    duplicates: Expect | None = Field(None, description="duplicated frames over all listeners, e.g. '== 0'")
+    out_of_order: Expect | None = Field(None, description="frames out of order over all listeners, e.g. '== 0'")
+    relaunches: Expect | None = Field(None, description="relaunches of the room, e.g. '>= 1'")
+    back_within: BackWithin | None = Field(None, description="after each relaunch: {seconds: 10, fraction: '>= 0.9'}")
+
+    @model_validator(mode="after")
+    def _something(self) -> HistoryCheck:
+        if all(getattr(self, key) is None for key in HISTORY_ASSERTIONS):
+            raise ValueError(f"history asserts nothing; give at least one of {', '.join(HISTORY_ASSERTIONS)}")
+        return self
+
+    def asserted(self) -> list[str]:
+        return [key for key in HISTORY_ASSERTIONS if getattr(self, key) is not None]
+
+
 class KnownWeakness(Strict):
     """Declares that this experiment demonstrates a weakness: it passes only if it deviates exactly so."""
 
@@ -434,4 +483,5 @@ class Experiment(Strict):
     method: list[Step] = Field(default_factory=list)
     recovery: list[RecoveryCheck] = Field(default_factory=list)
     abort_if: list[AbortCondition] = Field(default_factory=list)
+    history: HistoryCheck | None = Field(None, description="assertions on every listener's history, judged after recovery")
     known_weakness: KnownWeakness | None = None

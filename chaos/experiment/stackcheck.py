@@ -116,6 +116,8 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
             probe((section, i, "probe"), check.probe)
     for i, ref in enumerate(experiment.observe):
         probe(("observe", i), ref)
+    if experiment.history is not None and getattr(getattr(spec, "history", None), "listeners", None) is None:
+        at(("history",), f"stack {spec.name} declares no history.listeners source: nothing to check listeners' histories on")
     if experiment.load is not None and "start" not in spec.load:
         at(("load",), f"stack {spec.name} declares no load action 'start'")
 

@@ -163,6 +163,8 @@ def _model_problem(doc: Document, err: Any) -> Problem:
         )
     elif kind == "string_too_short":
         message = "must not be empty"
+    elif kind == "literal_error" and str(ctx.get("expected")) == "True":
+        message = "should be true; leave the key out to not assert it"
     else:
         message = err["msg"].replace("Input should be", "should be")
         if "input" in err and not isinstance(err["input"], (dict, list)) and kind != "literal_error":
@@ -243,6 +245,11 @@ def _cross_problems(doc: Document) -> list[Problem]:
         for i, item in enumerate(items if isinstance(items, list) else []):
             if isinstance(item, dict):
                 register((section, i), item, "check")
+
+    history = data.get("history")
+    if isinstance(history, dict):
+        prefix = history.get("id") if isinstance(history.get("id"), str) else "history"
+        check_ids.update(f"{prefix}.{key}" for key in m.HISTORY_ASSERTIONS if key in history)
 
     for path, step in _steps(data):
         during = step.get("during")

@@ -1,6 +1,6 @@
-"""``python -m chaos.proxy [--host H] [--port P] [--config F] [--seed N]``."""
+"""``python -m chaos.proxy [--host H] [--port P] [--config F] [--seed N] [--token-env VAR]``."""
 
-from chaos.cli.proxy import serve_main
+from chaos.proxy.cli import main
 
 if __name__ == "__main__":
-    serve_main()
+    main()

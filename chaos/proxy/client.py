@@ -1,14 +1,19 @@
 """The toolkit's only way to talk to a Toxiproxy server (ours or a real one).
 
-Built on toxiproxy-python, whose host, port and HTTP calls live on the
-*class* ``APIConsumer``: two servers at once would trample each other. Every
-call here therefore runs under one process-wide lock with the class pointed
-at this client's server and its HTTP calls routed through this client's
-session (bounded timeout, typed errors). Transient failures (connection
-refused or reset, and timeouts of idempotent calls) are retried a bounded
-number of times with tenacity.
+A thin typed layer over one ``requests.Session`` per client, bound to one
+server. toxiproxy-python is not used here: it keeps the server's host and
+port on a *class* (``APIConsumer``) and calls the ``requests`` module
+directly, so it serves one server per process, has no timeout, and maps only
+three statuses to exceptions. Binding it per client meant swapping those
+globals under a lock; the Toxiproxy API is eight small JSON calls, so
+speaking it directly is shorter and has no shared state.
 
-    client = ProxyClient("http://127.0.0.1:8474")
+Every error response becomes one typed exception, picked by one table
+(:data:`ERRORS`, by status and Toxiproxy's error text). Transient failures
+(connection refused or reset, and timeouts of idempotent calls) are retried
+a bounded number of times with tenacity.
+
+    client = ProxyClient("http://127.0.0.1:8474")          # token="..." for a guarded server
     client.create("crowd->edge-1", "127.0.0.1:0", "127.0.0.1:8765")
     name = client.add_toxic("crowd->edge-1", "latency", attributes={"latency": 300})
     client.remove_toxic("crowd->edge-1", name)
@@ -16,29 +21,18 @@ number of times with tenacity.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import requests
 import tenacity
-import toxiproxy.api as tp_api
-from toxiproxy import Proxy, Toxiproxy
-from toxiproxy.api import APIConsumer
-from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from chaos.errors import RoomquakeError
 
 DEFAULT_URL = "http://127.0.0.1:8474"
-T = TypeVar("T")
-
-# toxiproxy-python keeps host, port and ``requests`` at class/module level
-_CLASS_LOCK = threading.RLock()
 
 
 # -------------------------------------------------------------------- errors
@@ -47,7 +41,8 @@ _CLASS_LOCK = threading.RLock()
 class ProxyClientError(RoomquakeError):
     """A Toxiproxy request failed; says which server, proxy and toxic."""
 
-    def __init__(self, what: str, server: str, *, proxy: str | None = None, toxic: str | None = None) -> None:
+    def __init__(self, what: str, server: str, *, proxy: str | None = None, toxic: str | None = None,
+                 status: int | None = None) -> None:
         where = []
         if toxic:
             where.append(f"toxic {toxic!r}")
@@ -55,13 +50,15 @@ class ProxyClientError(RoomquakeError):
             where.append(f"{'on ' if toxic else ''}proxy {proxy!r}")
         subject = " ".join(where)
         super().__init__(f"{subject + ' ' if subject else ''}at {server}: {what}")
+        self.what = what
         self.server = server
         self.proxy = proxy
         self.toxic = toxic
+        self.status = status
 
 
 class ProxyServerUnreachable(ProxyClientError):
-    pass
+    """No answer: refused, reset, or no reply within the timeout."""
 
 
 class ProxyNotFound(ProxyClientError):
@@ -84,8 +81,30 @@ class ProxyRequestInvalid(ProxyClientError):
     """The server answered 400: a bad attribute, type or stream."""
 
 
+class ProxyUnauthorized(ProxyClientError):
+    """The server requires an API token (401) and none or another was sent."""
+
+
 class ProxyServerError(ProxyClientError):
     """The server answered 5xx (e.g. a listen address already in use)."""
+
+
+# One table: (status, Toxiproxy's error text) first, then the status alone.
+ERRORS: dict[int | tuple[int, str], type[ProxyClientError]] = {
+    (404, "toxic not found"): ToxicNotFound,
+    (409, "toxic already exists"): ToxicExistsError,
+    400: ProxyRequestInvalid,
+    401: ProxyUnauthorized,
+    404: ProxyNotFound,
+    409: ProxyExistsError,
+}
+
+
+def error_class(status: int, message: str) -> type[ProxyClientError]:
+    found = ERRORS.get((status, message)) or ERRORS.get(status)
+    if found is not None:
+        return found
+    return ProxyServerError if status >= 500 else ProxyClientError
 
 
 # -------------------------------------------------------------------- shapes
@@ -144,41 +163,6 @@ def _message(response: requests.Response) -> str:
     return response.text.strip() or response.reason or f"HTTP {response.status_code}"
 
 
-class _Transport:
-    """Stands in for the ``requests`` module inside toxiproxy.api during a call."""
-
-    def __init__(self, client: ProxyClient, idempotent: bool) -> None:
-        self._client = client
-        self._idempotent = idempotent
-
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        c = self._client
-        try:
-            response = c._session.request(method, url, timeout=c.timeout, **kwargs)
-        except requests.ConnectionError as err:
-            raise _Transient(ProxyServerUnreachable(f"cannot connect ({_reason(err)})", c.url)) from None
-        except requests.Timeout:
-            error = ProxyServerUnreachable(f"no answer within {c.timeout:g}s", c.url)
-            if self._idempotent:
-                raise _Transient(error) from None
-            raise error from None
-        if response.status_code >= 500:
-            c._last_error_message = _message(response)
-            raise ProxyServerError(c._last_error_message, c.url)
-        if response.status_code >= 400:
-            c._last_error_message = _message(response)
-        return response
-
-    def get(self, url: str, params: Any = None, **kwargs: Any) -> requests.Response:
-        return self._send("GET", url, params=params, **kwargs)
-
-    def post(self, url: str, data: Any = None, json: Any = None, **kwargs: Any) -> requests.Response:
-        return self._send("POST", url, data=data, json=json, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> requests.Response:
-        return self._send("DELETE", url, **kwargs)
-
-
 def _reason(err: Exception) -> str:
     text = str(err)
     for marker in ("Connection refused", "Connection reset", "Name or service not known", "timed out"):
@@ -187,26 +171,36 @@ def _reason(err: Exception) -> str:
     return text.splitlines()[0][:120]
 
 
+def _path(*parts: str) -> str:
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
 # -------------------------------------------------------------------- client
 
 
 class ProxyClient:
     """One Toxiproxy server. Safe to use alongside clients of other servers."""
 
-    def __init__(self, url: str | None = None, *, timeout: float = 5.0, attempts: int = 4,
-                 retry_for: float = 10.0) -> None:
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 5.0,
+                 attempts: int = 4, retry_for: float = 10.0) -> None:
         self.url = (url or os.environ.get("TOXIPROXY_URL") or DEFAULT_URL).rstrip("/")
-        parts = urlsplit(self.url if "://" in self.url else f"http://{self.url}")
-        if not parts.hostname or not parts.port:
+        if "://" not in self.url:
+            self.url = f"http://{self.url}"
+        parts = urlsplit(self.url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or not port:
             raise RoomquakeError(f"Toxiproxy URL {self.url!r} needs a host and a port, e.g. {DEFAULT_URL}")
-        self._host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        self._port = parts.port
         self.timeout = timeout
+        self._token = token
         self._attempts = attempts
         self._retry_for = retry_for
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "roomquake"
-        self._last_error_message = ""
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
 
     def close(self) -> None:
         self._session.close()
@@ -218,39 +212,26 @@ class ProxyClient:
         self.close()
 
     # -- plumbing ------------------------------------------------------------
-    @contextlib.contextmanager
-    def _bound(self, idempotent: bool) -> Iterator[None]:
-        with _CLASS_LOCK:
-            saved = (APIConsumer.host, APIConsumer.port, tp_api.requests)
-            APIConsumer.host, APIConsumer.port = self._host, self._port
-            tp_api.requests = _Transport(self, idempotent)  # type: ignore[assignment]
-            try:
-                yield
-            finally:
-                APIConsumer.host, APIConsumer.port, tp_api.requests = saved
+    def _once(self, method: str, path: str, body: Any, idempotent: bool, proxy: str | None,
+              toxic: str | None) -> requests.Response:
+        try:
+            response = self._session.request(method, self.url + path, json=body, timeout=self.timeout)
+        except requests.ConnectionError as err:
+            raise _Transient(ProxyServerUnreachable(f"cannot connect ({_reason(err)})", self.url,
+                                                    proxy=proxy, toxic=toxic)) from None
+        except requests.Timeout:
+            error = ProxyServerUnreachable(f"no answer within {self.timeout:g}s", self.url, proxy=proxy, toxic=toxic)
+            if idempotent:
+                raise _Transient(error) from None
+            raise error from None
+        if response.status_code >= 400:
+            message = _message(response)
+            raise error_class(response.status_code, message)(message, self.url, proxy=proxy, toxic=toxic,
+                                                              status=response.status_code)
+        return response
 
-    def _call(self, fn: Callable[[], T], *, idempotent: bool, proxy: str | None = None,
-              toxic: str | None = None) -> T:
-        def once() -> T:
-            with self._bound(idempotent):
-                try:
-                    return fn()
-                except NotFound:
-                    if toxic is not None and "toxic" in self._last_error_message:
-                        raise ToxicNotFound("not found", self.url, proxy=proxy, toxic=toxic) from None
-                    raise ProxyNotFound("not found", self.url, proxy=proxy) from None
-                except ProxyExists:
-                    if toxic is not None:
-                        raise ToxicExistsError("already exists", self.url, proxy=proxy, toxic=toxic) from None
-                    raise ProxyExistsError("already exists", self.url, proxy=proxy) from None
-                except InvalidToxic:
-                    raise ProxyRequestInvalid(self._last_error_message or "invalid request", self.url,
-                                              proxy=proxy, toxic=toxic) from None
-                except ProxyClientError as err:
-                    if not err.proxy and (proxy or toxic):
-                        raise type(err)(str(err).split(": ", 1)[-1], self.url, proxy=proxy, toxic=toxic) from None
-                    raise
-
+    def _call(self, method: str, path: str, body: Any = None, *, idempotent: bool, proxy: str | None = None,
+              toxic: str | None = None) -> requests.Response:
         try:
             for attempt in tenacity.Retrying(
                 stop=tenacity.stop_after_attempt(self._attempts) | tenacity.stop_after_delay(self._retry_for),
@@ -259,20 +240,14 @@ class ProxyClient:
                 reraise=True,
             ):
                 with attempt:
-                    return once()
+                    return self._once(method, path, body, idempotent, proxy, toxic)
         except _Transient as transient:
-            err = transient.error
-            raise type(err)(str(err).split(": ", 1)[-1], self.url, proxy=proxy, toxic=toxic) from None
+            raise transient.error from None
         raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def _proxy(name: str) -> Proxy:
-        return Proxy(name=name, upstream="", enabled=True, listen="")
 
     # -- server --------------------------------------------------------------
     def version(self) -> str:
-        raw = self._call(lambda: APIConsumer.get("/version").content, idempotent=True)
-        text = raw.decode().strip()
+        text = self._call("GET", "/version", idempotent=True).text.strip()
         try:
             return str(json.loads(text)["version"])
         except (ValueError, KeyError, TypeError):
@@ -280,56 +255,54 @@ class ProxyClient:
 
     def wait_ready(self, timeout: float = 10.0) -> str:
         """Poll /version until the server answers; returns its version."""
-        probe = ProxyClient(self.url, timeout=min(self.timeout, 1.0), attempts=10_000, retry_for=timeout)
+        probe = ProxyClient(self.url, self._token, timeout=min(self.timeout, 1.0), attempts=10_000,
+                            retry_for=timeout)
         try:
             return probe.version()
         finally:
             probe.close()
 
     def reset(self) -> None:
-        self._call(lambda: Toxiproxy().reset(), idempotent=True)
+        """Re-enable every proxy and remove every toxic."""
+        self._call("POST", "/reset", idempotent=True)
 
     # -- proxies -------------------------------------------------------------
     def proxies(self) -> dict[str, ProxyInfo]:
-        data = self._call(lambda: APIConsumer.get("/proxies").json(), idempotent=True)
+        data = self._call("GET", "/proxies", idempotent=True).json()
         return {name: ProxyInfo.from_json(p) for name, p in data.items()}
 
     def get(self, name: str) -> ProxyInfo:
-        data = self._call(lambda: APIConsumer.get(f"/proxies/{name}").json(), idempotent=True, proxy=name)
-        return ProxyInfo.from_json(data)
+        return ProxyInfo.from_json(self._call("GET", _path("proxies", name), idempotent=True, proxy=name).json())
 
     def create(self, name: str, listen: str, upstream: str, *, enabled: bool = True) -> ProxyInfo:
-        self._call(lambda: Toxiproxy().create(upstream=upstream, name=name, listen=listen, enabled=enabled),
-                   idempotent=False, proxy=name)
-        return self.get(name)
+        body = {"name": name, "listen": listen, "upstream": upstream, "enabled": enabled}
+        return ProxyInfo.from_json(self._call("POST", "/proxies", body, idempotent=False, proxy=name).json())
 
     def populate(self, proxies: list[dict[str, Any]]) -> list[ProxyInfo]:
-        """Create or replace many proxies at once (server-side /populate: validated first)."""
-        data = self._call(lambda: APIConsumer.post("/populate", json=proxies).json(), idempotent=True)
-        if isinstance(data, dict) and data.get("error"):
-            raise ProxyRequestInvalid(str(data["error"]), self.url)
+        """Create or replace many proxies at once (server-side /populate)."""
+        data = self._call("POST", "/populate", proxies, idempotent=True).json()
         return [ProxyInfo.from_json(p) for p in (data.get("proxies") or [])]
 
     def delete(self, name: str) -> None:
-        self._call(lambda: self._proxy(name).destroy(), idempotent=True, proxy=name)
+        self._call("DELETE", _path("proxies", name), idempotent=True, proxy=name)
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         """``False`` is the "down" fault: the proxy stops listening and cuts its connections."""
-        proxy = self._proxy(name)
-        self._call(proxy.enable if enabled else proxy.disable, idempotent=True, proxy=name)
+        # POST rather than PATCH: every Toxiproxy 2.x takes it (PATCH came in 2.6)
+        self._call("POST", _path("proxies", name), {"enabled": enabled}, idempotent=True, proxy=name)
 
     # -- toxics --------------------------------------------------------------
     def add_toxic(self, proxy: str, type: str, *, stream: str = "downstream", toxicity: float = 1.0,
                   attributes: dict[str, Any] | None = None, name: str | None = None) -> str:
-        """Add a toxic; returns its name (toxiproxy-python's add_toxic returns nothing)."""
+        """Add a toxic; returns its name."""
         toxic_name = name or f"{type}_{stream}"
-        self._call(lambda: self._proxy(proxy).add_toxic(type=type, stream=stream, name=toxic_name,
-                                                        toxicity=toxicity, attributes=attributes or {}),
-                   idempotent=False, proxy=proxy, toxic=toxic_name)
+        body = {"name": toxic_name, "type": type, "stream": stream, "toxicity": toxicity,
+                "attributes": attributes or {}}
+        self._call("POST", _path("proxies", proxy, "toxics"), body, idempotent=False, proxy=proxy, toxic=toxic_name)
         return toxic_name
 
     def toxics(self, proxy: str) -> dict[str, ToxicInfo]:
-        data = self._call(lambda: APIConsumer.get(f"/proxies/{proxy}/toxics").json(), idempotent=True, proxy=proxy)
+        data = self._call("GET", _path("proxies", proxy, "toxics"), idempotent=True, proxy=proxy).json()
         return {t["name"]: ToxicInfo.from_json(t) for t in data}
 
     def update_toxic(self, proxy: str, name: str, *, attributes: dict[str, Any] | None = None,
@@ -338,9 +311,9 @@ class ProxyClient:
         body: dict[str, Any] = {"attributes": attributes or {}}
         if toxicity is not None:
             body["toxicity"] = toxicity
-        data = self._call(lambda: APIConsumer.post(f"/proxies/{proxy}/toxics/{name}", json=body).json(),
-                          idempotent=True, proxy=proxy, toxic=name)
+        data = self._call("POST", _path("proxies", proxy, "toxics", name), body, idempotent=True, proxy=proxy,
+                          toxic=name).json()
         return ToxicInfo.from_json(data)
 
     def remove_toxic(self, proxy: str, name: str) -> None:
-        self._call(lambda: self._proxy(proxy).destroy_toxic(name), idempotent=True, proxy=proxy, toxic=name)
+        self._call("DELETE", _path("proxies", proxy, "toxics", name), idempotent=True, proxy=proxy, toxic=name)

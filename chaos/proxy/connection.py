@@ -1,25 +1,39 @@
-"""A proxied TCP connection: the accepted client side, the dialled upstream
-side, and one :class:`Link` per direction.
+"""The toxic path: a proxied TCP connection on asyncio transports, the
+accepted client side, the dialled upstream side, and one :class:`Link` per
+direction.
 
 upstream = client -> server, downstream = server -> client (Toxiproxy's
-names). An EOF is passed on as a half-close; the connection is closed when
-both directions ended, when either side is lost, or when a toxic ends it.
+names). An EOF is passed on as a half-close, after every byte before it
+(with the toxics' timing). A side that is lost (reset, abort, error) ends
+like an EOF too: what it sent and the chain still holds is delivered, then
+the other side is closed; bytes heading to the lost side are dropped, as no
+one can receive them. A toxic that closes its stream (limit_data, timeout)
+closes that stream's destination the same way. The connection is closed
+when both directions ended, when reset_peer fires, or when the proxy stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import socket
 import struct
-from typing import TYPE_CHECKING
 
-from chaos.proxy.link import CLOSE, EOF_, RESET, Link
-
-if TYPE_CHECKING:
-    from chaos.proxy.proxy import Proxy
+from chaos.proxy.flow import ChainChange, ProxyView
+from chaos.proxy.link import Link
+from chaos.proxy.toxics.base import Direction, End, ToxicSpec
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _EARLY_LIMIT = 256 * 1024  # bytes kept per side before the upstream answers
+
+
+class Pause(enum.Flag):
+    """Why a side's reading is paused; it reads again when no reason is left."""
+
+    NONE = 0
+    PEER_FULL = enum.auto()  # the other side's write buffer is full
+    CHAIN_FULL = enum.auto()  # the toxic chain holds its limit
+    NOT_READY = enum.auto()  # the upstream is still being dialled
 
 
 class _ReadBuffer:
@@ -44,31 +58,32 @@ _SMALL = 64 * 1024  # reads up to this size are copied out instead
 class Side(asyncio.BufferedProtocol):
     """One socket of the pair. ``out`` is the link it feeds, ``inp`` the link feeding it."""
 
-    __slots__ = ("conn", "transport", "out", "inp", "paused", "reading_paused", "early")
+    __slots__ = ("conn", "transport", "out", "inp", "paused", "early")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
         self.out: Link | None = None
         self.inp: Link | None = None
-        self.paused = 0  # bit 1: the peer's write buffer is full; 2: the toxic chain is full; 4: not ready
-        self.reading_paused = False
+        self.paused = Pause.NONE
         self.early: list[bytes | None] | None = None  # read before the upstream answered; None = EOF
 
-    def pause_reason(self, bit: int, on: bool) -> None:
-        paused = (self.paused | bit) if on else (self.paused & ~bit)
+    def pause(self, reason: Pause, on: bool) -> None:
+        paused = (self.paused | reason) if on else (self.paused & ~reason)
         if paused == self.paused:
             return
-        self.paused = paused
+        was, self.paused = self.paused, paused
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if paused and not self.reading_paused:
-            self.reading_paused = True
+        if paused and not was:
             transport.pause_reading()
-        elif not paused and self.reading_paused:
-            self.reading_paused = False
+        elif was and not paused:
             transport.resume_reading()
+
+    def hold_back(self, on: bool) -> None:
+        """The link this side feeds is full (or no longer)."""
+        self.pause(Pause.CHAIN_FULL, on)
 
     # -- asyncio.BufferedProtocol -----------------------------------------------
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -101,16 +116,16 @@ class Side(asyncio.BufferedProtocol):
                 self.early = []
             self.early.append(data)
             if sum(len(d) for d in self.early if d) > _EARLY_LIMIT:
-                self.pause_reason(4, True)
+                self.pause(Pause.NOT_READY, True)
             return
         if link.head is None:
             # fast path: no toxic in this direction
-            counters = link.counters  # type: ignore[union-attr]
+            counters = link.counters
             counters[0] += len(data)
             counters[1] += len(data)
             link.dst.transport.write(data)  # type: ignore[union-attr]
         else:
-            link.feed(data)  # type: ignore[union-attr]
+            link.feed(data)
 
     def eof_received(self) -> bool:
         if self.out is not None:
@@ -123,47 +138,39 @@ class Side(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         if self.inp is not None:
-            self.inp.src.pause_reason(1, True)
+            self.inp.src.pause(Pause.PEER_FULL, True)
 
     def resume_writing(self) -> None:
         if self.inp is not None:
-            self.inp.src.pause_reason(1, False)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.lost(self, exc)
-
-
-class ClientSide(Side):
-    __slots__ = ()
+            self.inp.src.pause(Pause.PEER_FULL, False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # reading is not paused while the upstream is dialled: early bytes are
         # kept in ``early`` instead (two fewer epoll changes per connection)
         self.transport = transport  # type: ignore[assignment]
 
-
-class UpstreamSide(Side):
-    __slots__ = ()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.lost(self)
 
 
 class Connection:
-    __slots__ = ("proxy", "ordinal", "client", "upstream", "links", "ended", "closed", "dial")
+    """A proxied connection on the toxic path (a :class:`~chaos.proxy.flow.Flow`)."""
 
-    def __init__(self, proxy: Proxy, ordinal: int) -> None:
+    __slots__ = ("proxy", "ordinal", "client", "upstream", "links", "ended", "gone", "closed", "dial")
+
+    def __init__(self, proxy: ProxyView, ordinal: int) -> None:
         self.proxy = proxy
         self.ordinal = ordinal
-        self.client = ClientSide(self)
-        self.upstream: UpstreamSide | None = None
-        self.links: dict[str, Link] = {}
-        self.ended: set[str] = set()
+        self.client = Side(self)
+        self.upstream: Side | None = None
+        self.links: dict[Direction, Link] = {}
+        self.ended: set[Direction] = set()  # directions whose end reached their destination
+        self.gone: set[Side] = set()  # sides lost (reset, abort, error): they read and take nothing more
         self.closed = False
         self.dial: asyncio.Task[None] | None = None
 
     def adopt(self, client: socket.socket, upstream: socket.socket | None,
-              carried: dict[str, tuple[bytes, bool]]) -> None:
+              carried: dict[Direction, tuple[bytes, bool]]) -> None:
         """Take over sockets accepted (and perhaps connected) elsewhere.
 
         ``carried`` maps a direction to the bytes already read but not yet
@@ -173,54 +180,58 @@ class Connection:
         self.dial = asyncio.get_running_loop().create_task(self._adopt(client, upstream, carried))
 
     async def _adopt(self, client: socket.socket, upstream_sock: socket.socket | None,
-                     carried: dict[str, tuple[bytes, bool]]) -> None:
+                     carried: dict[Direction, tuple[bytes, bool]]) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.connect_accepted_socket(lambda: self.client, client)
             if upstream_sock is None:
                 host, port = await self.proxy.dial_target()
-                _, upstream = await loop.create_connection(lambda: UpstreamSide(self), host, port)
+                _, upstream = await loop.create_connection(lambda: Side(self), host, port)
             else:
-                _, upstream = await loop.connect_accepted_socket(lambda: UpstreamSide(self), upstream_sock)
+                _, upstream = await loop.connect_accepted_socket(lambda: Side(self), upstream_sock)
         except (OSError, ValueError):
             # Toxiproxy accepts, then closes when the upstream cannot be reached
             if upstream_sock is not None:
                 upstream_sock.close()
             if self.client.transport is None:
                 client.close()
-            self.close(CLOSE)
+            self.close(End.CLOSE)
             return
         finally:
             self.dial = None
         if self.closed:
             upstream.transport.abort()  # type: ignore[union-attr]
             return
-        self._join(upstream, carried)  # type: ignore[arg-type]
+        self._join(upstream, carried)
 
-    def _join(self, upstream: UpstreamSide, carried: dict[str, tuple[bytes, bool]]) -> None:
+    def _join(self, upstream: Side, carried: dict[Direction, tuple[bytes, bool]]) -> None:
         """Both sides are transports: build the links and let the bytes flow."""
         self.upstream = upstream
         proxy = self.proxy
+        client = self.client
         for direction, (data, ended) in carried.items():
             # read before any toxic existed: written first, as they would have been
-            dst = upstream if direction == "upstream" else self.client
-            if data:
+            dst = upstream if direction is Direction.UPSTREAM else client
+            if data and dst not in self.gone:
                 proxy.counters[direction][1] += len(data)
                 dst.transport.write(data)  # type: ignore[union-attr]
             if ended:
                 self.ended.add(direction)
-        up = Link(self, "upstream", self.client, upstream, proxy.counters["upstream"])  # type: ignore[arg-type]
-        down = Link(self, "downstream", upstream, self.client, proxy.counters["downstream"])  # type: ignore[arg-type]
-        self.client.out = up
-        self.client.inp = down
-        upstream.out = down  # type: ignore[union-attr]
-        upstream.inp = up  # type: ignore[union-attr]
-        self.links = {"upstream": up, "downstream": down}
-        for spec in proxy.toxics["upstream"]:
-            up.add(spec)
-        for spec in proxy.toxics["downstream"]:
-            down.add(spec)
-        for side in (self.client, upstream):
+        up = Link(self, Direction.UPSTREAM, client, upstream, proxy.counters[Direction.UPSTREAM])
+        down = Link(self, Direction.DOWNSTREAM, upstream, client, proxy.counters[Direction.DOWNSTREAM])
+        client.out = up
+        client.inp = down
+        upstream.out = down
+        upstream.inp = up
+        self.links = {Direction.UPSTREAM: up, Direction.DOWNSTREAM: down}
+        for direction, link in self.links.items():
+            if direction in self.ended:
+                link.eof_fed = True
+            for spec in proxy.toxics[direction]:
+                link.add(spec)
+        for side in self.gone:  # lost while the upstream was dialled: nothing reaches it
+            side.inp.sever()  # type: ignore[union-attr]
+        for side in (client, upstream):
             # bytes the loop read before the links existed go first
             early, side.early = side.early, None
             for data in early or ():
@@ -228,35 +239,93 @@ class Connection:
                     side.eof_received()
                 else:
                     side.data_received(data)
+        for side in list(self.gone):  # lost while the upstream was dialled
+            self._side_gone(side)
         if not self.closed:
-            self.client.pause_reason(4, False)
-            upstream.pause_reason(4, False)
+            client.pause(Pause.NOT_READY, False)
+            upstream.pause(Pause.NOT_READY, False)
 
-    def end(self, link: Link, kind: str) -> None:
+    # -- Flow ----------------------------------------------------------------------
+    def toxic_changed(self, change: ChainChange, spec: ToxicSpec) -> None:
+        link = self.links.get(spec.direction)
+        if link is None or self.closed:
+            return  # not joined yet: the links are built from the proxy's toxics then
+        if change is ChainChange.ADDED:
+            link.add(spec)
+        elif change is ChainChange.UPDATED:
+            link.update(spec)
+        else:
+            link.remove(spec)
+
+    # -- ends ----------------------------------------------------------------------
+    def end(self, link: Link, end: End) -> None:
         """The end of ``link``'s stream reached its destination."""
         if self.closed:
             return
-        if kind == EOF_:
-            if link.direction in self.ended:  # passed on before this connection was adopted
-                return
-            self.ended.add(link.direction)
-            transport = link.dst.transport
-            if len(self.ended) == 2 or transport is None:
-                self.close(CLOSE)
-            elif transport.can_write_eof() and not transport.is_closing():
-                transport.write_eof()
-            else:
-                self.close(CLOSE)
+        if end is End.CLOSE:
+            self._close_destination(link)
+            return
+        if end is not End.EOF:
+            self.close(end)
+            return
+        if link.direction in self.ended:  # passed on before this connection was adopted
+            return
+        self.ended.add(link.direction)
+        transport = link.dst.transport
+        if len(self.ended) == 2 or link.src in self.gone or transport is None:
+            self.close(End.CLOSE)  # nothing more can flow either way
+        elif transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
         else:
-            self.close(kind)
+            self.close(End.CLOSE)
 
-    def lost(self, side: Side, exc: Exception | None) -> None:
-        if not self.closed:
-            self.close(CLOSE)
-        self.proxy.connections.discard(self)
+    def _close_destination(self, link: Link) -> None:
+        """A toxic closed ``link`` (limit_data, timeout): as in Toxiproxy, its
+        destination is closed (flushed), and the other direction, whose source
+        that was, still delivers what its chain holds, then ends."""
+        self.ended.add(link.direction)
+        dst = link.dst
+        transport = dst.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+        if dst not in self.gone:
+            self.gone.add(dst)
+            self._side_gone(dst)  # type: ignore[arg-type]
 
-    def close(self, kind: str = CLOSE) -> None:
-        """Close both sides: gracefully (pending bytes flushed), or with RST for ``reset``."""
+    def lost(self, side: Side) -> None:
+        """A side's transport is gone. Ours closing it is the end; the peer's
+        reset or an error is that side's end of the stream (see the module doc)."""
+        if self.closed or side in self.gone:
+            return
+        self.gone.add(side)
+        if not self.links:
+            if side is self.client and self.dial is not None:
+                if self.client.early is None:
+                    self.client.early = []
+                self.client.early.append(None)  # joined later: its bytes still go up
+                return
+            self.close(End.CLOSE)
+            return
+        self._side_gone(side)
+
+    def _side_gone(self, side: Side) -> None:
+        if len(self.gone) == 2:
+            self.close(End.CLOSE)
+            return
+        inp = side.inp
+        if inp is not None:
+            inp.sever()  # bytes heading to it can never arrive
+            inp.src.pause(Pause.PEER_FULL, False)  # its write buffer will not drain
+        out = side.out
+        if out is None:
+            return
+        if out.direction in self.ended:
+            self.close(End.CLOSE)  # its end was passed on already: nothing more to deliver
+        else:
+            out.feed_eof()  # delivered behind its last bytes, then the other side is closed
+
+    def close(self, end: End = End.CLOSE) -> None:
+        """Close both sides: flushed (``CLOSE``, ``EOF``), dropped (``CUT``) or with RST (``RESET``)."""
         if self.closed:
             return
         self.closed = True
@@ -268,14 +337,14 @@ class Connection:
             transport = side.transport if side is not None else None
             if transport is None or transport.is_closing():
                 continue
-            if kind == RESET:
+            if end is End.RESET:
                 sock = transport.get_extra_info("socket")
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
                 except (OSError, AttributeError):
                     pass
                 transport.abort()
-            elif kind == "cut":
+            elif end is End.CUT:
                 transport.abort()
             else:
                 transport.close()

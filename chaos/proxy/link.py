@@ -2,8 +2,9 @@
 
 With no toxic in a direction, bytes go straight from one transport to the
 other (``Side.data_received``). With toxics, each chunk is queued into the
-first :class:`Stub`; each stub runs its toxic's ``pipe`` as a task and hands
-chunks to the next stub, the last one to the destination transport.
+first :class:`~chaos.proxy.toxics.base.Stub`; each stub runs its toxic's
+``pipe`` as a task and hands chunks to the next stub, the last one to the
+destination transport.
 
 Re-plumbing a live link never loses or reorders a byte: a stub's state is
 only ever "queued" or "held" (``stub.holding``) between awaits, ``send`` is
@@ -15,239 +16,92 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from chaos.proxy.connection import Connection, Side
-    from chaos.proxy.toxics.base import Toxic
+from chaos.proxy.flow import ProxyView
+from chaos.proxy.toxics.base import Chunk, Direction, End, Stub, Timer, ToxicSpec
 
 log = logging.getLogger("chaos.proxy")
 
-EOF_ = "eof"  # the source closed its write side: half-close the destination
-CLOSE = "close"  # a toxic ends the connection: close both ways
-RESET = "reset"  # reset_peer: abort both ways with RST
+
+class Endpoint(Protocol):
+    """A socket of the connection, as a link sees it (connection.Side)."""
+
+    transport: asyncio.Transport | None
+
+    def hold_back(self, on: bool) -> None:
+        """Pause (or resume) reading: the link this side feeds is full."""
 
 
-class Chunk:
-    __slots__ = ("data", "ts")
+class Owner(Protocol):
+    """The connection a link belongs to (connection.Connection)."""
 
-    def __init__(self, data: bytes | memoryview, ts: float) -> None:
-        self.data = data
-        self.ts = ts  # when it was read (latency counts from here)
+    proxy: ProxyView
+    ordinal: int
 
-
-class End:
-    __slots__ = ("kind",)
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def end(self, link: Link, end: End) -> None:
+        """The end of ``link``'s stream reached its destination."""
 
 
-class _TimedOut:
-    def __repr__(self) -> str:
-        return "TIMED_OUT"
+class _Sink:
+    """Stands first in a severed link: every byte is counted as read and dropped."""
 
+    __slots__ = ("link",)
 
-TIMED_OUT: Any = _TimedOut()
-_UNSEEDED = random.Random(0)
-
-
-class ToxicSpec:
-    """A toxic as the API shows it; shared by every link of its proxy."""
-
-    __slots__ = ("name", "type", "stream", "toxicity", "toxic", "generation")
-
-    def __init__(self, name: str, type_: str, stream: str, toxicity: float, toxic: Toxic) -> None:
-        self.name = name
-        self.type = type_
-        self.stream = stream
-        self.toxicity = toxicity
-        self.toxic = toxic
-        self.generation = 0  # bumped on update: toxicity is drawn again
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "attributes": self.toxic.as_json(),
-            "name": self.name,
-            "type": self.type,
-            "stream": self.stream,
-            "toxicity": self.toxicity,
-        }
-
-
-class Stub:
-    """A toxic's view of one link: its input queue and its way out."""
-
-    def __init__(self, link: Link, spec: ToxicSpec) -> None:
+    def __init__(self, link: Link) -> None:
         self.link = link
-        self.spec = spec
-        self.queue: deque[Chunk | End] = deque()
-        self.waiter: asyncio.Future[None] | None = None
-        self.holding: Chunk | End | None = None
-        self.next: Stub | None = None
-        self.state = spec.toxic.new_state()
-        self.task: asyncio.Task[None] | None = None
-        self.end_kind: str | None = None
-        self.closed = False
-        self.active = False
-        self.rng = _UNSEEDED  # replaced by a seeded generator in start()
-
-    # -- used by the link ------------------------------------------------
-    def start(self) -> None:
-        spec = self.spec
-        conn = self.link.conn
-        self.rng = random.Random(
-            f"{conn.proxy.seed}/{conn.proxy.name}/{conn.ordinal}/{self.link.direction}/{spec.name}/{spec.generation}"
-        )
-        self.active = spec.toxicity >= 1.0 or self.rng.random() < spec.toxicity
-        from chaos.proxy.toxics.noop import NOOP
-
-        toxic = spec.toxic if self.active else NOOP
-        self.task = asyncio.get_running_loop().create_task(toxic.pipe(self))
-        self.task.add_done_callback(self._done)
 
     def push(self, item: Chunk | End) -> None:
-        if self.closed:
-            if isinstance(item, Chunk):
-                self.link.discard(len(item.data))
-            return
-        self.queue.append(item)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def interrupt(self) -> Chunk | End | None:
-        """Stop the toxic; returns what it held (the queue stays)."""
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-        self.waiter = None
-        held, self.holding = self.holding, None
-        return held
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("toxic %s failed on a connection of %s: %r", self.spec.name, self.link.conn.proxy.name, exc)
-            self.close(CLOSE)
-        elif not self.closed and self.task is task:
-            self.close()
-
-    # -- used by toxics ----------------------------------------------------
-    async def recv(self, timeout: float | None = None) -> Chunk | None:
-        """The next chunk, or None at the end of the stream (TIMED_OUT after ``timeout`` s)."""
-        while not self.queue:
-            loop = asyncio.get_running_loop()
-            waiter = self.waiter = loop.create_future()
-            timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None)) if timeout else None
-            try:
-                await waiter
-            finally:
-                if self.waiter is waiter:
-                    self.waiter = None
-                if timer is not None:
-                    timer.cancel()
-            if timeout and not self.queue:
-                return TIMED_OUT
-        item = self.queue.popleft()
-        self.holding = item
-        if isinstance(item, End):
-            self.end_kind = item.kind
-            return None
-        return item
-
-    async def chunks(self) -> AsyncIterator[Chunk]:
-        """Every chunk until the end of the stream, then the end is passed on:
-        the loop most toxics are (``async for chunk in stub.chunks(): ...``)."""
-        while True:
-            chunk = await self.recv()
-            if chunk is None:
-                self.close()
-                return
-            yield chunk
-
-    def send(self, chunk: Chunk) -> None:
-        if self.holding is chunk:
-            self.holding = None
-        self._forward(chunk)
-
-    def hold(self, chunk: Chunk | End | None) -> None:
-        """Say what the toxic holds now (e.g. the rest of a chunk being sliced)."""
-        self.holding = chunk
-
-    def drop(self, chunk: Chunk) -> None:
-        if self.holding is chunk:
-            self.holding = None
-        self.link.discard(len(chunk.data))
-
-    def account(self, nbytes: int) -> None:
-        """A toxic made ``nbytes`` new bytes out of dropped ones (e.g. a truncated chunk)."""
-        self.link.buffered += nbytes
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            await self.link.timer.sleep_until(time.monotonic() + seconds)
-
-    async def sleep_until(self, when: float) -> None:
-        await self.link.timer.sleep_until(when)
-
-    def close(self, kind: str | None = None) -> None:
-        """End the stream here: forwards the end (``kind`` or the one received)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.holding = None
-        kind = kind or self.end_kind or CLOSE
-        dropped = sum(len(i.data) for i in self.queue if isinstance(i, Chunk))
-        self.queue.clear()
-        self.link.discard(dropped)
-        self._forward(End(kind))
-
-    def _forward(self, item: Chunk | End) -> None:
-        nxt = self.next
-        if nxt is not None:
-            nxt.push(item)
-        else:
-            self.link.deliver(item)
+        if isinstance(item, Chunk):
+            self.link.discard(len(item.data))
 
 
 class Link:
-    """Bytes read from ``src`` and written to ``dst`` (one direction)."""
+    """Bytes read from ``src`` and written to ``dst`` (one direction); the
+    :class:`~chaos.proxy.toxics.base.Outlet` of its stubs."""
 
-    def __init__(self, conn: Connection, direction: str, src: Side, dst: Side, counters: list[int]) -> None:
+    __slots__ = ("conn", "direction", "src", "dst", "counters", "stubs", "head", "buffered", "limit",
+                 "timer", "rng_key", "eof_fed", "holding_back", "severed")
+
+    def __init__(self, conn: Owner, direction: Direction, src: Endpoint, dst: Endpoint, counters: list[int]) -> None:
         self.conn = conn
         self.direction = direction
         self.src = src
         self.dst = dst
         self.counters = counters  # [received, sent] for the proxy and this direction
         self.stubs: list[Stub] = []
-        self.head: Stub | None = None
+        self.head: Stub | _Sink | None = None
         self.buffered = 0
         self.limit = 0
-        self.timer = conn.proxy.timer
+        proxy = conn.proxy
+        self.timer: Timer = proxy.timer
+        self.rng_key = f"{proxy.seed}/{proxy.name}/{conn.ordinal}/{direction.value}"
+        self.eof_fed = False  # the source's end entered the link
+        self.holding_back = False  # the source is paused because the chain is full
+        self.severed = False  # the destination is gone: nothing more can be written
 
     # -- data ------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         self.counters[0] += len(data)
         self.buffered += len(data)
         self.head.push(Chunk(data, time.monotonic()))  # type: ignore[union-attr]
-        if self.buffered > self.limit:
-            self.src.pause_reason(2, True)
+        if self.buffered > self.limit and not self.holding_back:
+            self.holding_back = True
+            self.src.hold_back(True)
 
     def feed_eof(self) -> None:
+        if self.eof_fed:
+            return
+        self.eof_fed = True
         if self.head is not None:
-            self.head.push(End(EOF_))
+            self.head.push(End.EOF)
         else:
-            self.conn.end(self, EOF_)
+            self.conn.end(self, End.EOF)
 
     def deliver(self, item: Chunk | End) -> None:
         if isinstance(item, End):
-            self.conn.end(self, item.kind)
+            self.conn.end(self, item)
             return
         n = len(item.data)
         self.buffered -= n
@@ -255,19 +109,29 @@ class Link:
         transport = self.dst.transport
         if transport is not None and not transport.is_closing():
             transport.write(item.data)
-        if self.buffered <= self.limit // 2:
-            self.src.pause_reason(2, False)
+        if self.holding_back and self.buffered <= self.limit // 2:
+            self.holding_back = False
+            self.src.hold_back(False)
 
     def discard(self, nbytes: int) -> None:
         self.buffered -= nbytes
-        if self.buffered <= self.limit // 2:
-            self.src.pause_reason(2, False)
+        if self.holding_back and self.buffered <= self.limit // 2:
+            self.holding_back = False
+            self.src.hold_back(False)
+
+    def account(self, nbytes: int) -> None:
+        self.buffered += nbytes
+
+    def failed(self, stub: Stub, exc: BaseException) -> None:
+        log.error("toxic %s failed on a connection of %s: %r", stub.spec.name, self.conn.proxy.name, exc)
 
     # -- chain changes (called synchronously by the proxy) --------------------
     def _relimit(self) -> None:
         self.limit = max((s.spec.toxic.buffer_hint for s in self.stubs), default=0)
 
     def add(self, spec: ToxicSpec) -> None:
+        if self.severed:
+            return
         stub = Stub(self, spec)
         if self.stubs:
             self.stubs[-1].next = stub
@@ -292,7 +156,7 @@ class Link:
             return
         held = stub.interrupt()
         if held is not None:
-            stub._forward(held)  # flush what was in flight, as Toxiproxy does
+            stub.forward(held)  # flush what was in flight, as Toxiproxy does
         self._relimit()
         stub.start()
 
@@ -319,9 +183,10 @@ class Link:
         stub.queue.clear()
         stub.closed = True  # nothing more may enter it
         for item in items:
-            stub._forward(item)
-        if not self.stubs:
-            self.src.pause_reason(2, False)
+            stub.forward(item)
+        if not self.stubs and self.holding_back:
+            self.holding_back = False
+            self.src.hold_back(False)
 
     def stop(self) -> None:
         for stub in self.stubs:
@@ -329,3 +194,15 @@ class Link:
             stub.closed = True
         self.stubs.clear()
         self.head = None
+
+    def sever(self) -> None:
+        """The destination is gone: drop what the chain holds and whatever comes."""
+        if self.severed:
+            return
+        self.stop()
+        self.severed = True
+        self.head = _Sink(self)
+        self.buffered = 0
+        if self.holding_back:
+            self.holding_back = False
+            self.src.hold_back(False)

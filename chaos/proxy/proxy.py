@@ -1,9 +1,9 @@
-"""A named proxy: a listener, its live connections and its toxics.
+"""A named proxy: a listener, its live connections (flows) and its toxics.
 
 All methods run on the server's event loop; chain changes are applied to
-every live link synchronously, so an API reply means the change is in place.
+every live flow synchronously, so an API reply means the change is in place.
 A connection accepted while the proxy has no toxic takes the fast path
-(:class:`chaos.proxy.relay.Relay`) and is promoted to the transport path
+(:class:`chaos.proxy.relay.Relay`) and is promoted to the toxic path
 (:class:`chaos.proxy.connection.Connection`) when a toxic is added.
 """
 
@@ -19,28 +19,26 @@ from typing import Any
 
 from chaos.proxy import addr
 from chaos.proxy.connection import Connection
-from chaos.proxy.link import ToxicSpec
+from chaos.proxy.flow import ChainChange, Flow
 from chaos.proxy.poller import Poller
 from chaos.proxy.relay import Relay
 from chaos.proxy.timer import PreciseTimer
+from chaos.proxy.toxics.base import DIRECTIONS, Direction, End, ToxicSpec
 
 log = logging.getLogger("chaos.proxy")
 
-
-def _is_ip(host: str) -> bool:
-    try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
-        return False
-    return True
-
-STREAMS = ("upstream", "downstream")
 _ACCEPTS_PER_WAKEUP = 32
 RESOLVE_TTL = 5.0  # seconds an upstream's resolved address is reused
 RESOLVE_TIMEOUT = 2.0
 
 
+class ListenError(OSError):
+    """The listener could not be opened; the message is Go's (Toxiproxy answers it with 500)."""
+
+
 class Proxy:
+    """One proxy (a :class:`~chaos.proxy.flow.ProxyView` for its flows)."""
+
     def __init__(self, name: str, listen: str, upstream: str, *, seed: int, timer: PreciseTimer,
                  poller: Poller | None = None) -> None:
         self.name = name
@@ -51,9 +49,9 @@ class Proxy:
         self.timer = timer
         self.poller = poller  # made on start() when not shared by the registry
         self._own_poller = False
-        self.toxics: dict[str, list[ToxicSpec]] = {s: [] for s in STREAMS}
-        self.connections: set[Connection | Relay] = set()
-        self.counters: dict[str, list[int]] = {s: [0, 0] for s in STREAMS}
+        self.toxics: dict[Direction, list[ToxicSpec]] = {d: [] for d in DIRECTIONS}
+        self.connections: set[Flow] = set()
+        self.counters: dict[Direction, list[int]] = {d: [0, 0] for d in DIRECTIONS}
         self._sock: socket.socket | None = None
         self._family = socket.AF_INET
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -62,16 +60,24 @@ class Proxy:
         self._resolved: tuple[str, float] | None = None  # (ip, monotonic time resolved)
         self._literal = False  # the upstream host is an IP address
 
-    # -- lifecycle ---------------------------------------------------------
+    # -- the upstream ----------------------------------------------------------
     def upstream_addr(self) -> tuple[str, int]:
+        """(host, port); OSError when the upstream is no address (Toxiproxy accepts
+        any upstream text and fails each dial instead)."""
         if self._upstream_addr is None:
-            self._upstream_addr = addr.split(self.upstream)
-            self._literal = _is_ip(self._upstream_addr[0])
+            try:
+                self._upstream_addr = addr.split(self.upstream)
+            except addr.AddressError as err:
+                raise OSError(f"dial tcp {err}") from None
+            self._literal = addr.is_ip(self._upstream_addr[0])
         return self._upstream_addr
 
     def cached_target(self) -> tuple[str, int] | None:
         """The upstream's address if no lookup is needed now (see dial_target)."""
-        host, port = self.upstream_addr()
+        try:
+            host, port = self.upstream_addr()
+        except OSError:
+            return None
         if self._literal:
             return host, port
         resolved = self._resolved
@@ -94,11 +100,10 @@ class Proxy:
             return target
         host, port = self.upstream_addr()
         now = time.monotonic()
-        if self._resolved is not None and now - self._resolved[1] < RESOLVE_TTL:
-            return self._resolved[0], port
         try:
             infos = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT)
+                asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM),
+                RESOLVE_TIMEOUT)
         except (OSError, asyncio.TimeoutError):
             if self._resolved is not None:
                 return self._resolved[0], port
@@ -106,48 +111,24 @@ class Proxy:
         self._resolved = (infos[0][4][0], now)
         return self._resolved[0], port
 
+    # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
-        """Listen; raises OSError with Go's wording when the address is taken."""
+        """Listen; raises ListenError worded as Go's ``net.Listen`` error."""
         if self._sock is not None:
             return
-        host, port = addr.split(self.listen)
         self._upstream_addr = None
-        self.upstream_addr()
         self._resolved = None
         loop = self._loop = asyncio.get_running_loop()
+        sock = await listen_socket(loop, self.listen)
         if self.poller is None:
             self.poller = Poller(loop)
             self._own_poller = True
-        try:
-            sock = await self._bind(loop, host, port)
-        except OSError as err:
-            reason = (err.strerror or str(err)).lower()
-            raise OSError(err.errno, f"listen tcp {self.listen}: bind: {reason}") from None
         self._sock = sock
         self._family = sock.family
         loop.add_reader(sock.fileno(), self._accept)
         sockname = sock.getsockname()
         self.listen = addr.join(sockname[0], sockname[1])
         self.enabled = True
-
-    @staticmethod
-    async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
-        # one socket on the first address (IPv4 first, as Go resolves "localhost");
-        # an empty host means every interface, as in Toxiproxy
-        infos = await loop.getaddrinfo(host or "0.0.0.0", port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        infos.sort(key=lambda info: info[0] != socket.AF_INET)
-        family, type_, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, type_, proto)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(sockaddr)
-            sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
-        sock.setblocking(False)
-        return sock
 
     def _accept(self) -> None:
         # accepted here rather than by loop.create_server, so that a connection
@@ -164,7 +145,7 @@ class Proxy:
                 return
             # TCP_NODELAY comes from the listener (Linux copies it to accepted sockets)
             ordinal = next(self._ordinals)
-            if self.toxics["upstream"] or self.toxics["downstream"]:
+            if self.toxics[Direction.UPSTREAM] or self.toxics[Direction.DOWNSTREAM]:
                 sock = socket.socket(listener.family, socket.SOCK_STREAM, 0, fd)  # type: ignore[union-attr]
                 sock.setblocking(False)
                 Connection(self, ordinal).adopt(sock, None, {})
@@ -180,8 +161,8 @@ class Proxy:
         if sock is not None:
             self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
             sock.close()
-        for conn in list(self.connections):
-            conn.close("cut")
+        for flow in list(self.connections):
+            flow.close(End.CUT)
         self.connections.clear()
         if self._own_poller and self.poller is not None:
             self.poller.close()
@@ -190,45 +171,87 @@ class Proxy:
 
     # -- toxics ------------------------------------------------------------
     def find_toxic(self, name: str) -> ToxicSpec | None:
-        for stream in STREAMS:
-            for spec in self.toxics[stream]:
+        for direction in DIRECTIONS:
+            for spec in self.toxics[direction]:
                 if spec.name == name:
                     return spec
         return None
 
     def toxic_list(self) -> list[dict[str, Any]]:
-        return [spec.as_json() for stream in STREAMS for spec in self.toxics[stream]]
+        return [spec.as_json() for direction in DIRECTIONS for spec in self.toxics[direction]]
 
-    def _links(self, stream: str) -> list[Any]:
-        return [c.links[stream] for c in list(self.connections) if not c.closed and c.links]
+    def _tell(self, change: ChainChange, spec: ToxicSpec) -> None:
+        for flow in list(self.connections):
+            if not flow.closed:
+                flow.toxic_changed(change, spec)
 
     def add_toxic(self, spec: ToxicSpec) -> None:
-        for conn in [c for c in self.connections if isinstance(c, Relay)]:
-            conn.promote()
-        self.toxics[spec.stream].append(spec)
-        for link in self._links(spec.stream):
-            link.add(spec)
+        self.toxics[spec.direction].append(spec)
+        self._tell(ChainChange.ADDED, spec)
 
     def update_toxic(self, spec: ToxicSpec) -> None:
         spec.generation += 1
-        for link in self._links(spec.stream):
-            link.update(spec)
+        self._tell(ChainChange.UPDATED, spec)
 
     def remove_toxic(self, spec: ToxicSpec) -> None:
-        self.toxics[spec.stream].remove(spec)
-        for link in self._links(spec.stream):
-            link.remove(spec)
+        self.toxics[spec.direction].remove(spec)
+        self._tell(ChainChange.REMOVED, spec)
 
     def reset_toxics(self) -> None:
-        for stream in STREAMS:
-            for spec in list(self.toxics[stream]):
+        for direction in DIRECTIONS:
+            for spec in list(self.toxics[direction]):
                 self.remove_toxic(spec)
 
     def as_json(self) -> dict[str, Any]:
+        # Toxiproxy 2.12 marshals its proxy struct's exported zerolog Logger too: "Logger": {}
         return {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
+            "Logger": {},
             "toxics": self.toxic_list(),
         }
+
+
+async def listen_socket(loop: asyncio.AbstractEventLoop, listen: str) -> socket.socket:
+    """A listening socket for ``listen`` as Go's ``net.Listen("tcp", listen)``
+    makes it: no host means every interface, IPv6 and IPv4 at once ("[::]");
+    a name listens on its first address, IPv4 first. Errors are Go's text."""
+    try:
+        host, port = addr.split(listen) if listen else ("", 0)
+    except addr.AddressError as err:
+        raise ListenError(f"listen tcp: {err}") from None
+    if not host:
+        candidates = [(socket.AF_INET6, ("::", port)), (socket.AF_INET, ("0.0.0.0", port))]
+    else:
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except OSError:
+            raise ListenError(f"listen tcp: lookup {host}: no such host") from None
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        candidates = [(infos[0][0], infos[0][4][:2])]
+    for i, (family, sockaddr) in enumerate(candidates):
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            if i + 1 < len(candidates):
+                continue  # no IPv6 here: every interface means every IPv4 one
+            raise
+        try:
+            if family == socket.AF_INET6 and not host:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1024)
+        except OSError as err:
+            sock.close()
+            if i + 1 < len(candidates) and err.errno in (97, 99):  # EAFNOSUPPORT, EADDRNOTAVAIL: no IPv6
+                continue
+            where = f":{port}" if not host else addr.join(sockaddr[0], port)
+            reason = (err.strerror or str(err))
+            raise ListenError(f"listen tcp {where}: bind: {reason[:1].lower()}{reason[1:]}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
+        sock.setblocking(False)
+        return sock
+    raise ListenError(f"listen tcp {listen}: no address to listen on")  # pragma: no cover

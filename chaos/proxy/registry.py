@@ -1,7 +1,11 @@
-"""The proxies of one server and every operation the HTTP API offers.
+"""The proxies of one server and every operation the HTTP API offers, with
+Toxiproxy 2.12's semantics, statuses and messages (its ``api.go``,
+``proxy_collection.go`` and ``toxic_collection.go``): decode errors are 400
+with Go's words, a listener that cannot open is 500, ``/populate`` applies
+entries in order and stops at the first that fails.
 
-Each operation validates first and raises :class:`ApiError` with Toxiproxy
-2.12's status and message; nothing changes when validation fails.
+Values Toxiproxy accepts are accepted; those that are surely a mistake
+(a negative latency, a slicer that cannot slice) are logged as warnings.
 """
 
 from __future__ import annotations
@@ -11,12 +15,13 @@ import logging
 import os
 from typing import Any
 
-from chaos.proxy import addr
-from chaos.proxy.link import ToxicSpec
-from chaos.proxy.proxy import STREAMS, Proxy
+from chaos.proxy import gojson
+from chaos.proxy.gojson import Field, Struct
 from chaos.proxy.poller import Poller
+from chaos.proxy.proxy import ListenError, Proxy
 from chaos.proxy.timer import PreciseTimer
-from chaos.proxy.toxics import REGISTRY, InvalidAttributes
+from chaos.proxy.toxics import REGISTRY
+from chaos.proxy.toxics.base import DIRECTIONS, Direction, Toxic, ToxicSpec
 
 log = logging.getLogger("chaos.proxy")
 
@@ -34,20 +39,44 @@ def bad_body(detail: str) -> ApiError:
     return ApiError(400, f"bad request body: {detail}")
 
 
-def _field(body: dict[str, Any], key: str, kind: type, default: Any) -> Any:
-    value = body.get(key, default)
-    if value is None and default is None:
-        return None
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise bad_body(f"field {key!r} must be a {kind.__name__}")
-    return value
+def missing(field: str) -> ApiError:
+    return ApiError(400, f"missing required field: {field}")
 
 
-def _check_address(value: str, what: str) -> None:
+PROXY_NOT_FOUND = (404, "proxy not found")
+TOXIC_NOT_FOUND = (404, "toxic not found")
+
+# The Go types bodies are decoded into (their names appear in decode errors).
+_LOGGER = Field("Logger", Struct("Logger", "zerolog.Logger", open=True), nullable=True)
+PROXY = Struct("Proxy", "toxiproxy.Proxy", (
+    Field("name", "string"), Field("listen", "string"), Field("upstream", "string"), Field("enabled", "bool"),
+    _LOGGER))
+POPULATE_ITEM = Struct("", 'struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }', (
+    Field("name", "string"), Field("listen", "string"), Field("upstream", "string"), _LOGGER,
+    Field("enabled", "*bool", nullable=True)))
+TOXIC_WRAPPER = Struct("ToxicWrapper", "toxics.ToxicWrapper", (
+    Field("attributes", Struct("NoopToxic", "toxics.NoopToxic", open=True), nullable=True),
+    Field("name", "string"), Field("type", "string"), Field("stream", "string"), Field("toxicity", "float32")))
+
+
+def _toxic_struct(cls: type[Toxic]) -> Struct:
+    return Struct(cls.go_type, f"toxics.{cls.go_type}", tuple(Field(k, t) for k, t in cls.fields.items()))
+
+
+def _attributes_of(cls: type[Toxic], with_toxicity: bool) -> Struct:
+    fields = [Field("attributes", _toxic_struct(cls), nullable=True)]
+    text = 'struct { Attributes interface {} "json:\\"attributes\\"" }'
+    if with_toxicity:
+        fields.append(Field("toxicity", "float32"))
+        text = 'struct { Attributes interface {} "json:\\"attributes\\""; Toxicity float32 "json:\\"toxicity\\"" }'
+    return Struct("", text, tuple(fields))
+
+
+def _decode(body: bytes) -> Any:
     try:
-        addr.split(value)
-    except addr.AddressError as err:
-        raise bad_body(f"{what}: {err}") from None
+        return gojson.decode(body)
+    except gojson.GoJSONError as err:
+        raise bad_body(str(err)) from None
 
 
 class Registry:
@@ -57,7 +86,6 @@ class Registry:
         self.lock = asyncio.Lock()  # one mutation at a time: binds await
         self._timer: PreciseTimer | None = None
         self._poller: Poller | None = None
-        self._given_listen: dict[str, str] = {}
 
     @property
     def timer(self) -> PreciseTimer:
@@ -71,108 +99,95 @@ class Registry:
             self._poller = Poller(asyncio.get_running_loop())
         return self._poller
 
+    def _new(self, name: str, listen: str, upstream: str) -> Proxy:
+        return Proxy(name, listen, upstream, seed=self.seed, timer=self.timer, poller=self.poller)
+
+    @staticmethod
+    async def _start(proxy: Proxy) -> None:
+        try:
+            await proxy.start()
+        except ListenError as err:
+            raise ApiError(500, str(err)) from None
+        except OSError as err:
+            raise ApiError(500, err.strerror or str(err)) from None
+
     # -- proxies -----------------------------------------------------------
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
         if proxy is None:
-            raise ApiError(404, "proxy not found")
+            raise ApiError(*PROXY_NOT_FOUND)
         return proxy
 
-    def _parse_proxy(self, body: Any, where: str = "") -> tuple[str, str, str, bool]:
-        if not isinstance(body, dict):
-            raise bad_body(f"expected a proxy object{where}")
-        name = _field(body, "name", str, "")
-        upstream = _field(body, "upstream", str, "")
-        listen = _field(body, "listen", str, "")
-        enabled = _field(body, "enabled", bool, True)
+    async def create(self, body: bytes) -> Proxy:
+        fields, error = gojson.into_struct(_decode(body), PROXY)
+        if error:
+            raise bad_body(error)
+        name, upstream = fields.get("name", ""), fields.get("upstream", "")
         if not name:
-            raise ApiError(400, f"missing required field: name{where}")
+            raise missing("name")
         if not upstream:
-            raise ApiError(400, f"missing required field: upstream{where}")
-        _check_address(listen or ":0", "listen")
-        _check_address(upstream, "upstream")
-        return name, listen or ":0", upstream, enabled
-
-    async def _start(self, proxy: Proxy) -> None:
-        try:
-            await proxy.start()
-        except OSError as err:
-            raise ApiError(500, err.strerror or str(err)) from None
-
-    async def create(self, body: Any) -> Proxy:
-        name, listen, upstream, enabled = self._parse_proxy(body)
+            raise missing("upstream")
         async with self.lock:
             if name in self.proxies:
                 raise ApiError(409, "proxy already exists")
-            proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer, poller=self.poller)
-            if enabled:
+            proxy = self._new(name, fields.get("listen", ""), upstream)
+            if fields.get("enabled", True):
                 await self._start(proxy)
             self.proxies[name] = proxy
-            self._given_listen[name] = listen
-            log.info("proxy %s: %s -> %s%s", name, proxy.listen, upstream, "" if enabled else " (disabled)")
-            return proxy
+        log.info("proxy %s: %s -> %s%s", name, proxy.listen, upstream, "" if proxy.enabled else " (disabled)")
+        return proxy
 
-    def _same_place(self, proxy: Proxy, listen: str, upstream: str) -> bool:
-        given = self._given_listen.get(proxy.name)
-        return upstream == proxy.upstream and listen in (given, proxy.listen)
-
-    async def populate(self, body: Any) -> tuple[list[Proxy], ApiError | None]:
-        if not isinstance(body, list):
-            raise bad_body("expected an array of proxies")
-        wanted = []
-        seen: set[str] = set()
-        for i, item in enumerate(body):
-            parsed = self._parse_proxy(item, f" at proxy {i + 1}")
-            if parsed[0] in seen:
-                raise bad_body(f"duplicate proxy name {parsed[0]!r}")
-            seen.add(parsed[0])
-            wanted.append(parsed)
+    async def populate(self, body: bytes) -> tuple[list[Proxy], ApiError | None]:
+        """Toxiproxy's PopulateJson: every entry checked for its name and
+        upstream first; then entries are applied in order (a proxy whose
+        listen and upstream did not change is kept, any other is replaced)
+        until one fails to listen. Returns what was applied and that error."""
+        items, error = gojson.into_struct_list(_decode(body), POPULATE_ITEM)
+        if error:
+            raise bad_body(error)
+        for i, item in enumerate(items, start=1):
+            if not item.get("name"):
+                raise missing(f"name at proxy {i}")
+            if not item.get("upstream"):
+                raise missing(f"upstream at proxy {i}")
         done: list[Proxy] = []
         async with self.lock:
-            for name, listen, upstream, enabled in wanted:
+            for item in items:
+                name, listen, upstream = item["name"], item.get("listen", ""), item["upstream"]
+                enabled = item.get("enabled")
+                proxy = self._new(name, listen, upstream)
                 existing = self.proxies.get(name)
-                try:
-                    if existing is not None and self._same_place(existing, listen, upstream):
-                        if enabled and not existing.enabled:
-                            await self._start(existing)
-                        elif not enabled and existing.enabled:
-                            await existing.stop()
-                        done.append(existing)
+                if existing is not None:
+                    if existing.listen == listen and existing.upstream == upstream:
+                        done.append(proxy)  # kept; Toxiproxy 2.12 answers with the new, unstarted entry
                         continue
-                    if existing is not None:
-                        await existing.stop()
-                        del self.proxies[name]
-                    proxy = Proxy(name, listen, upstream, seed=self.seed, timer=self.timer, poller=self.poller)
-                    if enabled:
+                    await existing.stop()
+                if enabled is None or enabled:
+                    try:
                         await self._start(proxy)
-                    self.proxies[name] = proxy
-                    self._given_listen[name] = listen
-                    done.append(proxy)
-                except ApiError as err:
-                    return done, err
+                    except ApiError as err:
+                        return done, err
+                self.proxies[name] = proxy
+                done.append(proxy)
         return done, None
 
-    async def update(self, name: str, body: Any) -> Proxy:
+    async def update(self, name: str, body: bytes) -> Proxy:
         proxy = self.get(name)
-        if not isinstance(body, dict):
-            raise bad_body("expected a proxy object")
-        listen = _field(body, "listen", str, proxy.listen) or ":0"
-        upstream = _field(body, "upstream", str, proxy.upstream)
-        enabled = _field(body, "enabled", bool, proxy.enabled)
-        _check_address(listen, "listen")
-        _check_address(upstream, "upstream")
+        fields, error = gojson.into_struct(_decode(body), PROXY)
+        if error:
+            raise bad_body(error)
+        listen = fields.get("listen", proxy.listen)
+        upstream = fields.get("upstream", proxy.upstream)
+        enabled = fields.get("enabled", proxy.enabled)
         async with self.lock:
-            if not self._same_place(proxy, listen, upstream):
+            if listen != proxy.listen or upstream != proxy.upstream:
                 await proxy.stop()
-                if listen != proxy.listen:
-                    self._given_listen[name] = listen
-                    proxy.listen = listen
-                proxy.upstream = upstream
-                proxy._upstream_addr = None
-            if enabled and not proxy.enabled:
-                await self._start(proxy)
-            elif not enabled and proxy.enabled:
-                await proxy.stop()
+                proxy.listen, proxy.upstream = listen, upstream
+            if enabled != proxy.enabled:
+                if enabled:
+                    await self._start(proxy)
+                else:
+                    await proxy.stop()
         return proxy
 
     async def delete(self, name: str) -> None:
@@ -180,13 +195,12 @@ class Registry:
             proxy = self.get(name)
             await proxy.stop()
             del self.proxies[name]
-            self._given_listen.pop(name, None)
 
     async def reset(self) -> None:
         async with self.lock:
             for proxy in list(self.proxies.values()):
                 if not proxy.enabled:
-                    await self._start(proxy)
+                    await self._start(proxy)  # a failure answers 500; later proxies stay as they are
                 proxy.reset_toxics()
 
     async def close(self) -> None:
@@ -203,54 +217,61 @@ class Registry:
     def get_toxic(self, proxy_name: str, toxic_name: str) -> ToxicSpec:
         spec = self.get(proxy_name).find_toxic(toxic_name)
         if spec is None:
-            raise ApiError(404, "toxic not found")
+            raise ApiError(*TOXIC_NOT_FOUND)
         return spec
 
-    def add_toxic(self, proxy_name: str, body: Any) -> ToxicSpec:
+    def add_toxic(self, proxy_name: str, body: bytes) -> ToxicSpec:
         proxy = self.get(proxy_name)
-        if not isinstance(body, dict):
-            raise bad_body("expected a toxic object")
-        stream = _field(body, "stream", str, "downstream") or "downstream"
-        if stream not in STREAMS:
+        return self.add_toxic_value(proxy, _decode(body))
+
+    def add_toxic_value(self, proxy: Proxy, value: Any) -> ToxicSpec:
+        """Toxiproxy's AddToxicJson on a decoded body (also used for config files)."""
+        fields, error = gojson.into_struct(value, TOXIC_WRAPPER)
+        if error:
+            raise bad_body(error)
+        stream = fields.get("stream", "downstream")
+        direction = Direction.parse(stream)
+        if direction is None:
             raise ApiError(400, "stream was invalid, can be either upstream or downstream")
-        type_ = _field(body, "type", str, "")
-        name = _field(body, "name", str, "") or f"{type_}_{stream}"
-        toxicity = _toxicity(body, 1.0)
+        type_ = fields.get("type", "")
+        name = fields.get("name") or f"{type_}_{stream}"
         cls = REGISTRY.get(type_)
         if cls is None:
             raise ApiError(400, "invalid toxic type")
         if proxy.find_toxic(name) is not None:
             raise ApiError(409, "toxic already exists")
-        try:
-            toxic = cls.from_attributes(body.get("attributes"))
-        except InvalidAttributes as err:
-            raise bad_body(str(err)) from None
-        spec = ToxicSpec(name, type_, stream, toxicity, toxic)
+        decoded, error = gojson.into_struct(value, _attributes_of(cls, with_toxicity=False))
+        if error:
+            raise bad_body(error)
+        toxic = cls(**(decoded.get("attributes") or {}))
+        spec = ToxicSpec(name, type_, stream, direction, fields.get("toxicity", 1.0), toxic)
         proxy.add_toxic(spec)
-        log.info("proxy %s: + toxic %s (%s %s, toxicity %g) %s", proxy_name, name, type_, stream, toxicity,
+        log.info("proxy %s: + toxic %s (%s %s, toxicity %g) %s", proxy.name, name, type_, stream, spec.toxicity,
                  toxic.as_json())
+        _warn_mistakes(proxy.name, spec)
         return spec
 
-    def update_toxic(self, proxy_name: str, toxic_name: str, body: Any) -> ToxicSpec:
+    def update_toxic(self, proxy_name: str, toxic_name: str, body: bytes) -> ToxicSpec:
         proxy = self.get(proxy_name)
         spec = proxy.find_toxic(toxic_name)
         if spec is None:
-            raise ApiError(404, "toxic not found")
-        if not isinstance(body, dict):
-            raise bad_body("expected a toxic object")
-        toxicity = _toxicity(body, spec.toxicity)
-        try:
-            toxic = type(spec.toxic).from_attributes(body.get("attributes"), base=spec.toxic.as_json())
-        except InvalidAttributes as err:
-            raise bad_body(str(err)) from None
-        spec.toxic = toxic
-        spec.toxicity = toxicity
+            raise ApiError(*TOXIC_NOT_FOUND)
+        decoded, error = gojson.into_struct(_decode(body), _attributes_of(type(spec.toxic), with_toxicity=True))
+        # Go decodes into the live toxic: attributes that decoded are set even when another failed
+        for key, value in (decoded.get("attributes") or {}).items():
+            setattr(spec.toxic, key, value)
+        if error:
+            raise bad_body(error)
+        spec.toxicity = decoded.get("toxicity", spec.toxicity)
         proxy.update_toxic(spec)
+        _warn_mistakes(proxy_name, spec)
         return spec
 
     def remove_toxic(self, proxy_name: str, toxic_name: str) -> None:
         proxy = self.get(proxy_name)
-        spec = self.get_toxic(proxy_name, toxic_name)
+        spec = proxy.find_toxic(toxic_name)
+        if spec is None:
+            raise ApiError(*TOXIC_NOT_FOUND)
         proxy.remove_toxic(spec)
         log.info("proxy %s: - toxic %s", proxy_name, toxic_name)
 
@@ -262,9 +283,10 @@ class Registry:
             lines.append(f"# HELP {full} Bytes {what}, per proxy and direction.")
             lines.append(f"# TYPE {full} counter")
             for proxy in self.proxies.values():
-                for stream in STREAMS:
-                    labels = _labels(direction=stream, listener=proxy.listen, proxy=proxy.name, upstream=proxy.upstream)
-                    lines.append(f"{full}{{{labels}}} {proxy.counters[stream][index]}")
+                for direction in DIRECTIONS:
+                    labels = _labels(direction=direction.value, listener=proxy.listen, proxy=proxy.name,
+                                     upstream=proxy.upstream)
+                    lines.append(f"{full}{{{labels}}} {proxy.counters[direction][index]}")
         lines.append("# HELP roomquake_proxy_connections Live proxied connections.")
         lines.append("# TYPE roomquake_proxy_connections gauge")
         for proxy in self.proxies.values():
@@ -282,13 +304,13 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
-def _toxicity(body: dict[str, Any], default: float) -> float:
-    value = body.get("toxicity", default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise bad_body("field 'toxicity' must be a number")
-    if not 0.0 <= value <= 1.0:
-        raise bad_body("field 'toxicity' must be between 0 and 1")
-    return float(value)
+def _warn_mistakes(proxy: str, spec: ToxicSpec) -> None:
+    found = spec.toxic.mistakes()
+    if spec.toxicity < 0 or spec.toxicity > 1:
+        found.append(f"toxicity {spec.toxicity:g} is outside [0, 1] ({'never' if spec.toxicity <= 0 else 'always'}"
+                     " applies)")
+    for mistake in found:
+        log.warning("proxy %s, toxic %s (%s): %s", proxy, spec.name, spec.type, mistake)
 
 
 def _labels(**labels: str) -> str:

@@ -7,6 +7,10 @@ one shared buffer; once a read fills that buffer (a bulk flow) the direction
 switches to ``os.splice`` through a pipe, so its bytes never enter Python
 (about 0.3 s of proxy CPU per GB instead of 0.75 s with transports here).
 
+A peer that resets or aborts ends its direction like an EOF: what was read
+from it and not yet written is still written, then the connection closes;
+bytes heading to it are dropped (no one can receive them).
+
 When a toxic is added to the proxy, each relayed connection is *promoted*:
 both sockets stop being watched at once (so no byte passes the new toxic
 unseen), what was read but not yet written is taken out, and the sockets are
@@ -22,14 +26,16 @@ import errno
 import fcntl
 import os
 import socket
+import struct
 from typing import TYPE_CHECKING
 
 from chaos.proxy.connection import Connection
+from chaos.proxy.flow import ChainChange, ProxyView
 from chaos.proxy.poller import PEER_ENDED
+from chaos.proxy.toxics.base import Direction, End, ToxicSpec
 
 if TYPE_CHECKING:
     from chaos.proxy.poller import Poller
-    from chaos.proxy.proxy import Proxy
 
 _SPLICE = hasattr(os, "splice")
 _SPLICE_FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _SPLICE else 0
@@ -39,6 +45,7 @@ _BUF = bytearray(64 * 1024)  # shared: callbacks never interleave
 _VIEW = memoryview(_BUF)
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 _SPLICES_PER_WAKEUP = 4  # splices one readable bulk socket gets before the others get a turn
+_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
 def _full(sock: _socket.socket | None) -> socket.socket | None:
@@ -84,9 +91,9 @@ class Pump:
     """One direction: bytes read from ``src`` are written to ``dst``."""
 
     __slots__ = ("relay", "direction", "src", "dst", "sfd", "dfd", "counters",
-                 "pending", "pipe", "inpipe", "eof", "shut", "reading", "writing")
+                 "pending", "pipe", "inpipe", "eof", "lost", "shut", "dead", "reading", "writing")
 
-    def __init__(self, relay: Relay, direction: str, src: _socket.socket, dst: _socket.socket) -> None:
+    def __init__(self, relay: Relay, direction: Direction, src: _socket.socket, dst: _socket.socket) -> None:
         self.relay = relay
         self.direction = direction
         self.src = src
@@ -98,7 +105,9 @@ class Pump:
         self.pipe: tuple[int, int] | None = None  # set once the flow is bulk (splice mode)
         self.inpipe = 0  # bytes in the pipe, not yet written
         self.eof = False  # src ended
+        self.lost = False  # ... with an error (reset, abort): it takes no more bytes either
         self.shut = False  # ... and that end was passed on to dst
+        self.dead = False  # dst is gone: this direction can deliver nothing more
         self.reading = False
         self.writing = False
 
@@ -115,7 +124,7 @@ class Pump:
         except _TRY_AGAIN:
             return
         except OSError:
-            self.relay.close()
+            self._ended(lost=True)
             return
         if n == 0:
             self._ended()
@@ -126,7 +135,7 @@ class Pump:
         except _TRY_AGAIN:
             sent = 0
         except OSError:
-            self.relay.close()
+            self._dst_gone()
             return
         self.counters[1] += sent
         if sent < n:
@@ -147,7 +156,7 @@ class Pump:
             except _TRY_AGAIN:
                 return
             except OSError:
-                self.relay.close()
+                self._ended(lost=True)
                 return
             if n == 0:
                 self._ended()
@@ -157,7 +166,7 @@ class Pump:
             if not self._splice_out():
                 self._wait_for_dst()
                 return
-            if self.relay.closed:
+            if self.relay.closed or self.dead:
                 return
 
     def _splice_out(self) -> bool:
@@ -170,7 +179,7 @@ class Pump:
         except _TRY_AGAIN:
             return False
         except OSError:
-            self.relay.close()
+            self._dst_gone()
             return True
         return True
 
@@ -189,7 +198,7 @@ class Pump:
             except _TRY_AGAIN:
                 return
             except OSError:
-                self.relay.close()
+                self._dst_gone()
                 return
             self.counters[1] += sent
             self.pending = self.pending[sent:]
@@ -197,7 +206,7 @@ class Pump:
                 return
         if self.inpipe and not self._splice_out():
             return
-        if self.relay.closed:
+        if self.relay.closed or self.dead:
             return
         self.writing = False
         self.relay.poller.set_writer(self.dfd, None)
@@ -206,11 +215,16 @@ class Pump:
         else:
             self.start()
 
-    def _ended(self) -> None:
+    def _ended(self, lost: bool = False) -> None:
+        """src sent its last byte (an EOF, or an error when ``lost``)."""
         if self.relay.closed:
             return
         self.eof = True
-        if self.relay.other(self).shut and not self.pending and not self.inpipe:
+        other = self.relay.other(self)
+        if lost:
+            self.lost = True
+            other.stop()  # bytes heading to src can never arrive
+        if (other.shut or other.dead) and not self.pending and not self.inpipe:
             self.relay.close()  # both ways ended: closing unwatches the sockets anyway
             return
         if self.reading:
@@ -220,15 +234,54 @@ class Pump:
             self._pass_end()
 
     def _pass_end(self) -> None:
-        """src ended and everything it sent was written: half-close dst."""
+        """src ended and everything it sent was written: half-close dst (or
+        close both when nothing can flow the other way any more)."""
         self.shut = True
-        if self.relay.other(self).shut:
+        other = self.relay.other(self)
+        if other.shut or other.dead or self.lost:
             self.relay.close()
             return
         try:
             self.dst.shutdown(socket.SHUT_WR)
         except OSError:
             self.relay.close()
+
+    def _dst_gone(self) -> None:
+        """Writing to dst failed: it is gone; what it sent before may still be read."""
+        self.stop()
+        other = self.relay.other(self)
+        if other.shut or other.lost and not other.pending and not other.inpipe:
+            self.relay.close()
+
+    def stop(self) -> None:
+        """This direction can deliver nothing more: drop what it holds; src is
+        still read (and dropped), so that closing it later sends FIN, not a
+        RST that would throw away what the kernel still has to send it."""
+        self.dead = True
+        self.pending = b""
+        if self.writing:
+            self.writing = False
+            self.relay.poller.set_writer(self.dfd, None)
+        self.release()
+        self.reading = not self.eof
+        self.relay.poller.set_reader(self.sfd, self.drain if self.reading else None)
+
+    def drain(self) -> None:
+        """Read src and drop it (this direction is dead)."""
+        for _ in range(16):
+            try:
+                n = self.src.recv_into(_BUF)
+            except _TRY_AGAIN:
+                return
+            except OSError:
+                n = 0
+            if n == 0:
+                self.eof = True
+                if self.reading:
+                    self.reading = False
+                    self.relay.poller.set_reader(self.sfd, None)
+                return
+            self.counters[0] += n
 
     def unwatch(self) -> None:
         self.reading = self.writing = False
@@ -256,13 +309,12 @@ class Pump:
 
 
 class Relay:
-    """A proxied connection on the fast path (no toxic on its proxy)."""
+    """A proxied connection on the fast path (no toxic on its proxy); a
+    :class:`~chaos.proxy.flow.Flow`."""
 
     __slots__ = ("proxy", "ordinal", "loop", "poller", "client", "upstream", "pumps", "closed", "dial")
 
-    links: dict[str, object] = {}  # no toxic chain: Proxy skips it when toxics change
-
-    def __init__(self, proxy: Proxy, ordinal: int, client: _socket.socket, loop: asyncio.AbstractEventLoop,
+    def __init__(self, proxy: ProxyView, ordinal: int, client: _socket.socket, loop: asyncio.AbstractEventLoop,
                  poller: Poller) -> None:
         self.proxy = proxy
         self.ordinal = ordinal
@@ -323,7 +375,8 @@ class Relay:
         if not checked and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             self.close()
             return
-        up, down = self.pumps = (Pump(self, "upstream", self.client, sock), Pump(self, "downstream", sock, self.client))
+        up, down = self.pumps = (Pump(self, Direction.UPSTREAM, self.client, sock),
+                                 Pump(self, Direction.DOWNSTREAM, sock, self.client))
         up.reading = down.reading = True
         self.poller.set_reader(up.sfd, up.readable)
         self.poller.watch(down.sfd, down.readable, None)  # was watched for the connect: one change
@@ -334,11 +387,19 @@ class Relay:
     def other(self, pump: Pump) -> Pump:
         return self.pumps[1] if pump is self.pumps[0] else self.pumps[0]  # type: ignore[index]
 
+    # -- Flow -------------------------------------------------------------------------
+    def toxic_changed(self, change: ChainChange, spec: ToxicSpec) -> None:
+        if change is ChainChange.ADDED:
+            self.promote()
+        # updates and removals: no chain here (a relay only exists while its proxy has no toxic)
+
     # -- leaving the fast path -------------------------------------------------------
     def promote(self) -> None:
         """A toxic was added: hand both sockets to the transport path."""
         if self.closed:
             return
+        if self.pumps is not None and any(p.lost or p.dead for p in self.pumps):
+            return  # a peer is gone: this connection only drains what it holds, then ends
         if self.pumps is None:  # still dialling: simplest to start over on the transport path
             self._unwatch()
             self.proxy.connections.discard(self)
@@ -348,7 +409,7 @@ class Relay:
                 self.upstream.close()
             return
         self._unwatch()
-        carried: dict[str, tuple[bytes, bool]] = {}
+        carried: dict[Direction, tuple[bytes, bool]] = {}
         for pump in self.pumps:
             carried[pump.direction] = (pump.take_unwritten(), pump.shut)
             pump.release()
@@ -367,18 +428,26 @@ class Relay:
                 self.poller.forget(sock.fileno(), closing)
 
     # -- ending -------------------------------------------------------------------
-    def close(self, kind: str = "close") -> None:
-        """Close both sockets. ``kind`` is the transport path's ("close" or "cut");
-        both mean the same here, since the relay holds no bytes a peer could still
-        want (a reset only ever comes from a toxic, so from the transport path)."""
+    def close(self, end: End = End.CLOSE) -> None:
+        """Close both sockets. By the time the relay closes itself (``CLOSE``)
+        every byte read was written; ``CUT`` drops what is still held, and
+        ``RESET`` also sends RST."""
         if self.closed:
             return
+        for pump in self.pumps or ():
+            if pump.dead and not pump.eof and end is End.CLOSE:
+                pump.drain()  # unread input would turn the close into a RST
         self.closed = True
         self._unwatch(closing=True)
         for pump in self.pumps or ():
             pump.release()
         for sock in (self.client, self.upstream):
             if sock is not None:
+                if end is End.RESET:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                    except OSError:
+                        pass
                 sock.close()
         self.proxy.connections.discard(self)
         self.pumps = None  # they point back here: without this only the cyclic GC would free them

@@ -1,58 +1,58 @@
-"""Ctrl-C and SIGTERM become one exception the runner handles like an abort.
+"""Ctrl-C and SIGTERM during a run: noted by the handler, acted on by the runner's main thread.
 
-While the runner rolls back and tears down, further signals are only noted:
-a second Ctrl-C must not leave a toxic or a paused container behind.
+The handler (chaos.signals) only records the signal. The runner calls
+``SignalGuard.check()`` at its checkpoints (every wait, every step of the
+bring-up) and unwinds from there like an abort. While it rolls back and
+tears down (``deferred()``), further signals are only noted and answered
+with "still rolling back": a second Ctrl-C must not leave a toxic or a
+paused container behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Iterator
 
+from chaos.signals import INTERRUPTS, Interrupted, Interrupts
 
-class Interrupted(BaseException):
-    """The run was interrupted by a signal (BaseException: library code must not swallow it)."""
-
-    def __init__(self, signame: str) -> None:
-        super().__init__(f"interrupted by {signame}")
-        self.signame = signame
+__all__ = ["Interrupted", "SignalGuard"]
 
 
 class SignalGuard:
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    """The process's signal record for the span of one run.
 
-    def __init__(self, on_deferred: Callable[[str], None] | None = None) -> None:
-        self._deferred = False
-        self._old: dict[int, object] = {}
-        self.on_deferred = on_deferred
-        self.received: list[str] = []
+    If the command line installed the handler already (``roomquake run``),
+    the guard leaves it installed on exit and keeps what it recorded, so
+    that one Ctrl-C ends the whole command. Otherwise (a library caller,
+    the pytest plugin) it installs the handler for the run and restores the
+    previous one after.
+    """
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        self.received.append(name)
-        if self._deferred:
-            if self.on_deferred:
-                self.on_deferred(name)
-            return
-        self._deferred = True  # the first signal starts the wind-down; later ones must not cut it short
-        raise Interrupted(name)
+    def __init__(self, interrupts: Interrupts = INTERRUPTS) -> None:
+        self.interrupts = interrupts
+        self._installed_here = False
+
+    @property
+    def received(self) -> list[str]:
+        return self.interrupts.received
 
     def __enter__(self) -> SignalGuard:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, self._handle)
+        self._installed_here = self.interrupts.install()
+        if self._installed_here:
+            self.interrupts.reset()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
-        self._old.clear()
+        self.interrupts.winding_down = False
+        if self._installed_here:
+            self.interrupts.uninstall()
+
+    def check(self) -> None:
+        """Checkpoint (main thread): raise ``Interrupted`` if a signal came in."""
+        self.interrupts.check()
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[None]:
         """Signals are only noted inside; the run has already decided to stop."""
-        self._deferred = True
+        self.interrupts.winding_down = True
         yield

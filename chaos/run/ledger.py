@@ -76,11 +76,10 @@ def _finish(record: dict[str, Any]) -> str:
         except Exception as err:  # noqa: BLE001 - already gone is fine
             return f"{run_id}: stack {stack_run} already gone ({err})"
         return f"{run_id}: took down stack {stack_run} it had brought up"
-    from chaos.proxy.client import ProxyClient
     from chaos.stack.bringup import attach_record
 
     stack = attach_record(stack_run)
-    proxy = ProxyClient(record["proxy_url"], attempts=1, retry_for=1.0)
+    proxy = stack.proxy_client(attempts=1, retry_for=1.0)  # the registry knows the proxy's token
     undone, failed = 0, 0
     for undo in reversed(record.get("undo", [])):
         try:

@@ -28,12 +28,29 @@ def line_for(event: ev.Event) -> str | None:
             if event.reason == "nothing to undo":
                 return f"fault {event.fault} [{event.step}] done (nothing to undo, {event.active_s:.2f}s)"
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
+        case ev.CheckResult() if event.ok and event.outcome == "not_disturbed":
+            return f"ok   {event.phase.replace('_', ' ')}: {event.check}: not disturbed (accepted; no recovery time)"
         case ev.CheckResult() if event.ok:
             took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
             last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"
+        case ev.HistoryChecked():
+            back = "; ".join(f"gen {r['generation']}: " + ", ".join(f"{f if f is None else round(f, 3)} back within {k}s"
+                                                                    for k, f in r["fractions"].items())
+                             for r in event.back_within)
+            p99 = "none" if event.max_gap_p99_s is None else f"{event.max_gap_p99_s:.2f}s"
+            return (f"history of {event.room}: {event.listeners} listeners, largest gap p99 {p99}, "
+                    f"{event.never_heard_relaunch} never heard the relaunch, {event.split_brain} split brain, "
+                    f"{event.duplicates} duplicates, {event.out_of_order} out of order" + (f"; {back}" if back else ""))
+        case ev.RelaunchesAudited() if event.unexpected is None:
+            return f"relaunches of {event.room}: not known ({'; '.join(event.errors) or 'the stack declares no relaunch records'})"
+        case ev.RelaunchesAudited():
+            odd = [r for r in event.relaunches if r.get("unexpected")]
+            shown = ", ".join(f"gen {r['generation']} (failure at t={r['failed_t']})" for r in odd)
+            return (f"relaunches of {event.room}: {len(event.relaunches)}, unexpected (no fault active): {event.unexpected}"
+                    + (f": {shown}" if shown else ""))
         case ev.AbortTriggered():
             return f"ABORT: {event.reason}"
         case ev.RunError():
@@ -64,4 +81,6 @@ def summary(journal: dict[str, Any]) -> list[str]:
     for result in journal.get("assertions", []):
         if result.get("recovery_s") is not None and result["ok"]:
             lines.append(f"recovered: {result['check']} after {result['recovery_s']:.2f}s (from {result['anchor']})")
+        elif result.get("outcome") == "not_disturbed":
+            lines.append(f"not disturbed: {result['check']} (its probe never failed after the fault: no recovery time)")
     return lines

@@ -29,7 +29,8 @@ from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.labels import RunIdentity
-from chaos.run import checks, timeline
+from chaos.checkers.relaunches import FaultWindow, attribute
+from chaos.run import checks, histories, timeline
 from chaos.run import events as ev
 from chaos.run import faults as fault_handlers
 from chaos.run.faults import ActiveFault, FaultContext
@@ -110,6 +111,11 @@ class Runner:
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
+        self._guard = SignalGuard()
+        self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
+        self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
+        self.history: histories.Collected | None = None  # the listeners' histories, read at the end
+        self.relaunch_audit: ev.RelaunchesAudited | None = None
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -140,9 +146,18 @@ class Runner:
     # with "_" is internal and may change.
 
     def check_stop(self) -> None:
-        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook."""
+        """Raise ``AbortRun`` if an abort has been requested; call it while blocking in a hook.
+
+        In the main thread it is also the checkpoint where a Ctrl-C or SIGTERM
+        (only noted by the signal handler) becomes ``Interrupted``.
+        """
+        self.checkpoint()
         if self.stop.is_set() and self.abort_reason is not None:
             raise AbortRun(self.abort_reason)
+
+    def checkpoint(self) -> None:
+        """Raise ``Interrupted`` (main thread only) if a signal came in and the run is not winding down yet."""
+        self._guard.check()
 
     def abort(self, reason: str, *, observed: Any = None, condition: str | None = None) -> None:
         """Stop the run with verdict ``aborted`` (thread-safe; the first reason wins).
@@ -175,10 +190,12 @@ class Runner:
         if self._proxy is None:
             if self.options.make_proxy is not None:
                 self._proxy = self.options.make_proxy(self.stack.proxy_url)
+            elif hasattr(self.stack, "proxy_client"):
+                self._proxy = self.stack.proxy_client()  # carries the run's proxy token
             else:
-                from chaos.proxy.client import ProxyClient
+                from chaos.stack.access import proxy_client
 
-                self._proxy = ProxyClient(self.stack.proxy_url)
+                self._proxy = proxy_client(self.stack.proxy_url)
         return self._proxy
 
     def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -219,23 +236,42 @@ class Runner:
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
-        recovery = None
-        if mode == "within" and phase in ("method", "recovery") and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
-            recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
+        # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
-            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=recovery, anchor=anchor,
+            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
+            anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
+            disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
         self.results.append(stamped)  # type: ignore[arg-type]
         return stamped  # type: ignore[return-value]
+
+    def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
+        """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
+        assert self.sampler is not None
+        key = probe_key(ref, params)
+        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+
+    def _disturbance_start(self, after: str | None) -> tuple[float, str]:
+        """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
+        fault's injection began (else the method's first injection's, else the method's start). Not once
+        the injection call returned: a slow call (docker kill on a busy engine) can outlast the whole
+        disturbance, a relaunch included."""
+        injected = [e for e in self.journal.events if e["kind"] == "fault_injected"]
+        chosen = [e for e in injected if e["step"] == after] or injected[:1]
+        if chosen:
+            event = chosen[-1] if after else chosen[0]
+            return float(event["began"]), f"{event['step']} injected"
+        starts = [e["t"] for e in self.journal.events if e["kind"] == "phase_started" and e["phase"] == "method"]
+        return (float(starts[-1]), "method start") if starts else (self.now(), "now")
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> RunResult:
         exp = self.experiment
         verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
-        guard = SignalGuard(on_deferred=lambda name: self.emit(ev.Note(message=f"{name} received: still rolling back, please wait")))
+        guard = self._guard
         if self.options.progress:
             from chaos.run.progress import Progress
 
@@ -257,6 +293,7 @@ class Runner:
         opened: Any = None
         with guard:
             try:
+                self.checkpoint()  # a signal before the run began (roomquake run installs the handler first thing)
                 self.emit(ev.PhaseStarted(phase="bring_up"))
                 opened = self._open_stack()
                 self.stack = opened.__enter__()
@@ -275,6 +312,7 @@ class Runner:
                     watch.armed = False
                 self.check_stop()
                 self._steady("steady_state_after")
+                self._history()
             except Deviation as dev:
                 verdict, reason = Verdict.DEVIATED, str(dev)
             except AbortRun as abort:
@@ -294,7 +332,9 @@ class Runner:
             finally:
                 with guard.deferred():
                     verdict, reason = self._wind_down(opened, verdict, reason)
-        return self._finish(verdict, reason)
+                    for name in guard.received[1:]:  # noted by the handler; journaled here, in the main thread
+                        self.emit(ev.Note(message=f"{name} received: still rolling back, please wait"))
+            return self._finish(verdict, reason)
 
     def _phase(self) -> str:
         phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
@@ -302,7 +342,11 @@ class Runner:
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
-            for line in sweep_dead_runs(self.options.ledger_dir):
+            from chaos.stack.sweep import sweep_dead_stacks
+
+            # What killed runs left: their rollback (ledgers) first, then the
+            # stacks of dead owners (a half-up local stack, a brought-up one).
+            for line in sweep_dead_runs(self.options.ledger_dir) + sweep_dead_stacks():
                 self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
             self.ledger = Ledger(self.identity, self.options.ledger_dir)
         if self.options.open_stack is not None:
@@ -313,10 +357,12 @@ class Runner:
 
     def _stack_ready(self) -> None:
         stack = self.stack
+        if hasattr(stack, "checkpoint"):
+            stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
         self.backend = getattr(stack, "backend_kind", self.backend)
         image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
         self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
-                                   stack_origin=self.stack_origin)
+                                   stack_origin=self.stack_origin, reset=list(self.reset_lines))
         if self.ledger is not None:
             self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
                               str(getattr(stack, "proxy_url", "")))
@@ -330,14 +376,14 @@ class Runner:
         self.reader = ProbeReader(self.stack)
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
-        every: list[tuple[Any, dict[str, Any]]] = [(c.probe, c.with_) for c in exp.steady_state]
-        every += [(c.probe, c.with_) for c in exp.recovery]
-        every += [(p.step.probe, p.step.with_) for p in plan if isinstance(p.step, m.CheckStep)]
-        every += [(c.probe, c.with_) for c in exp.abort_if]
-        every += [(ref, {}) for ref in exp.observe]
-        for ref, given in every:
+        every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
+        every += [(c.probe, c.with_, c.every) for c in exp.recovery]
+        every += [(p.step.probe, p.step.with_, p.step.every) for p in plan if isinstance(p.step, m.CheckStep)]
+        every += [(c.probe, c.with_, None) for c in exp.abort_if]
+        every += [(ref, {}, None) for ref in exp.observe]
+        for ref, given, rate in every:
             self.reader.check(ref)
-            self.sampler.add_probe(ref, self._params(ref, given))
+            self.sampler.add_probe(ref, self._params(ref, given), rate)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
@@ -363,9 +409,10 @@ class Runner:
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
             label = check.id or f"steady_state[{i}] {check.label()}"
             params = self._params(check.probe, check.with_)
-            outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor,
-                                    check.within if check.within is not None else exp.settle, exp.sample_every,
-                                    self.stop, phase.replace("_", " "))
+            outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor,
+                                        deadline_s=check.within if check.within is not None else exp.settle,
+                                        anchor_name=phase.replace("_", " "))
             return self._record(label, phase, check, "within", outcome, anchor, phase)
 
         results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
@@ -379,19 +426,26 @@ class Runner:
             return
         self.emit(ev.PhaseStarted(phase="method"))
         t0 = self.now()
-        actions: list[tuple[float, int, str, timeline.Planned]] = []
+        actions: list[tuple[float, int, str, list[timeline.Planned]]] = []
+        due: dict[float, list[timeline.Planned]] = {}
         for p in plan:
             if p.is_fault:
-                actions.append((p.start, 1, "inject", p))
+                due.setdefault(p.start, []).append(p)  # faults due at one instant (a parallel group) go together
                 if p.step.for_ is not None:  # type: ignore[union-attr]
-                    actions.append((p.end, 0, "rollback", p))
+                    actions.append((p.end, 0, "rollback", [p]))
             else:
-                actions.append((p.start, 2, "check", p))
+                actions.append((p.start, 2, "check", [p]))
+        actions += [(at, 1, "inject", group) for at, group in due.items()]
         actions.sort(key=lambda a: (a[0], a[1]))
         running: list[cf.Future[Any]] = []
         by_step: dict[str, ActiveFault] = {}
-        for at, _, kind, planned in actions:
+        for at, _, kind, group in actions:
+            if kind == "inject" and len(group) > 1:
+                for active in self._inject_together(group, t0, at):
+                    by_step[active.step] = active
+                continue
             self.sleep_until(t0 + self.timeline_offset() + at)
+            planned = group[0]
             if kind == "inject":
                 self.before_fault(planned.id, planned.step)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
@@ -407,29 +461,99 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
-    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
-        step = planned.step
-        name = step.fault  # type: ignore[union-attr]
-        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = ActiveFault(planned.id, name, params)
-        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+    def _fault_context(self, step: m.FaultBase) -> FaultContext:
         ctx = FaultContext(self.stack, None, self.rng, self.run_id,
                            room=self.experiment.load.room if self.experiment.load else "launch",
                            automation=getattr(self.stack, "automation", None))
         if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy
-        began = self.now()
+            ctx.proxy = self.proxy  # the client exists before the fault is due
+        return ctx
+
+    def _begin(self, planned: timeline.Planned) -> ActiveFault:
+        step = planned.step
+        params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
+        active = ActiveFault(planned.id, step.fault, params)  # type: ignore[union-attr]
+        self.active.append(active)  # registered before injecting: a half-done step is still rolled back
+        return active
+
+    def _registrar(self, active: ActiveFault) -> Callable[[str, tuple[str, ...] | None], None]:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.parts.append((hit, undo))
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
+        return done
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
+        active = self._begin(planned)
+        began = self.now()
         active.injected_t = began
-        fault_handlers.inject(step, planned.id, ctx, done)
-        self.emit(ev.FaultInjected(step=planned.id, fault=name, hit=active.hit, params=params,
+        fault_handlers.inject(planned.step, planned.id, self._fault_context(planned.step), self._registrar(active))  # type: ignore[arg-type]
+        self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
                                    planned_at=round(t0 + planned.start, 4), began=round(began, 4),
                                    took_s=round(self.now() - began, 4)))
         return active
+
+    # Targets of a group are resolved this long before its start time, so that
+    # resolving (probes, selectors, clients) is not part of the spread.
+    GROUP_LEAD_S = 0.3
+
+    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[ActiveFault]:
+        """Faults due at one instant: prepared before it, then every part started at once, one thread each.
+
+        The spread of their start times (and of their ends) is journaled.
+        """
+        self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
+        for planned in group:
+            self.before_fault(planned.id, planned.step)
+        prepared = []
+        for planned in group:
+            active = self._begin(planned)
+            parts = fault_handlers.prepare(planned.step, planned.id, self._fault_context(planned.step))  # type: ignore[arg-type]
+            prepared.append((planned, active, parts))
+        self.sleep_until(t0 + self.timeline_offset() + at)
+        jobs = [(active, part) for _, active, parts in prepared for part in parts]
+        barrier = threading.Barrier(len(jobs)) if jobs else None
+        times: dict[int, tuple[float, float]] = {}
+
+        def fire(n: int, active: ActiveFault, part: Any) -> None:
+            try:
+                barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
+            except threading.BrokenBarrierError:
+                pass
+            began = self.now()
+            try:
+                undo = part.do()
+            finally:
+                times[n] = (began, self.now())
+            self._registrar(active)(part.hit, undo)
+
+        # One thread per part (not the check pool: it may be busy, and every part must be ready at the barrier).
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(jobs)), thread_name_prefix="inject") as together:
+            futures = [together.submit(fire, n, active, part) for n, (active, part) in enumerate(jobs)]
+            # Not interruptible: a part under way must be registered before any rollback starts (each is bounded).
+            cf.wait(futures)
+        starts = [times[n][0] for n in sorted(times)]
+        ends = [times[n][1] for n in sorted(times)]
+        for n, (planned, active, parts) in enumerate(prepared):
+            mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
+            began = min((b for b, _ in mine), default=self.now())
+            active.injected_t = began
+            self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
+                                       planned_at=round(t0 + planned.start, 4), began=round(began, 4),
+                                       took_s=round(max((e for _, e in mine), default=began) - began, 4)))
+            if planned.step.for_ is None:  # type: ignore[union-attr]
+                self.step_ends[planned.id] = began
+        if starts:
+            spread = {"steps": [p.id for p in group], "planned_at": round(t0 + at, 4),
+                      "start_spread_s": round(max(starts) - min(starts), 4),
+                      "end_spread_s": round(max(ends) - min(ends), 4), "parts": len(jobs)}
+            self.parallel.append(spread)
+            self.emit(ev.Note(message=f"faults {', '.join(spread['steps'])} started within {spread['start_spread_s']:.3f}s "
+                                      f"of each other ({len(jobs)} parts; done within {spread['end_spread_s']:.3f}s)"))
+        for future in futures:
+            future.result()  # the first failure of a part, now that every part is registered
+        return [active for _, active, _ in prepared]
 
     def _roll_back(self, active: ActiveFault, reason: str) -> None:
         if active.rolled_back_t is not None:
@@ -457,9 +581,11 @@ class Runner:
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
+            # the effect must show within the deadline: the first pass read after the check's start (no recovery time)
             anchor = self.now()
-            outcome = checks.within(label, self._reader(step.probe, params), self._expect(step.expect), self.now, anchor,
-                                    step.within, step.every, self.stop, f"t={anchor:.2f}s")
+            outcome = checks.from_reads(label, self._reads(step.probe, params), self._expect(step.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor, deadline_s=step.within,
+                                        anchor_name=f"t={anchor:.2f}s")
             return self._record(label, "method", step, "within", outcome, anchor, label)
         if step.throughout is not None or step.during is not None:
             watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
@@ -484,8 +610,11 @@ class Runner:
             anchor_text = f"{check.after} ending" if check.after else "method end"
             params = self._params(check.probe, check.with_)
             if check.within is not None:
-                outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor_t,
-                                        check.within, check.every, self.stop, anchor_text)
+                since, since_name = self._disturbance_start(check.after)
+                outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                            self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
+                                            anchor_name=anchor_text, disturbance=True, since_name=since_name,
+                                            undisturbed_ok=check.undisturbed == "pass")
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
@@ -501,6 +630,82 @@ class Runner:
 
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
+    def _room(self) -> str:
+        exp = self.experiment
+        if exp.history is not None and exp.history.room:
+            return exp.history.room
+        return exp.load.room if exp.load is not None else "launch"
+
+    def _read_history(self, settle: bool = False) -> histories.Collected:
+        """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
+        is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
+        spec = self.experiment.history
+        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        collected = histories.collect(self.stack, self._room(), back)
+        if settle and collected.report is not None and collected.report.relaunches:
+            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            left = max(r.at for r in collected.report.relaunches) + grace - time.time()
+            if left > 0:
+                self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
+                self.sleep_until(self.now() + left)
+                collected = histories.collect(self.stack, self._room(), back)
+        report = collected.report
+        if report is not None:
+            self.emit(ev.HistoryChecked(
+                room=report.room, listeners=report.listeners, max_gap_p99_s=report.max_gap_p99_s,
+                never_heard_relaunch=report.never_heard_count, split_brain=report.split_brain_count,
+                duplicates=report.duplicates, out_of_order=report.out_of_order,
+                back_within=[{"generation": r.generation, "listeners": r.listeners, "fractions": r.back_within}
+                             for r in report.relaunches],
+                errors=collected.errors))
+        return collected
+
+    def _history(self) -> None:
+        """Judge the experiment's ``history:`` assertions on every listener's history, read now."""
+        spec = self.experiment.history
+        if spec is None:
+            return
+        self.emit(ev.PhaseStarted(phase="history"))
+        self.history = collected = self._read_history(settle=True)
+        for judged in histories.judge(spec, collected):
+            stamped = self.emit(ev.CheckResult(
+                check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
+                mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
+            ))
+            self.results.append(stamped)  # type: ignore[arg-type]
+
+    def _fault_windows(self) -> list[FaultWindow]:
+        """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
+        undo (surge, drain) only while it was being injected (what it set off afterwards is the system's doing)."""
+        took = {e["step"]: float(e.get("took_s") or 0.0) for e in self.journal.events if e["kind"] == "fault_injected"}
+        windows = []
+        for a in self.active:
+            if a.injected_t is None:
+                continue
+            one_shot = bool(a.parts) and all(undo is None for _, undo in a.parts)
+            end = a.injected_t + took.get(a.step, 0.0) if one_shot else a.rolled_back_t
+            windows.append(FaultWindow(a.step, a.injected_t, end))
+        return windows
+
+    def _audit_relaunches(self) -> None:
+        """Read the room's relaunch records and attribute each to the faults active when its failure began."""
+        if self.stack is None:
+            return
+        try:
+            if self.history is None and histories.declared(self.stack):
+                self.history = self._read_history()  # for the journal and the report, judged or not
+            room = self._room()
+            records, errors = histories.fetch_relaunches(self.stack, room)  # afresh: relaunches during the rollback count too
+            if records is None:
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[], unexpected=None, errors=errors)
+            else:
+                found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
+                                                           unexpected=sum(1 for f in found if f.unexpected), errors=errors)
+            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+        except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
+            self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
+
     # ------------------------------------------------------------------ the end, on every path
 
     def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
@@ -515,6 +720,7 @@ class Runner:
         if self.sampler is not None:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._audit_relaunches()  # while the stack is still up, on every path
         if opened is not None and self.stack is not None:
             self.emit(ev.PhaseStarted(phase="teardown"))
             try:
@@ -523,6 +729,7 @@ class Runner:
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
                 if verdict is Verdict.PASSED:
                     verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
+            verdict, reason = self._verify_teardown(verdict, reason)
         if self.ledger is not None and not any(
             e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
         ):
@@ -537,11 +744,29 @@ class Runner:
                 reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
         return verdict, reason
 
+    def _verify_teardown(self, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+        """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
+        stack = self.stack
+        if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
+            return verdict, reason  # attached or pooled: left up on purpose
+        try:
+            left = stack.leftovers()
+        except Exception as err:  # noqa: BLE001 - not verified is not clean
+            left = [f"unknown ({err})"]
+        if not left:
+            self.emit(ev.Note(message=f"teardown verified: nothing of stack {stack.run_id} is left"))
+            return verdict, reason
+        message = (f"teardown left {', '.join(left)} of stack {stack.run_id} behind; "
+                   f"remove it with: roomquake clean (once this command has ended)")
+        self.emit(ev.RunError(phase="teardown", message=message))
+        return Verdict.ERRORED, f"{reason}; but {message}" if verdict is Verdict.ABORTED else message
+
     def _declared(self, verdict: Verdict) -> bool | None:
         weakness = self.experiment.known_weakness
         if weakness is None:
             return None
-        failed = {r.check for r in self.results if not r.ok}
+        # a declared check that was not disturbed did not show the weakness: it counts apart from a real failure
+        failed = {r.check if r.outcome != "not_disturbed" else f"{r.check} (not disturbed)" for r in self.results if not r.ok}
         return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
 
     def _finish(self, verdict: Verdict, reason: str) -> RunResult:
@@ -558,14 +783,20 @@ class Runner:
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
             for a in self.active
         ]
-        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
+        # recovery times of disturbed checks only; the undisturbed ones are listed apart (they measured nothing)
+        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
+        undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
             verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
+            parallel=self.parallel,
+            history=self.history.to_json() if self.history else None,
+            relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
+            unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
         )
         return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
 

@@ -51,16 +51,32 @@ def _brought_up(runner: Runner) -> Iterator[Any]:
     if backend == "docker":
         _sweep_leftovers(runner)
     stack = start_stack(path, backend=backend, scale=exp.scale, profile=exp.profile, env=exp.env or None,
-                        identity=runner.identity)
+                        identity=runner.identity, checkpoint=runner.checkpoint)
     try:
         yield stack
     finally:
         stack.down()
 
 
+@contextlib.contextmanager
+def _attached(runner: Runner) -> Iterator[Any]:
+    """A stack someone else brought up, renewed for this experiment and verified; left up after."""
+    from chaos.authoring.reset import reset
+    from chaos.run import events as ev
+    from chaos.stack import attach
+
+    exp = runner.experiment
+    with attach(runner.options.attach) as stack:
+        # The rule for an experiment whose scale, profile or env differ from the
+        # stack's: the stack is changed to match (renewed with the experiment's).
+        done = reset(stack, scale=exp.scale, profile=exp.profile, env=exp.env or None, checkpoint=runner.checkpoint)
+        runner.reset_lines = [f"renewed attached stack {stack.run_id}: {line}" for line in done]
+        for line in runner.reset_lines:
+            runner.emit(ev.Note(message=line))
+        yield stack
+
+
 def open_stack(runner: Runner) -> Any:
     if runner.options.attach:
-        from chaos.stack import attach
-
-        return attach(runner.options.attach)
+        return _attached(runner)
     return _brought_up(runner)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from chaos.labels import OWNER_PID, RunIdentity, owner_alive
+from chaos.labels import RunIdentity
 from chaos.stack import health, registry
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import Plan, ProxyPlan
@@ -34,12 +35,13 @@ def default_backend() -> str:
         return "local"
 
 
-def populate(proxy_url: str, proxies: list[ProxyPlan]) -> None:
+def populate(proxy_url: str, proxies: list[ProxyPlan], token: str | None = None) -> None:
     """Create every link proxy in one Toxiproxy ``/populate`` call (ours or a real Toxiproxy)."""
-    from chaos.proxy.client import ProxyClient, ProxyClientError
+    from chaos.proxy.client import ProxyClientError
+    from chaos.stack.access import proxy_client
 
     try:
-        with ProxyClient(proxy_url) as client:
+        with proxy_client(proxy_url, token) as client:
             client.populate([{"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True} for p in proxies])
     except ProxyClientError as err:
         raise StackError(f"creating the link proxies: {err.one_line()}") from None
@@ -75,6 +77,15 @@ def _with_env(plan: Plan, env: Mapping[str, Mapping[str, Any]] | None) -> Plan:
     return Plan(profile=plan.profile, instances=instances, proxies=plan.proxies, tiers=plan.tiers)
 
 
+def new_secrets() -> dict[str, str]:
+    """Per-run secrets: ``{secret}`` (the state store's password) and the proxy API token."""
+    return {"secret": secrets.token_urlsafe(18), "proxy_token": secrets.token_urlsafe(24)}
+
+
+def _no_checkpoint() -> None:
+    return None
+
+
 def start_stack(
     stack: Stack | str | Path,
     backend: str | None = None,
@@ -83,12 +94,17 @@ def start_stack(
     env: Mapping[str, Mapping[str, Any]] | None = None,
     keep: bool = False,
     identity: RunIdentity | None = None,
+    checkpoint: Callable[[], None] = _no_checkpoint,
 ) -> RunningStack:
     """Start every instance, create the link proxies, wait until all are healthy; record the run.
 
-    Everything is validated and planned before the first instance starts; on
-    any failure what was started is torn down again and the error raised.
-    ``keep`` marks a stack that outlives this process (``stack up``).
+    Everything is validated and planned before the first resource exists; the
+    run is in the registry (``pending``) before its first resource is
+    created, and every resource is created inside the ``try`` that removes it
+    again on any failure. ``checkpoint()`` is called between steps and while
+    waiting; whatever it raises (a Ctrl-C the caller noted) tears down what
+    was started and propagates. ``keep`` marks a stack that outlives this
+    process (``stack up``).
     """
     if not isinstance(stack, Stack):
         stack = load_stack(stack)
@@ -97,49 +113,46 @@ def start_stack(
     spec.profile_env(profile)  # unknown profile: error before anything starts
     stack = Stack(spec=spec, path=stack.path)
     identity = identity or RunIdentity()
+    run_secrets = new_secrets()
     impl: Backend = _make_backend(kind, stack, identity, keep)
-    plan = _with_env(impl.plan(spec, profile), env)
-    impl.prepare(plan)
+    plan = _with_env(impl.plan(spec, profile, **run_secrets), env)
     proxy_name = f"{spec.proxy.service}-1"
+    meta = {"created": time.time(), "scale": dict(scale or {}), "profile": plan.profile, "keep": keep,
+            "owner": identity.labels(), "secrets": run_secrets}
     try:
+        _save_pending(identity, impl, meta)
+        checkpoint()
+        impl.prepare(plan)  # the docker run network is created here: inside the scope that removes it
+        _save_pending(identity, impl, meta)
         # Everything starts at once (the proxy first in line); the link proxies
         # are created as soon as the proxy answers. Services retry their
         # upstreams, so no other order matters, and parallel starts are what
         # makes bring-up as quick as compose's.
         proxy_tier = [i for i in plan.instances if i.service == spec.proxy.service]
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
+        token = run_secrets["proxy_token"] if spec.proxy.token_env else None
         if kind == "docker":
-            pool = ThreadPoolExecutor(max_workers=8)
-            launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
-            try:
-                launching[0].result()
-                _wait_healthy(stack, impl, proxy_tier)
-                host, port = impl.address(proxy_name)
-                populate(f"http://{host}:{port}", plan.proxies)
-                for future in launching[1:]:
-                    future.result()
-            finally:
-                pool.shutdown(wait=True)
+            _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets)
         else:
             # Local processes carry no labels: record each process group as it
             # starts, so a SIGKILL mid bring-up leaves nothing unfindable.
-            _save_pending(identity, impl)
             for inst in proxy_tier:
                 impl.launch(inst)
-                _save_pending(identity, impl)
-            _wait_healthy(stack, impl, proxy_tier)
+                _save_pending(identity, impl, meta)
+            _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
             host, port = impl.address(proxy_name)
-            populate(f"http://{host}:{port}", plan.proxies)
+            populate(f"http://{host}:{port}", plan.proxies, token)
             for inst in rest:
+                checkpoint()
                 impl.launch(inst)
-                _save_pending(identity, impl)
-        _wait_healthy(stack, impl, rest)
+                _save_pending(identity, impl, meta)
+        _wait_healthy(stack, impl, rest, checkpoint, run_secrets)
         host, port = impl.address(proxy_name)
-        running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}")
-        registry.save(
-            identity.run_id,
-            {**running.record(), "created": time.time(), "scale": dict(scale or {}), "profile": plan.profile, "keep": keep},
-        )
+        running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}",
+                               secrets=run_secrets, proxy_token=token)
+        running.meta = meta
+        running.registered = True
+        running.persist()
         if keep:
             impl.detach()
         return running
@@ -149,53 +162,47 @@ def start_stack(
         raise
 
 
-def _save_pending(identity: RunIdentity, impl: Backend) -> None:
-    registry.save(
-        identity.run_id,
-        {"pending": True, "backend": impl.kind, "owner": identity.labels(), "created": time.time(), "state": impl.record()},
-    )
+def _wait_futures(futures: list[Any], checkpoint: Callable[[], None]) -> None:
+    """Wait for launches in this (the main) thread, passing checkpoints, and raise the first failure."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    pending = set(futures)
+    while pending:
+        checkpoint()
+        done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()
 
 
-def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
-    """End the processes of a bring-up whose owner died before finishing; returns what was (or would be) done."""
-    from chaos.stack.local import LocalBackend
-
-    run_id = record["run_id"]
-    owner = record.get("owner", {})
-    if owner_alive(owner):
-        raise StackError(f"run {run_id} is still being brought up by pid {owner.get(OWNER_PID, '?')}")
-    if record.get("backend") == "swarm":
-        from chaos.stack.swarm_clean import end_pending as end_swarm
-
-        line = end_swarm(record, dry_run)
-        if not dry_run:
-            registry.remove(run_id)  # after the services: a failure leaves the record for the next try
-        return line
-    procs = {n: p for n, p in record.get("state", {}).get("procs", {}).items() if "pid" in p}
-    if not dry_run:
-        # Same teardown as a live stack: by process group, pid reuse guarded by start time.
-        LocalBackend(None, run_id, procs=procs).teardown()  # type: ignore[arg-type]
-        registry.remove(run_id)
-    verb = "would end" if dry_run else "ended"
-    return f"{run_id}: {verb} {len(procs)} process group(s) of a bring-up whose owner pid {owner.get(OWNER_PID, '?')} died"
+def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any], rest: list[Any],
+                   token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str]) -> None:
+    proxy_name = proxy_tier[0].name
+    pool = ThreadPoolExecutor(max_workers=8)
+    launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
+    try:
+        _wait_futures(launching[:1], checkpoint)
+        _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
+        host, port = impl.address(proxy_name)
+        populate(f"http://{host}:{port}", plan.proxies, token)
+        _wait_futures(launching[1:], checkpoint)
+    finally:
+        # Launches not begun yet are dropped; those under way finish, so the
+        # teardown that follows a failure sees every container they made.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
-    """End the local processes of every bring-up whose owner died mid-way; live ones are never touched."""
-    done = []
-    for record in registry.records():
-        if record.get("pending") and not owner_alive(record.get("owner", {})):
-            done.append(end_pending(record, dry_run=dry_run))
-    return done
+def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) -> None:
+    registry.save(identity.run_id, {**meta, "pending": True, "backend": impl.kind, "state": impl.record()})
 
 
-def _wait_healthy(stack: Stack, impl: Backend, members: list[Any]) -> None:
+def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
+                  secrets: Mapping[str, str] | None = None) -> None:
     targets = [
         (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
         for inst in members
     ]
     try:
-        health.wait_all(targets, alive=impl.exit_reason)
+        health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, secrets=secrets)
     except TimeoutError as err:
         raise StackError(f"stack {stack.name}: {err}") from None
 
@@ -221,6 +228,11 @@ def attach_record(run_id: str = "latest") -> RunningStack:
     record = registry.load(run_id)
     if record.get("pending"):
         raise StackError(f"run {record['run_id']} is not up yet (or its owner died mid bring-up: roomquake clean ends it)")
+    return from_record(record)
+
+
+def from_record(record: dict[str, Any]) -> RunningStack:
+    """A RunningStack for a finished registry record."""
     stack = load_stack(record["stack_file"])
     stack = Stack(spec=apply_scale(stack.spec, record.get("scale")), path=stack.path)
     plan = Plan.from_json(record["plan"])
@@ -236,7 +248,13 @@ def attach_record(run_id: str = "latest") -> RunningStack:
         from chaos.stack.docker import DockerBackend
 
         impl = DockerBackend.from_record(stack, record["run_id"], record["state"])
-    return RunningStack(stack, plan, impl, record["run_id"], record["proxy_url"])
+    run_secrets = dict(record.get("secrets") or {})
+    token = run_secrets.get("proxy_token") if stack.spec.proxy.token_env else None
+    running = RunningStack(stack, plan, impl, record["run_id"], record["proxy_url"], secrets=run_secrets, proxy_token=token)
+    running.meta = {k: v for k, v in record.items() if k not in ("run_id", "saved", *running.record())}
+    running.registered = True
+    running.attached = True
+    return running
 
 
 @contextlib.contextmanager
@@ -247,6 +265,8 @@ def attach(run_id: str = "latest") -> Iterator[RunningStack]:
 
 def down(run_id: str = "latest") -> str:
     """Tear down a recorded stack; returns its run id."""
+    from chaos.stack.sweep import end_pending
+
     if run_id != "latest":
         record = registry.load(run_id)
         if record.get("pending"):  # its owner died mid bring-up (a live one raises)

@@ -67,6 +67,8 @@ class DockerBackend(Backend):
         self.network: RunNetwork | None = None
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
+        self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
+        self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
         if state:
             self._reattach(state)
 
@@ -85,6 +87,9 @@ class DockerBackend(Backend):
             net = self.client.networks.get(state["network"]["id"])
             subnet = ipaddress.IPv4Network(state["network"]["subnet"]) if state["network"].get("subnet") else None
             self.network = RunNetwork(network=net, subnet=subnet)
+            used = [int(ipaddress.IPv4Address(c["ip"])) for c in state.get("containers", {}).values() if c.get("ip")]
+            if subnet is not None and used:  # addresses pinned by the process that brought it up are taken
+                self.network._next = max(used) - int(subnet.network_address) + 1
         except docker.errors.NotFound:
             self.network = None
         for name, c in state.get("containers", {}).items():
@@ -97,11 +102,13 @@ class DockerBackend(Backend):
                 container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
                 ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
             )
+            self._crash_base[name] = int(container.attrs.get("RestartCount") or 0)
 
     # --- planning and preparation -------------------------------------------------
 
-    def plan(self, spec: StackSpec, profile: str | None) -> Plan:
-        return make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from))
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+        return make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from),
+                         secret, proxy_token)
 
     def _resolve_images(self, plan: Plan) -> None:
         import docker
@@ -134,6 +141,10 @@ class DockerBackend(Backend):
     def launch(self, inst: InstancePlan) -> None:
         assert self.network is not None
         svc = self.stack.spec.services[inst.service]
+        volumes = {}
+        if svc.volume:  # kept for the run: a labelled volume, removed by teardown (or clean) with the rest
+            volume = self._create_volume(inst.name)
+            volumes[volume] = svc.volume
         spec = ContainerSpec(
             image=self.refs[svc.image],
             name=inst.name,
@@ -143,6 +154,9 @@ class DockerBackend(Backend):
             env=inst.env,
             ports=(inst.port,),
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
+            restart=svc.restart,
+            volumes=volumes,
+            ip=self._released_ips.pop(inst.name, None),
         )
         try:
             cm = run_container(self.client, self.identity, self.network, spec)
@@ -152,6 +166,27 @@ class DockerBackend(Backend):
         with self._lock:
             self.managed[inst.name] = managed
             self._exit.push(cm.__exit__)
+
+    def remove(self, name: str) -> None:
+        """Remove an instance's container and its kept volume (a renewed stack starts it afresh)."""
+        import docker
+
+        managed = self.managed.pop(name, None)
+        if managed is not None:
+            if managed.ip:
+                self._released_ips[name] = managed.ip
+            managed.remove()
+        with contextlib.suppress(docker.errors.NotFound):  # also when its container is gone already
+            self.client.api.remove_volume(f"rq-{self.run_id}-{name}-data", force=True)
+
+    def _create_volume(self, instance: str) -> str:
+        name = f"rq-{self.run_id}-{instance}-data"
+        try:
+            self.client.volumes.create(name=name, labels=self.identity.labels(**{L.SERVICE: instance.rsplit("-", 1)[0],
+                                                                                 L.INSTANCE: instance}))
+        except Exception as err:  # noqa: BLE001 - any engine failure is a bring-up failure
+            raise StackError(f"creating volume {name}: {err}") from None
+        return name
 
     def _m(self, name: str) -> ManagedContainer:
         try:
@@ -176,9 +211,18 @@ class DockerBackend(Backend):
             return "missing"
         return {"running": "running", "restarting": "running", "paused": "paused"}.get(status, "exited")
 
+    def crashes(self, name: str) -> int:
+        """How often the engine restarted this container after a crash (its restart policy)."""
+        try:
+            self._m(name).state()  # reloads the attributes
+            return int(self._m(name).container.attrs.get("RestartCount") or 0)
+        except (EngineError, StackError):
+            return 0
+
     def exit_reason(self, name: str) -> str | None:
         if self.state(name) in ("running", "paused"):
-            return None
+            crashed = self.crashes(name) - self._crash_base.get(name, 0)
+            return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed > 0 else None
         return f"container state {self.state(name)}; {self.log_tail(name)}"
 
     def log_tail(self, name: str, lines: int = 5) -> str:
@@ -267,6 +311,22 @@ class DockerBackend(Backend):
         for net in self.client.api.networks(filters={"label": f"{L.RUN}={self.run_id}"}):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_network(net["Id"])
+        for volume in (self.client.api.volumes(filters={"label": f"{L.RUN}={self.run_id}"}) or {}).get("Volumes") or []:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_volume(volume["Name"], force=True)
+
+    def leftovers(self) -> list[str]:
+        query = {"label": f"{L.RUN}={self.run_id}"}
+        try:
+            containers = self.client.api.containers(all=True, filters=query)
+            networks = self.client.api.networks(filters=query)
+            volumes = (self.client.api.volumes(filters=query) or {}).get("Volumes") or []
+        except Exception as err:  # noqa: BLE001 - an engine that cannot answer cannot vouch for anything
+            return [f"unknown (the engine did not answer: {err})"]
+        found = [f"container {(c.get('Names') or [c['Id'][:12]])[0].lstrip('/')}" for c in containers]
+        found += [f"network {n['Name']}" for n in networks]
+        found += [f"volume {v['Name']}" for v in volumes]
+        return found
 
     def record(self) -> dict[str, Any]:
         net = self.network

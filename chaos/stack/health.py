@@ -2,41 +2,80 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from chaos.stack.spec import HealthSpec
 
 
-def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0) -> bool:
-    """One attempt: True when the instance answers as its health spec says."""
+def _resp(*parts: str) -> bytes:
+    """A command in Redis's protocol (RESP): safe for any password bytes."""
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _redis_ping(sock: socket.socket, password: str | None) -> bool:
+    reader = sock.makefile("rb")
+    if password:
+        sock.sendall(_resp("AUTH", password))
+        if not reader.readline().startswith(b"+OK"):
+            return False
+    sock.sendall(_resp("PING"))
+    return reader.readline().startswith(b"+PONG")
+
+
+def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, password: str | None = None,
+          bearer: str | None = None) -> bool:
+    """One attempt: True when the instance answers as its health spec says.
+
+    ``password``: the filled-in ``health.password`` (Redis AUTH before PING);
+    ``bearer``: the filled-in ``health.bearer`` (HTTP ``Authorization: Bearer``).
+    """
     try:
         if health.kind == "http":
-            with urllib.request.urlopen(f"http://{host}:{port}{health.path}", timeout=timeout) as reply:
+            headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            request = urllib.request.Request(f"http://{host}:{port}{health.path}", headers=headers)
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
                 return 200 <= reply.status < 300
         with socket.create_connection((host, port), timeout=timeout) as sock:
             if health.kind == "tcp":
                 return True
             sock.settimeout(timeout)
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+            return _redis_ping(sock, password)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
+        return False  # whatever answers there is not (yet) a healthy instance
+
+
+def fill_secret(template: str | None, secrets: Mapping[str, str] | None) -> str | None:
+    """``{secret}`` / ``{proxy_token}`` in a health spec, from the run's secrets (missing ones: empty)."""
+    if not template:
+        return None
+    values = dict(secrets or {})
+    return template.format_map({"secret": values.get("secret", ""), "proxy_token": values.get("proxy_token", "")})
 
 
 def wait_all(
     targets: Iterable[tuple[str, HealthSpec, Callable[[], tuple[str, int]]]],
     alive: Callable[[str], str | None] = lambda name: None,
     interval: float = 0.05,
+    checkpoint: Callable[[], None] = lambda: None,
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
     """Poll until every target is healthy; returns seconds each took.
 
     ``alive(name)`` returns a reason when an instance died (so we stop
     waiting on it at once instead of running into its timeout).
+    ``checkpoint()`` is called between rounds; it may raise to stop waiting
+    (a Ctrl-C noted by the runner). ``secrets`` fill ``{secret}`` and
+    ``{proxy_token}`` in a health spec's password and bearer token.
     Raises TimeoutError naming the instances that never became healthy.
     """
     pending = {name: (health, where) for name, health, where in targets}
@@ -49,11 +88,13 @@ def wait_all(
         if dead:
             return name, False, dead
         host, port = where()
-        return name, check(health, host, port, timeout=min(1.0, health.timeout_s)), ""
+        password, bearer = fill_secret(health.password, secrets), fill_secret(health.bearer, secrets)
+        return name, check(health, host, port, timeout=min(1.0, health.timeout_s), password=password, bearer=bearer), ""
 
     # Checks run side by side: one slow instance must not delay noticing the others.
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(pending)))) as pool:
         while pending:
+            checkpoint()
             for name, ok, dead in pool.map(attempt, list(pending)):
                 if dead:
                     raise TimeoutError(f"{name} exited before it became healthy: {dead}")

@@ -27,6 +27,29 @@ from chaos.stack.plan import InstancePlan, Plan, free_ports, local_addressing, m
 from chaos.stack.spec import Stack, StackSpec
 
 
+# A crashed instance of a ``restart: on-failure`` service is started again by
+# this keeper, the parent in its process group: the same rule as Docker's
+# policy. A non-zero exit of the program alone (a crash) restarts it after
+# 0.1 s, doubling to 60 s, back to 0.1 s after 10 s of running; a kill or
+# stop fault signals the whole group, the keeper included, so nothing
+# restarts then (as `docker kill` / `docker stop` never trigger a restart).
+# POSIX sh, so the keeper costs no interpreter start-up of its own.
+KEEPER = r"""
+delay=1
+while :; do
+  started=$(date +%s)
+  "$@"
+  code=$?
+  [ "$code" -eq 0 ] && exit 0
+  [ $(( $(date +%s) - started )) -ge 10 ] && delay=1
+  echo "roomquake keeper: exited with code $code, restarting in $((delay / 10)).$((delay % 10))s" >&2
+  sleep "$((delay / 10)).$((delay % 10))"
+  delay=$((delay * 2)); [ "$delay" -gt 600 ] && delay=600
+done
+"""
+KEEPER_MARK = "roomquake keeper: exited with code"
+
+
 def _proc_state(pid: int, start: str) -> str:
     """running | paused | exited, from /proc (guards against pid reuse with the start time)."""
     try:
@@ -56,8 +79,9 @@ class LocalBackend(Backend):
 
     # --- planning --------------------------------------------------------------
 
-    def plan(self, spec: StackSpec, profile: str | None) -> Plan:
-        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec))))
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+        data_root = str(registry.state_dir() / self.run_id / "data")
+        return make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec)), data_root), secret, proxy_token)
 
     def _argv(self, command: list[str]) -> list[str]:
         head = sys.executable if command[0] in ("python", "python3") else shutil.which(command[0])
@@ -91,8 +115,13 @@ class LocalBackend(Backend):
 
     def launch(self, inst: InstancePlan) -> None:
         svc = self.stack.spec.services[inst.service]
+        argv = self._argv(inst.command)
+        if svc.restart == "on-failure":
+            argv = ["/bin/sh", "-c", KEEPER, f"keeper-{inst.name}", *argv]
+        if svc.volume:  # kept for the run: under the run's folder, removed with it
+            (self.logs.parent / "data" / inst.name).mkdir(parents=True, exist_ok=True)
         self.procs[inst.name] = {
-            "argv": self._argv(inst.command),
+            "argv": argv,
             "env": self._own_env(inst),
             "port": inst.port,
             "stop_timeout": svc.stop_timeout_s,
@@ -116,6 +145,8 @@ class LocalBackend(Backend):
         finally:
             log.close()
         self.children[name] = child
+        rec["crashes_before"] = 0
+        rec["crashes_before"] = self.crashes(name)  # only crashes of this spawn count
         rec["pid"] = child.pid
         rec["start"] = process_start_time(child.pid)
 
@@ -134,9 +165,18 @@ class LocalBackend(Backend):
             return "exited"
         return _proc_state(rec["pid"], rec["start"])
 
+    def crashes(self, name: str) -> int:
+        """How often the keeper restarted this instance (its log says so)."""
+        try:
+            total = (self.logs / f"{name}.log").read_text(encoding="utf-8", errors="replace").count(KEEPER_MARK)
+        except OSError:
+            return 0
+        return total - int(self.procs.get(name, {}).get("crashes_before", 0))
+
     def exit_reason(self, name: str) -> str | None:
         if self.state(name) in ("running", "paused"):
-            return None
+            crashed = self.crashes(name)
+            return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed else None
         child = self.children.get(name)
         code = child.returncode if child is not None else None
         return f"exit code {code}; {self.log_tail(name)}"
@@ -200,6 +240,16 @@ class LocalBackend(Backend):
         self._signal_group(name, signal.SIGKILL)  # leftovers of the old group, if any
         self._spawn(name)
 
+    def remove(self, name: str) -> None:
+        """End an instance's process group and forget it, with its kept data (a renewed stack starts it afresh)."""
+        if name not in self.procs:
+            return
+        self.stop(name)
+        self._signal_group(name, signal.SIGKILL)  # anything left in its group
+        self.procs.pop(name, None)
+        self.children.pop(name, None)
+        shutil.rmtree(self.logs.parent / "data" / name, ignore_errors=True)
+
     def _wait_state(self, name: str, wanted: str, timeout: float = 2.0) -> None:
         """Signals are delivered asynchronously; return once /proc shows their effect."""
         deadline = time.monotonic() + timeout
@@ -248,7 +298,42 @@ class LocalBackend(Backend):
             self._signal_group(name, signal.SIGKILL)  # also any child left in the group
         for name in names:
             self._wait_gone(name, 2)
+        # A SIGKILLed process lingers a moment before it is gone (or a zombie):
+        # wait until no member of any group is left, so that what teardown
+        # reports (``leftovers``) is the truth.
+        groups = {int(self.procs[n]["pid"]) for n in names}
+        deadline = time.monotonic() + 5
+        while (alive := live_groups(groups)) and time.monotonic() < deadline:
+            for pgid in alive:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def leftovers(self) -> list[str]:
+        groups = {int(rec["pid"]): name for name, rec in self.procs.items() if "pid" in rec}
+        alive = live_groups(set(groups))
+        return [f"process group {pgid} ({groups[pgid]})" for pgid in sorted(alive)]
 
     def record(self) -> dict[str, Any]:
         return {"procs": self.procs}
+
+
+def live_groups(pgids: set[int]) -> set[int]:
+    """Which of these process groups still have a member that is not a zombie (from /proc)."""
+    found: set[int] = set()
+    if not pgids:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in ("Z", "X", "x") and int(fields[2]) in pgids:
+            found.add(int(fields[2]))
+    return found
 

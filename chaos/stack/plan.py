@@ -81,6 +81,7 @@ class Addressing:
     port_of: Callable[[str, str, int], int]  # (service, instance, spec port) -> port
     host_of: Callable[[str], str]  # instance -> host the proxy dials
     listener: Callable[[int], tuple[str, str]]  # i-th proxy listener -> (listen, route)
+    data_of: Callable[[str, str], str] = lambda instance, path: path  # (instance, service's volume path) -> its path
 
 
 def docker_addressing(proxy_instance: str, listeners_from: int) -> Addressing:
@@ -106,8 +107,11 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def local_addressing(ports: list[int]) -> Addressing:
-    """Loopback addressing drawing instance and listener ports from ``ports`` in order."""
+def local_addressing(ports: list[int], data_root: str = "") -> Addressing:
+    """Loopback addressing drawing instance and listener ports from ``ports`` in order.
+
+    An instance's kept data (a service's ``volume``) lives in ``data_root/<instance>``.
+    """
     pool = iter(ports)
     assigned: dict[str, int] = {}
 
@@ -120,7 +124,8 @@ def local_addressing(ports: list[int]) -> Addressing:
         port = next(pool)
         return f"127.0.0.1:{port}", f"127.0.0.1:{port}"
 
-    return Addressing(bind="127.0.0.1", port_of=port_of, host_of=lambda instance: "127.0.0.1", listener=listener)
+    return Addressing(bind="127.0.0.1", port_of=port_of, host_of=lambda instance: "127.0.0.1", listener=listener,
+                      data_of=lambda instance, path: f"{data_root}/{instance}" if data_root else path)
 
 
 def ports_needed(spec: StackSpec) -> int:
@@ -154,8 +159,14 @@ def tiers(spec: StackSpec) -> list[list[str]]:
     return order
 
 
-def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> Plan:
-    """Instances with their env and command, and one proxy per link and server instance."""
+def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secret: str = "",
+              proxy_token: str = "") -> Plan:
+    """Instances with their env and command, and one proxy per link and server instance.
+
+    ``secret`` fills ``{secret}`` in commands and env (the run's state-store
+    password); ``proxy_token`` goes to the proxy instance in the variable the
+    stack file's ``proxy.token_env`` names.
+    """
     profile_name = profile or spec.default_profile or next(iter(spec.profiles))
     profile_env = spec.profile_env(profile_name)
     names: dict[str, list[tuple[str, int]]] = {
@@ -198,6 +209,8 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> P
                 "replica": replica,
                 "port": ports[inst],
                 "bind": addressing.bind,
+                "secret": secret,
+                "data": addressing.data_of(inst, svc.volume) if svc.volume else "",
             }
             env = dict(profile_env)
             env.update({k: env_text(fill(env_text(v), values)) for k, v in svc.env.items()})
@@ -208,6 +221,8 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing) -> P
                 RQ_PORT=str(ports[inst]),
                 RQ_ROUTES=json.dumps(routes[service], sort_keys=True),
             )
+            if service == spec.proxy.service and spec.proxy.token_env and proxy_token:
+                env[spec.proxy.token_env] = proxy_token
             instances.append(
                 InstancePlan(
                     name=inst,

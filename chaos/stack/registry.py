@@ -25,7 +25,7 @@ from chaos.stack.errors import UnknownRun
 def state_dir() -> Path:
     base = os.environ.get("ROOMQUAKE_STATE_DIR")
     path = Path(base) if base else Path.home() / ".cache" / "roomquake" / "runs"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -38,8 +38,12 @@ def run_dir(run_id: str) -> Path:
 
 def save(run_id: str, record: dict[str, Any]) -> Path:
     path = state_dir() / f"{run_id}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**record, "run_id": run_id, "saved": time.time()}, indent=1), encoding="utf-8")
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+    data = json.dumps({**record, "run_id": run_id, "saved": time.time()}, indent=1).encode("utf-8")
+    # Owner-only: a record holds the run's secrets (state store password, proxy token).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     tmp.replace(path)  # atomic: a concurrent reader sees the old or the new record
     return path
 

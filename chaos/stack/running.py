@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from chaos import probes as probe_eval
 from chaos.stack.errors import StackError, StackFileError
@@ -45,8 +45,8 @@ class Backend(ABC):
     kind: str = ""
 
     @abstractmethod
-    def plan(self, spec: Any, profile: str | None) -> Plan:
-        """Instances, ports and proxies as this backend addresses them."""
+    def plan(self, spec: Any, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+        """Instances, ports and proxies as this backend addresses them (secrets: see ``make_plan``)."""
 
     @abstractmethod
     def prepare(self, plan: Plan) -> None:
@@ -80,6 +80,10 @@ class Backend(ABC):
         self.stop(name)
         self.start(name)
 
+    def remove(self, name: str) -> None:
+        """End the instance and forget it, with its kept data (``renew`` launches its successor)."""
+        raise NotImplementedError(f"the {self.kind or type(self).__name__} backend cannot replace instances")
+
     @abstractmethod
     def disconnect(self, name: str) -> None: ...
 
@@ -108,6 +112,10 @@ class Backend(ABC):
     @abstractmethod
     def teardown(self) -> None: ...
 
+    def leftovers(self) -> list[str]:
+        """What of this run still exists (after ``teardown``: should be nothing), one phrase each."""
+        raise NotImplementedError(f"the {self.kind or type(self).__name__} backend cannot list what a run left")
+
     @abstractmethod
     def record(self) -> dict[str, Any]: ...
 
@@ -115,14 +123,43 @@ class Backend(ABC):
 class RunningStack:
     """A brought-up stack. See docs/ARCHITECTURE.md "Running stack"."""
 
-    def __init__(self, stack: Stack, plan: Plan, backend: Backend, run_id: str, proxy_url: str) -> None:
+    def __init__(self, stack: Stack, plan: Plan, backend: Backend, run_id: str, proxy_url: str,
+                 secrets: dict[str, str] | None = None, proxy_token: str | None = None) -> None:
         self.stack = stack
         self.spec = stack.spec
         self.plan = plan
         self.backend = backend
         self.run_id = run_id
         self.proxy_url = proxy_url
+        self.secrets = dict(secrets or {})  # kept in the run registry only, never journaled
+        self.proxy_token = proxy_token  # None: the proxy API takes no token (Toxiproxy's default)
+        self.meta: dict[str, Any] = {}  # the registry record's other fields (owner, keep, scale, ...)
+        self.registered = False  # in the run registry: every change of a process is written there
+        self.attached = False  # brought up by another command (attach): what we launch for it must outlive us
+        self.torn_down = False
+        self.checkpoint: Callable[[], None] = lambda: None  # called while waiting; may raise (a noted Ctrl-C)
         self._names = {i.name: i for i in plan.instances}
+
+    def adopt(self, stack: Stack, plan: Plan) -> None:
+        """Take a new plan (``renew``): instances, proxies and the scaled spec."""
+        self.stack = stack
+        self.spec = stack.spec
+        self.plan = plan
+        self._names = {i.name: i for i in plan.instances}
+
+    def proxy_client(self, **options: Any) -> Any:
+        """A Toxiproxy client for this stack's proxy API, with the run's token."""
+        from chaos.stack.access import proxy_client
+
+        return proxy_client(self.proxy_url, self.proxy_token, **options)
+
+    def persist(self) -> None:
+        """Write the run's record again (a restarted local process has a new pid: it must be findable at once)."""
+        if not self.registered:
+            return
+        from chaos.stack import registry
+
+        registry.save(self.run_id, {**self.meta, **self.record()})
 
     # --- what is there ---------------------------------------------------------
 
@@ -153,6 +190,15 @@ class RunningStack:
         self._known(instance)
         return self.backend.address(instance)
 
+    def healthy(self, instance: str, timeout: float = 1.0) -> bool:
+        """One health check of ``instance`` as its service declares it, with the run's secrets."""
+        from chaos.stack import health
+
+        spec = self.spec.services[self._known(instance).service].health
+        host, port = self.address(instance)
+        return health.check(spec, host, port, timeout=timeout, password=health.fill_secret(spec.password, self.secrets),
+                            bearer=health.fill_secret(spec.bearer, self.secrets))
+
     def links(self) -> list[LinkProxy]:
         return [LinkProxy(p.name, p.link, p.listen, p.upstream) for p in self.plan.proxies]
 
@@ -171,11 +217,17 @@ class RunningStack:
 
     def start(self, instance: str) -> None:
         self._known(instance)
-        self.backend.start(instance)
+        try:
+            self.backend.start(instance)
+        finally:
+            self.persist()
 
     def restart(self, instance: str) -> None:
         self._known(instance)
-        self.backend.restart(instance)
+        try:
+            self.backend.restart(instance)
+        finally:
+            self.persist()
 
     def pause(self, instance: str) -> None:
         self._known(instance)
@@ -261,6 +313,7 @@ class RunningStack:
         )
         deadline = time.monotonic() + 10
         while True:
+            self.checkpoint()
             try:
                 with urllib.request.urlopen(request, timeout=5) as reply:
                     return reply.status, reply.read().decode("utf-8", "replace")
@@ -277,7 +330,12 @@ class RunningStack:
         from chaos.stack import registry
 
         self.backend.teardown()
+        self.torn_down = True
         registry.remove(self.run_id)
+
+    def leftovers(self) -> list[str]:
+        """What of this run still exists after ``down()`` (empty: the teardown is verified)."""
+        return self.backend.leftovers()
 
     def record(self) -> dict[str, Any]:
         return {

@@ -46,6 +46,8 @@ class ImageSpec(_Model):
 class HealthSpec(_Model):
     kind: Literal["http", "redis", "tcp"] = "http"
     path: str = "/health"
+    password: str | None = Field(default=None, description='redis: AUTH with this first (e.g. "{secret}", the run\'s secret)')
+    bearer: str | None = Field(default=None, description='http: send this as a bearer token (e.g. "{proxy_token}")')
     timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
 
 
@@ -68,12 +70,25 @@ class ServiceSpec(_Model):
     health: HealthSpec = Field(default_factory=HealthSpec)
     metrics: str | None = "/metrics"
     stop_timeout_s: float = Field(default=3.0, ge=0)
+    restart: Literal["no", "on-failure"] = Field(
+        default="no",
+        description="on-failure: an instance that exits with a non-zero code by itself (a crash) is started again, "
+                    "after 0.1 s doubling to 60 s; never after a kill or stop fault (as Docker's restart policy)",
+    )
+    volume: str | None = Field(
+        default=None, description="path inside the instance for data kept for the run (docker: a labelled volume; "
+                                  "local: a folder under the run's folder); '{data}' in command or env names it",
+    )
     placement: PlacementSpec | None = None
 
 
 class ProxySpec(_Model):
     service: str = "proxy"
     listeners_from: int = Field(default=20000, ge=1024, le=65000, description="first listener port in a container")
+    token_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the proxy reads its API token from this variable; the toolkit makes one per run and sends it",
+    )
 
 
 class AutomationSpec(_Model):
@@ -104,6 +119,28 @@ class LoadAction(_Model):
     description: str = ""
 
 
+class FreshCheck(_Model):
+    """What a stack that served no experiment shows: checked after a reused or attached stack is renewed."""
+
+    probe: str
+    expect: str = Field(description='an expectation as in experiment files, e.g. "== 0"')
+
+
+class HttpSource(_Model):
+    """A JSON document served by every running instance of a service (``{room}`` is filled in)."""
+
+    service: str
+    path: str
+    field: str | None = Field(default=None, description="dotted path to the part wanted (default: the whole body)")
+
+
+class HistorySpec(_Model):
+    """Where the checkers of chaos.checkers read what happened (see chaos/checkers/history.py for the format)."""
+
+    listeners: HttpSource | None = Field(default=None, description="per-listener histories, one document per instance")
+    relaunches: HttpSource | None = Field(default=None, description="relaunch records: [{generation, failed_at, completed_at, ...}]")
+
+
 class LocalSpec(_Model):
     """How the local backend runs the services: ``python`` becomes this interpreter."""
 
@@ -123,7 +160,9 @@ class StackSpec(_Model):
     probes: dict[str, ProbeSpec] = Field(default_factory=dict)
     selectors: dict[str, SelectorSpec] = Field(default_factory=dict)
     load: dict[str, LoadAction] = Field(default_factory=dict)
+    history: HistorySpec | None = None
     local: LocalSpec = Field(default_factory=LocalSpec)
+    fresh: list[FreshCheck] = Field(default_factory=list)
 
     @field_validator("services")
     @classmethod
@@ -190,7 +229,7 @@ def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-_PROBE_KINDS = {"http_json", "metric", "quantile", "ratio", "state"}
+_PROBE_KINDS = {"http_json", "metric", "quantile", "rate", "ratio", "state"}
 
 
 def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
@@ -249,9 +288,16 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
         ref = getattr(probe, "service", None)
         if ref is not None and ref not in services:
             raise _fail(doc, ("probes", pname, "service"), f"unknown service {ref!r}")
+    for i, check in enumerate(spec.fresh):
+        if check.probe not in spec.probes:
+            raise _fail(doc, ("fresh", i, "probe"), f"unknown probe {check.probe!r}")
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
+    for part in ("listeners", "relaunches"):
+        source = getattr(spec.history, part, None) if spec.history else None
+        if source is not None and source.service not in services:
+            raise _fail(doc, ("history", part, "service"), f"unknown service {source.service!r}")
     for aname, action in spec.load.items():
         for i, step in enumerate(action.steps):
             if step.service not in services:

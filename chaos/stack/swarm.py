@@ -41,7 +41,7 @@ from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError, Unsupported
 from chaos.stack.plan import InstancePlan, Plan, docker_addressing, make_plan
 from chaos.stack.running import Backend
-from chaos.stack.spec import Stack, StackSpec, apply_scale
+from chaos.stack.spec import PlacementSpec, Stack, StackSpec, apply_scale
 from chaos.stack.swarm_engines import SwarmEngines, SwarmGone
 from chaos.stack import swarm_placement as placement
 
@@ -61,6 +61,10 @@ def _fail(err: Exception, doing: str) -> StackError:
 
 def service_name(run_id: str, instance: str) -> str:
     return f"rq-{run_id}-{instance}"
+
+
+def volume_name(run_id: str, instance: str) -> str:
+    return f"rq-{run_id}-{instance}-data"  # the docker backend's name for the same thing
 
 
 def choose_ports(run_id: str, names: list[str], taken: set[int]) -> dict[str, int]:
@@ -127,14 +131,25 @@ class SwarmBackend(Backend):
     def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
         nodes = self.nodes()
         spec = apply_scale(spec, placement.replica_counts(spec, nodes))
-        extra = {k: v for k, v in (("secret", secret), ("proxy_token", proxy_token)) if v}  # only where make_plan takes them
-        plan = make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from), **extra)
-        self.ports = choose_ports(self.run_id, [i.name for i in plan.instances], self._taken_ports())
+        plan = make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from),
+                         secret=secret, proxy_token=proxy_token)
+        names = [i.name for i in plan.instances]
+        kept = {n: p for n, p in self.ports.items() if n in names}  # a renewed stack keeps its proxy and its ports
+        fresh = choose_ports(self.run_id, [n for n in names if n not in kept], self._taken_ports() | set(kept.values()))
+        self.ports = {**kept, **fresh}
         self.constraints = {
-            i.name: placement.constraints_for(i.service, spec.services[i.service].placement, i.replica, nodes)
+            i.name: placement.constraints_for(i.service, self._placement(spec, i.service), i.replica, nodes)
             for i in plan.instances
         }
         return plan
+
+    @staticmethod
+    def _placement(spec: StackSpec, service: str) -> PlacementSpec | None:
+        """The service's placement; an instance with kept data is pinned to a node, since its volume lives there."""
+        svc = spec.services[service]
+        if svc.volume and not (svc.placement and (svc.placement.spread or svc.placement.per_node)):
+            return PlacementSpec(spread=True, constraints=list(svc.placement.constraints) if svc.placement else [])
+        return svc.placement
 
     def _taken_ports(self) -> set[int]:
         taken: set[int] = set()
@@ -200,11 +215,14 @@ class SwarmBackend(Backend):
     # --- lifecycle -----------------------------------------------------------------------
 
     def launch(self, inst: InstancePlan) -> None:
-        from docker.types import DNSConfig, EndpointSpec, NetworkAttachmentConfig, RestartPolicy, ServiceMode
+        from docker.types import DNSConfig, EndpointSpec, Mount, NetworkAttachmentConfig, RestartPolicy, ServiceMode
 
         svc = self.stack.spec.services[inst.service]
         labels = self.identity.labels(**{L.SERVICE: inst.service, L.INSTANCE: inst.name})
         name = service_name(self.run_id, inst.name)
+        mounts = []
+        if svc.volume:  # kept for the run on the instance's node; teardown removes it through the node's engine
+            mounts.append(Mount(target=svc.volume, source=volume_name(self.run_id, inst.name), type="volume", labels=labels))
         try:
             created = self.client.services.create(
                 self.refs[svc.image],
@@ -218,7 +236,9 @@ class SwarmBackend(Backend):
                 networks=[NetworkAttachmentConfig(target=self.network["id"], aliases=[inst.name])],
                 endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.ports[inst.name]: (inst.port, "tcp", "host")}),
                 mode=ServiceMode("replicated", replicas=1),
-                restart_policy=RestartPolicy(condition="any", delay=int(RESTART_DELAY_S * 1e9)),
+                restart_policy=RestartPolicy(condition="on-failure" if svc.restart == "on-failure" else "none",
+                                             delay=int(RESTART_DELAY_S * 1e9)),
+                mounts=mounts,
                 stop_grace_period=int(svc.stop_timeout_s * 1e9),
                 constraints=self.constraints.get(inst.name) or None,
                 # An explicit ndots makes the engine's DNS answer a one-label name it does not know
@@ -395,8 +415,41 @@ class SwarmBackend(Backend):
     def start(self, name: str) -> None:
         if self.state(name) in ("running", "paused"):
             return
-        self._scale(name, 1)
+        spec = self._inspect(name)
+        if spec is not None and self._replicas(spec) > 0:
+            # Down by itself (a crash under restart: no): swarm will not replace it, a forced update does.
+            self._force_update(name)
+        else:
+            self._scale(name, 1)
         self._wait(name, running=True)
+
+    def _force_update(self, name: str) -> None:
+        try:
+            self.client.services.get(self._service_id(name)).force_update()
+        except Exception as err:  # noqa: BLE001
+            raise _fail(err, f"starting {name} again") from err
+
+    def remove(self, name: str) -> None:
+        """Remove the instance's service and its kept data (``renew`` launches its successor under the same name)."""
+        import docker
+
+        from chaos.stack.swarm_clean import remove_volumes
+
+        sid = self.services.pop(name, None)
+        if sid is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_service(sid)
+        if self.stack.spec.services[self._service_of(name)].volume and self.engines is not None:
+            deadline = time.monotonic() + WAIT_S
+            query = {"label": f"{L.RUN}={self.run_id}", "name": volume_name(self.run_id, name)}
+            while time.monotonic() < deadline:  # refused while the task's container still holds it
+                nodes = self.engines.all_nodes()
+                for node in nodes:
+                    remove_volumes(node, query)
+                if not any((n.api.volumes(filters=query) or {}).get("Volumes") for n in nodes):
+                    return
+                time.sleep(0.3)
+            raise StackError(f"removing {name}: its volume {volume_name(self.run_id, name)} is still in use")
 
     def restart(self, name: str) -> None:
         spec = self._inspect(name)
@@ -406,10 +459,7 @@ class SwarmBackend(Backend):
             self.start(name)
             return
         old = (self._task(name) or {}).get("ID")
-        try:
-            self.client.services.get(self._service_id(name)).force_update()
-        except Exception as err:  # noqa: BLE001
-            raise _fail(err, f"restarting {name}") from err
+        self._force_update(name)
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
             task = self._task(name)
@@ -486,14 +536,14 @@ class SwarmBackend(Backend):
 
         if self.engines is None:
             return  # the cluster went down with every service on it
-        remove_run(self.client, self.run_id)
+        remove_run(self.client, self.run_id, nodes=self.engines.all_nodes())
 
     def leftovers(self) -> list[str]:
         from chaos.stack.swarm_clean import run_resources
 
         if self.engines is None:
             return []
-        return [f"{kind} {name}" for kind, _, name in run_resources(self.client, self.run_id)]
+        return [f"{kind} {name}" for kind, _, name in run_resources(self.client, self.run_id, self.engines.all_nodes())]
 
     def record(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chaos.labels import OWNER_PID, RUN, owner_alive
@@ -21,7 +22,7 @@ from chaos.stack.errors import StackError
 if TYPE_CHECKING:
     import docker
 
-KINDS = ("service", "network", "config")  # removal order
+KINDS = ("service", "network", "config", "volume")  # removal order (volumes live on the nodes)
 
 
 def labelled(client: "docker.DockerClient", run_id: str | None = None) -> list[tuple[str, str, str, dict[str, str]]]:
@@ -37,14 +38,24 @@ def labelled(client: "docker.DockerClient", run_id: str | None = None) -> list[t
     return found
 
 
-def run_resources(client: "docker.DockerClient", run_id: str) -> list[tuple[str, str, str]]:
-    return [(kind, rid, name) for kind, rid, name, _ in labelled(client, run_id)]
+def run_resources(client: "docker.DockerClient", run_id: str, nodes: Iterable["docker.DockerClient"] = ()) -> list[tuple[str, str, str]]:
+    """(kind, id, name) of the run's services, networks and configs, and its volumes on ``nodes``."""
+    found = [(kind, rid, name) for kind, rid, name, _ in labelled(client, run_id)]
+    for node in nodes:
+        volumes = (node.api.volumes(filters={"label": f"{RUN}={run_id}"}) or {}).get("Volumes") or []
+        found += [("volume", v["Name"], v["Name"]) for v in volumes]
+    return found
 
 
-def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0) -> None:
-    """Remove every service, overlay network and config of ``run_id``; raises if some remain after ``timeout``."""
+def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0,
+               nodes: Iterable["docker.DockerClient"] = ()) -> None:
+    """Remove every service, overlay network and config of ``run_id``, and its volumes on ``nodes``.
+
+    Raises if some remain after ``timeout``.
+    """
     import docker
 
+    nodes = list(nodes)
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -62,11 +73,28 @@ def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0
                 continue
             except docker.errors.APIError as err:
                 last = f"{kind} {name}: {getattr(err, 'explanation', None) or err}"
-        if not run_resources(client, run_id):
+        for node in nodes:  # a volume goes once the task container that used it is gone
+            last = remove_volumes(node, {"label": f"{RUN}={run_id}"}) or last
+        if not run_resources(client, run_id, nodes):
             return
         if time.monotonic() > deadline:
             raise StackError(f"run {run_id}: swarm resources left after {timeout:g}s; last refusal: {last or 'none'}")
         time.sleep(0.5)
+
+
+def remove_volumes(node: "docker.DockerClient", filters: dict[str, str]) -> str:
+    """Remove the volumes matching ``filters`` on one node; returns the last refusal ('' if none)."""
+    import docker
+
+    last = ""
+    for volume in (node.api.volumes(filters=filters) or {}).get("Volumes") or []:
+        try:
+            node.api.remove_volume(volume["Name"], force=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as err:
+            last = f"volume {volume['Name']}: {getattr(err, 'explanation', None) or err}"
+    return last
 
 
 def reachable_managers() -> dict[str, "docker.DockerClient"]:
@@ -112,7 +140,7 @@ def sweep(dry_run: bool = False, include_live: bool = False) -> list[str]:
                 verb = "would remove" if dry_run else "removed"
                 if not dry_run:
                     try:
-                        remove_run(client, run_id)
+                        remove_run(client, run_id, nodes=_nodes_of(url))
                     except StackError as err:
                         done.append(f"swarm run {run_id} on {url}: {err.one_line()}")
                         continue
@@ -120,6 +148,15 @@ def sweep(dry_run: bool = False, include_live: bool = False) -> list[str]:
         finally:
             client.close()
     return done
+
+
+def _nodes_of(url: str) -> list["docker.DockerClient"]:
+    from chaos.stack.swarm_engines import SwarmEngines
+
+    try:
+        return SwarmEngines.for_manager(url).all_nodes()
+    except StackError:
+        return []
 
 
 def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
@@ -134,7 +171,7 @@ def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
     if not dry_run:
         engines = SwarmEngines.choose(state.get("swarm"))
         try:
-            remove_run(engines.manager, run_id)
+            remove_run(engines.manager, run_id, nodes=engines.all_nodes())
         finally:
             engines.close()
     return f"{run_id}: {verb} the swarm services and network of a bring-up whose owner pid {pid} died"

@@ -107,6 +107,12 @@ class SwarmEngines:
             "start a local cluster (roomquake cluster up --nodes 3), or set DOCKER_HOST to a swarm manager"))
 
     @classmethod
+    def for_manager(cls, url: str) -> "SwarmEngines":
+        """The engines of the swarm whose manager answers at ``url`` (a local cluster's nodes are known)."""
+        _, engines = _cluster_engines(url)
+        return cls._open(url, engines, f"the swarm at {url}")
+
+    @classmethod
     def _open(cls, url: str, engines: dict[str, str], what: str, hint: str | None = None) -> "SwarmEngines":
         try:
             manager = _connect(url)
@@ -147,6 +153,16 @@ class SwarmEngines:
             raise StackError(f"{doing}: the engine of node {node_id[:12]} at {url}: {err.one_line()}") from None
         self._clients[node_id] = client
         return client
+
+    def all_nodes(self) -> list["docker.DockerClient"]:
+        """A client of every node engine this toolkit can reach (volumes live on the nodes)."""
+        found = []
+        for node_id in list(self.node_urls):
+            try:
+                found.append(self.node(node_id, "reaching"))
+            except StackError:
+                continue
+        return found
 
     def record(self) -> dict[str, Any]:
         return {"manager": self.manager_url, "engines": dict(self.node_urls)}

@@ -66,6 +66,9 @@ class Settings:
     patience: float = math.inf
     connect_timeout: float = 10.0
     max_joining: int = 256
+    silence_timeout: float = 5.0  # a listener hearing nothing this long asks control where the room is
+    hearing_window: float = 1.0  # a listener whose last frame is younger than this is "hearing"
+    state_password: str = field(default="", repr=False)  # AUTH to the state store ("" = none); never printed
     extra: dict[str, str] = field(default_factory=dict)
 
     def route(self, target: str) -> tuple[str, int]:
@@ -138,6 +141,16 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
+    """A duration where ``0`` means "never" (infinity); unset means ``default``."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip() == "0":
+        return math.inf
+    return _duration(env, name, default)
+
+
 def load_timings(env: Mapping[str, str]) -> Timings:
     interval = _duration(env, "HEARTBEAT_INTERVAL", Timings.heartbeat_interval)
     timeout = _duration(env, "HEARTBEAT_TIMEOUT", Timings.heartbeat_timeout)
@@ -171,7 +184,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError('RQ_ROUTES must be a JSON object of name -> "host:port"')
     for name, address in routes.items():
         split_address(f"RQ_ROUTES[{name!r}]", address)
-    patience = _duration(env, "CROWD_PATIENCE", math.inf) if env.get("CROWD_PATIENCE") not in (None, "", "0") else math.inf
+    patience = _duration_or_off(env, "CROWD_PATIENCE", math.inf)
     service = _get(env, "RQ_SERVICE")
     return Settings(
         service=service,
@@ -190,6 +203,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         patience=patience,
         connect_timeout=_duration(env, "CROWD_CONNECT_TIMEOUT", 10.0),
         max_joining=_int(env, "CROWD_MAX_JOINING", 256, low=1),
+        silence_timeout=_duration_or_off(env, "CROWD_SILENCE_TIMEOUT", Settings.silence_timeout),
+        hearing_window=_duration(env, "CROWD_HEARING_WINDOW", Settings.hearing_window),
+        state_password=env.get("STATE_PASSWORD", ""),
     )
 
 

@@ -88,7 +88,7 @@ class Control:
     async def list_rooms(self, request: web.Request) -> web.Response:
         host = request.query.get("host")
         try:
-            rooms = await self.state.rooms()
+            rooms = await self.state.rooms_with_history()
         except RedisError as err:
             return unreachable(err)
         return web.json_response([r.public() for r in rooms if host is None or r.host == host])

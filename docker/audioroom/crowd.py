@@ -2,6 +2,7 @@
 
 API (RQ_PORT): ``POST /load {room, listeners, ramp_s}``, ``POST /surge {room,
 listeners, over_s}``, ``POST /drain {fraction}``, ``GET /stats`` (JSON),
+``GET /history[?room=R]`` (every listener's compact history, ``audioroom.history``),
 ``/health``, ``/metrics``.
 
 A listener joins (control says which edge and generation), opens a lean
@@ -10,7 +11,15 @@ frame's send time, gap since the previous frame, loss and reordering from the
 sequence number. When its connection ends it reacts like a person would:
 - 4001 kicked: counts a kick, rejoins after exponential backoff with full jitter;
 - 4004 moved (the room was relaunched): rejoins through control at once;
-- anything else (edge died): rejoins with backoff, asking control again.
+- anything else (edge died): rejoins with backoff, asking control again;
+- silence (no frame for CROWD_SILENCE_TIMEOUT while connected; the host
+  streams continuously, so silence means trouble): asks control where the
+  room is; if it is elsewhere (another edge or a newer generation) the
+  listener leaves and joins it there at once, otherwise it stays connected
+  and asks again later (backoff up to CROWD_SILENCE_TIMEOUT), so an idle but
+  healthy room causes no churn;
+- the room is gone (410 ended, or 404 after the listener had heard it): the
+  listener stops, as a person told "this room has ended" does.
 At most CROWD_MAX_JOINING joins are in flight per crowd process (the rest
 queue; join latency is measured from the start of the attempt proper).
 On each disruption a listener gives up with probability CROWD_GIVE_UP, and
@@ -27,8 +36,10 @@ listeners that had been on the old one.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
+import sys
 import time
 from bisect import bisect_left as _bisect
 from dataclasses import dataclass, field
@@ -36,10 +47,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import REGISTRY, Counter, Gauge
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 from . import config, frames, runtime, web as webutil, wsclient
 from .fasthist import DELAY_BOUNDS_MS, GAP_BOUNDS_MS, JOIN_BOUNDS_MS, CallbackCollector, FastHistogram
+from .history import History
 
 _now = time.time
 _peek = frames.peek
@@ -53,6 +65,19 @@ KICKS = Counter("crowd_kicks_total", "Connections closed by the edge with 4001 k
 RECONNECTS = Counter("crowd_reconnects_total", "Rejoins after a connection ended")
 GAVE_UP = Counter("crowd_gave_up_total", "Listeners who gave up after a disruption")
 RECOVERED = Counter("crowd_recovered_after_relaunch_total", "Listeners who got a frame of a room's newer generation")
+HEARING = Gauge("crowd_listeners_hearing", "Connected listeners whose last frame is younger than CROWD_HEARING_WINDOW")
+SILENCES = Counter("crowd_silences_total", "Silence watchdog fired: a connected listener heard nothing for "
+                   "CROWD_SILENCE_TIMEOUT and asked control where the room is")
+SILENCE_MOVES = Counter("crowd_silence_moves_total", "Silent listeners that control sent elsewhere and who moved")
+ROOM_GONE = Counter("crowd_room_gone_total", "Listeners who stopped because their room ended (410) or is gone "
+                    "(404 after they had heard it)")
+JOIN_ATTEMPT = Histogram(
+    "crowd_join_attempt_seconds", "Every join attempt (control, then edge) by result: ok, failed or timeout",
+    ["result"], buckets=tuple(b / 1000 for b in JOIN_BOUNDS_MS),
+)
+for _result in ("ok", "failed", "timeout"):
+    JOIN_ATTEMPT.labels(_result)
+HISTORY_SLICE = 500  # listeners per write of GET /history
 JOIN_FAILURES = ("control_unreachable", "state_unreachable", "relaunching", "not_found", "ended", "no_route",
                  "edge_refused", "edge_timeout")
 for _reason in JOIN_FAILURES:  # probes see zeros, not absent series
@@ -102,7 +127,8 @@ class Stats:
 
 
 class Listener:
-    __slots__ = ("crowd", "stats", "room", "index", "track", "gen", "seq", "last_ms", "proto", "stopped", "task", "rng")
+    __slots__ = ("crowd", "stats", "room", "index", "track", "gen", "proto", "stopped", "task", "rng", "history",
+                 "edge", "joined_gen", "move_to", "checking", "next_check", "silent_round")
 
     def __init__(self, crowd: "Crowd", room: str, index: int) -> None:
         self.crowd = crowd
@@ -110,13 +136,18 @@ class Listener:
         self.room = room
         self.index = index
         self.track = crowd.stats.rooms.setdefault(room, RoomTrack())
-        self.gen = 0
-        self.seq = -1
-        self.last_ms = 0.0
+        self.gen = 0  # newest generation heard
         self.proto: wsclient.ListenerProtocol | None = None
         self.stopped = False
         self.task: asyncio.Task[None] | None = None
         self.rng: random.Random | None = None
+        self.history = History()
+        self.edge = ""  # edge of the current connection, as control named it
+        self.joined_gen = 0  # generation control named for it
+        self.move_to: dict[str, Any] | None = None  # control's answer to a silence check: join there next
+        self.checking = False  # a silence check is asking control
+        self.next_check = 0.0  # wall ms before which a silent listener does not ask control again
+        self.silent_round = 0  # silence checks in the current silence (0: hearing)
 
     def random(self) -> random.Random:
         if self.rng is None:
@@ -136,22 +167,49 @@ class Listener:
         delay.counts[_bisect(delay.bounds, now - sent)] += 1
         delay.total += 1
         delay.sum += now - sent
-        if gen == self.gen:
-            if seq != self.seq + 1:
-                if seq <= self.seq:
-                    stats.out_of_order += 1
-                else:
-                    stats.lost += seq - self.seq - 1
-            stats.gap.observe(now - self.last_ms)
-        elif gen > self.gen:
-            self.new_generation(gen, now)
+        h = self.history
+        if gen == h.gen:  # the open segment continues (the usual case)
+            if seq == h.last_seq + 1:
+                h.last_seq = seq
+            else:
+                self.out_of_sequence(seq)
+            gap = now - h.last_t
+            hist = stats.gap
+            hist.counts[_bisect(hist.bounds, gap)] += 1
+            hist.total += 1
+            hist.sum += gap
+            if gap > h.max_gap:
+                h.max_gap = gap
+            h.frames += 1
+            h.last_t = now
         else:
-            stats.out_of_order += 1
-        self.seq = seq
-        self.last_ms = now
+            self.new_segment(gen, seq, now)
         track = self.track
         if gen == track.generation and now > track.last_frame_ms:
             track.last_frame_ms = now
+
+    def out_of_sequence(self, seq: int) -> None:
+        missing = self.history.out_of_sequence(seq)
+        if missing > 0:
+            self.stats.lost += missing
+        else:  # late or duplicate: older than a frame already received
+            self.stats.out_of_order += 1
+
+    def new_segment(self, gen: int, seq: int, now: float) -> None:
+        """A frame on a new connection or of another generation: close the open segment, open the next."""
+        h, stats = self.history, self.stats
+        h.close_open()
+        if gen == h.last_gen:  # same generation on a new connection: the gap and loss span the reconnect
+            stats.gap.observe(now - h.last_t)
+            if seq > h.last_seq + 1:
+                stats.lost += seq - h.last_seq - 1
+            elif seq <= h.last_seq:
+                stats.out_of_order += 1
+        elif gen > self.gen:
+            self.new_generation(gen, now)
+        elif gen < self.gen:  # an older generation after a newer one
+            stats.out_of_order += 1
+        h.open(gen, seq, now)
 
     def new_generation(self, gen: int, now: float) -> None:
         track = self.track
@@ -178,10 +236,13 @@ class Listener:
         disrupted_at: float | None = None
         while not self.stopped:
             if disrupted_at is not None and time.monotonic() - disrupted_at > crowd.settings.patience:
-                self.give_up()
+                self.give_up("patience")
                 return
-            proto = await self.join()
+            proto, failure = await self.join()
             if proto is None:
+                if failure == "ended" or (failure == "not_found" and self.gen):
+                    self.room_gone(failure)
+                    return
                 attempt += 1
                 await asyncio.sleep(self.backoff(attempt))
                 continue
@@ -190,6 +251,7 @@ class Listener:
             crowd.connected += 1
             CONNECTED.set(crowd.connected)
             code, reason = await proto.closed
+            self.history.closed(code, reason, _now() * 1000.0)
             crowd.connected -= 1
             CONNECTED.set(crowd.connected)
             self.proto = None
@@ -200,9 +262,9 @@ class Listener:
             if code == 4001:
                 KICKS.inc()
             if crowd.settings.give_up and self.random().random() < crowd.settings.give_up:
-                self.give_up()
+                self.give_up("disruption")
                 return
-            if code == 4004:
+            if code == 4004 or self.move_to is not None:
                 await asyncio.sleep(self.random().uniform(0, t.backoff_base / 4))  # moved: go find it now
             else:
                 attempt += 1
@@ -213,39 +275,85 @@ class Listener:
         t = self.crowd.settings.timings
         return self.random().uniform(0, min(t.backoff_max, t.backoff_base * 2 ** min(attempt, 20)))
 
-    def give_up(self) -> None:
+    def give_up(self, reason: str) -> None:
         GAVE_UP.inc()
         self.crowd.gave_up += 1
+        self.history.gave_up(reason, _now() * 1000.0)
         self.stopped = True
 
-    async def join(self) -> wsclient.ListenerProtocol | None:
+    def room_gone(self, failure: str) -> None:
+        ROOM_GONE.inc()
+        self.crowd.gone += 1
+        self.history.gave_up("room ended" if failure == "ended" else "room gone", _now() * 1000.0)
+        self.stopped = True
+
+    async def join(self) -> tuple[wsclient.ListenerProtocol | None, str]:
         async with self.crowd.joining:
             return await self._join()
 
-    async def _join(self) -> wsclient.ListenerProtocol | None:
+    async def _join(self) -> tuple[wsclient.ListenerProtocol | None, str]:
+        """An open connection and "", or None and the failure reason (a JOIN_FAILURES label)."""
         crowd = self.crowd
         ATTEMPTED.inc()
         started = time.monotonic()
-        status, body = await crowd.control_join(self.room)
-        if status != 200:
-            FAILED.labels(join_failure_reason(status, body)).inc()
-            return None
+        answer, self.move_to = self.move_to, None
+        if answer is None:  # (a silence check just asked control: use its answer)
+            status, answer = await crowd.control_join(self.room)
+            if status != 200:
+                return self.join_failed(join_failure_reason(status, answer), started, answer.get("timeout", False))
         try:
-            host, port = crowd.settings.route(body["edge"])
-        except (config.ConfigError, KeyError):
-            FAILED.labels("no_route").inc()
-            return None
+            edge = answer["edge"]
+            host, port = crowd.settings.route(edge)
+        except (config.ConfigError, KeyError, TypeError):
+            return self.join_failed("no_route", started)
+        self.history.connecting(edge)
         try:
             proto = await wsclient.connect(host, port, f"/listen/{self.room}", self.on_frame, crowd.connect_timeout)
         except TimeoutError:
-            FAILED.labels("edge_timeout").inc()
-            return None
+            return self.join_failed("edge_timeout", started, timed_out=True)
         except (OSError, ConnectionError):
-            FAILED.labels("edge_refused").inc()
-            return None
+            return self.join_failed("edge_refused", started)
         SUCCEEDED.inc()
-        crowd.stats.join.observe((time.monotonic() - started) * 1000)
-        return proto
+        took = time.monotonic() - started
+        crowd.stats.join.observe(took * 1000)
+        JOIN_ATTEMPT.labels("ok").observe(took)
+        self.edge, self.joined_gen = sys.intern(edge), int(answer.get("generation") or 0)
+        self.silent_round, self.next_check = 0, 0.0
+        self.history.joined(edge, self.joined_gen, _now() * 1000.0)
+        return proto, ""
+
+    def join_failed(self, reason: str, started: float, timed_out: bool = False) -> tuple[None, str]:
+        FAILED.labels(reason).inc()
+        JOIN_ATTEMPT.labels("timeout" if timed_out else "failed").observe(time.monotonic() - started)
+        self.history.join_failed(reason, _now() * 1000.0)
+        return None, reason
+
+    # silence watchdog (Crowd.watch_silence finds silent listeners) -----------------
+    async def check_silence(self, silent_ms: float) -> None:
+        """Ask control where the room is; move if it is elsewhere, else stay and ask again later."""
+        crowd, proto = self.crowd, self.proto
+        try:
+            if not self.silent_round:
+                SILENCES.inc()
+                crowd.silences += 1
+                self.history.silence(silent_ms, _now() * 1000.0)
+            self.silent_round += 1
+            status, answer = await crowd.control_join(self.room)
+            if proto is None or self.proto is not proto or self.stopped:
+                return  # the connection ended meanwhile; the listener's loop handles it
+            if status == 200 and (answer.get("edge") != self.edge or int(answer.get("generation") or 0) > self.joined_gen):
+                SILENCE_MOVES.inc()
+                self.move_to = answer
+                proto.close(1000, "silence")
+            elif status in (404, 410):
+                proto.close(1000, "silence")  # the rejoin finds the room gone and says so
+            else:
+                # Control says it is here (the host may be on its way) or cannot say: stay, ask again later.
+                t, limit = crowd.settings.timings, crowd.settings.silence_timeout
+                wait = min(limit, t.backoff_base * 2 ** min(self.silent_round, 20))
+                self.next_check = _now() * 1000.0 + self.random().uniform(0.5, 1.0) * wait * 1000.0
+        finally:
+            self.checking = False
 
     def stop(self) -> None:
         self.stopped = True
@@ -253,6 +361,9 @@ class Listener:
             self.proto.close(1000, "drained")
         elif self.task is not None:
             self.task.cancel()
+
+    def history_json(self) -> dict[str, Any]:
+        return self.history.to_json(f"{self.crowd.settings.instance}/{self.index}", self.room, not self.stopped)
 
 
 def join_failure_reason(status: int, body: Any) -> str:
@@ -277,19 +388,57 @@ class Crowd:
         self.listeners: list[Listener] = []
         self.connected = 0
         self.gave_up = 0
+        self.gone = 0
+        self.silences = 0
         self.target = 0
         self.drain_rng = random.Random(f"{settings.seed}/{settings.instance}/drain")
         self.connect_timeout = settings.connect_timeout
         # One process plays thousands of devices: bound the joins in flight so a
         # surge queues here instead of starving the loop that measures frames.
         self.joining = asyncio.Semaphore(settings.max_joining)
+        self.checks: set[asyncio.Task[None]] = set()  # silence checks in flight (held: tasks are weakly referenced)
+        HEARING.set_function(self.hearing)
 
-    async def control_join(self, room: str) -> tuple[int, Any]:
+    async def control_join(self, room: str) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of control's join; ``(0, {reason, timeout})`` when control cannot be reached."""
         try:
             async with self.session.post(f"{self.base}/rooms/{room}/join") as resp:
-                return resp.status, await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+                body = await resp.json(content_type=None)
+                return resp.status, body if isinstance(body, dict) else {"reason": str(body)[:100]}
+        except TimeoutError:
+            return 0, {"reason": "control unreachable: TimeoutError", "timeout": True}
+        except (aiohttp.ClientError, ValueError) as err:
             return 0, {"reason": f"control unreachable: {type(err).__name__}"}
+
+    def hearing(self) -> int:
+        """Connected listeners whose last frame is younger than CROWD_HEARING_WINDOW (scraped, not kept)."""
+        cutoff = _now() * 1000.0 - self.settings.hearing_window * 1000.0
+        return sum(1 for x in self.listeners if x.proto is not None and x.history.last_t >= cutoff)
+
+    async def watch_silence(self, stop: asyncio.Event) -> None:
+        """The silence watchdog: every connected listener silent for CROWD_SILENCE_TIMEOUT asks control."""
+        timeout = self.settings.silence_timeout
+        if math.isinf(timeout):
+            return
+        period, timeout_ms = min(0.25, timeout / 5), timeout * 1000.0
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except TimeoutError:
+                pass
+            now = _now() * 1000.0
+            for listener in self.listeners:
+                if listener.proto is None or listener.checking:
+                    continue
+                h = listener.history
+                heard = h.last_t if h.last_t > h.conn_t else h.conn_t
+                if now - heard < timeout_ms:
+                    listener.silent_round = 0
+                elif now >= listener.next_check:
+                    listener.checking = True
+                    task = asyncio.create_task(listener.check_silence(now - heard))
+                    self.checks.add(task)
+                    task.add_done_callback(self.checks.discard)
 
     def add(self, room: str, count: int, over_s: float) -> None:
         for i in range(count):
@@ -356,6 +505,9 @@ class Crowd:
                       "latency_p99_ms": ms(s.join.quantile(0.99))},
             "kicks": int(KICKS._value.get()),
             "reconnects": int(RECONNECTS._value.get()),
+            "hearing": self.hearing(),
+            "silences": self.silences,
+            "room_gone": self.gone,
             "recovered_after_relaunch": int(RECOVERED._value.get()),
             "frames": {"received": s.frames, "lost": s.lost, "out_of_order": s.out_of_order,
                        "within_250ms": s.delay.at_most(250),
@@ -366,6 +518,25 @@ class Crowd:
 
     async def stats_handler(self, _: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
+
+    async def history_handler(self, request: web.Request) -> web.StreamResponse:
+        """Every listener's history (of ``?room=R`` only), written in slices so the frame loop keeps up."""
+        room = request.query.get("room")
+        chosen = [x for x in self.listeners if room is None or x.room == room]
+        # Every listener this process ever ran is kept (each history is bounded), so none is left out:
+        # truncated_listeners (listeners missing from the answer) is 0; per listener, "truncated" says
+        # whether its oldest entries were merged or dropped.
+        head = {"instance": self.settings.instance, "now": round(_now(), 3), "truncated_listeners": 0}
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write(json.dumps(head)[:-1].encode() + b', "listeners": [')
+        for i in range(0, len(chosen), HISTORY_SLICE):
+            part = ", ".join(json.dumps(x.history_json()) for x in chosen[i:i + HISTORY_SLICE])
+            await resp.write((", " if i else "").encode() + part.encode())
+            await asyncio.sleep(0)
+        await resp.write(b"]}")
+        await resp.write_eof()
+        return resp
 
     async def health(self) -> tuple[bool, dict]:
         return True, {"target": self.target, "connected": self.connected}
@@ -383,8 +554,10 @@ async def main(stop: asyncio.Event) -> None:
         app.router.add_post("/surge", crowd.surge)
         app.router.add_post("/drain", crowd.drain_handler)
         app.router.add_get("/stats", crowd.stats_handler)
+        app.router.add_get("/history", crowd.history_handler)
         async with webutil.serving(app, settings):
             log.info("crowd on %s:%s (seed %d)", settings.bind, settings.port, settings.seed)
+            await crowd.watch_silence(stop)
             await stop.wait()
         for listener in crowd.listeners:
             listener.stop()

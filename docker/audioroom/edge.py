@@ -8,9 +8,16 @@
   room that is not (or no longer) here closes with 4004 ``moved``.
 - ``/health`` and ``/metrics`` on the same port (``process_request``).
 
-An edge whose own heartbeats fail for HEARTBEAT_TIMEOUT fences itself: it
-closes its rooms with 4004 and admits nobody until a heartbeat succeeds, since
-supervisors are relaunching those rooms elsewhere by then.
+An edge's hold on its rooms is a lease of LEASE_TTL, renewed by every
+heartbeat that reaches the state store (counted from when the beat was sent).
+While the store does not answer, the edge keeps serving: a stalled or
+restarting store stops everyone, so nobody can relaunch its rooms meanwhile
+(supervisors do not count time they could not watch; see supervisor.py).
+Only when the lease has run out does the edge fence itself: it closes its
+rooms with 4004 and admits nobody until a heartbeat succeeds. An edge cut off
+alone may see its rooms relaunched after HEARTBEAT_TIMEOUT; its host then
+follows control to the new edge, and its listeners, hearing silence, ask
+control and move (the crowd's silence watchdog) before the lease runs out.
 
 Every HEARTBEAT_INTERVAL one Lua call records the beat, this edge's load and
 which hosted rooms still have their host; it answers with the rooms that were
@@ -51,7 +58,8 @@ BEAT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BEAT_FAILURES = Counter("edge_heartbeat_failures_total", "Heartbeats that failed")
-FENCED = Counter("edge_fenced_total", "Times this edge dropped its rooms after missing heartbeats for HEARTBEAT_TIMEOUT")
+FENCED = Counter("edge_fenced_total", "Times this edge dropped its rooms after its lease (LEASE_TTL without a heartbeat) ran out")
+GONE = Counter("edge_rooms_gone_total", "Rooms closed because the state store no longer knows them (its data was lost)")
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Edge:
         self.me = settings.instance
         self.rooms: dict[str, LiveRoom] = {}
         self.listeners = 0
-        self.last_beat = 0.0  # monotonic time of the last successful heartbeat
+        self.last_beat = 0.0  # monotonic time at which the last successful heartbeat was sent
         self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     # admission -------------------------------------------------------------
@@ -119,7 +127,9 @@ class Edge:
         except RedisError:
             await conn.close(1013, "state unreachable")  # 1013: try again later
             return
-        here = found is not None and found.edge == self.me and found.state == "live" and not self.fenced()
+        # The store's answer (at most one heartbeat interval old) decides, not our lease timer: an edge
+        # starved of CPU for a moment finds its beats lapsed, but a room the store says is here is here.
+        here = found is not None and found.edge == self.me and found.state == "live"
         if kind == "listen":
             if not here:
                 MOVES.inc()
@@ -138,7 +148,7 @@ class Edge:
                 except RedisError:
                     await conn.close(1013, "state unreachable")
                     return
-                here = found is not None and found.edge == self.me and found.state == "live" and not self.fenced()
+                here = found is not None and found.edge == self.me and found.state == "live"
             if not here or found.generation != generation or found.host != account:
                 MOVES.inc()
                 await conn.close(MOVED, "moved")
@@ -185,28 +195,34 @@ class Edge:
 
     # heartbeat -------------------------------------------------------------
     def fenced(self) -> bool:
-        """True when our own heartbeats have failed for HEARTBEAT_TIMEOUT: supervisors consider us dead."""
-        return time.monotonic() - self.last_beat > self.settings.timings.heartbeat_timeout
+        """True when our lease has run out (no heartbeat reached the store for LEASE_TTL): our rooms
+        may have been relaunched elsewhere, so we must not serve them."""
+        return time.monotonic() - self.last_beat > self.settings.timings.lease_ttl
 
     async def heartbeat(self) -> None:
         hosted = [(r.name, r.generation, r.host is not None) for r in self.rooms.values()]
         sent = {name: generation for name, generation, _ in hosted}
         started = time.monotonic()
         try:
-            moved = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
+            moved, gone = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
         except Exception:
             BEAT_FAILURES.inc()
             if self.fenced() and self.rooms:
-                # Our rooms are being relaunched elsewhere: stop serving them so that
+                # Our lease ran out: our rooms may live elsewhere by now. Stop serving them so that
                 # listeners and host go back to control instead of hearing a stale copy.
                 FENCED.inc()
-                log.warning("no heartbeat for %.1fs: fencing, closing %d rooms", time.monotonic() - self.last_beat,
-                            len(self.rooms))
+                log.warning("lease ran out (no heartbeat reached the state store for %.1fs): fencing, closing %d rooms",
+                            time.monotonic() - self.last_beat, len(self.rooms))
                 for name in list(self.rooms):
                     self.evict(name)
             raise
         BEAT.observe(time.monotonic() - started)
-        self.last_beat = time.monotonic()
+        self.last_beat = started
+        for name in gone:
+            if name in self.rooms and self.rooms[name].generation == sent.get(name):
+                GONE.inc()
+                log.warning("room %s is unknown to the state store (its data was lost): closing it (4004 moved)", name)
+                self.evict(name)
         for name in moved:
             room = self.rooms.get(name)
             if room is not None and room.generation != sent.get(name):
@@ -226,7 +242,7 @@ class Edge:
             return Response(200, "OK", Headers([("Content-Type", CONTENT_TYPE_LATEST)]), generate_latest(REGISTRY))
         if path == "/health":
             age = time.monotonic() - self.last_beat
-            ok = age <= self.settings.timings.heartbeat_timeout
+            ok = not self.fenced()  # within its lease: serving (a state store outage shorter than that is ridden out)
             body = f'{{"ok": {str(ok).lower()}, "heartbeat_age_s": {age:.3f}, "listeners": {self.listeners}}}'
             status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
             return Response(status.value, status.phrase, Headers([("Content-Type", "application/json")]), body.encode())
@@ -251,7 +267,8 @@ async def main(stop: asyncio.Event) -> None:
         backlog=8192,
     ):
         log.info("edge on %s:%s, capacity %d", settings.bind, settings.port, settings.edge_capacity)
-        await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop)
+        await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop,
+                            runtime.Outage(log, "state store"))
     await state.close()
 
 

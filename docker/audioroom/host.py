@@ -36,9 +36,10 @@ ADOPTED = Counter("host_rooms_adopted_total", "Rooms found under this account an
 class Stream:
     """Streams one room: (re)connects to the room's current edge as control says."""
 
-    def __init__(self, host: "Host", room: str) -> None:
+    def __init__(self, host: "Host", room: str, known: dict[str, Any] | None = None) -> None:
         self.host = host
         self.room = room
+        self.known = known  # the room as control just described it: the first connection needs no lookup
         self.generation = 0
         self.edge = ""
         self.seq = 0
@@ -52,7 +53,10 @@ class Stream:
     async def run(self) -> None:
         t = self.host.settings.timings
         while True:
-            status, body = await self.host.control("GET", f"/rooms/{self.room}")
+            if self.known is not None:  # a fresh answer from control (create, or the adopt listing)
+                status, body, self.known = 200, self.known, None
+            else:
+                status, body = await self.host.control("GET", f"/rooms/{self.room}")
             if status == 404 or (status == 200 and (body["state"] == "ended" or body["host"] != self.host.account)):
                 log.warning("stopped streaming %s: %s", self.room, "gone" if status == 404 else
                             f"state {body['state']}, host {body['host']}")
@@ -134,10 +138,12 @@ class Host:
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
             return 0, {"reason": f"control unreachable: {type(err).__name__}"}
 
-    def start(self, room: str) -> None:
+    def start(self, room: str, known: dict[str, Any] | None = None) -> None:
+        """Stream ``room``; ``known``: control's description of it, just read (saves a lookup: a new
+        generation's host must reach its edge within HOST_GRACE)."""
         if room in self.streams and not self.streams[room][1].done():
             return
-        stream = Stream(self, room)
+        stream = Stream(self, room, known)
         task = asyncio.create_task(stream.run())
         self.streams[room] = (stream, task)
         task.add_done_callback(lambda _: STREAMS.set(sum(not t.done() for _, t in self.streams.values())))
@@ -152,7 +158,7 @@ class Host:
             if room["state"] in ("live", "relaunching") and not running:
                 if room["room"] not in self.streams or room.get("relaunches"):
                     ADOPTED.inc()
-                self.start(room["room"])
+                self.start(room["room"], room)
 
     async def create(self, request: web.Request) -> web.Response:
         try:
@@ -164,7 +170,7 @@ class Host:
         payload = {"room": body.get("room"), "host": self.account, "backups": body.get("backups", [])}
         status, answer = await self.control("POST", "/rooms", payload)
         if status == 201:
-            self.start(answer["room"])
+            self.start(answer["room"], answer)
         return web.json_response(answer, status=status or 502)
 
     async def list_streams(self, _: web.Request) -> web.Response:

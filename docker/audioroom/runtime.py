@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from typing import Awaitable, Callable
 
 from .config import Settings
@@ -41,17 +42,52 @@ def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         uvloop.run(wrapper())
 
 
-async def every(period: float, step: Callable[[], Awaitable[None]], log: logging.Logger, stop: asyncio.Event) -> None:
-    """Call ``step`` on a fixed cadence (not period + step time), logging failures, until ``stop``."""
+class Outage:
+    """Logs a run of failures as two lines, when it starts and when it ends, not one line per try.
+
+    One instance may be shared by several loops of a process that depend on the
+    same thing (a supervisor's lease and check loops both need the state store).
+    """
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, step: str, err: BaseException) -> None:
+        if not self.failures:
+            self.since = time.monotonic()
+            self.log.warning("%s: %s failed: %s (not logged again until it works)", self.what, step,
+                             str(err) or type(err).__name__)
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.failures:
+            self.log.warning("%s: works again after %d failed tries over %.1fs", self.what, self.failures,
+                             time.monotonic() - self.since)
+            self.failures = 0
+
+
+async def every(
+    period: float, step: Callable[[], Awaitable[None]], log: logging.Logger, stop: asyncio.Event,
+    outage: Outage | None = None,
+) -> None:
+    """Call ``step`` on a fixed cadence (not period + step time) until ``stop``; a run of failures is logged
+    once when it starts and once when it ends (``outage``, shared between loops if given)."""
     loop = asyncio.get_running_loop()
     due = loop.time()
+    name = getattr(step, "__name__", "step")
+    outage = outage or Outage(log, name)
     while not stop.is_set():
         try:
             await step()
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a failed step must not end the loop
-            log.warning("%s failed: %s", getattr(step, "__name__", "step"), err or type(err).__name__)
+            outage.failed(name, err)
+        else:
+            outage.ok()
         due += period
         delay = due - loop.time()
         if delay < 0:  # a slow step: start the next one now, don't try to catch up

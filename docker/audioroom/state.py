@@ -8,7 +8,12 @@ Keys: ``rq:rooms`` (set), ``rq:shard:<n>`` (set of rooms), ``rq:room:<id>``
 (hash), ``rq:hb:edges`` / ``rq:hb:supervisors`` (zset name -> last beat, ms),
 ``rq:edge:<name>`` (hash: listeners, capacity, rooms), ``rq:placed`` (hash:
 edge -> rooms assigned and not ended), ``rq:lease:<shard>``
-(string: holder, expiring).
+(string: holder, expiring), ``rq:relaunches:<id>`` (list of relaunch records,
+the newest RELAUNCH_HISTORY kept).
+
+Beats only move forward (``ZADD GT``): a heartbeat that sat in a stalled
+store's socket buffer and runs after a newer one must not make an edge look
+older than it is.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ EDGE_BEATS = "rq:hb:edges"
 PLACED = "rq:placed"  # hash edge -> rooms assigned to it (not ended)
 SUPERVISOR_BEATS = "rq:hb:supervisors"
 POOL_SIZE = 32
+RELAUNCH_HISTORY = 64  # relaunch records kept per room
 
 
 def room_key(room: str) -> str:
@@ -38,6 +44,10 @@ def room_key(room: str) -> str:
 
 def shard_key(shard: int) -> str:
     return f"rq:shard:{shard}"
+
+
+def relaunches_key(room: str) -> str:
+    return f"rq:relaunches:{room}"
 
 
 def lease_key(shard: int) -> str:
@@ -57,6 +67,7 @@ def connect(settings: Settings, timeout_s: float | None = None) -> aioredis.Redi
 
     ``timeout_s`` defaults to STATE_TIMEOUT (control: fail fast). The edge passes
     HEARTBEAT_TIMEOUT: a heartbeat slower than that is a missed one anyway.
+    STATE_PASSWORD, when set, is sent with AUTH on every new connection.
     """
     host, port = settings.route("state")
     timeout = settings.timings.state_timeout if timeout_s is None else timeout_s
@@ -65,6 +76,7 @@ def connect(settings: Settings, timeout_s: float | None = None) -> aioredis.Redi
     pool = aioredis.BlockingConnectionPool(
         host=host,
         port=port,
+        password=settings.state_password or None,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -89,9 +101,10 @@ class Room:
     relaunches: int
     last_relaunch: dict[str, Any] | None
     host_seen_ms: float
+    relaunch_history: tuple[dict[str, Any], ...] = ()  # oldest first, as written by supervisors
 
     @classmethod
-    def from_hash(cls, data: dict[str, str]) -> "Room":
+    def from_hash(cls, data: dict[str, str], history: list[str] | None = None) -> "Room":
         last = data.get("last_relaunch") or ""
         return cls(
             room=data["room"],
@@ -103,6 +116,7 @@ class Room:
             relaunches=int(data.get("relaunches", 0)),
             last_relaunch=json.loads(last) if last else None,
             host_seen_ms=float(data.get("host_seen_ms", 0) or 0),
+            relaunch_history=tuple(json.loads(r) for r in history or ()),
         )
 
     def public(self) -> dict[str, Any]:
@@ -116,7 +130,23 @@ class Room:
             "generation": self.generation,
             "relaunches": self.relaunches,
             "last_relaunch": self.last_relaunch,
+            "relaunch_history": [history_entry(r) for r in self.relaunch_history],
         }
+
+
+def history_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """One relaunch as ``relaunch_history`` shows it: the generation and edge it produced, and when."""
+    to = record.get("to") or {}
+    return {
+        "generation": to.get("generation"),
+        "edge": to.get("edge"),
+        "host": to.get("host"),
+        "state": record.get("state", "live"),
+        "reason": record.get("reason"),
+        "failed_at": record.get("failed_at"),
+        "detected_at": record.get("detected_at"),
+        "completed_at": record.get("completed_at"),
+    }
 
 
 @dataclass(frozen=True)
@@ -136,13 +166,15 @@ redis.call('DEL', key)
 redis.call('HSET', key, 'room', ARGV[1], 'state', 'live', 'edge', ARGV[2], 'host', ARGV[3],
   'backups', ARGV[4], 'generation', gen, 'relaunches', 0, 'last_relaunch', '',
   'host_seen_ms', ARGV[5], 'created_ms', ARGV[5])
+redis.call('DEL', KEYS[5])
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HINCRBY', KEYS[4], ARGV[2], 1)
 return gen
 """
 
-# ARGV: expected generation, edge, host, backups json, state, last_relaunch json, now
+# KEYS: room, placed, relaunch history. ARGV: expected generation, edge, host, backups json, state,
+# last_relaunch json, now, history length kept
 _RELAUNCH = """
 local key = KEYS[1]
 if redis.call('HGET', key, 'generation') ~= ARGV[1] then return 0 end
@@ -153,16 +185,19 @@ if ARGV[5] ~= 'ended' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
 redis.call('HSET', key, 'edge', ARGV[2], 'host', ARGV[3], 'backups', ARGV[4], 'state', ARGV[5],
   'generation', gen, 'last_relaunch', ARGV[6], 'host_seen_ms', ARGV[7])
 redis.call('HINCRBY', key, 'relaunches', 1)
+redis.call('RPUSH', KEYS[3], ARGV[6])
+redis.call('LTRIM', KEYS[3], -tonumber(ARGV[8]), -1)
 return gen
 """
 
 # ARGV: edge, now, listeners, capacity, n, then n x (room, generation, host connected 0/1).
-# Returns the rooms this edge holds that are no longer assigned to it at that generation.
+# Returns {moved, gone}: rooms this edge holds that are assigned elsewhere (or to another generation,
+# or ended), and rooms the store does not know at all (lost with the store's data).
 _HEARTBEAT = """
 local me, now = ARGV[1], ARGV[2]
-redis.call('ZADD', KEYS[1], now, me)
+redis.call('ZADD', KEYS[1], 'GT', now, me)
 redis.call('HSET', KEYS[2], 'listeners', ARGV[3], 'capacity', ARGV[4], 'rooms', ARGV[5], 'beat_ms', now)
-local moved = {}
+local moved, gone = {}, {}
 local i = 6
 for _ = 1, tonumber(ARGV[5]) do
   local room, gen, hosted = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -171,11 +206,13 @@ for _ = 1, tonumber(ARGV[5]) do
   local cur = redis.call('HMGET', key, 'edge', 'generation', 'state')
   if cur[1] == me and cur[2] == gen and cur[3] == 'live' then
     if hosted == '1' then redis.call('HSET', key, 'host_seen_ms', now) end
+  elseif not cur[1] then
+    table.insert(gone, room)
   else
     table.insert(moved, room)
   end
 end
-return moved
+return {moved, gone}
 """
 
 _MARK = """
@@ -214,12 +251,15 @@ class State:
     # rooms -----------------------------------------------------------------
     async def create_room(self, room: str, edge: str, host: str, backups: list[str]) -> int:
         """The new room's generation, or 0 if a room of that id is live or relaunching."""
-        keys = [room_key(room), ROOMS, shard_key(shard_of(room, self.shards)), PLACED]
+        keys = [room_key(room), ROOMS, shard_key(shard_of(room, self.shards)), PLACED, relaunches_key(room)]
         return int(await self._create(keys=keys, args=[room, edge, host, json.dumps(backups), now_ms()]))
 
     async def room(self, room: str) -> Room | None:
-        data = await self.r.hgetall(room_key(room))
-        return Room.from_hash(data) if data else None
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(room_key(room))
+            pipe.lrange(relaunches_key(room), 0, -1)
+            data, history = await pipe.execute()
+        return Room.from_hash(data, history) if data else None
 
     async def room_assignment(self, room: str) -> Assignment | None:
         """Where a room lives now: the cheap check behind every join and every edge admission."""
@@ -237,6 +277,19 @@ class State:
             found = await pipe.execute()
         return [Room.from_hash(d) for d in found if d]
 
+    async def rooms_with_history(self, names: list[str] | None = None) -> list[Room]:
+        """Like ``rooms``, with each room's relaunch history (what control's API shows)."""
+        if names is None:
+            names = sorted(await self.r.smembers(ROOMS))
+        if not names:
+            return []
+        async with self.r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(room_key(name))
+                pipe.lrange(relaunches_key(name), 0, -1)
+            found = await pipe.execute()
+        return [Room.from_hash(d, h) for d, h in zip(found[::2], found[1::2]) if d]
+
     async def shard_rooms(self, shards: list[int]) -> list[Room]:
         if not shards:
             return []
@@ -247,11 +300,17 @@ class State:
         return await self.rooms(sorted(set().union(*sets)))
 
     async def relaunch(
-        self, room: Room, *, edge: str, host: str, backups: list[str], state: str, record: dict[str, Any]
+        self, room: Room, *, edge: str, host: str, backups: list[str], state: str, record: dict[str, Any],
+        host_head_start_s: float = 0.0,
     ) -> int:
-        """Move ``room`` to a new generation if nobody else did first; the new generation or 0."""
-        args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), now_ms()]
-        return int(await self._relaunch(keys=[room_key(room.room), PLACED], args=args))
+        """Move ``room`` to a new generation if nobody else did first; the new generation or 0.
+
+        The new generation's host is counted as seen ``host_head_start_s`` from now: it has to learn
+        of the generation (by polling control) before its frames can reach the edge."""
+        seen = now_ms() + host_head_start_s * 1000.0
+        args = [room.generation, edge, host, json.dumps(backups), state, json.dumps(record), seen, RELAUNCH_HISTORY]
+        keys = [room_key(room.room), PLACED, relaunches_key(room.room)]
+        return int(await self._relaunch(keys=keys, args=args))
 
     async def mark(self, room: Room, state: str) -> bool:
         """Set a room's state (e.g. relaunching) if it is still at the generation we saw."""
@@ -260,11 +319,13 @@ class State:
     # edges -----------------------------------------------------------------
     async def edge_heartbeat(
         self, edge: str, listeners: int, capacity: int, rooms: list[tuple[str, int, bool]]
-    ) -> list[str]:
+    ) -> tuple[list[str], list[str]]:
+        """Record a beat; ``(moved, gone)``: reported rooms no longer here, and rooms the store does not know."""
         args: list[Any] = [edge, now_ms(), listeners, capacity, len(rooms)]
         for name, generation, hosted in rooms:
             args += [name, generation, 1 if hosted else 0]
-        return list(await self._heartbeat(keys=[EDGE_BEATS, edge_key(edge)], args=args))
+        moved, gone = await self._heartbeat(keys=[EDGE_BEATS, edge_key(edge)], args=args)
+        return list(moved), list(gone)
 
     async def edge_beats(self) -> dict[str, float]:
         return {name: float(score) for name, score in await self.r.zrange(EDGE_BEATS, 0, -1, withscores=True)}
@@ -297,7 +358,7 @@ class State:
 
     # supervisors and leases -------------------------------------------------
     async def supervisor_heartbeat(self, name: str) -> None:
-        await self.r.zadd(SUPERVISOR_BEATS, {name: now_ms()})
+        await self.r.zadd(SUPERVISOR_BEATS, {name: now_ms()}, gt=True)
 
     async def live_supervisors(self, window_s: float) -> list[str]:
         cutoff = now_ms() - window_s * 1000.0

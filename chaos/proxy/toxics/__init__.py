@@ -1,21 +1,15 @@
-"""Registry of toxic types: one module per type; adding a type is one file
-plus one line here."""
+"""Toxic types, one module each; a module registers its type itself
+(``@register``), so a new toxic is one new file here."""
 
 from __future__ import annotations
 
-from chaos.proxy.toxics.bandwidth import Bandwidth
-from chaos.proxy.toxics.base import InvalidAttributes, Toxic
-from chaos.proxy.toxics.latency import Latency
-from chaos.proxy.toxics.limit_data import LimitData
-from chaos.proxy.toxics.noop import Noop
-from chaos.proxy.toxics.reset_peer import ResetPeer
-from chaos.proxy.toxics.slicer import Slicer
-from chaos.proxy.toxics.slow_close import SlowClose
-from chaos.proxy.toxics.timeout import Timeout
+import importlib
+import pkgutil
 
-REGISTRY: dict[str, type[Toxic]] = {
-    cls.type_name: cls
-    for cls in (Noop, Latency, Bandwidth, SlowClose, Timeout, ResetPeer, Slicer, LimitData)
-}
+from chaos.proxy.toxics.base import REGISTRY, Toxic
 
-__all__ = ["REGISTRY", "InvalidAttributes", "Toxic"]
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["REGISTRY", "Toxic"]

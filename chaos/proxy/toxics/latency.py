@@ -2,18 +2,20 @@
 
 Chunks are pipelined (a chunk's delay starts when it is read, not when the
 previous one leaves), so throughput is kept; stacked latencies add up because
-the chunk's timestamp moves to its due time.
+the chunk's timestamp moves to its due time. A jitter of 0 or less is none,
+as in Toxiproxy.
 """
 
 from __future__ import annotations
 
-from chaos.proxy.link import Stub
-from chaos.proxy.toxics.base import Toxic
+from chaos.proxy.toxics.base import Stub, Toxic, register
 
 
+@register
 class Latency(Toxic):
     type_name = "latency"
-    attributes = {"latency": 0, "jitter": 0}
+    go_type = "LatencyToxic"
+    fields = {"latency": "int64", "jitter": "int64"}
     buffer_hint = 32 * 1024 * 1024  # Toxiproxy buffers 1024 chunks of up to 32 KiB
 
     async def pipe(self, stub: Stub) -> None:

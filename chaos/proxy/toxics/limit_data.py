@@ -1,16 +1,18 @@
-"""limit_data: passes ``bytes`` bytes per connection and direction, then closes."""
+"""limit_data: passes ``bytes`` bytes per connection and direction, then closes
+(on the first chunk when ``bytes`` is 0 or less, as in Toxiproxy)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chaos.proxy.link import Chunk, Stub
-from chaos.proxy.toxics.base import Toxic
+from chaos.proxy.toxics.base import Chunk, End, Stub, Toxic, register
 
 
+@register
 class LimitData(Toxic):
     type_name = "limit_data"
-    attributes = {"bytes": 0}
+    go_type = "LimitDataToxic"
+    fields = {"bytes": "int64"}
 
     def new_state(self) -> Any:
         return {"sent": 0}
@@ -27,5 +29,5 @@ class LimitData(Toxic):
                 state["sent"] += len(chunk.data)
                 stub.send(chunk)
             if state["sent"] >= self.bytes:
-                stub.close("close")
+                stub.close(End.CLOSE)
                 return

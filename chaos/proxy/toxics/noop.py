@@ -1,17 +1,14 @@
-"""noop: passes everything through; also what a toxic runs when toxicity misses."""
+"""noop: passes everything through."""
 
 from __future__ import annotations
 
-from chaos.proxy.link import Stub
-from chaos.proxy.toxics.base import Toxic
+from chaos.proxy.toxics.base import Stub, Toxic, passthrough, register
 
 
+@register
 class Noop(Toxic):
     type_name = "noop"
+    go_type = "NoopToxic"
 
     async def pipe(self, stub: Stub) -> None:
-        async for chunk in stub.chunks():
-            stub.send(chunk)
-
-
-NOOP = Noop()
+        await passthrough(stub)

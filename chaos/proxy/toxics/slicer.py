@@ -1,44 +1,52 @@
 """slicer: cuts chunks into pieces of about ``average_size`` ± ``size_variation``
 bytes with ``delay`` µs between pieces (split in halves recursively, so
-there is no bias to small or large pieces at either end)."""
+there is no bias to small or large pieces at either end).
+
+Toxiproxy accepts any sizes (its defaults are 0); sizes it could not slice
+with are made workable here: an average below 1 slices byte by byte and the
+variation is kept below the average. Both are logged as mistakes.
+"""
 
 from __future__ import annotations
 
 import random
 
-from chaos.proxy.link import Chunk, Stub
-from chaos.proxy.toxics.base import InvalidAttributes, Toxic
+from chaos.proxy.toxics.base import Chunk, Stub, Toxic, register
 
 
 def cut_points(size: int, average: int, variation: int, rng: random.Random) -> list[int]:
     """Offsets 0 < p1 < ... < size at which to cut ``size`` bytes."""
+    average = max(1, average)
+    variation = min(max(0, variation), average - 1)
     points: list[int] = []
-
-    def split(start: int, end: int) -> None:
+    stack = [(0, size)] if size > 0 else []
+    while stack:  # depth-first, left half first: the points come out in order
+        start, end = stack.pop()
         if (end - start) - average <= variation:
             points.append(end)
-            return
+            continue
         mid = start + (end - start) // 2
         if variation > 0:
             mid += rng.randrange(-variation, variation)
         mid = min(max(mid, start + 1), end - 1)
-        split(start, mid)
-        split(mid, end)
-
-    if size > 0:
-        split(0, size)
+        stack.append((mid, end))
+        stack.append((start, mid))
     return points
 
 
+@register
 class Slicer(Toxic):
     type_name = "slicer"
-    attributes = {"average_size": 0, "size_variation": 0, "delay": 0}
+    go_type = "SlicerToxic"
+    fields = {"average_size": "int", "size_variation": "int", "delay": "int"}
 
-    def validate(self) -> None:
+    def mistakes(self) -> list[str]:
+        found = super().mistakes()
         if self.average_size < 1:
-            raise InvalidAttributes("attribute 'average_size' of slicer must be at least 1")
-        if self.size_variation >= self.average_size:
-            raise InvalidAttributes("attribute 'size_variation' of slicer must be less than average_size")
+            found.append(f"average_size {self.average_size} is below 1: slicing byte by byte")
+        elif self.size_variation >= self.average_size:
+            found.append(f"size_variation {self.size_variation} is not below average_size {self.average_size}")
+        return found
 
     async def pipe(self, stub: Stub) -> None:
         async for chunk in stub.chunks():

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from chaos.proxy.link import Stub
-from chaos.proxy.toxics.base import Toxic
+from chaos.proxy.toxics.base import Chunk, Stub, Toxic, register
 
 
+@register
 class SlowClose(Toxic):
     type_name = "slow_close"
-    attributes = {"delay": 0}
+    go_type = "SlowCloseToxic"
+    fields = {"delay": "int64"}
 
     async def pipe(self, stub: Stub) -> None:
         while True:
             chunk = await stub.recv()
-            if chunk is None:
+            if not isinstance(chunk, Chunk):  # the end, held (passed on if the toxic goes meanwhile)
                 await stub.sleep(self.delay / 1000.0)
                 stub.close()
                 return

@@ -1,14 +1,19 @@
 """What every fault handler gets and gives back.
 
-A handler injects one step and registers an undo for each thing it did,
-*as it does it*, so a step that fails half-way (the second of three kills)
-still has its first half rolled back.
+A handler *prepares* one step: it resolves its targets and returns one
+``Part`` per thing it will do (kill edge-2, add a toxic on crowd->edge-1),
+each with the action and what undoes it. Doing the parts is separate, so
+that the runner can resolve every fault of a parallel group before the
+group's start time and then fire them all at once. Each part's undo is
+registered *as it is done*, so a step that fails half-way (the second of
+three kills) still has its first half rolled back.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,6 +41,20 @@ def perform(undo: Undo, stack: Any, proxy: Any) -> None:
 
 class Registrar(Protocol):
     def __call__(self, hit: str, undo: Undo | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Part:
+    """One thing a fault does: ``do()`` acts and returns the undo (None: nothing to undo)."""
+
+    hit: str
+    do: Callable[[], Undo | None]
+
+
+def run_parts(parts: list[Part], done: Registrar) -> None:
+    """Do the parts one after the other, registering each undo as soon as its part is done."""
+    for part in parts:
+        done(part.hit, part.do())
 
 
 @dataclass

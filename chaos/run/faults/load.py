@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from chaos.experiment import model as m
-from chaos.run.faults.base import FaultContext, Registrar
+from chaos.run.faults.base import FaultContext, Part
 
 
-def inject(step: m.SurgeFault | m.DrainFault, step_id: str, ctx: FaultContext, done: Registrar) -> None:
+def prepare(step: m.SurgeFault | m.DrainFault, step_id: str, ctx: FaultContext) -> list[Part]:
     if isinstance(step, m.SurgeFault):
         room = step.room or ctx.room
-        ctx.stack.load("surge", room=room, listeners=step.listeners, over_s=step.over)
-        done(f"room {room}: +{step.listeners} listeners", None)  # joins cannot be taken back
-    else:
+
+        def surge() -> None:
+            ctx.stack.load("surge", room=room, listeners=step.listeners, over_s=step.over)
+            return None  # joins cannot be taken back
+
+        return [Part(f"room {room}: +{step.listeners} listeners", surge)]
+
+    def drain() -> None:
         ctx.stack.load("drain", fraction=step.fraction)
-        done(f"drain {step.fraction:.0%}", None)
+        return None
+
+    return [Part(f"drain {step.fraction:.0%}", drain)]

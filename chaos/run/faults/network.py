@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.experiment import model as m
-from chaos.run.faults.base import FaultContext, Registrar, toxic_name
+from chaos.run.faults.base import FaultContext, Part, Undo, toxic_name
 from chaos.run.targets import link_proxies
 
 
@@ -33,26 +33,35 @@ def toxic_of(step: m.LinkFault) -> tuple[str, dict[str, Any]]:
     raise TypeError(f"not a toxic fault: {step!r}")
 
 
-def add_toxics(
+def toxic_parts(
     ctx: FaultContext, proxies: list[str], step_id: str, kind: str, attrs: dict[str, Any],
-    streams: list[str], toxicity: float, done: Registrar,
-) -> None:
-    for proxy in proxies:
-        for stream in streams:
+    streams: list[str], toxicity: float,
+) -> list[Part]:
+    def part(proxy: str, stream: str) -> Part:
+        def do() -> Undo:
             name = ctx.proxy.add_toxic(
                 proxy, kind, stream=stream, toxicity=toxicity, attributes=attrs,
                 name=toxic_name(ctx.run_id, step_id, stream),
             )
-            done(f"{proxy}/{stream}", ("proxy", "remove_toxic", proxy, name))
+            return ("proxy", "remove_toxic", proxy, name)
+
+        return Part(f"{proxy}/{stream}", do)
+
+    return [part(proxy, stream) for proxy in proxies for stream in streams]
 
 
-def inject(step: m.LinkFault, step_id: str, ctx: FaultContext, done: Registrar) -> None:
+def _disable(ctx: FaultContext, proxy: str) -> Part:
+    def do() -> Undo:
+        ctx.proxy.set_enabled(proxy, False)
+        return ("proxy", "set_enabled", proxy, "true")
+
+    return Part(proxy, do)
+
+
+def prepare(step: m.LinkFault, step_id: str, ctx: FaultContext) -> list[Part]:
     proxies = link_proxies(step.link, ctx.stack, step.target, ctx.rng)
     if isinstance(step, m.DownFault):
-        for proxy in proxies:
-            ctx.proxy.set_enabled(proxy, False)
-            done(proxy, ("proxy", "set_enabled", proxy, "true"))
-        return
+        return [_disable(ctx, proxy) for proxy in proxies]
     kind, attrs = toxic_of(step)
     streams = ["upstream", "downstream"] if step.direction == "both" else [step.direction]
-    add_toxics(ctx, proxies, step_id, kind, attrs, streams, step.toxicity, done)
+    return toxic_parts(ctx, proxies, step_id, kind, attrs, streams, step.toxicity)

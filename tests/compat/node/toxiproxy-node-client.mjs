@@ -12,7 +12,8 @@ const { Toxiproxy, ToxiproxyError } = toxiproxyClient;
 const url = required("TOXIPROXY_URL").replace(/\/$/, "");
 const upstream = required("UPSTREAM");
 const name = `node_client_${process.pid}`;
-const PROXY_KEYS = ["enabled", "listen", "name", "toxics", "upstream"];
+// Toxiproxy 2.12 marshals its proxy struct's exported Logger field as well ("Logger": {}).
+const PROXY_KEYS = ["Logger", "enabled", "listen", "name", "toxics", "upstream"];
 const TOXIC_KEYS = ["attributes", "name", "stream", "toxicity", "type"];
 // Latency toxics are checked from below with a margin (a toxic must never be
 // faster than asked); from above only against absurd values, since this

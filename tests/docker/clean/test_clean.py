@@ -136,7 +136,6 @@ def test_clean_alone_finishes_a_sigkilled_runners_rollback(docker_engine, stack_
     import time
     from pathlib import Path
 
-    from chaos.proxy.client import ProxyClient
     from chaos.stack import start_stack
 
     root = Path(__file__).resolve().parents[3]
@@ -158,17 +157,20 @@ def test_clean_alone_finishes_a_sigkilled_runners_rollback(docker_engine, stack_
         assert runner.poll() is None, "".join(seen)
         runner.kill()  # SIGKILL: no rollback
         runner.wait()
-        proxy = ProxyClient(stack.proxy_url)
+        proxy = stack.proxy_client()
         toxics = lambda: sum(len(proxy.toxics(name)) for name in proxy.proxies())  # noqa: E731
-        assert toxics() > 0 and "paused" in {i.state for i in stack.instances("supervisor")}
+        from chaos.stack.bringup import attach_record
+
+        renewed = attach_record(stack.run_id)  # the attached run renewed the stack: its containers are new
+        assert toxics() > 0 and "paused" in {i.state for i in renewed.instances("supervisor")}
         result = _cli()
         assert result.returncode == 0, result.stdout + result.stderr
         assert "finished rollback of dead runner" in result.stdout and "undid" in result.stdout, result.stdout
         assert toxics() == 0
         deadline = time.monotonic() + 10  # docker reports the unpause a moment later
-        while {i.state for i in stack.instances()} != {"running"} and time.monotonic() < deadline:
+        while {i.state for i in renewed.instances()} != {"running"} and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert {i.state for i in stack.instances()} == {"running"}  # resumed; the live stack itself is kept
+        assert {i.state for i in renewed.instances()} == {"running"}  # resumed; the live stack itself is kept
         assert not list(state.glob("runner-*.json"))
     finally:
         runner.kill()

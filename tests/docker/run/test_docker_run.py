@@ -53,8 +53,8 @@ def journal_of(lines: list[str]) -> dict:
 
 
 # Every shipped experiment gives the same verdict on docker as on local processes. Two run in
-# every CI (the main job's launch-surge, and edge-loss); ROOMQUAKE_DOCKER_ALL=1 runs all seven.
-ALWAYS = {"edge-loss", "launch-surge"}
+# every CI (the main job's launch-surge, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
+ALWAYS = {"edge-loss", "launch-surge", "state-crash"}
 SHIPPED = sorted(p.stem for p in (ROOT / "experiments").glob("*.yaml"))
 
 
@@ -173,6 +173,8 @@ method:
         assert (edge1.get("NanoCpus") or 0) <= 0 and (edge1.get("CpuQuota") or 0) <= 0
         assert (edge1.get("Memory") or 0) <= 0 or edge1["Memory"] >= 1 << 30
         assert containers["edge-2"].attrs["NetworkSettings"]["Networks"]  # connected again
-        assert {i.state for i in stack.instances()} == {"running"}
+        from chaos.stack.bringup import attach_record
+
+        assert {i.state for i in attach_record(stack.run_id).instances()} == {"running"}  # as the run renewed it
     finally:
         stack.down()

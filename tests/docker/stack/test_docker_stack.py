@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from chaos import labels as L
-from chaos.proxy.client import ProxyClient
 from chaos.labels import RunIdentity
 from chaos.stack import bring_up, registry, start_stack
 from chaos.stack.errors import StackError
@@ -72,7 +71,7 @@ def test_up_is_healthy_labeled_loopback_only_and_unprivileged(stack, docker_engi
         assert list(c.attrs["NetworkSettings"]["Networks"]) == [networks[0].name]
     # image_ids names what the containers really run (sources may change during a session: not the fixture's)
     assert {c.attrs["Image"] for c in containers} == {stack.image_ids()["services"]}
-    with ProxyClient(stack.proxy_url) as client:
+    with stack.proxy_client() as client:
         assert set(client.proxies()) == {link.name for link in stack.links()}
     assert registry.load(stack.run_id)["backend"] == "docker"
 

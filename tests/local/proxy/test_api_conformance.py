@@ -32,7 +32,7 @@ def test_version(http):
 
 def test_create_reports_real_listen_and_shape(http, client, name):
     body = make(http, name)
-    assert list(body) == ["name", "listen", "upstream", "enabled", "toxics"]
+    assert list(body) == ["name", "listen", "upstream", "enabled", "Logger", "toxics"]  # 2.12 marshals Logger
     host, port = body["listen"].rsplit(":", 1)
     assert host == "127.0.0.1" and int(port) > 0
     assert body["enabled"] is True and body["toxics"] == []
@@ -179,17 +179,27 @@ def test_browsers_are_refused(http):
     assert resp.status_code == 403
 
 
-def test_negative_or_mistyped_attributes_are_400(http, client, name, ours_only):
+def test_attributes_are_decoded_as_go_does(http, client, name):
+    """Toxiproxy decodes attributes into Go ints: any integer goes (negative too),
+    anything else is 400 with Go's words."""
     make(http, name)
-    for attributes in ({"latency": -1}, {"latency": "fast"}, {"latency": 1.5}):
+    for i, attributes in enumerate(({"latency": -1}, {"latency": 0}, {"latency": 10**12})):
+        resp = http("POST", f"/proxies/{name}/toxics", json={"name": f"ok{i}", "type": "latency",
+                                                           "attributes": attributes})
+        assert resp.status_code == 200, attributes
+    for attributes, word in (({"latency": "fast"}, "string"), ({"latency": 1.5}, "number 1.5"),
+                             ({"latency": True}, "bool")):
         resp = http("POST", f"/proxies/{name}/toxics", json={"type": "latency", "attributes": attributes})
         assert resp.status_code == 400, attributes
-        assert "latency" in error_of(resp)
-    resp = http("POST", f"/proxies/{name}/toxics", json={"type": "slicer", "attributes": {"average_size": 4, "size_variation": 4}})
-    assert resp.status_code == 400
-    resp = http("POST", f"/proxies/{name}/toxics", json={"type": "latency", "toxicity": 2})
-    assert resp.status_code == 400
-    assert http("GET", f"/proxies/{name}/toxics").json() == []
+        assert error_of(resp) == (f"bad request body: json: cannot unmarshal {word} into Go struct field "
+                                  "LatencyToxic.attributes.latency of type int64")
+    for toxicity in (2, -1, 0):  # accepted: 2 always applies, 0 and below never
+        resp = http("POST", f"/proxies/{name}/toxics", json={"name": f"t{toxicity}", "type": "noop",
+                                                           "toxicity": toxicity})
+        assert resp.status_code == 200 and resp.json()["toxicity"] == toxicity
+    resp = http("POST", f"/proxies/{name}/toxics", json={"name": "sl", "type": "slicer",
+                                                       "attributes": {"average_size": 1000, "size_variation": 1000}})
+    assert resp.status_code == 200
 
 
 def test_chaostoolkit_toxiproxy_calls(http, client, name, echo):
@@ -206,3 +216,48 @@ def test_chaostoolkit_toxiproxy_calls(http, client, name, echo):
     assert http("DELETE", f"/proxies/{name}/toxics/slow").ok
     assert http("GET", f"/proxies/{name}").json()["enabled"] is False
     assert http("DELETE", f"/proxies/{name}").ok
+
+
+def _raw(server_url: str, data: bytes, until: bytes, timeout: float = 10) -> bytes:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        s.sendall(data)
+        got = b""
+        while until not in got:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+def test_keep_alive_pipelining_and_100_continue(server_url):
+    two = b"GET /version HTTP/1.1\r\nHost: x\r\n\r\nGET /proxies/none HTTP/1.1\r\nHost: x\r\n\r\n"
+    got = _raw(server_url, two, b"proxy not found")
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n") and b"HTTP/1.1 404 Not Found\r\n" in got
+    body = b'{"upstream": "x:1"}'
+    head = (b"POST /proxies HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+        s.sendall(head)
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n")
+        s.sendall(body)
+        got = b""
+        while b"missing required field: name" not in got:
+            chunk = s.recv(65536)
+            assert chunk
+            got += chunk
+    assert b"HTTP/1.1 400 Bad Request\r\n" in got
+
+
+def test_chunked_request_body(server_url, client, name):
+    body = ('{"name": "%s", "upstream": "127.0.0.1:9", "listen": "127.0.0.1:0"}' % name).encode()
+    data = (b"POST /proxies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    got = _raw(server_url, data, b"}")
+    assert got.startswith(b"HTTP/1.1 201 Created\r\n")

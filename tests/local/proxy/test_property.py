@@ -1,15 +1,20 @@
 """Property: whatever byte-preserving toxics are added, updated and removed
 while data flows (both directions), the bytes that arrive are exactly the
-bytes sent, in order. With no toxic at connect time the connection starts on
-the fast path (relay.py) and is promoted by the first toxic added."""
+bytes sent, in order, however the flow ends: the client's EOF, the
+upstream's reset after its last byte, or the client's abort after its last
+byte. With no toxic at connect time the connection starts on the fast path
+(relay.py) and is promoted by the first toxic added."""
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import threading
 import time
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 STREAMS = st.sampled_from(["upstream", "downstream"])
@@ -35,6 +40,55 @@ UPDATES = {  # a new value for a live toxic, from a float in [0, 1]
     "noop": lambda f: {},
 }
 
+ENDINGS = st.sampled_from(["eof", "upstream_reset", "client_abort"])
+LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+def wait_sent(sock: socket.socket, seconds: float = 20) -> None:
+    """Until the peer's kernel has every byte this socket sent (so an abort drops none of them)."""
+    deadline = time.monotonic() + seconds
+    while struct.unpack("i", fcntl.ioctl(sock, termios.TIOCOUTQ, b"\0\0\0\0"))[0] and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+class EchoRecorder:
+    """Echoes and records what it receives; at the client's EOF it ends as told."""
+
+    def __init__(self) -> None:
+        self.ending = "eof"
+        self.expect = 0  # with "upstream_reset": reset as soon as this many bytes were echoed
+        self.received = bytearray()
+        self.done = threading.Event()
+
+    def __call__(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    break
+                self.received += data
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    pass  # the client aborted: its echo has no one to reach
+                if self.ending == "upstream_reset" and len(self.received) >= self.expect:
+                    break  # reset right away: the proxy's toxics still hold the echo's tail
+            if self.ending == "upstream_reset":
+                wait_sent(conn)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+            else:
+                try:
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+        finally:
+            self.done.set()
+
+
 ADD = st.tuples(st.just("add"), TOXICS, STREAMS, st.sampled_from([1.0, 0.7, 0.0]))
 STEP = st.tuples(
     st.integers(0, 6),  # ms of flowing data before the change
@@ -46,14 +100,24 @@ STEP = st.tuples(
 )
 
 
-@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(payload=st.binary(min_size=1, max_size=40_000), piece=st.integers(64, 4096),
-       first=st.lists(ADD, min_size=0, max_size=3), steps=st.lists(STEP, min_size=1, max_size=10))
-def test_bytes_arrive_exactly_in_order(client, name, echo, sockets, payload, piece, first, steps):
-    proxy = client.create(name, "127.0.0.1:0", echo.address) if name not in client.proxies() else client.get(name)
-    for toxic in client.toxics(name):
-        client.remove_toxic(name, toxic)
+       first=st.lists(ADD, min_size=0, max_size=3), steps=st.lists(STEP, min_size=1, max_size=10), ending=ENDINGS)
+@example(payload=b"x" * 30_000, piece=4096, first=[("add", ("latency", {"latency": 30, "jitter": 0}), "downstream", 1.0)],
+         steps=[(0, ("update", 0, 0.0))], ending="upstream_reset")
+@example(payload=b"y" * 30_000, piece=4096, first=[("add", ("latency", {"latency": 30, "jitter": 0}), "upstream", 1.0)],
+         steps=[(0, ("update", 0, 0.0))], ending="client_abort")
+@example(payload=b"z" * 30_000, piece=512, first=[], steps=[(2, ("add", ("slicer", {"average_size": 64, "size_variation": 10,
+         "delay": 500}), "downstream", 1.0))], ending="upstream_reset")
+def test_bytes_arrive_exactly_in_order(client, name, upstream, sockets, payload, piece, first, steps, ending):
+    recorder = EchoRecorder()
+    recorder.ending = ending
+    recorder.expect = len(payload)
+    up = upstream(recorder)
+    if name in client.proxies():
+        client.delete(name)
+    proxy = client.create(name, "127.0.0.1:0", up.address)
     received = bytearray()
     live: list[tuple[str, str]] = []  # (name, type)
 
@@ -70,28 +134,39 @@ def test_bytes_arrive_exactly_in_order(client, name, echo, sockets, payload, pie
 
     for i, op in enumerate(first):
         apply(i, op)
-    with sockets.connect(proxy.port, timeout=10) as s:
-        def read() -> None:
-            try:
-                while chunk := s.recv(65536):
-                    received.extend(chunk)
-            except OSError:
-                pass
+    s = sockets.connect(proxy.port, timeout=20)
 
-        def send() -> None:  # the data keeps flowing while toxics change
-            for at in range(0, len(payload), piece):
-                s.sendall(payload[at:at + piece])
-                time.sleep(0.0005)
+    def read() -> None:
+        try:
+            while chunk := s.recv(65536):
+                received.extend(chunk)
+        except OSError:
+            pass
 
-        reader = threading.Thread(target=read)
-        sender = threading.Thread(target=send)
+    def send() -> None:  # the data keeps flowing while toxics change
+        for at in range(0, len(payload), piece):
+            s.sendall(payload[at:at + piece])
+            time.sleep(0.0005)
+
+    reader = threading.Thread(target=read)
+    sender = threading.Thread(target=send)
+    if ending != "client_abort":
         reader.start()
-        sender.start()
-        for i, (pause_ms, op) in enumerate(steps, start=len(first)):
-            time.sleep(pause_ms / 1000)
-            apply(i, op)
-        sender.join(20)
-        s.shutdown(socket.SHUT_WR)  # the echo answers EOF with EOF once everything is back
-        reader.join(20)
-        assert not reader.is_alive()
+    sender.start()
+    for i, (pause_ms, op) in enumerate(steps, start=len(first)):
+        time.sleep(pause_ms / 1000)
+        apply(i, op)
+    sender.join(20)
+    if ending == "client_abort":
+        wait_sent(s)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        s.close()  # abort: every byte sent is in the proxy, none may be lost on the way up
+        assert recorder.done.wait(30), "the upstream never saw the end"
+        assert bytes(recorder.received) == payload
+        return
+    s.shutdown(socket.SHUT_WR)  # the upstream answers EOF with EOF (or a reset) once everything is back
+    reader.join(30)
+    assert not reader.is_alive()
+    s.close()
     assert bytes(received) == payload
+    assert bytes(recorder.received) == payload

@@ -274,3 +274,25 @@ def test_half_close_is_passed_on(client, name, upstream, sockets, ours_only):
         s.sendall(b"abc")
         s.shutdown(socket.SHUT_WR)
         assert sockets.recv_all(s) == b"ABC"
+
+
+def test_bandwidth_rate_zero_stalls_until_updated(client, name, echo, sockets):
+    """As Toxiproxy: rate 0 holds the stream; what it held is passed on when the toxic changes."""
+    port = client.create(name, "127.0.0.1:0", echo.address).port
+    client.add_toxic(name, "bandwidth", attributes={"rate": 0})
+    with sockets.connect(port) as s:
+        s.sendall(b"held")
+        s.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            s.recv(10)
+        client.update_toxic(name, "bandwidth_downstream", attributes={"rate": 100})
+        s.settimeout(5)
+        assert sockets.recv_exactly(s, 4) == b"held"
+
+
+def test_port_conflict_names_the_resolved_address(http, client, name):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        resp = http("POST", "/proxies", json={"name": name, "upstream": "127.0.0.1:9", "listen": f"localhost:{port}"})
+    assert resp.status_code == 500
+    assert resp.json()["error"] == f"listen tcp 127.0.0.1:{port}: bind: address already in use"

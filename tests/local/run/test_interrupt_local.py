@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.proxy.client import ProxyClient
 from chaos.run.ledger import sweep_dead_runs
-from chaos.stack import registry, start_stack
+from chaos.stack import down, registry, start_stack
+from chaos.stack.bringup import attach_record
 from chaos.stack.local import _proc_state
 
 from .conftest import ROOT, STACK
@@ -49,8 +49,8 @@ def write(tmp_path: Path) -> Path:
     return path
 
 
-def proxy_state(url: str) -> tuple[int, list[str]]:
-    client = ProxyClient(url)
+def proxy_state(stack) -> tuple[int, list[str]]:
+    client = stack.proxy_client()
     proxies = client.proxies()
     toxics = sum(len(client.toxics(name)) for name in proxies)
     return toxics, sorted(name for name, info in proxies.items() if not info.enabled)
@@ -84,21 +84,21 @@ def attached_stack(state_dir):
     try:
         yield stack
     finally:
-        stack.down()
+        down(stack.run_id)  # as recorded: an attached run renews the stack (new processes)
 
 
 @pytest.mark.timeout(150)
 def test_sigint_attached_removes_toxics_and_resumes(tmp_path, attached_stack, run_process) -> None:
     run = run_process(["--attach", attached_stack.run_id, "--journal-dir", str(tmp_path), str(write(tmp_path))])
     run.wait_for("fault pause [freeze] hit")
-    toxics, disabled = proxy_state(attached_stack.proxy_url)
+    toxics, disabled = proxy_state(attached_stack)
     assert toxics == 2 and disabled == ["crowd->edge-1", "crowd->edge-2"]
-    assert "paused" in {i.state for i in attached_stack.instances("supervisor")}
+    assert "paused" in {i.state for i in attach_record(attached_stack.run_id).instances("supervisor")}
     run.proc.send_signal(signal.SIGINT)
     assert run.finish() == 3
     assert journal_of(run.lines)["verdict"] == "aborted"
-    assert proxy_state(attached_stack.proxy_url) == (0, [])
-    assert {i.state for i in attached_stack.instances()} == {"running"}  # resumed, and left up
+    assert proxy_state(attached_stack) == (0, [])
+    assert {i.state for i in attach_record(attached_stack.run_id).instances()} == {"running"}  # resumed, and left up
 
 
 @pytest.mark.timeout(150)
@@ -106,15 +106,15 @@ def test_sigkill_leftovers_are_undone_by_clean_alone(tmp_path, attached_stack, r
     run = run_process(["--attach", attached_stack.run_id, "--journal-dir", str(tmp_path), str(write(tmp_path))])
     run.wait_for("fault pause [freeze] hit")
     run.kill()  # SIGKILL: no finally, no rollback
-    assert proxy_state(attached_stack.proxy_url)[0] == 2
-    assert "paused" in {i.state for i in attached_stack.instances("supervisor")}
+    assert proxy_state(attached_stack)[0] == 2
+    assert "paused" in {i.state for i in attach_record(attached_stack.run_id).instances("supervisor")}
     preview = clean_cli("--dry-run")
     assert preview.returncode == 0 and "would undo 5 fault part(s)" in preview.stdout, preview.stdout + preview.stderr
-    assert proxy_state(attached_stack.proxy_url)[0] == 2  # --dry-run changed nothing
+    assert proxy_state(attached_stack)[0] == 2  # --dry-run changed nothing
     done = clean_cli()  # roomquake clean, no next run
     assert done.returncode == 0 and "undid 5 fault part(s)" in done.stdout, done.stdout + done.stderr
-    assert proxy_state(attached_stack.proxy_url) == (0, [])
-    assert {i.state for i in attached_stack.instances()} == {"running"}  # resumed, and left up
+    assert proxy_state(attached_stack) == (0, [])
+    assert {i.state for i in attach_record(attached_stack.run_id).instances()} == {"running"}  # resumed, and left up
     assert sweep_dead_runs() == []  # swept once
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chaos.proxy.client import ProxyClient
 from chaos.stack import bring_up, registry, start_stack
 from chaos.stack.errors import StackFileError, Unsupported
-from chaos.stack.health import check
+
 from chaos.stack.local import _proc_state
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,16 +44,14 @@ def alive(pid: int, start: str) -> bool:
 
 
 def healthy(stack, name: str) -> bool:
-    inst = stack.plan.instance(name)
-    host, port = stack.address(name)
-    return check(stack.spec.services[inst.service].health, host, port)
+    return stack.healthy(name)
 
 
 def becomes_healthy(stack, name: str) -> bool:
     from chaos.stack.health import wait_all
 
     inst = stack.plan.instance(name)
-    wait_all([(name, stack.spec.services[inst.service].health, lambda: stack.address(name))])
+    wait_all([(name, stack.spec.services[inst.service].health, lambda: stack.address(name))], secrets=stack.secrets)
     return True
 
 
@@ -68,7 +65,7 @@ def test_up_returns_with_every_instance_running_healthy_and_recorded(stack):
 
 
 def test_every_link_is_a_proxy_on_the_stacks_proxy(stack):
-    with ProxyClient(stack.proxy_url) as client:
+    with stack.proxy_client() as client:
         proxies = client.proxies()
     planned = {link.name: link for link in stack.links()}
     assert set(proxies) == set(planned) and "crowd->edge-2" in planned

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chaos.stack import registry
-from chaos.stack.bringup import attach_record, sweep_dead_bringups
+from chaos.stack.bringup import attach_record
+from chaos.stack.sweep import sweep_dead_stacks
 from chaos.stack.errors import StackError
 from chaos.stack.local import _proc_state
 
@@ -25,8 +26,8 @@ OWNER = """
 import sys, time
 from chaos.stack import bringup
 real, calls = bringup._wait_healthy, []
-def wait_then_hang(stack, impl, members):
-    real(stack, impl, members)
+def wait_then_hang(stack, impl, members, *rest):
+    real(stack, impl, members, *rest)
     calls.append(members)
     if len(calls) == 2:
         print("all started", flush=True)
@@ -58,7 +59,7 @@ def test_killed_bring_up_leaves_no_process(state_dir: Path, verb: tuple[str, ...
         assert record["pending"] and record["owner"]["io.roomquake.owner-pid"] == str(owner.pid)
         procs = record["state"]["procs"]
         assert len(procs) >= 6 and _alive(procs) == list(procs)  # the proxy and every instance, all recorded
-        assert sweep_dead_bringups() == []  # its owner is alive: never touched
+        assert sweep_dead_stacks() == []  # its owner is alive: never touched
         with pytest.raises(StackError, match="not up yet"):
             attach_record(record["run_id"])
         owner.kill()  # SIGKILL: no finally, no teardown
@@ -74,7 +75,7 @@ def test_killed_bring_up_leaves_no_process(state_dir: Path, verb: tuple[str, ...
         assert not list(state_dir.glob("*.json")) and not (state_dir / record["run_id"]).exists()
         if verb == ("clean",):
             assert f"ended {len(procs)} process group(s)" in result.stdout
-        assert sweep_dead_bringups() == []
+        assert sweep_dead_stacks() == []
     finally:  # whatever a failed assertion left
         owner.kill()
         owner.wait()

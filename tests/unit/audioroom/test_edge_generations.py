@@ -52,7 +52,7 @@ class SlowBeatState:
     async def edge_heartbeat(self, edge, listeners, capacity, rooms):
         self.reported = list(rooms)
         await self.release.wait()
-        return self.moved
+        return self.moved, []
 
     async def room_assignment(self, room):
         self.lookups += 1

@@ -34,7 +34,7 @@ class FakeState:
         live = [e for e, b in self.beats.items() if b >= now_ms() - timeout_s * 1000 and e != exclude]
         return min(live) if live else None
 
-    async def relaunch(self, room, *, edge, host, backups, state, record):
+    async def relaunch(self, room, *, edge, host, backups, state, record, host_head_start_s=0.0):
         self.relaunched.append((room.room, edge, host, backups, state, record["reason"]))
         return room.generation + 1
 
@@ -68,9 +68,11 @@ def room(name, edge="edge-1", host_seen_ago=0.0, backups=("bob",), state="live")
     return Room(name, state, edge, "alice", list(backups), 1, 0, None, now_ms() - host_seen_ago * 1000)
 
 
-def supervisor(fake):
+def supervisor(fake, watched_for=60.0):
+    """A supervisor holding shard 0 that has seen the store answer without a break for ``watched_for`` s."""
     sup = Supervisor(config.load(ENV), fake)
     sup.held = {0}
+    sup.store.since, sup.store.last = time.monotonic() - watched_for, time.monotonic()
     return sup
 
 
@@ -168,3 +170,56 @@ def test_backoff_is_full_jitter_bounded_and_seeded():
     assert all(0 <= d <= min(1.0, 0.1 * 2**n) for n, d in enumerate(delays, 1))
     other = crowd.Listener(FakeCrowd(6), "r", 3)
     assert [other.backoff(n) for n in range(1, 12)] != delays
+
+
+class FailingState(FakeState):
+    """The store stalls: every call fails the way redis-py fails on a socket timeout."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.down = False
+
+    async def shard_rooms(self, shards):
+        if self.down:
+            from redis.exceptions import TimeoutError as RedisTimeout
+            raise RedisTimeout("Timeout reading from socket")
+        return await super().shard_rooms(shards)
+
+
+async def test_right_after_the_store_answers_again_old_beats_and_old_host_reports_relaunch_nothing():
+    # beats 3 s old: the store was stalled, nobody's beat could land
+    now = now_ms()
+    fake = FailingState([room("a"), room("b", edge="edge-2", host_seen_ago=3)], {"edge-1": now - 3000, "edge-2": now - 3000})
+    sup = supervisor(fake, watched_for=60.0)
+    fake.down = True
+    with pytest.raises(Exception, match="Timeout"):
+        await sup.check()
+    fake.down = False
+    await sup.check()  # the store answers again: edges have had no chance to beat yet
+    assert fake.relaunched == [] and fake.marked == []
+    # edge-2 beats again; edge-1 never does: after HEARTBEAT_TIMEOUT (0.5 s) of unbroken view edge-1 is lost,
+    # and after HOST_GRACE (1 s) b's host, still unreported, is lost too
+    fake.beats["edge-2"] = now_ms()
+    sup.store.since = time.monotonic() - 0.6
+    await sup.check()
+    assert [r[0] for r in fake.relaunched] == ["a"]
+    fake.rooms_.pop("a")  # relaunched (the fake does not move it)
+    sup.store.since = time.monotonic() - 1.1
+    fake.beats["edge-2"] = now_ms()
+    await sup.check()
+    assert [(r[0], r[5]) for r in fake.relaunched] == [("a", "edge_lost"), ("b", "host_lost")]
+
+
+def test_the_store_watch_counts_only_unbroken_time():
+    from audioroom.supervisor import StoreWatch
+
+    watch = StoreWatch(max_break=0.5)
+    assert watch.watched_for(10.0) == 0.0
+    watch.answered(10.0)
+    watch.answered(10.4)
+    assert watch.watched_for(10.6) == pytest.approx(0.6)
+    watch.answered(11.2)  # 0.8 s without an answer (a stall between calls, or this process starved): a break
+    assert watch.watched_for(11.2) == 0.0
+    watch.answered(11.5)
+    watch.failed()
+    assert watch.watched_for(11.6) == 0.0

@@ -67,7 +67,7 @@ def test_stack_key_ignores_order_and_value_types() -> None:
 
 def test_pool_reuses_on_same_key_and_replaces_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
     resets: list[Any] = []
-    monkeypatch.setattr("chaos.authoring.reset.reset", lambda stack: resets.append(stack) or ["reset"])
+    monkeypatch.setattr("chaos.authoring.reset.reset", lambda stack, **settings: resets.append(stack) or ["reset"])
     started: list[Any] = []
 
     def start() -> Any:
@@ -92,7 +92,7 @@ def test_pool_reuses_on_same_key_and_replaces_on_another(monkeypatch: pytest.Mon
 
 
 def test_pool_replaces_a_stack_that_cannot_be_reset(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(stack: Any) -> list[str]:
+    def broken(stack: Any, **settings: Any) -> list[str]:
         raise RuntimeError("proxy API unreachable")
 
     monkeypatch.setattr("chaos.authoring.reset.reset", broken)

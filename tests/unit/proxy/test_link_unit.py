@@ -6,9 +6,10 @@ import asyncio
 import random
 
 from chaos.proxy.connection import Connection, Side
-from chaos.proxy.link import Link, ToxicSpec
+from chaos.proxy.link import Link
 from chaos.proxy.timer import PreciseTimer
 from chaos.proxy.toxics import REGISTRY
+from chaos.proxy.toxics.base import Direction, ToxicSpec
 
 
 class FakeTransport:
@@ -52,11 +53,11 @@ class FakeProxy:
     def __init__(self, timer) -> None:
         self.timer = timer
         self.connections = set()
-        self.counters = {"upstream": [0, 0], "downstream": [0, 0]}
+        self.counters = {Direction.UPSTREAM: [0, 0], Direction.DOWNSTREAM: [0, 0]}
 
 
 def spec(type_: str, name: str, **attributes) -> ToxicSpec:
-    return ToxicSpec(name, type_, "upstream", 1.0, REGISTRY[type_].from_attributes(attributes))
+    return ToxicSpec(name, type_, "upstream", Direction.UPSTREAM, 1.0, REGISTRY[type_](**attributes))
 
 
 async def make_link():
@@ -65,10 +66,11 @@ async def make_link():
     src, dst = Side(conn), Side(conn)
     conn.client, conn.upstream = src, dst  # type: ignore[assignment]
     src.transport, dst.transport = FakeTransport(), FakeTransport()
-    link = Link(conn, "upstream", src, dst, proxy.counters["upstream"])
-    src.out = link
-    dst.inp = link
-    conn.links = {"upstream": link}
+    link = Link(conn, Direction.UPSTREAM, src, dst, proxy.counters[Direction.UPSTREAM])
+    back = Link(conn, Direction.DOWNSTREAM, dst, src, proxy.counters[Direction.DOWNSTREAM])
+    src.out, src.inp = link, back
+    dst.inp, dst.out = link, back
+    conn.links = {Direction.UPSTREAM: link, Direction.DOWNSTREAM: back}
     return link, src, dst
 
 
@@ -143,3 +145,42 @@ async def test_full_chain_pauses_the_reader():
     link.remove(link.stubs[0].spec)
     assert not src.transport.paused
     assert len(dst.transport.data) == link.counters[1]
+
+
+async def test_a_lost_source_still_delivers_what_the_chain_holds_then_closes():
+    link, src, dst = await make_link()
+    link.add(spec("latency", "lat", latency=40))
+    src.data_received(b"hi")
+    src.transport.closed = True
+    src.connection_lost(ConnectionResetError())  # the peer reset right behind its bytes
+    await asyncio.sleep(0.005)
+    assert dst.transport.data == b"" and not dst.transport.closed  # still held by the toxic
+    await asyncio.sleep(0.1)
+    assert dst.transport.data == b"hi" and dst.transport.closed
+
+
+async def test_bytes_heading_to_a_lost_side_are_dropped():
+    link, src, dst = await make_link()
+    back = src.inp
+    link.add(spec("slow_close", "sc", delay=30))
+    dst.data_received(b"to the lost side")
+    src.transport.closed = True
+    src.connection_lost(None)
+    dst.data_received(b"more")  # still read (no pause), never written
+    assert back.severed and back.counters[1] == len(b"to the lost side")  # the first was written before
+    await asyncio.sleep(0.08)
+    assert dst.transport.closed  # slow_close held the end 30 ms, then the live side was closed
+
+
+async def test_bandwidth_rate_zero_stalls_until_updated():
+    link, src, dst = await make_link()
+    bw = spec("bandwidth", "bw", rate=0)
+    link.add(bw)
+    src.data_received(b"stuck")
+    await asyncio.sleep(0.05)
+    assert dst.transport.data == b""
+    bw.toxic.rate = 1000
+    bw.generation += 1
+    link.update(bw)  # what the toxic held is passed on
+    await settle(link)
+    assert dst.transport.data == b"stuck"

@@ -8,44 +8,51 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chaos.proxy.toxics import REGISTRY, InvalidAttributes
+from chaos.proxy.toxics import REGISTRY
+from chaos.proxy.toxics.base import Toxic, register
 from chaos.proxy.toxics.slicer import cut_points
 
 
 def test_registry_has_every_toxiproxy_type():
-    assert set(REGISTRY) == {"noop", "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
+    assert set(REGISTRY) >= {"noop", "latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
                              "limit_data"}
     for type_name, cls in REGISTRY.items():
         assert cls.type_name == type_name
+        assert cls.go_type  # named in Go-worded decode errors
+        assert set(cls.fields.values()) <= {"int64", "int"}
 
 
-def test_missing_attributes_default_to_zero_as_in_toxiproxy():
-    assert REGISTRY["latency"].from_attributes({"latency": 5}).as_json() == {"latency": 5, "jitter": 0}
-    assert REGISTRY["timeout"].from_attributes(None).as_json() == {"timeout": 0}
+def test_attributes_default_to_zero_as_in_toxiproxy():
+    assert REGISTRY["latency"]().as_json() == {"latency": 0, "jitter": 0}
+    assert REGISTRY["slicer"](average_size=5).as_json() == {"average_size": 5, "size_variation": 0, "delay": 0}
 
 
-def test_update_merges_onto_current_values():
-    current = REGISTRY["latency"].from_attributes({"latency": 5, "jitter": 2})
-    merged = REGISTRY["latency"].from_attributes({"jitter": 3}, base=current.as_json())
-    assert merged.as_json() == {"latency": 5, "jitter": 3}
+def test_a_new_toxic_registers_itself():
+    @register
+    class Probe(Toxic):
+        type_name = "probe_test_only"
+        go_type = "ProbeToxic"
+        fields = {"x": "int64"}
+
+    try:
+        assert REGISTRY["probe_test_only"] is Probe
+    finally:
+        del REGISTRY["probe_test_only"]
 
 
-@pytest.mark.parametrize("attributes", [{"latency": -1}, {"latency": "1"}, {"latency": True}, {"latency": 0.5}, []])
-def test_bad_attributes_are_refused(attributes):
-    with pytest.raises(InvalidAttributes):
-        REGISTRY["latency"].from_attributes(attributes)
+def test_values_toxiproxy_accepts_but_are_mistakes_are_named():
+    assert REGISTRY["latency"](latency=-1).mistakes()
+    assert REGISTRY["bandwidth"](rate=0).mistakes()  # stalls, as in Toxiproxy
+    assert REGISTRY["slicer"]().mistakes()  # average_size 0
+    assert REGISTRY["slicer"](average_size=4, size_variation=4).mistakes()
+    assert not REGISTRY["slicer"](average_size=4, size_variation=3).mistakes()
+    assert not REGISTRY["latency"](latency=5, jitter=1).mistakes()
 
 
-def test_integral_floats_are_accepted():
-    assert REGISTRY["bandwidth"].from_attributes({"rate": 100.0}).as_json() == {"rate": 100}
-
-
-def test_slicer_needs_a_size_and_smaller_variation():
-    with pytest.raises(InvalidAttributes):
-        REGISTRY["slicer"].from_attributes({"average_size": 0})
-    with pytest.raises(InvalidAttributes):
-        REGISTRY["slicer"].from_attributes({"average_size": 4, "size_variation": 4})
-    REGISTRY["slicer"].from_attributes({"average_size": 4, "size_variation": 3})
+@pytest.mark.parametrize(("average", "variation"), [(0, 0), (-5, 3), (4, 4), (1000, 1000), (3, -2)])
+def test_slicer_cuts_any_sizes_toxiproxy_accepts(average, variation):
+    points = cut_points(100, average, variation, random.Random(1))
+    assert points[-1] == 100 and points == sorted(set(points))
 
 
 @settings(max_examples=100, derandomize=True)

@@ -68,7 +68,7 @@ def pooled(pool: StackPool, tmp_path: Path, name: str) -> tuple[dict[str, Any], 
 
 def test_a_pooled_stack_is_brought_up_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("chaos.stack.start_stack", lambda *a, **k: FakeStack(run_id="pooled"))
-    monkeypatch.setattr("chaos.authoring.reset.reset", lambda stack: ["proxies reset"])
+    monkeypatch.setattr("chaos.authoring.reset.reset", lambda stack, **settings: ["proxies reset"])
     with StackPool("local") as pool:
         first, first_progress = pooled(pool, tmp_path, "first")
         second, second_progress = pooled(pool, tmp_path, "second")
@@ -84,7 +84,7 @@ def test_a_pooled_stack_is_brought_up_once_then_reused(tmp_path: Path, monkeypat
 
 
 def test_a_pool_that_must_start_afresh_says_brought_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(stack: Any) -> list[str]:
+    def broken(stack: Any, **settings: Any) -> list[str]:
         raise RuntimeError("proxy API unreachable")
 
     monkeypatch.setattr("chaos.stack.start_stack", lambda *a, **k: FakeStack())

@@ -40,7 +40,10 @@ def test_docker_plan_routes_every_link_through_a_proxy_per_server_instance(spec)
     assert crowd.env["HEARTBEAT_INTERVAL"] == "200ms"  # the ci profile
     assert plan.instance("host-2").env["HOST_ACCOUNT"] == "account-2"
     state = plan.instance("state-1")
-    assert state.command[:5] == ["redis-server", "--bind", "0.0.0.0", "--port", "6379"]
+    assert state.command[:2] == ["sh", "-c"] and "exec redis-server" in state.command[2]
+    assert '--dir "/data"' in state.command[2] and state.env["STATE_PASSWORD"] == ""  # no secret given: none
+    secret = make_plan(spec, "ci", docker_addressing("proxy-1", 20000), secret="s3")
+    assert {i.env.get("STATE_PASSWORD") for i in secret.instances if i.service in ("state", "control", "edge", "supervisor")} == {"s3"}
     assert json.loads(plan.instance("state-1").env["RQ_ROUTES"]) == {}
 
 

@@ -151,3 +151,18 @@ def test_each_mistake_is_one_located_line(old, new, expected):
     assert old in text
     message = _error(text.replace(old, new, 1))
     assert expected in message and message.startswith("bad.yaml:")
+
+
+def test_windows_and_history_sources_are_checked_with_their_place():
+    text = reference_text().replace('    window: "{window}"\n    params: {window: 5s}\n    description: silences per second',
+                                    '    window: 5 parsecs\n    description: silences per second', 1)
+    message = _error(text)
+    assert "probes.crowd.silence_rate.window" in message and "not a duration" in message
+    text = reference_text().replace('listeners: {service: crowd, path: "/history?room={room}"}',
+                                    'listeners: {service: croud, path: "/history?room={room}"}')
+    message = _error(text)
+    assert "history.listeners.service: unknown service 'croud'" in message
+    assert f"bad.yaml:{_line_of(text, 'croud')}:" in message
+    spec = loads_stack(reference_text()).spec
+    assert spec.history.listeners.service == "crowd" and spec.history.relaunches.field == "relaunch_history"
+    assert spec.probes["crowd.frame_gap_p99"].window == "{window}"  # windowed by default (5s), cumulative on request
