@@ -42,7 +42,8 @@ def test_sweep_removes_dead_runs_only_and_never_kept_ones(monkeypatch):
     monkeypatch.setattr(swarm_clean, "reachable_managers", lambda: {"unix:///m.sock": FakeManager()})
     monkeypatch.setattr(swarm_clean, "labelled", lambda client, run_id=None: resources)
     removed = []
-    monkeypatch.setattr(swarm_clean, "remove_run", lambda client, run_id: removed.append(run_id))
+    monkeypatch.setattr(swarm_clean, "remove_run", lambda client, run_id, nodes=(): removed.append(run_id))
+    monkeypatch.setattr(swarm_clean, "_nodes_of", lambda url: [])
     lines = swarm_clean.sweep(dry_run=True)
     assert removed == [] and lines == ["would remove swarm run dead on unix:///m.sock (owner pid 999999999): 1 service(s), 1 network(s)"]
     swarm_clean.sweep()

@@ -67,3 +67,13 @@ def test_placement_is_checked_when_the_stack_file_is_read():
     text = STACK.read_text().replace("placement: {per_node: 1}", "placement: {per_node: 0}")
     with pytest.raises(StackFileError, match="services.crowd.placement.per_node"):
         loads_stack(text)
+
+
+def test_an_instance_with_kept_data_is_pinned_to_its_node():
+    from chaos.stack.swarm import SwarmBackend
+
+    spec = load_stack(STACK).spec
+    assert spec.services["state"].volume  # the reference stack keeps the state store's file
+    assert SwarmBackend._placement(spec, "state") == PlacementSpec(spread=True)
+    assert SwarmBackend._placement(spec, "edge") is None
+    assert SwarmBackend._placement(spec, "crowd") == PlacementSpec(per_node=1)
