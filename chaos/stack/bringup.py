@@ -131,7 +131,7 @@ def start_stack(
         proxy_tier = [i for i in plan.instances if i.service == spec.proxy.service]
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
         token = run_secrets["proxy_token"] if spec.proxy.token_env else None
-        if kind == "docker":
+        if kind in ("docker", "swarm"):  # labelled resources: a killed bring-up is found by its labels
             _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets)
         else:
             # Local processes carry no labels: record each process group as it

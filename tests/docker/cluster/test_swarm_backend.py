@@ -106,6 +106,8 @@ def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_sta
     up = subprocess.Popen([sys.executable, "-m", "chaos", "stack", "up", "--backend", "swarm", "--scale", "edge=1,supervisor=1,host=1"],
                           cwd=tools.ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    manager = docker.DockerClient(base_url=local_cluster.manager_socket, timeout=60)
+
     def pending_with_services() -> str | None:
         for path in cluster_state.glob("*.json"):
             try:
@@ -113,7 +115,7 @@ def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_sta
             except (OSError, ValueError):
                 continue
             if record.get("pending") and record.get("owner", {}).get(L.OWNER_PID) == str(up.pid) \
-                    and len(record.get("state", {}).get("services", {})) >= 2:
+                    and len(_swarm_resources(manager, str(record["run_id"]))) >= 3:  # the network and 2 services
                 return str(record["run_id"])
         return None
 
@@ -122,7 +124,6 @@ def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_sta
     finally:
         up.send_signal(signal.SIGKILL)
         up.wait()
-    manager = docker.DockerClient(base_url=local_cluster.manager_socket, timeout=60)
     try:
         assert _swarm_resources(manager, run_id)
         done = tools.roomquake("clean")
