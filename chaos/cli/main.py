@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "history": ("chaos.cli.history", "Check the listeners' histories of a running stack (gaps, split brain, who came back)."),
     "gameday": ("chaos.cli.gameday", "Run an experiment step by step with a live dashboard."),
     "clean": ("chaos.cli.clean", "Remove what killed runs left behind."),
+    "cluster": ("chaos.cli.cluster", "A multi-node swarm on this machine (namespaces, one engine per node)."),
 }
 
 

@@ -16,7 +16,7 @@ from chaos.faults.model import ServerFault
 from chaos.faults.targets import check_target, resolve
 from chaos.faults.undo import undo_op
 
-CONTAINERS = frozenset({"docker"})  # backends whose instances are containers
+CONTAINERS = frozenset({"docker", "swarm"})  # backends whose instances are containers
 S = TypeVar("S", bound=ServerFault)
 
 
