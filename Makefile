@@ -1,23 +1,29 @@
 # The two commands: `make test` runs the tests, `make demo` runs the main job.
-# Each does its own set-up (virtualenv, install, images) and is idempotent.
+# Each does its own set-up and is idempotent: the system packages it needs
+# (scripts/system-packages: installed when root, else one line saying what to
+# run), a virtualenv with the pinned install, the images when Docker is used.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+SYSTEM := PYTHON="$(PYTHON)" VENV="$(VENV)" bash scripts/system-packages
 
-.PHONY: setup test test-unit demo bench clean
+.PHONY: setup test test-unit demo clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test:
+	@$(SYSTEM) test
+	@$(MAKE) --no-print-directory setup
 	$(BIN)/pytest
 
-test-unit: $(STAMP)
+test-unit:
+	@$(MAKE) --no-print-directory setup
 	$(BIN)/pytest tests/unit
 
 clean: $(STAMP)
@@ -26,6 +32,8 @@ clean: $(STAMP)
 # The main job: the launch incident in miniature (join surge + slow state store:
 # listeners kicked, the room survives), on Docker when an engine answers, else
 # as local processes. Prints the timeline, the verdict and the journal's path.
-demo: $(STAMP)
+demo:
+	@$(SYSTEM) demo
+	@$(MAKE) --no-print-directory setup
 	@$(BIN)/python -c "from chaos.stack import default_backend as d; print('roomquake demo: backend', d(), '(docker when an engine answers, else local processes)')"
 	$(BIN)/roomquake run --report experiments/launch-surge.yaml

@@ -6,8 +6,11 @@ fault proxy, so faults do not distort what we measure). Kinds:
 - ``http_json``: a field (dotted path) of a JSON document served by an
   instance, optionally minus another field (e.g. completed_at - detected_at);
 - ``metric``: a Prometheus counter/gauge summed over a service's instances;
-- ``quantile``: a histogram quantile over the buckets of all instances;
-- ``ratio``: one summed metric divided by another;
+- ``quantile``: a histogram quantile over the buckets of all instances, since
+  each process started or, with ``window: 5s``, over the last 5 s
+  (Prometheus' ``histogram_quantile(q, rate(x[5s]))``);
+- ``rate``: per-second increase of a counter over a ``window``, summed over instances;
+- ``ratio``: one summed metric divided by another (with ``window``: their increases);
 - ``state``: an instance's state, or how many instances of a service are in one.
 
 Strings in a spec may hold ``{param}`` placeholders filled from the probe's
@@ -21,15 +24,14 @@ from __future__ import annotations
 import json
 import math
 import string
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal, Protocol, Union
 
-from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chaos import scrapes
 from chaos.errors import UsageError
+from chaos.experiment.durations import parse_duration
 
 Value = float | str | bool | None
 HTTP_TIMEOUT_S = 2.0
@@ -63,12 +65,67 @@ class MetricProbe(_Spec):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+CUMULATIVE = "cumulative"
+WINDOW_HELP = ("a duration such as 5s: computed from the increase over the last 5 s; "
+               "'cumulative': since each process started; may be a {placeholder}")
+
+
+def _valid_window(value: Any, required: bool) -> Any:
+    """A window is a duration, ``cumulative``, or a ``{placeholder}`` checked when filled."""
+    if value is None:
+        if required:
+            raise ValueError("a rate needs a window, e.g. window: 5s")
+        return None
+    if isinstance(value, str) and "{" in value:
+        return value
+    try:
+        window_seconds(value, {}, required)
+    except UsageError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+def window_seconds(raw: Any, params: Mapping[str, Any], required: bool = False) -> float | None:
+    """Seconds of a (filled) window; None for cumulative values."""
+    value = fill(raw, params) if isinstance(raw, str) else raw
+    if value is None or (isinstance(value, str) and value.strip() == CUMULATIVE):
+        if required:
+            raise UsageError(f"window {raw!r}: a rate needs a duration, e.g. 5s")
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as err:
+        raise UsageError(f"window {value!r}: {err} (or '{CUMULATIVE}')") from None
+    if not 0 < seconds <= scrapes.MAX_KEEP_S:
+        raise UsageError(f"window {value!r}: must be above 0 and at most {scrapes.MAX_KEEP_S:.0f}s")
+    return seconds
+
+
 class QuantileProbe(_Spec):
     kind: Literal["quantile"]
     service: str
     metric: str = Field(description="histogram name, without _bucket")
     q: float = Field(ge=0.0, le=1.0)
     labels: dict[str, str] = Field(default_factory=dict)
+    window: str | float | None = Field(default=None, description=WINDOW_HELP + " (absent: cumulative)")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        return _valid_window(value, required=False)
+
+
+class RateProbe(_Spec):
+    kind: Literal["rate"]
+    service: str
+    metric: str = Field(description="counter name (with or without _total), or a histogram's _count")
+    labels: dict[str, str] = Field(default_factory=dict)
+    window: str | float = Field(description=WINDOW_HELP)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        return _valid_window(value, required=True)
 
 
 class RatioProbe(_Spec):
@@ -76,6 +133,13 @@ class RatioProbe(_Spec):
     service: str
     numerator: MetricRef
     denominator: MetricRef
+    window: str | float | None = Field(
+        default=None, description=WINDOW_HELP + " (absent: the current values, right for gauges)")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        return _valid_window(value, required=False)
 
 
 class StateProbe(_Spec):
@@ -92,7 +156,7 @@ class StateProbe(_Spec):
 
 
 ProbeSpec = Annotated[
-    Union[HttpJsonProbe, MetricProbe, QuantileProbe, RatioProbe, StateProbe],
+    Union[HttpJsonProbe, MetricProbe, QuantileProbe, RateProbe, RatioProbe, StateProbe],
     Field(discriminator="kind"),
 ]
 
@@ -136,6 +200,9 @@ def fill(value: Any, params: Mapping[str, Any]) -> Any:
 
 def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> Any | None:
     """GET a JSON document; None when the instance is unreachable or says 4xx/5xx."""
+    import urllib.error  # here, not at the top: validating a file needs the specs, not HTTP (CLI start-up)
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
             return json.loads(reply.read() or b"null")
@@ -144,6 +211,9 @@ def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -
 
 
 def get_text(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
             return reply.read().decode("utf-8", "replace")
@@ -162,15 +232,8 @@ def dig(doc: Any, dotted: str) -> Any:
     return doc
 
 
-Sample = tuple[str, dict[str, str], float]
-
-
-def parse_samples(text: str) -> list[Sample]:
-    out: list[Sample] = []
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.append((s.name, dict(s.labels), float(s.value)))
-    return out
+Sample = scrapes.Sample
+parse_samples = scrapes.parse_samples  # re-exported: tests and callers parse with it
 
 
 def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
@@ -225,17 +288,38 @@ def _targets(stack: StackLike, service: str, instance: str | None) -> list[str]:
     return [i.name for i in stack.instances(service) if i.state == "running"]
 
 
-def _service_samples(stack: StackLike, service: str, metrics_path: str) -> list[Sample] | None:
-    samples: list[Sample] = []
+def _scrape_service(stack: StackLike, service: str, metrics_path: str) -> list[tuple[str, scrapes.Scrape]] | None:
+    """A fresh scrape of every running instance (never a remembered one); each also goes to the stack's history."""
+    taken: list[tuple[str, scrapes.Scrape]] = []
     reached = False
+    history = scrapes.history_for(stack)
     for name in _targets(stack, service, None):
         host, port = stack.address(name)
         text = get_text(host, port, metrics_path)
         if text is None:
             continue
         reached = True
-        samples.extend(parse_samples(text))
-    return samples if reached else None
+        scrape = scrapes.Scrape.of(parse_samples(text))
+        history.add(service, name, metrics_path, scrape)
+        taken.append((name, scrape))
+    return taken if reached else None
+
+
+def _windowed(stack: StackLike, service: str, metrics_path: str, taken: list[tuple[str, scrapes.Scrape]],
+              window_s: float) -> tuple[list[Sample], list[tuple[list[Sample], float]]]:
+    """Increases over the window: all instances' samples together, and per instance with its span (for rates)."""
+    history = scrapes.history_for(stack)
+    history.want(window_s)
+    together: list[Sample] = []
+    per_instance: list[tuple[list[Sample], float]] = []
+    for name, scrape in taken:
+        span = history.window(service, name, metrics_path, scrape, window_s)
+        if span is None:  # a single scrape of this instance so far: no increase to measure yet
+            continue
+        grown = [(key[0], dict(key[1]), value) for key, value in scrapes.increase(span).items()]
+        together.extend(grown)
+        per_instance.append((grown, span[-1].t - span[0].t))
+    return together, per_instance
 
 
 def evaluate(
@@ -267,13 +351,25 @@ def evaluate(
             return found[0].state if found else None
         states = [i.state for i in stack.instances(spec.service)]
         return float(sum(1 for s in states if s == (spec.count or "running")))
-    samples = _service_samples(stack, spec.service, metrics_path)
-    if samples is None:
+    window = window_seconds(getattr(spec, "window", None), merged, required=isinstance(spec, RateProbe))
+    taken = _scrape_service(stack, spec.service, metrics_path)
+    if taken is None:
         return None
+    if window is None:
+        samples = [sample for _, scrape in taken for sample in scrape.samples()]
+    else:
+        samples, per_instance = _windowed(stack, spec.service, metrics_path, taken, window)
+        if not per_instance:
+            return None
     if isinstance(spec, MetricProbe):
         return sum_samples(samples, spec.metric, fill(spec.labels, merged))
     if isinstance(spec, QuantileProbe):
         return histogram_quantile(samples, spec.metric, spec.q, fill(spec.labels, merged))
+    if isinstance(spec, RateProbe):
+        labels = fill(spec.labels, merged)
+        rates = [grown / span for part, span in per_instance
+                 if span > 0 and (grown := sum_samples(part, spec.metric, labels)) is not None]
+        return sum(rates) if rates else None
     if isinstance(spec, RatioProbe):
         num = sum_samples(samples, spec.numerator.metric, fill(spec.numerator.labels, merged))
         den = sum_samples(samples, spec.denominator.metric, fill(spec.denominator.labels, merged))

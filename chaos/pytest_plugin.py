@@ -42,7 +42,7 @@ class Deviated(Exception):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("roomquake", "roomquake chaos experiments")
-    group.addoption("--roomquake-backend", choices=("docker", "local"), default=None,
+    group.addoption("--roomquake-backend", choices=("docker", "local", "swarm"), default=None,
                     help="backend for experiments and stack fixtures (default: docker when an engine answers, else local)")
     group.addoption("--roomquake-report-dir", default=None, metavar="DIR",
                     help="where journals and HTML reports go (default: $ROOMQUAKE_JOURNAL_DIR or ./journals)")
@@ -230,8 +230,11 @@ class ExperimentItem(pytest.Item):
         self._prop("stack_reused", "yes" if lease.reused else "no")
         self._prop("journal", result.journal)
         self._prop("report", self.report_path)
+        # recovery times of disturbed checks only; a check that was never disturbed says so instead
         for check, seconds in (self.journal.get("recovery_times") or {}).items():
             self._prop(f"recovery_s:{check}", seconds)
+        for check in self.journal.get("not_disturbed") or []:
+            self._prop(f"outcome:{check}", "not_disturbed")
         if result.verdict is Verdict.ABORTED and result.reason.startswith("interrupted by"):
             raise KeyboardInterrupt(result.reason)
         if result.verdict is Verdict.ERRORED:

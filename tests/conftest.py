@@ -50,13 +50,18 @@ def docker_engine():
     client.close()
 
 
-def _load_compat_harness():
-    """tests/compat/harness.py (Node client projects): not a package, loaded by path once."""
-    spec = importlib.util.spec_from_file_location("roomquake_compat_harness", Path(__file__).parent / "compat" / "harness.py")
+def _load_helper(name: str, relative: str):
+    """A helper module of the tests (not a package), loaded by path once."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / relative)
     assert spec is not None and spec.loader is not None
     module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
     spec.loader.exec_module(module)
     return module
 
 
-node_project = _load_compat_harness().node_project  # fixture for tests/local/compat and tests/docker/compat
+# fixture for tests/local/compat and tests/docker/compat (Node client projects)
+node_project = _load_helper("roomquake_compat_harness", "compat/harness.py").node_project
+# fixture for tests/local/package and tests/docker/package (the wheel in a fresh virtualenv)
+installed_roomquake = _load_helper("roomquake_installed", "installed.py").installed_roomquake
+# strategies and bounds of the hostile-input and fuzz tests: `import roomquake_fuzzing`
+_load_helper("roomquake_fuzzing", "fuzzing.py")

@@ -9,8 +9,8 @@ import click
 
 
 @click.command(name="gameday")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Bring the stack up on this backend (default: docker when an engine answers).")
+@click.argument("file")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Bring the stack up on this backend (default: docker when an engine answers).")
 @click.option("--attach", metavar="RUN_ID", help="Drive a stack already up (roomquake stack up; 'latest' for the newest); it stays up.")
 @click.option("--auto", is_flag=True, help="Run the steps on their timeline without waiting for Enter.")
 @click.option("--profile", help="Timing profile of the stack file (e.g. gameday: real-world timings).")
@@ -34,15 +34,11 @@ def command(file: str, backend: str | None, attach: str | None, auto: bool, prof
       roomquake stack up --profile gameday && roomquake gameday --attach latest experiments/host-loss.yaml
       roomquake gameday --auto experiments/no-flap.yaml
     """
-    from chaos.experiment import validate_file
+    from chaos.cli.checking import check, refuse_if_invalid
+
+    refuse_if_invalid([check(file, backend)], f" in {file}")
     from chaos.gameday import run_gameday
 
-    _, problems = validate_file(file)
-    if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"roomquake: error: {len(problems)} problem(s) in {file}; nothing was run", err=True)
-        sys.exit(2)
     result = run_gameday(file, backend=backend, attach=attach, auto=auto, profile=profile, seed=seed,
                          journal_dir=Path(journal_dir) if journal_dir else None, report=Path(report) if report else None)
     sys.exit(result.run.exit_code)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from chaos.errors import UsageError
-from chaos.experiment.stackcheck import validate_with_stack as validate_file
+from chaos.problems import plural
 
 
 def experiment_files(folder: Path) -> list[Path]:
@@ -30,11 +30,14 @@ def command(folder: str) -> None:
     if not files:
         click.echo(f"{folder}: no experiment files (*.yaml, *.yml, *.json)")
         return
+    from chaos.cli.checking import check
+
     width = max(len(p.name) for p in files)
     for path in files:
-        experiment, problems = validate_file(path)
+        checked = check(path)
+        experiment, problems = checked.experiment, checked.problems
         if experiment is None:
-            click.echo(f"{path.name:<{width}}  INVALID ({len(problems)} problems; roomquake validate {path})")
+            click.echo(f"{path.name:<{width}}  INVALID ({plural(len(problems), 'problem')}; roomquake validate {path})")
             continue
         tags = f"  [{', '.join(experiment.tags)}]" if experiment.tags else ""
         weakness = "  (demonstrates a known weakness)" if experiment.known_weakness else ""

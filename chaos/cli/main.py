@@ -1,8 +1,11 @@
 """Entry point of ``roomquake``: a click group whose verbs load lazily.
 
 Each verb is a module in ``chaos.cli`` exposing a click command named
-``command``; importing only the verb that runs keeps start-up fast.
-User errors (``RoomquakeError``) become one line on stderr and an exit code.
+``command``. Listing the verbs (``roomquake --help``) reads the table below
+and imports none of them; running a verb imports only its module, so the
+command answers at once (``bench/cli.py`` measures it).
+User errors (``RoomquakeError``) become one line on stderr and an exit code
+(chaos.exits, shared with ``python -m chaos.proxy``).
 """
 
 from __future__ import annotations
@@ -16,33 +19,44 @@ import sys
 
 import click
 
-from chaos.errors import RoomquakeError
+from chaos.exits import exit_codes
 
-# verb -> module in chaos.cli. A verb whose module does not exist yet is hidden.
-VERBS: dict[str, str] = {
-    "run": "chaos.cli.run",
-    "validate": "chaos.cli.validate",
-    "list": "chaos.cli.list_cmd",
-    "schema": "chaos.cli.schema",
-    "stack": "chaos.cli.stack",
-    "proxy": "chaos.cli.proxy",
-    "images": "chaos.cli.images",
-    "report": "chaos.cli.report",
-    "gameday": "chaos.cli.gameday",
-    "clean": "chaos.cli.clean",
-    "explore": "chaos.cli.explore",
+# verb -> (module in chaos.cli, one-line help shown by `roomquake --help`).
+# A verb whose module does not exist is hidden.
+VERBS: dict[str, tuple[str, str]] = {
+    "run": ("chaos.cli.run", "Run experiment files and print their timeline and verdict."),
+    "validate": ("chaos.cli.validate", "Check experiment files; every problem as file:line:col."),
+    "list": ("chaos.cli.list_cmd", "List the experiments in a folder, with title and tags."),
+    "init": ("chaos.cli.init", "Start a project: copy the shipped experiments into a folder."),
+    "schema": ("chaos.cli.schema", "Print the JSON Schema of experiment files, for editors."),
+    "stack": ("chaos.cli.stack", "Bring a stack up, show it, take it down."),
+    "proxy": ("chaos.cli.proxy", "Serve the Toxiproxy-compatible fault proxy."),
+    "images": ("chaos.cli.images", "Build and list the stack's images (offline)."),
+    "report": ("chaos.cli.report", "Write the HTML report of a run from its journal."),
+    "history": ("chaos.cli.history", "Check the listeners' histories of a running stack (gaps, split brain, who came back)."),
+    "gameday": ("chaos.cli.gameday", "Run an experiment step by step with a live dashboard."),
+    "clean": ("chaos.cli.clean", "Remove what killed runs left behind."),
+    "cluster": ("chaos.cli.cluster", "A multi-node swarm on this machine (namespaces, one engine per node)."),
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(v for v, mod in VERBS.items() if importlib.util.find_spec(mod))
+        return sorted(verb for verb, (module, _) in VERBS.items() if importlib.util.find_spec(module))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        module = VERBS.get(name)
-        if module is None or importlib.util.find_spec(module) is None:
+        module = VERBS.get(name, ("", ""))[0]
+        if not module or importlib.util.find_spec(module) is None:
             return None
-        return importlib.import_module(module).command
+        command: click.Command = importlib.import_module(module).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The verbs and their one-line help from the table, without importing any of them."""
+        rows = [(verb, VERBS[verb][1]) for verb in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,7 +67,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     """roomquake: chaos experiments for live audio-room services.
 
     \b
+    Exit codes: 0 passed or valid, 1 deviated, 2 invalid input (a file that is
+    invalid, missing, unreadable or a folder; a bad flag), 3 aborted, 4 errored.
+
+    \b
     Example:
+      roomquake init my-project && cd my-project
       roomquake run experiments/edge-loss.yaml
     """
     ctx.ensure_object(dict)
@@ -104,32 +123,18 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    from chaos.signals import INTERRUPTS, Interrupted
+    from chaos.signals import INTERRUPTS
+
     args = list(sys.argv[1:] if argv is None else argv)
     if _verb(args) not in SIGNAL_AWARE:
         INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
         if INTERRUPTS.received:
             sys.exit(130)
     verbose = "--verbose" in args or "-v" in args[:1]
-    try:
+    # Third-party pydantic plugins (observability hooks) are looked up through
+    # every installed package's entry points on the first model: a few ms the
+    # CLI does not need. Set PYDANTIC_DISABLE_PLUGINS= (empty) to load them.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    with exit_codes("roomquake", verbose):
         cli.main(args=argv, prog_name="roomquake", standalone_mode=False)
         INTERRUPTS.check()  # a signal that came while a verb had no checkpoint left still ends in exit 3
-    except Interrupted as sig:
-        click.echo(f"roomquake: {sig}", err=True)
-        sys.exit(3)
-    except click.exceptions.Abort:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except RoomquakeError as err:
-        if verbose:
-            raise
-        click.echo(f"roomquake: error: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import click
 
-from chaos.experiment.stackcheck import validate_with_stack
-from chaos.run import RunOptions, Runner
+from chaos.cli.checking import check_all, refuse_if_invalid
 
 
 @click.command(name="run")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker when an engine answers, else local.")
 @click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
@@ -33,17 +32,14 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
       roomquake run --backend local experiments/*.yaml
       roomquake run --report experiments/edge-loss.yaml
     """
-    experiments = []
-    problems = []
-    for path in files:
-        experiment, found = validate_with_stack(path, backend)
-        problems.extend(found)
-        experiments.append((path, experiment))
-    if problems:
-        for problem in problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"roomquake: error: {len(problems)} problem(s); nothing was run", err=True)
-        sys.exit(2)
+    if backend is None and attach is None:
+        from chaos.stack import default_backend
+
+        backend = default_backend()  # chosen before validation, so what it cannot do is refused too (exit 2)
+    checked = check_all(files, backend)
+    refuse_if_invalid(checked)  # exit 2, nothing started
+    experiments = [(c.path, c.experiment) for c in checked]
+    from chaos.run import RunOptions, Runner
     from chaos.signals import INTERRUPTS
 
     results = []
@@ -70,6 +66,8 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             "exit_code": result.exit_code, "as_declared": result.as_declared, "seed": result.seed,
             "journal": str(result.journal),
             "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
+            "not_disturbed": [r.check for r in result.results if r.outcome == "not_disturbed"],
+            "unexpected_relaunches": _unexpected_relaunches(result.journal),
             "failed": [r.message for r in result.results if not r.ok],
         })
         if report:
@@ -83,6 +81,10 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             click.echo(f"{path}: {result.verdict.value.upper()}{declared} - {result.reason}")
             for name, seconds in results[-1]["recovery_times"].items():
                 click.echo(f"  recovered: {name} in {seconds:.2f}s")
+            for name in results[-1]["not_disturbed"]:
+                click.echo(f"  not disturbed: {name} (no recovery time)")
+            if results[-1]["unexpected_relaunches"]:
+                click.echo(f"  unexpected relaunches: {results[-1]['unexpected_relaunches']} (no fault active when their failure began)")
             click.echo(f"  journal: {result.journal}")
             if report:
                 click.echo(f"  report: {results[-1]['report']}")
@@ -91,3 +93,11 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     if INTERRUPTS.received:
         worst = 3  # aborted by a signal, whatever the runs before it did
     sys.exit(worst)
+
+
+def _unexpected_relaunches(journal: Path) -> int | None:
+    """Relaunches no injected fault explains, from the run's journal (None: not known)."""
+    try:
+        return json.loads(Path(journal).read_text(encoding="utf-8")).get("unexpected_relaunches")
+    except (OSError, ValueError):
+        return None

@@ -14,17 +14,19 @@ from pathlib import Path
 
 import click
 
-from chaos.stack.errors import StackFileError
-
 DEFAULT_FILE = "docker/stack.yaml"
 
 
-def _stack_file(path: str | None) -> Path:
-    chosen = path or os.environ.get("ROOMQUAKE_STACK") or DEFAULT_FILE
-    p = Path(chosen)
-    if not p.exists():
-        raise StackFileError(f"{chosen}: no such stack file (give one with --file or ROOMQUAKE_STACK)")
-    return p
+def _stack_file(ref: str | None) -> Path:
+    """--file (or $ROOMQUAKE_STACK): a stack file or a stack's name; default ./docker/stack.yaml, else the shipped stack."""
+    from chaos import shipped
+    from chaos.stack.find import find_stack
+
+    chosen = ref or os.environ.get("ROOMQUAKE_STACK")
+    if chosen:
+        return find_stack(chosen, None)
+    local = Path(DEFAULT_FILE)
+    return local if local.is_file() else shipped.stack_file()
 
 
 @click.group(name="stack")
@@ -40,8 +42,9 @@ def command() -> None:
 
 
 @command.command()
-@click.option("--file", "-f", "path", help=f"Stack file (default: $ROOMQUAKE_STACK or {DEFAULT_FILE}).")
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker if an engine answers, else local.")
+@click.option("--file", "-f", "path", metavar="FILE|NAME",
+              help=f"Stack file or stack name, e.g. audio-room (default: $ROOMQUAKE_STACK, ./{DEFAULT_FILE}, else audio-room).")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker if an engine answers, else local.")
 @click.option("--scale", help="Replica counts, e.g. edge=3,supervisor=4.")
 @click.option("--profile", help="Timing profile from the stack file, e.g. ci or gameday.")
 def up(path: str | None, backend: str | None, scale: str | None, profile: str | None) -> None:

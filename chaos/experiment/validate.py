@@ -10,139 +10,44 @@ parts of the file (ids used by ``after``, ``during``, ``known_weakness``).
 
 from __future__ import annotations
 
-import difflib
+import functools
 import json
-import re
-import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from pydantic import BaseModel, ValidationError
-
 from chaos.errors import UsageError
 from chaos.experiment import model as m
-from chaos.experiment.loader import Document, PathKey, SyntaxProblem, parse_text, read_document
+from chaos.experiment.expect import hit_refs
+from chaos.problems import Problem, Translator, field_name, plural, suggest
+from chaos.yamldoc import Document, PathKey, SyntaxProblem, parse_text, read_document
 
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    line: int
-    col: int
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+__all__ = ["ExperimentInvalid", "Problem", "field_name", "load_experiment", "suggest", "validate_document",
+           "validate_file", "validate_text"]
 
 
 class ExperimentInvalid(UsageError):
     """An experiment file has problems; ``problems`` holds every one of them."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        more = f" (and {plural(len(problems) - 1, 'more problem')})" if len(problems) > 1 else ""
         super().__init__(f"{problems[0]}{more}")
         self.problems = problems
 
 
-def field_name(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not _is_tag(part):
-            out += f".{part}" if out else part
-    return out or "experiment"
-
-
-def _is_tag(part: Any) -> bool:
-    return isinstance(part, str) and part.startswith(("step:", "fault:"))
-
-
-def _data_path(loc: Iterable[str | int]) -> PathKey:
-    return tuple(p for p in loc if not _is_tag(p))
-
-
-def suggest(word: str, known: Iterable[str]) -> str:
-    known = sorted(set(known))
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return f"known: {', '.join(known)}"
-
-
 # ------------------------------------------------------------- model errors -> problems
 
-_TAG_MODELS: dict[str, type[BaseModel]] = {
-    "step:check": m.CheckStep,
-    "step:wait": m.WaitStep,
-    "step:parallel": m.ParallelStep,
-}
+
+def _tags() -> dict[str, Any]:
+    """The discriminator tags of method steps and faults (model.py), and the model each stands for."""
+    tags: dict[str, Any] = {"step:fault": m.FaultStep, "step:check": m.CheckStep, "step:wait": m.WaitStep, "step:parallel": m.ParallelStep}
+    tags.update({f"fault:{name}": cls for name, cls in m.FAULTS.items()})
+    return tags
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    """The single model class inside Optional[...] / list[...] / dict[..., ...], if any."""
-    found: list[type[BaseModel]] = []
-
-    def walk(ann: Any) -> None:
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            found.append(ann)
-            return
-        for arg in typing.get_args(ann):
-            walk(arg)
-
-    walk(annotation)
-    return found[0] if len(set(found)) == 1 else None
-
-
-def _keys_of(cls: type[BaseModel]) -> list[str]:
-    return [f.alias or name for name, f in cls.model_fields.items()]
-
-
-def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model class whose mapping sits at ``loc`` (loc as pydantic reports it, tags included)."""
-    cls: type[BaseModel] | None = m.Experiment
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if part.startswith("fault:"):
-            cls = m.FAULTS.get(part[6:])
-            continue
-        if part.startswith("step:"):
-            cls = _TAG_MODELS.get(part, cls)
-            continue
-        if cls is None:
-            return None
-        fields = {f.alias or name: f for name, f in cls.model_fields.items()}
-        if part not in fields:
-            return None
-        cls = _inner_model(fields[part].annotation)
-    return cls
-
-
-def _describe_input(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return "a mapping" if isinstance(value, dict) else "a list"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _model_problem(doc: Document, err: Any) -> Problem:
-    loc: tuple[str | int, ...] = tuple(err["loc"])
-    path = _data_path(loc)
-    kind = err["type"]
-    ctx = err.get("ctx") or {}
-    field = field_name(loc)
-    if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
-        hint = suggest(str(loc[-1]), _keys_of(parent)) if parent else ""
-        line, col = doc.positions.of_key(path)
-        return Problem(line, col, doc.path, field, f"unknown key; {hint}".rstrip("; "))
-    if kind == "missing":
-        line, col = doc.positions.of_value(path[:-1])
-        return Problem(line, col, doc.path, field, "required key is missing")
+def _special(doc: Document, err: dict[str, Any], path: PathKey, field: str) -> Problem | None:
+    """The experiment's own wording for unknown faults and steps without a kind."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    loc = tuple(err["loc"])
     if kind == "union_tag_invalid" and str(ctx.get("tag", "")).startswith("fault:"):
         given = str(ctx["tag"])[6:]
         line, col = doc.positions.of_value((*path, "fault"))
@@ -154,20 +59,19 @@ def _model_problem(doc: Document, err: Any) -> Problem:
             return Problem(line, col, doc.path, f"{field}.fault", "fault must be a name, e.g. latency or kill")
         keys = ", ".join(m.STEP_KEYS) if loc and loc[-2:-1] != ("parallel",) else "fault, probe"
         return Problem(line, col, doc.path, field, f"a method step needs one of the keys {keys}")
-    line, col = doc.positions.of_value(path)
-    if kind == "value_error":
-        message = str(ctx.get("error", err["msg"]))
-    elif kind == "string_pattern_mismatch":
-        message = f"'{err['input']}' is not a link; write client->server, e.g. edge->state" if loc[-1] == "link" else (
-            f"'{err['input']}' is not a valid name; use letters, digits, '.', '_' and '-'"
-        )
-    elif kind == "string_too_short":
-        message = "must not be empty"
-    else:
-        message = err["msg"].replace("Input should be", "should be")
-        if "input" in err and not isinstance(err["input"], (dict, list)) and kind != "literal_error":
-            message += f", got {_describe_input(err['input'])}"
-    return Problem(line, col, doc.path, field, message)
+    if kind == "string_pattern_mismatch":
+        if loc[-1] == "link":
+            message = f"'{err['input']}' is not a link; write client->server, e.g. edge->state"
+        else:
+            message = f"'{err['input']}' is not a valid name; use letters, digits, '.', '_' and '-'"
+        line, col = doc.positions.of_value(path)
+        return Problem(line, col, doc.path, field, message)
+    return None
+
+
+@functools.cache
+def translator() -> Translator:
+    return Translator(m.Experiment, _tags(), "experiment", _special)
 
 
 def _get(data: Any, path: PathKey) -> Any:
@@ -183,16 +87,15 @@ def _get(data: Any, path: PathKey) -> Any:
 
 
 def _steps(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
-    for i, step in enumerate(data.get("method") or []):
+    method = data.get("method")
+    for i, step in enumerate(method if isinstance(method, list) else []):
         if not isinstance(step, dict):
             continue
         yield ("method", i), step
-        for j, sub in enumerate(step.get("parallel") or [] if isinstance(step.get("parallel"), list) else []):
+        parallel = step.get("parallel")
+        for j, sub in enumerate(parallel if isinstance(parallel, list) else []):
             if isinstance(sub, dict):
                 yield ("method", i, "parallel", j), sub
-
-
-HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
 
 
 def _checks(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
@@ -244,6 +147,11 @@ def _cross_problems(doc: Document) -> list[Problem]:
             if isinstance(item, dict):
                 register((section, i), item, "check")
 
+    history = data.get("history")
+    if isinstance(history, dict):
+        prefix = history.get("id") if isinstance(history.get("id"), str) else "history"
+        check_ids.update(f"{prefix}.{key}" for key in m.HISTORY_ASSERTIONS if key in history)
+
     for path, step in _steps(data):
         during = step.get("during")
         if isinstance(during, str) and during not in fault_ids:
@@ -254,7 +162,7 @@ def _cross_problems(doc: Document) -> list[Problem]:
         if isinstance(after, str) and after not in every_step:
             at(("recovery", i, "after"), f"no method step with id '{after}'; {suggest(after, every_step) if every_step else 'give the step an id'}")
     for path, item in _checks(data):
-        for ref in HIT_REF.findall(json.dumps(item.get("expect"))):
+        for ref in hit_refs(json.dumps(item.get("expect"))):
             if ref not in fault_ids:
                 known = suggest(ref, fault_ids) if fault_ids else "give the fault an id"
                 at((*path, "expect"), f"{{{ref}.hit}} names no fault step; {known}")
@@ -287,6 +195,8 @@ def _drop_suggested_missing(problems: list[Problem]) -> list[Problem]:
 
 
 def validate_document(doc: Document) -> tuple[m.Experiment | None, list[Problem]]:
+    from pydantic import ValidationError
+
     if not isinstance(doc.data, dict):
         what = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
         return None, [Problem(1, 1, doc.path, "experiment", f"an experiment file is a mapping with at least a title, not {what}")]
@@ -295,7 +205,7 @@ def validate_document(doc: Document) -> tuple[m.Experiment | None, list[Problem]
     try:
         experiment = m.Experiment.model_validate(doc.data)
     except ValidationError as err:
-        problems.extend(_model_problem(doc, e) for e in err.errors())
+        problems.extend(translator().problems(doc, err.errors(include_url=False)))
     problems.extend(_cross_problems(doc))
     unique = sorted(set(_drop_suggested_missing(problems)))
     return (experiment if not unique else None), unique
@@ -310,7 +220,7 @@ def validate_text(text: str, path: str = "<string>") -> tuple[m.Experiment | Non
 
 def validate_file(path: str | Path) -> tuple[m.Experiment | None, list[Problem]]:
     try:
-        doc = read_document(path)
+        doc = read_document(path, "experiment file")
     except SyntaxProblem as err:
         return None, [Problem(err.line, err.col, str(path), "file", err.message)]
     return validate_document(doc)

@@ -39,8 +39,10 @@ BASE_TRIM = (
 
 
 def _default_root() -> Path:
-    # chaos/images/config.py -> project root (an editable install or a checkout).
-    return Path(__file__).resolve().parents[2]
+    # docker/, constraints.txt and pyproject.toml: the installed package's own copies, or the checkout's.
+    from chaos import shipped
+
+    return shipped.root()
 
 
 def _default_cache() -> Path:
@@ -85,9 +87,16 @@ class ImageConfig:
         return self.docker_dir / "Dockerfile.proxy"
 
     @property
+    def chaos_dir(self) -> Path:
+        """The toolkit's package: the checkout's chaos/, or the installed package (its root holds no chaos/)."""
+        from chaos import shipped
+
+        return self.root / "chaos" if (self.root / "chaos").is_dir() else shipped.PACKAGE
+
+    @property
     def sources(self) -> dict[str, Path]:
         """Folders copied into the services image, by their name in the build context."""
-        return {"chaos": self.root / "chaos", "audioroom": self.docker_dir / "audioroom"}
+        return {"chaos": self.chaos_dir, "audioroom": self.docker_dir / "audioroom"}
 
     @property
     def constraints(self) -> Path:

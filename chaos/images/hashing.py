@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # Build by-products that never belong in an image nor in its hash.
-IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"})
+# _shipped: an installed package's copy of docker/ and experiments/ (chaos.shipped), not toolkit code.
+IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "_shipped"})
 IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 
 

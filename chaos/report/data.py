@@ -58,6 +58,11 @@ class ReportData:
     events: list[tuple[float, str, str]]  # t, kind, text
     missing_roles: list[str] = field(default_factory=list)
     start: float = 0.0  # chart start: a second before the first sample (bring-up is not charted)
+    history: dict[str, Any] | None = None  # journal["history"]: the listeners' histories, checked
+    history_results: list[dict[str, Any]] = field(default_factory=list)  # the history assertions judged
+    relaunch_audit: list[dict[str, Any]] | None = None  # attributed relaunch records (None: not known)
+    unexpected_relaunches: int | None = None
+    t0_wall: float | None = None  # wall time of run t=0 (turns wall stamps of histories into run seconds)
 
 
 def _points(raw: list[list[Any]]) -> list[Point]:
@@ -175,6 +180,15 @@ def event_text(event: dict[str, Any]) -> str:
             return f"abort: {event.get('reason')}"
         case "run_error":
             return f"error in {event.get('phase')}: {event.get('message')}"
+        case "history_checked":
+            p99 = event.get("max_gap_p99_s")
+            return (f"history of {event.get('room')}: {event.get('listeners')} listeners, largest gap p99 "
+                    f"{'none' if p99 is None else f'{p99:.2f}s'}, {event.get('never_heard_relaunch')} never heard the relaunch, "
+                    f"{event.get('split_brain')} split brain")
+        case "relaunches_audited":
+            if event.get("unexpected") is None:
+                return f"relaunches of {event.get('room')}: not known"
+            return f"relaunches of {event.get('room')}: {len(event.get('relaunches') or [])}, unexpected: {event.get('unexpected')}"
         case "verdict_reached":
             return f"verdict {str(event.get('verdict')).upper()}: {event.get('reason')}"
         case "operator_note":
@@ -230,4 +244,9 @@ def extract(journal: dict[str, Any]) -> ReportData:
         events=[(float(e.get("t", 0.0)), str(e.get("kind", "?")), event_text(e)) for e in events],
         missing_roles=missing,
         start=start,
+        history=journal.get("history") if isinstance(journal.get("history"), dict) else None,
+        history_results=[a for a in journal.get("assertions") or [] if a.get("phase") == "history"],
+        relaunch_audit=journal.get("relaunches") if isinstance(journal.get("relaunches"), list) else None,
+        unexpected_relaunches=journal.get("unexpected_relaunches"),
+        t0_wall=journal.get("t0_wall") if isinstance(journal.get("t0_wall"), (int, float)) else None,
     )

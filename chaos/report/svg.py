@@ -7,6 +7,7 @@ a mail attachment or a CI artifact viewer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 
 from chaos.report.data import Marker, Panel, ReportData, Strip, Window
@@ -16,6 +17,12 @@ LEFT, RIGHT = 130, 20
 PANEL_H = 130
 STRIP_H = 26
 GAP = 18
+# Labels: rows are assigned so that no two overlap (text widths estimated
+# generously: ~4.8 px per character of the 9-10 px font in Chromium, 5.6 here)
+# and each is painted over a white halo, so a marker line behind it stays readable.
+CHAR_W = 5.6
+ROW_H = 11
+HALO = 'stroke="#fff" stroke-width="3" stroke-linejoin="round" paint-order="stroke"'
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 STRIP_COLORS = ("#cfe8cf", "#fde2b8", "#f8c9c9", "#d6e4f5", "#e8d9f2", "#e0e0e0")
 
@@ -44,6 +51,38 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+@dataclass(frozen=True)
+class Placed:
+    x: float  # where the text is anchored
+    anchor: str  # "start" | "end"
+    row: int
+    text: str
+
+
+def place_labels(marks: list[tuple[float, str]], left: float = 0.0, right: float = WIDTH) -> list[Placed]:
+    """Rows for labels of markers at x: each label starts right of its marker (or ends left of it near
+    the right edge) in the first row where it overlaps no label already placed."""
+    rows: list[list[tuple[float, float]]] = []
+    placed = []
+    for x, text in sorted(marks, key=lambda m: m[0]):
+        width = CHAR_W * len(text) + 4
+        if x + 2 + width <= right or x - 2 - width < left:
+            anchor, span = "start", (x + 2, x + 2 + width)
+        else:
+            anchor, span = "end", (x - 2 - width, x - 2)
+        row = next((i for i, taken in enumerate(rows) if all(span[1] + 3 <= a or b + 3 <= span[0] for a, b in taken)),
+                   len(rows))
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        placed.append(Placed(x + 2 if anchor == "start" else x - 2, anchor, row, text))
+    return placed
+
+
+def rows_of(placed: list[Placed]) -> int:
+    return 1 + max((p.row for p in placed), default=-1)
+
+
 class Axis:
     def __init__(self, start: float, end: float) -> None:
         self.start = start
@@ -62,8 +101,10 @@ def _windows(axis: Axis, windows: list[Window], top: float, height: float, label
         out.append(f'<rect class="fault-window" x="{x0:.1f}" y="{top:.1f}" width="{max(1.5, x1 - x0):.1f}" '
                    f'height="{height:.1f}" fill="{fill}" fill-opacity="0.28"><title>{escape(w.label)}: '
                    f't={w.start:.2f}s..{w.end:.2f}s</title></rect>')
-        if labels:
-            out.append(f'<text x="{x0 + 3:.1f}" y="{top + 11:.1f}" font-size="10" fill="#8c3a12">{escape(w.label)}</text>')
+    if labels:  # stacked down from the panel's top edge
+        for p in place_labels([(axis.x(w.start), w.label) for w in windows], LEFT, WIDTH - RIGHT):
+            out.append(f'<text class="label fault-label" x="{p.x:.1f}" y="{top + 11 + ROW_H * p.row:.1f}" '
+                       f'text-anchor="{p.anchor}" font-size="10" fill="#8c3a12" {HALO}>{escape(p.text)}</text>')
     return out
 
 
@@ -73,8 +114,10 @@ def _relaunches(axis: Axis, marks: list[Marker], top: float, height: float, labe
         x = axis.x(mk.t)
         out.append(f'<line class="relaunch" x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{top + height:.1f}" '
                    f'stroke="#6a3d9a" stroke-width="1.5" stroke-dasharray="4 3"><title>{escape(mk.label)} at t={mk.t:.2f}s</title></line>')
-        if labels:
-            out.append(f'<text x="{x + 3:.1f}" y="{top + height - 4:.1f}" font-size="10" fill="#6a3d9a">{escape(mk.label)}</text>')
+    if labels:  # stacked up from the panel's bottom edge
+        for p in place_labels([(axis.x(mk.t), mk.label) for mk in marks], LEFT, WIDTH - RIGHT):
+            out.append(f'<text class="label relaunch-label" x="{p.x:.1f}" y="{top + height - 4 - ROW_H * p.row:.1f}" '
+                       f'text-anchor="{p.anchor}" font-size="10" fill="#6a3d9a" {HALO}>{escape(p.text)}</text>')
     return out
 
 
@@ -115,7 +158,7 @@ def _panel(axis: Axis, panel: Panel, top: float, data: ReportData, first: bool) 
         out.append(f'<text x="{LEFT + 8 + 260 * i}" y="{top + PANEL_H + 12}" font-size="11" fill="{color}">'
                    f'&#9632; {escape(key)}{note}</text>')
     out += _relaunches(axis, data.relaunches, top, PANEL_H, labels=first)
-    out.append(f'<text x="{LEFT + 6}" y="{top - 4}" font-size="12" font-weight="bold" fill="#222">{escape(panel.title)}</text>')
+    out.append(f'<text class="panel-title" x="{LEFT + 6}" y="{top - 4}" font-size="12" font-weight="bold" fill="#222">{escape(panel.title)}</text>')
     out.append("</g>")
     return out
 
@@ -136,18 +179,16 @@ def _strip(axis: Axis, strip: Strip, top: float, colors: dict[str, str]) -> list
 
 def chart(data: ReportData) -> str:
     axis = Axis(data.start, data.duration)
-    top = 36.0
     body: list[str] = []
-    last_x, row = -1e9, 0
-    for mk in data.phases:
-        if mk.t < axis.start:
-            continue
-        x = axis.x(mk.t)
-        row = row + 1 if x - last_x < 90 else 0  # stagger labels of phases close together
-        last_x = x
-        y = 9 + 9 * (row % 3)
-        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y + 2}" y2="34" stroke="#aaa"/>'
-                    f'<text x="{x + 2:.1f}" y="{y}" font-size="9" fill="#666">{escape(mk.label)}</text>')
+    # Phase labels above the panels, in as many rows as they need; lines first, labels over them.
+    phases = place_labels([(axis.x(mk.t), mk.label) for mk in data.phases if mk.t >= axis.start], 0, WIDTH)
+    top = 12.0 + ROW_H * rows_of(phases)
+    for p in phases:
+        x = p.x - 2 if p.anchor == "start" else p.x + 2
+        body.append(f'<line class="phase" x1="{x:.1f}" x2="{x:.1f}" y1="{10 + ROW_H * p.row}" y2="{top - 2:.0f}" stroke="#aaa"/>')
+    for p in phases:
+        body.append(f'<text class="label phase-label" x="{p.x:.1f}" y="{9 + ROW_H * p.row}" text-anchor="{p.anchor}" '
+                    f'font-size="9" fill="#666" {HALO}>{escape(p.text)}</text>')
     for i, panel in enumerate(data.panels):
         body += _panel(axis, panel, top + 14, data, first=i == 0)
         top += PANEL_H + 14 + GAP + 8

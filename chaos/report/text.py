@@ -46,8 +46,22 @@ def explain(journal: dict[str, Any], report: str | None = None, around: float = 
             f"failed assertion {a.get('check')} ({str(a.get('phase', '')).replace('_', ' ')}, {a.get('mode')}): probe {a.get('probe')}",
             f"  expected: {a.get('expect')}",
             f"  observed: {last}",
-            f"  {a.get('message')}",
         ]
+        if a.get("outcome") == "not_disturbed":
+            lines.append("  outcome: not disturbed (the probe never failed after the fault: nothing recovered, no recovery time)")
+        lines.append(f"  {a.get('message')}")
+    found = (journal.get("history") or {}).get("report")
+    if found and any(a.get("phase") == "history" for a in failed):
+        p99 = found.get("max_gap_p99_s")
+        lines.append(
+            f"listener histories of {found['room']}: {found['listeners']} listeners, "
+            f"{found['never_heard_count']} never heard the relaunched room, largest gap p99 "
+            f"{'none' if p99 is None else f'{p99:.2f}s'}, {found['split_brain_count']} split brain, "
+            f"{found['duplicates']} duplicates, {found['out_of_order']} out of order")
+    odd = [r for r in journal.get("relaunches") or [] if r.get("unexpected")]
+    if odd:
+        shown = ", ".join(f"generation {r.get('generation')} ({r.get('reason')}, failure began at t={r.get('failed_t')}s)" for r in odd)
+        lines.append(f"unexpected relaunches (no fault active when their failure began): {len(odd)}: {shown}")
     first = failed[0] if failed else None
     t = _failure_time(journal, first)
     start, end = t - around, t + around

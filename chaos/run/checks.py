@@ -1,10 +1,16 @@
-"""Judging probes: once, within a deadline (polled with tenacity), or throughout a window.
+"""Judging probes: once, within a deadline, after a disturbance, or throughout a window.
 
 Each judgement returns an ``Outcome`` whose message says which assertion,
 what was expected, what was observed and when, e.g.
 
     recovery[1] crowd.connected_ratio: expected >= 0.9 within 30s of method end;
     not met by t=41.20s; last observed 0.42 at t=41.18s (min 0.10, max 0.45, 120 samples)
+
+A recovery is judged from the sampler's reads (``Read``: when the read
+started, when its value was in hand, the value): the probe must first be
+seen failing on a read that *started* once the fault's injection began, then
+passing on a later read whose value was in hand by the deadline. A probe
+that never failed was not disturbed: nothing recovered, no recovery time.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import tenacity
 
 from chaos.experiment.durations import format_duration
 from chaos.experiment.expect import Expectation
-from chaos.run.observe import Watch
+from chaos.run.observe import Read, Watch
 
 Reader = Callable[[], Any]
+EVIDENCE_WAIT_S = 2.0  # how long a check whose deadline has passed waits for one read to show in its message
 
 
 @dataclass
@@ -28,6 +35,35 @@ class Outcome:
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)
     first_ok_t: float | None = None
+    status: str = ""  # ok | failed | not_disturbed ("" : ok or failed, from ok)
+    disturbed_at: float | None = None  # t of the first failing read after the fault
+    disturbed_by: str | None = None  # "value" (read, and not as expected) | "unreadable" (no value)
+    recovery_s: float | None = None  # anchor -> first pass after the disturbance; None when not disturbed
+
+    @property
+    def outcome(self) -> str:
+        return self.status or ("ok" if self.ok else "failed")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    first_fail: Read | None  # the first read (started at or after ``since``) that failed
+    first_ok: Read | None  # the first passing read (after ``first_fail`` when a disturbance is required)
+    reads: list[Read]
+
+
+def assess(reads: list[Read], expect: Expectation, since: float, end: float, disturbance: bool) -> Assessment:
+    """Pure judgement of reads: only reads started at or after ``since`` and in hand by ``end`` count."""
+    eligible = sorted((r for r in reads if r.started >= since and r.t <= end), key=lambda r: r.t)
+    first_fail = None
+    if disturbance:
+        first_fail = next((r for r in eligible if not expect.holds(r.value)), None)
+        if first_fail is None:
+            return Assessment(None, None, eligible)
+        first_ok = next((r for r in eligible if r.t > first_fail.t and expect.holds(r.value)), None)
+    else:
+        first_ok = next((r for r in eligible if expect.holds(r.value)), None)
+    return Assessment(first_fail, first_ok, eligible)
 
 
 def format_value(value: Any) -> str:
@@ -66,8 +102,9 @@ def within(
 
     def attempt() -> bool:
         value = read()
-        observed.append((now(), value))
-        return expect.holds(value)
+        t = now()
+        observed.append((t, value))
+        return expect.holds(value) and t <= end_t  # a value in hand after the deadline never passes
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(max(0.0, end_t - now())) | tenacity.stop_when_event_set(stop),
@@ -82,12 +119,90 @@ def within(
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
         return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
+    if observed and observed[-1][0] > end_t and expect.holds(observed[-1][1]):
+        t, value = observed[-1]
+        return Outcome(False, f"{label}: expected {expect} {when}; observed {format_value(value)} only at t={t:.2f}s, "
+                              f"{t - anchor_t:.2f}s after {anchor_name} (past the deadline)", observed)
     if stop.is_set() and now() < end_t:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)
     return Outcome(
         False,
         f"{label}: expected {expect} {when}; not met by t={now():.2f}s; last observed {_last(observed)} ({_summary(observed)})",
         observed,
+    )
+
+
+def from_reads(
+    label: str, reads: Callable[[], list[Read]], expect: Expectation, now: Callable[[], float], stop: threading.Event,
+    *, since: float, anchor_t: float, deadline_s: float, anchor_name: str,
+    disturbance: bool = False, since_name: str = "", undisturbed_ok: bool = False, poll: float = 0.05,
+) -> Outcome:
+    """Wait until the reads settle the question or the deadline passes, then judge them.
+
+    ``disturbance``: a recovery; the probe must fail on a read started at or
+    after ``since`` (the fault's injection) before a pass counts, and the
+    recovery time runs from ``anchor_t`` to that pass. Without it: the first
+    pass after ``since`` (steady state, method checks).
+    """
+    end = anchor_t + deadline_s
+    when = f"within {format_duration(deadline_s)} of {anchor_name}"
+    while True:
+        closed = now() > end  # read before the reads: every read in hand by the deadline is in the snapshot
+        snapshot = reads()
+        found = assess(snapshot, expect, since, end, disturbance)
+        if found.first_ok is not None or closed or stop.is_set():
+            break
+        stop.wait(poll)
+    # a deadline already past when judging began (a very short one): wait a little for one read made
+    # after `since`, so that the message can say what the probe showed (it cannot pass any more)
+    waited_until = now() + EVIDENCE_WAIT_S
+    while found.first_ok is None and not stop.is_set() and now() < waited_until:
+        if any(r.started >= since for r in snapshot):
+            break
+        stop.wait(poll)
+        snapshot = reads()
+    # what was observed, for the message and the journal: also what came in after the deadline (it does not count)
+    observed = [(r.t, r.value) for r in sorted(snapshot, key=lambda r: r.t) if r.started >= since]
+    ok = found.first_ok
+    if ok is not None:
+        took = max(0.0, ok.t - anchor_t)
+        if not disturbance:
+            return Outcome(True, f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when})",
+                           observed, ok.t)
+        fail = found.first_fail
+        assert fail is not None
+        by = "unreadable" if fail.value is None else "value"
+        early = f" (already back at t={ok.t:.2f}s, before {anchor_name})" if ok.t < anchor_t else ""
+        return Outcome(
+            True,
+            f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
+            f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
+            observed, ok.t, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
+        )
+    if stop.is_set() and not closed:
+        return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)
+    fail = found.first_fail
+    if disturbance and fail is None:
+        if not found.reads:
+            return Outcome(False, f"{label}: expected {expect} {when}; no sample of the probe was in hand between "
+                                  f"{since_name} (t={since:.2f}s) and the deadline (t={end:.2f}s): nothing to judge by; "
+                                  f"last observed {_last(observed)}", observed)
+        verdict = ("accepted (undisturbed: pass)" if undisturbed_ok else
+                   "a recovery check that sees no disturbance measures nothing; set undisturbed: pass if that is acceptable")
+        return Outcome(
+            undisturbed_ok,
+            f"{label}: not disturbed: {expect} held at all {len(found.reads)} samples from {since_name} "
+            f"(t={since:.2f}s) to the deadline (t={end:.2f}s), so nothing recovered and no recovery time is recorded; "
+            f"{verdict}",
+            observed, status="not_disturbed",
+        )
+    disturbed = f"; disturbed at t={fail.t:.2f}s" if fail is not None else ""
+    return Outcome(
+        False,
+        f"{label}: expected {expect} {when}; not met by t={end:.2f}s{disturbed}; last observed {_last(observed)} "
+        f"({_summary(observed)})",
+        observed, disturbed_at=fail.t if fail is not None else None,
+        disturbed_by=None if fail is None else ("unreadable" if fail.value is None else "value"),
     )
 
 

@@ -102,16 +102,6 @@ class FaultRolledBack(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckStarted(Event):
-    check: str
-    phase: str
-    probe: str
-    expect: str
-    mode: str  # once | within | throughout
-    deadline_s: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class CheckResult(Event):
     check: str
     phase: str
@@ -121,8 +111,36 @@ class CheckResult(Event):
     ok: bool
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)  # (t, value), latest last
-    recovery_s: float | None = None  # within: time from the anchor to the first pass
+    recovery_s: float | None = None  # recovery within: anchor -> first pass after an observed disturbance; else None
     anchor: str | None = None
+    outcome: str = ""  # ok | failed | not_disturbed (a recovery whose probe never failed after the fault)
+    disturbed_at: float | None = None  # recovery within: t of the first failing read after the fault
+    disturbed_by: str | None = None  # "value" | "unreadable"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryChecked(Event):
+    """The listeners' histories were read and checked (chaos.checkers.history); assertions follow as CheckResults."""
+
+    room: str
+    listeners: int
+    max_gap_p99_s: float | None
+    never_heard_relaunch: int
+    split_brain: int
+    duplicates: int
+    out_of_order: int
+    back_within: list[dict[str, Any]]  # per relaunch: generation, listeners, fractions back
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaunchesAudited(Event):
+    """The system's relaunch records, each attributed to the faults active when its failure began."""
+
+    room: str
+    relaunches: list[dict[str, Any]]  # chaos.checkers.relaunches.Attributed.to_json()
+    unexpected: int | None  # None: the stack declares no relaunch records, or none could be read
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +160,16 @@ class RunError(Event):
 @dataclass(frozen=True, kw_only=True)
 class Note(Event):
     message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RelaunchSeen(Event):
+    """The stack's relaunch counter went up between two samples (chaos.run.relaunches)."""
+
+    probe: str  # the sampled probe, e.g. room.relaunches{room=launch}
+    count: int
+    previous: int
+    message: str = ""  # the same as one line, for readers that know no relaunch_seen
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,9 @@ The sampler gives every key probe of the experiment its own thread that
 reads it every ``sample_every`` (so one slow probe, e.g. on a paused
 service, cannot slow the others below the rate), records ``(t, value)`` and
 passes the sample to the watchers: ``throughout`` windows and abort
-conditions are judged from these samples.
+conditions are judged from these samples. It also keeps every read with the
+time it *started* (``reads(key)``): recovery and deadline checks are judged
+from those, so a value is never credited to a moment before it was asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Callable
 from pydantic import TypeAdapter, ValidationError
 
 from chaos.errors import UsageError
+from chaos.problems import suggest
 from chaos.experiment.expect import Expectation
 
 Value = Any
@@ -47,8 +50,6 @@ class ProbeReader:
             return
         known = getattr(getattr(self.stack, "spec", None), "probes", None)
         if known is not None and ref not in known:
-            from chaos.experiment.validate import suggest
-
             raise UsageError(f"unknown probe {ref!r}; {suggest(ref, known)}")
 
     def _spec(self, ref: dict[str, Any]) -> Any:
@@ -78,6 +79,15 @@ class ProbeReader:
             return None
         self.errors.pop(key, None)
         return value
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read of a probe: when it started, when its value was in hand (the series' time), the value."""
+
+    started: float
+    t: float
+    value: Value
 
 
 @dataclass
@@ -175,6 +185,8 @@ class Sampler:
         self.every = every
         self.series = Series()
         self._probes: dict[str, tuple[str | dict[str, Any], dict[str, Any]]] = {}
+        self._every: dict[str, float] = {}
+        self._reads: dict[str, list[Read]] = {}
         self._watches: dict[str, list[Watch | AbortWatch]] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -183,10 +195,17 @@ class Sampler:
         self._pool: ThreadPoolExecutor | None = None
         self._busy: dict[str, int] = {}
 
-    def add_probe(self, ref: str | dict[str, Any], params: dict[str, Any]) -> str:
+    def add_probe(self, ref: str | dict[str, Any], params: dict[str, Any], every: float | None = None) -> str:
+        """Sample this probe (at ``every`` if that is more often than the sampler's rate)."""
         key = probe_key(ref, params)
         self._probes.setdefault(key, (ref, params))
+        self._every[key] = min(self._every.get(key, self.every), every or self.every)
         return key
+
+    def reads(self, key: str) -> list[Read]:
+        """Every read of ``key`` so far, in the order their values came in."""
+        with self._lock:
+            return list(self._reads.get(key, ()))
 
     def watch(self, watch: Watch | AbortWatch) -> None:
         with self._lock:
@@ -211,11 +230,12 @@ class Sampler:
                     self._pool.submit(self._sample, key, ref, params)
                 except RuntimeError:  # pool shut down: we are stopping
                     return
-            next_at = max(next_at + self.every, self.now())
+            next_at = max(next_at + self._every.get(key, self.every), self.now())
             self._halt.wait(max(0.0, next_at - self.now()))
 
     def _sample(self, key: str, ref: str | dict[str, Any], params: dict[str, Any]) -> None:
         try:
+            started = self.now()
             try:
                 value = self.reader.read(ref, params)
             except Exception as err:  # noqa: BLE001 - keep sampling the other probes
@@ -226,6 +246,7 @@ class Sampler:
             t = self.now()
             self.series.add(key, t, value)
             with self._lock:
+                self._reads.setdefault(key, []).append(Read(started, t, value))
                 watches = list(self._watches.get(key, ()))
             for watch in watches:
                 watch.feed(t, value)

@@ -13,7 +13,7 @@ def line_for(event: ev.Event) -> str | None:
     """One line per event worth showing; None for the rest."""
     match event:
         case ev.RunStarted():
-            return f"run {event.run_id}: {event.title} (seed {event.seed}, backend {event.backend}, {event.mode.replace('_', ' ')})"
+            return f"run {event.run_id}: {event.title} (seed {event.seed}, {_how(event)})"
         case ev.PhaseStarted(phase=phase) if phase in ("steady_state_before", "method", "recovery", "steady_state_after", "rollback"):
             return f"-- {phase.replace('_', ' ')}"
         case ev.StackReady():
@@ -28,16 +28,35 @@ def line_for(event: ev.Event) -> str | None:
             if event.reason == "nothing to undo":
                 return f"fault {event.fault} [{event.step}] done (nothing to undo, {event.active_s:.2f}s)"
             return f"fault {event.fault} [{event.step}] {state} ({event.reason}, active {event.active_s:.2f}s)"
+        case ev.CheckResult() if event.ok and event.outcome == "not_disturbed":
+            return f"ok   {event.phase.replace('_', ' ')}: {event.check}: not disturbed (accepted; no recovery time)"
         case ev.CheckResult() if event.ok:
             took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
             last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"
+        case ev.HistoryChecked():
+            back = "; ".join(f"gen {r['generation']}: " + ", ".join(f"{f if f is None else round(f, 3)} back within {k}s"
+                                                                    for k, f in r["fractions"].items())
+                             for r in event.back_within)
+            p99 = "none" if event.max_gap_p99_s is None else f"{event.max_gap_p99_s:.2f}s"
+            return (f"history of {event.room}: {event.listeners} listeners, largest gap p99 {p99}, "
+                    f"{event.never_heard_relaunch} never heard the relaunch, {event.split_brain} split brain, "
+                    f"{event.duplicates} duplicates, {event.out_of_order} out of order" + (f"; {back}" if back else ""))
+        case ev.RelaunchesAudited() if event.unexpected is None:
+            return f"relaunches of {event.room}: not known ({'; '.join(event.errors) or 'the stack declares no relaunch records'})"
+        case ev.RelaunchesAudited():
+            odd = [r for r in event.relaunches if r.get("unexpected")]
+            shown = ", ".join(f"gen {r['generation']} (failure at t={r['failed_t']})" for r in odd)
+            return (f"relaunches of {event.room}: {len(event.relaunches)}, unexpected (no fault active): {event.unexpected}"
+                    + (f": {shown}" if shown else ""))
         case ev.AbortTriggered():
             return f"ABORT: {event.reason}"
         case ev.RunError():
             return f"ERROR in {event.phase}: {event.message}"
+        case ev.RelaunchSeen():
+            return f"relaunch #{event.count} seen ({event.probe}: {event.previous} -> {event.count})"
         case ev.Note():
             return event.message
         case ev.VerdictReached():
@@ -46,6 +65,13 @@ def line_for(event: ev.Event) -> str | None:
                 extra = " (as declared: known weakness shown)" if event.as_declared else " (NOT as declared)"
             return f"verdict: {event.verdict.upper()}{extra} - {event.reason}"
     return None
+
+
+def _how(event: ev.RunStarted) -> str:
+    """How the run gets its stack, said once: ``attaching to a running stack``, ``backend local, bring up``."""
+    if event.mode == "attach":  # the backend is the attached stack's, known once it is ready
+        return "attaching to a running stack"
+    return f"backend {event.backend}, {event.mode.replace('_', ' ')}"
 
 
 class Progress:
@@ -64,4 +90,6 @@ def summary(journal: dict[str, Any]) -> list[str]:
     for result in journal.get("assertions", []):
         if result.get("recovery_s") is not None and result["ok"]:
             lines.append(f"recovered: {result['check']} after {result['recovery_s']:.2f}s (from {result['anchor']})")
+        elif result.get("outcome") == "not_disturbed":
+            lines.append(f"not disturbed: {result['check']} (its probe never failed after the fault: no recovery time)")
     return lines

@@ -8,13 +8,14 @@ started -> journal.
 Rollback and teardown sit in one ``finally`` with signals deferred, so they
 run on every path: success, deviation, error, abort condition, Ctrl-C and
 SIGTERM. Every random choice comes from one RNG seeded with the recorded seed.
+The runner gathers; the faults are done and undone by chaos.faults and the
+verdict is judged from what was gathered by chaos.run.verdict.judge.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
-import re
+import contextlib
 import random
 import secrets
 import threading
@@ -25,23 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos import faults
+from chaos.checkers.relaunches import FaultWindow, attribute
 from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
+from chaos.experiment.expect import Expectation, fill_hits
+from chaos.faults import FaultContext, Injection, Part
+from chaos.faults.undo import roll_back
 from chaos.labels import RunIdentity
-from chaos.run import checks, timeline
+from chaos.run import checks, histories, timeline
 from chaos.run import events as ev
-from chaos.run import faults as fault_handlers
-from chaos.run.faults import ActiveFault, FaultContext
-from chaos.run.faults.base import perform
-from chaos.run.ledger import Ledger, sweep_dead_runs
+from chaos.run import verdict as checker
 from chaos.run.interrupt import Interrupted, SignalGuard
 from chaos.run.journal import Journal, default_dir
+from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
+from chaos.run.relaunches import watch_relaunches
 from chaos.run.verdict import Verdict
-
-
-HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
 
 
 class AbortRun(Exception):
@@ -98,7 +100,7 @@ class Runner:
         self.stop = threading.Event()  # set when the run must wind down (abort, interrupt)
         self.abort_reason: str | None = None
         self.results: list[ev.CheckResult] = []
-        self.active: list[ActiveFault] = []
+        self.active: list[Injection] = []  # every fault step begun, in order, rolled back or not
         self.step_ends: dict[str, float] = {}
         self.stack: Any = None
         self.sampler: Sampler | None = None
@@ -106,13 +108,19 @@ class Runner:
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
         # how the stack was obtained; a stack opener that learns otherwise (a pool that had to start afresh) sets it
         self.stack_origin: ev.StackOrigin = "attached" if self.options.attach else (self.options.stack_origin or "brought_up")
-        self._proxy: Any = None
+        self.fault_context: FaultContext | None = None  # what fault handlers act on, once the stack is there
+        self.scope: dict[str, Any] = {}  # the run's load parameters (e.g. its room), see _scope
+        self.phase = "start"  # the lifecycle's current phase (for error events)
+        self.phase_times: dict[str, float] = {}  # when each phase began (run time)
+        self._exits = contextlib.ExitStack()  # what the run entered (its stack) and leaves at the end
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
         self._guard = SignalGuard()
         self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
+        self.history: histories.Collected | None = None  # the listeners' histories, read at the end
+        self.relaunch_audit: ev.RelaunchesAudited | None = None
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -182,42 +190,49 @@ class Runner:
         delays later steps if ``timeline_offset()`` grows by it. Base runner: nothing.
         """
 
-    @property
-    def proxy(self) -> Any:
-        if self._proxy is None:
-            if self.options.make_proxy is not None:
-                self._proxy = self.options.make_proxy(self.stack.proxy_url)
-            elif hasattr(self.stack, "proxy_client"):
-                self._proxy = self.stack.proxy_client()  # carries the run's proxy token
-            else:
-                from chaos.stack.access import proxy_client
+    def _make_proxy(self) -> Any:
+        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
+        if self.options.make_proxy is not None:
+            client = self.options.make_proxy(self.stack.proxy_url)
+        elif hasattr(self.stack, "proxy_client"):
+            client = self.stack.proxy_client()  # carries the run's proxy token
+        else:
+            from chaos.stack.access import proxy_client
 
-                self._proxy = proxy_client(self.stack.proxy_url)
-        return self._proxy
+            client = proxy_client(self.stack.proxy_url)
+        if isinstance(client, contextlib.AbstractContextManager):
+            self._exits.enter_context(client)  # closed before the stack's own exit (last in, first out)
+        return client
+
+    def _declared(self, table: str, name: str) -> dict[str, Any]:
+        """The parameters (with their defaults) that the stack file declares for a probe or a load action."""
+        entry = getattr(getattr(self.stack, "spec", None), table, {}).get(name)
+        return dict(getattr(entry, "params", None) or {})
+
+    def _scope(self) -> dict[str, Any]:
+        """The run's load parameters: the stack file's ``start`` action's defaults under the experiment's load
+        (none without a load). The stack file, not the toolkit, says what they are (the reference stack: its room)."""
+        if self.experiment.load is None:
+            return {}
+        return {**self._declared("load", "start"), **self._load_params()}
+
+    def _load_params(self) -> dict[str, Any]:
+        load = self.experiment.load
+        if load is None:
+            return {}
+        given = {"room": load.room} if load.room is not None else {}
+        return {**given, "listeners": load.listeners, "ramp_s": load.ramp, **load.with_}
 
     def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-        """Probe parameters: the check's own ``with``, plus the load's room where the probe takes one."""
-        params = dict(given)
-        load = self.experiment.load
-        if load is not None and "room" not in params and isinstance(ref, str):
-            declared = getattr(getattr(getattr(self.stack, "spec", None), "probes", {}).get(ref), "params", {})
-            if "room" in (declared or {}):
-                params["room"] = load.room
-        return params
+        """Probe parameters: the check's own ``with``, plus the run's scope for those the probe declares and leaves out."""
+        if not isinstance(ref, str):
+            return dict(given)
+        declared = self._declared("probes", ref)
+        return {**{k: self.scope[k] for k in declared if k in self.scope and k not in given}, **given}
 
-    def _expect(self, expect: Any) -> Any:
+    def _expect(self, expect: Expectation) -> Expectation:
         """Fill ``{step-id.hit}`` in an expectation with what that step hit (e.g. ``!= {kill-edge.hit}``)."""
-        if not any(isinstance(v, str) and ".hit}" in v for v in expect.values):
-            return expect
-        hits = {a.step: a.hit for a in self.active}
-
-        def fill(value: Any) -> Any:
-            if not isinstance(value, str):
-                return value
-            return HIT_REF.sub(lambda mt: ",".join(hits.get(mt.group(1), [])) or mt.group(0), value)
-
-        values = tuple(fill(v) for v in expect.values)
-        return dataclasses.replace(expect, values=values, text=fill(expect.text))
+        return fill_hits(expect, {a.step: a.hit for a in self.active})
 
     def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
         assert self.reader is not None
@@ -233,22 +248,42 @@ class Runner:
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
-        recovery = None
-        if mode == "within" and phase in ("method", "recovery") and outcome.ok and outcome.first_ok_t is not None and anchor_t is not None:
-            recovery = round(max(0.0, outcome.first_ok_t - anchor_t), 4)
+        # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
-            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=recovery, anchor=anchor,
+            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
+            anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
+            disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
         self.results.append(stamped)  # type: ignore[arg-type]
         return stamped  # type: ignore[return-value]
 
+    def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
+        """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
+        assert self.sampler is not None
+        key = probe_key(ref, params)
+        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+
+    def _disturbance_start(self, after: str | None) -> tuple[float, str]:
+        """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
+        fault's injection began (else the method's first injection's, else the method's start). Not once
+        the injection call returned: a slow call (docker kill on a busy engine) can outlast the whole
+        disturbance, a relaunch included."""
+        injected = [a for a in self.active if a.took_s is not None]
+        chosen = [a for a in injected if a.step == after] or injected[:1]
+        if chosen:
+            active = chosen[-1] if after else chosen[0]
+            return round(active.injected_t or 0.0, 4), f"{active.step} injected"
+        if "method" in self.phase_times:
+            return self.phase_times["method"], "method start"
+        return self.now(), "now"
+
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> RunResult:
         exp = self.experiment
-        verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
+        stopped: checker.Stopped | None = None  # how the lifecycle ended early, if it did
         guard = self._guard
         if self.options.progress:
             from chaos.run.progress import Progress
@@ -268,18 +303,16 @@ class Runner:
         self.emit(ev.RunStarted(run_id=self.run_id, title=exp.title, file=str(self.file), seed=self.seed,
                                 backend=self.backend, mode=ev.ORIGIN_MODES[self.stack_origin]))
         self.journal.header["started"] = self.journal.events[0]["wall"]
-        opened: Any = None
         with guard:
             try:
                 self.checkpoint()  # a signal before the run began (roomquake run installs the handler first thing)
-                self.emit(ev.PhaseStarted(phase="bring_up"))
-                opened = self._open_stack()
-                self.stack = opened.__enter__()
+                self._begin_phase("bring_up")
+                self.stack = self._exits.enter_context(self._open_stack())
                 self._stack_ready()
                 self._prepare_probes()
                 if exp.load is not None:
-                    self.emit(ev.PhaseStarted(phase="load"))
-                    self._load("start", room=exp.load.room, listeners=exp.load.listeners, ramp_s=exp.load.ramp, **exp.load.with_)
+                    self._begin_phase("load")
+                    self._load("start", **self._load_params())
                 self.sampler.start()  # type: ignore[union-attr]
                 self._steady("steady_state_before")
                 for watch in self._abort_watches:
@@ -290,32 +323,33 @@ class Runner:
                     watch.armed = False
                 self.check_stop()
                 self._steady("steady_state_after")
+                self._history()
             except Deviation as dev:
-                verdict, reason = Verdict.DEVIATED, str(dev)
+                stopped = checker.Stopped(Verdict.DEVIATED, str(dev))
             except AbortRun as abort:
-                verdict, reason = Verdict.ABORTED, str(abort)
+                stopped = checker.Stopped(Verdict.ABORTED, str(abort))
             except Interrupted as sig:
                 self.stop.set()
-                verdict, reason = Verdict.ABORTED, str(sig)
+                stopped = checker.Stopped(Verdict.ABORTED, str(sig))
                 self.emit(ev.AbortTriggered(reason=str(sig)))
             except RoomquakeError as err:
                 self.stop.set()
-                verdict, reason = Verdict.ERRORED, err.one_line()
-                self.emit(ev.RunError(phase=self._phase(), message=err.one_line()))
+                stopped = checker.Stopped(Verdict.ERRORED, err.one_line())
+                self.emit(ev.RunError(phase=self.phase, message=err.one_line()))
             except Exception as err:  # noqa: BLE001 - an internal error still rolls back and journals
                 self.stop.set()
-                verdict, reason = Verdict.ERRORED, f"internal error: {type(err).__name__}: {err}"
-                self.emit(ev.RunError(phase=self._phase(), message=reason, detail=traceback.format_exc()))
+                stopped = checker.Stopped(Verdict.ERRORED, f"internal error: {type(err).__name__}: {err}")
+                self.emit(ev.RunError(phase=self.phase, message=stopped.reason, detail=traceback.format_exc()))
             finally:
                 with guard.deferred():
-                    verdict, reason = self._wind_down(opened, verdict, reason)
+                    results = self._wind_down(stopped)
                     for name in guard.received[1:]:  # noted by the handler; journaled here, in the main thread
                         self.emit(ev.Note(message=f"{name} received: still rolling back, please wait"))
-            return self._finish(verdict, reason)
+            return self._finish(results)
 
-    def _phase(self) -> str:
-        phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
-        return phases[-1] if phases else "start"
+    def _begin_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.phase_times[phase] = round(self.emit(ev.PhaseStarted(phase=phase)).t, 4)
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
@@ -346,6 +380,8 @@ class Runner:
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
                                 image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
                                 attached=bool(self.options.attach), origin=self.stack_origin))
+        self.scope = self._scope()
+        self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
 
     def _prepare_probes(self) -> None:
         """Check every probe against the stack (before any fault) and register the key probes."""
@@ -353,14 +389,16 @@ class Runner:
         self.reader = ProbeReader(self.stack)
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
-        every: list[tuple[Any, dict[str, Any]]] = [(c.probe, c.with_) for c in exp.steady_state]
-        every += [(c.probe, c.with_) for c in exp.recovery]
-        every += [(p.step.probe, p.step.with_) for p in plan if isinstance(p.step, m.CheckStep)]
-        every += [(c.probe, c.with_) for c in exp.abort_if]
-        every += [(ref, {}) for ref in exp.observe]
-        for ref, given in every:
+        every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
+        every += [(c.probe, c.with_, c.every) for c in exp.recovery]
+        every += [(p.step.probe, p.step.with_, p.step.every) for p in plan if isinstance(p.step, m.CheckStep)]
+        every += [(c.probe, c.with_, None) for c in exp.abort_if]
+        every += [(ref, {}, None) for ref in exp.observe]
+        for ref, given, rate in every:
             self.reader.check(ref)
-            self.sampler.add_probe(ref, self._params(ref, given))
+            self.sampler.add_probe(ref, self._params(ref, given), rate)
+        declared = getattr(getattr(self.stack, "spec", None), "probes", None) or {}
+        watch_relaunches(self.sampler, declared, lambda ref: self._params(ref, {}), self.emit)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
@@ -380,15 +418,16 @@ class Runner:
         exp = self.experiment
         if not exp.steady_state:
             return
-        self.emit(ev.PhaseStarted(phase=phase))
+        self._begin_phase(phase)
         anchor = self.now()
 
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
             label = check.id or f"steady_state[{i}] {check.label()}"
             params = self._params(check.probe, check.with_)
-            outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor,
-                                    check.within if check.within is not None else exp.settle, exp.sample_every,
-                                    self.stop, phase.replace("_", " "))
+            outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor,
+                                        deadline_s=check.within if check.within is not None else exp.settle,
+                                        anchor_name=phase.replace("_", " "))
             return self._record(label, phase, check, "within", outcome, anchor, phase)
 
         results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
@@ -400,7 +439,7 @@ class Runner:
         plan = timeline.plan(self.experiment.method)
         if not self.experiment.method:
             return
-        self.emit(ev.PhaseStarted(phase="method"))
+        self._begin_phase("method")
         t0 = self.now()
         actions: list[tuple[float, int, str, list[timeline.Planned]]] = []
         due: dict[float, list[timeline.Planned]] = {}
@@ -414,7 +453,7 @@ class Runner:
         actions += [(at, 1, "inject", group) for at, group in due.items()]
         actions.sort(key=lambda a: (a[0], a[1]))
         running: list[cf.Future[Any]] = []
-        by_step: dict[str, ActiveFault] = {}
+        by_step: dict[str, Injection] = {}
         for at, _, kind, group in actions:
             if kind == "inject" and len(group) > 1:
                 for active in self._inject_together(group, t0, at):
@@ -437,44 +476,39 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
-    def _fault_context(self, step: m.FaultBase) -> FaultContext:
-        ctx = FaultContext(self.stack, None, self.rng, self.run_id,
-                           room=self.experiment.load.room if self.experiment.load else "launch",
-                           automation=getattr(self.stack, "automation", None))
-        if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy  # the client exists before the fault is due
-        return ctx
-
-    def _begin(self, planned: timeline.Planned) -> ActiveFault:
+    def _begin(self, planned: timeline.Planned) -> Injection:
         step = planned.step
         params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = ActiveFault(planned.id, step.fault, params)  # type: ignore[union-attr]
+        active = Injection(planned.id, step.fault, params)  # type: ignore[union-attr]
         self.active.append(active)  # registered before injecting: a half-done step is still rolled back
         return active
 
-    def _registrar(self, active: ActiveFault) -> Callable[[str, tuple[str, ...] | None], None]:
+    def _registrar(self, active: Injection) -> Callable[[str, tuple[str, ...] | None], None]:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
-            active.parts.append((hit, undo))
+            active.register(hit, undo)
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
         return done
 
-    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
-        active = self._begin(planned)
-        began = self.now()
-        active.injected_t = began
-        fault_handlers.inject(planned.step, planned.id, self._fault_context(planned.step), self._registrar(active))  # type: ignore[arg-type]
+    def _injected(self, planned: timeline.Planned, active: Injection, t0: float, began: float, ended: float) -> None:
+        active.injected_t, active.took_s = began, round(ended - began, 4)
         self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
-                                   planned_at=round(t0 + planned.start, 4), began=round(began, 4),
-                                   took_s=round(self.now() - began, 4)))
+                                   planned_at=round(t0 + planned.start, 4), began=round(began, 4), took_s=active.took_s))
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> Injection:
+        active = self._begin(planned)
+        began = active.injected_t = self.now()
+        assert self.fault_context is not None
+        faults.inject(planned.step, planned.id, self.fault_context, self._registrar(active))  # type: ignore[arg-type]
+        self._injected(planned, active, t0, began, self.now())
         return active
 
     # Targets of a group are resolved this long before its start time, so that
     # resolving (probes, selectors, clients) is not part of the spread.
     GROUP_LEAD_S = 0.3
 
-    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[ActiveFault]:
+    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[Injection]:
         """Faults due at one instant: prepared before it, then every part started at once, one thread each.
 
         The spread of their start times (and of their ends) is journaled.
@@ -482,17 +516,18 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
         for planned in group:
             self.before_fault(planned.id, planned.step)
+        assert self.fault_context is not None
         prepared = []
         for planned in group:
             active = self._begin(planned)
-            parts = fault_handlers.prepare(planned.step, planned.id, self._fault_context(planned.step))  # type: ignore[arg-type]
+            parts = faults.prepare(planned.step, planned.id, self.fault_context)  # type: ignore[arg-type]
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
         barrier = threading.Barrier(len(jobs)) if jobs else None
         times: dict[int, tuple[float, float]] = {}
 
-        def fire(n: int, active: ActiveFault, part: Any) -> None:
+        def fire(n: int, active: Injection, part: Part) -> None:
             try:
                 barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
             except threading.BrokenBarrierError:
@@ -511,13 +546,10 @@ class Runner:
             cf.wait(futures)
         starts = [times[n][0] for n in sorted(times)]
         ends = [times[n][1] for n in sorted(times)]
-        for n, (planned, active, parts) in enumerate(prepared):
+        for planned, active, _ in prepared:
             mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
             began = min((b for b, _ in mine), default=self.now())
-            active.injected_t = began
-            self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
-                                       planned_at=round(t0 + planned.start, 4), began=round(began, 4),
-                                       took_s=round(max((e for _, e in mine), default=began) - began, 4)))
+            self._injected(planned, active, t0, began, max((e for _, e in mine), default=began))
             if planned.step.for_ is None:  # type: ignore[union-attr]
                 self.step_ends[planned.id] = began
         if starts:
@@ -531,35 +563,27 @@ class Runner:
             future.result()  # the first failure of a part, now that every part is registered
         return [active for _, active, _ in prepared]
 
-    def _roll_back(self, active: ActiveFault, reason: str) -> None:
-        if active.rolled_back_t is not None:
+    def _roll_back(self, active: Injection, reason: str) -> None:
+        if active.rolled_back:
             return
-        errors = []
-        if active.parts and all(undo is None for _, undo in active.parts):
-            reason = "nothing to undo"
-        for hit, undo in reversed(active.parts):
-            if undo is None:
-                continue
-            try:
-                perform(undo, self.stack, self.proxy if undo[0] == "proxy" else None)
-                if self.ledger is not None:
-                    self.ledger.done(undo)
-            except Exception as err:  # noqa: BLE001 - keep undoing the rest; the failure is journaled
-                errors.append(f"{hit}: {err}")
-        active.rolled_back_t = self.now()
+        assert self.fault_context is not None
+        errors = roll_back(active, self.fault_context, self.now, undone=self.ledger.done if self.ledger is not None else None)
         started = active.injected_t if active.injected_t is not None else active.rolled_back_t
-        self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit, reason=reason,
+        self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit,
+                                     reason="nothing to undo" if active.one_shot else reason,
                                      ok=not errors, error="; ".join(errors) or None,
-                                     active_s=round(active.rolled_back_t - started, 4)))
+                                     active_s=round(active.rolled_back_t - started, 4)))  # type: ignore[operator]
 
     def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
         step: m.CheckStep = planned.step  # type: ignore[assignment]
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
+            # the effect must show within the deadline: the first pass read after the check's start (no recovery time)
             anchor = self.now()
-            outcome = checks.within(label, self._reader(step.probe, params), self._expect(step.expect), self.now, anchor,
-                                    step.within, step.every, self.stop, f"t={anchor:.2f}s")
+            outcome = checks.from_reads(label, self._reads(step.probe, params), self._expect(step.expect), self.now,
+                                        self.stop, since=anchor, anchor_t=anchor, deadline_s=step.within,
+                                        anchor_name=f"t={anchor:.2f}s")
             return self._record(label, "method", step, "within", outcome, anchor, label)
         if step.throughout is not None or step.during is not None:
             watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
@@ -575,7 +599,7 @@ class Runner:
         exp = self.experiment
         if not exp.recovery:
             return
-        self.emit(ev.PhaseStarted(phase="recovery"))
+        self._begin_phase("recovery")
 
         def judge(i: int, check: m.RecoveryCheck) -> ev.CheckResult:
             label = check.id or f"recovery[{i}] {check.label()}"
@@ -584,8 +608,11 @@ class Runner:
             anchor_text = f"{check.after} ending" if check.after else "method end"
             params = self._params(check.probe, check.with_)
             if check.within is not None:
-                outcome = checks.within(label, self._reader(check.probe, params), self._expect(check.expect), self.now, anchor_t,
-                                        check.within, check.every, self.stop, anchor_text)
+                since, since_name = self._disturbance_start(check.after)
+                outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                                            self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
+                                            anchor_name=anchor_text, disturbance=True, since_name=since_name,
+                                            undisturbed_ok=check.undisturbed == "pass")
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
@@ -601,12 +628,89 @@ class Runner:
 
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
+    def _room(self) -> str:
+        """The room whose histories and relaunches are read: the history's, else the run's load's, else the stack
+        file's load start action's."""
+        exp = self.experiment
+        if exp.history is not None and exp.history.room:
+            return exp.history.room
+        return str({**self._declared("load", "start"), **self.scope}.get("room", ""))
+
+    def _read_history(self, settle: bool = False) -> histories.Collected:
+        """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
+        is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
+        spec = self.experiment.history
+        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        collected = histories.collect(self.stack, self._room(), back)
+        if settle and collected.report is not None and collected.report.relaunches:
+            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            left = max(r.at for r in collected.report.relaunches) + grace - time.time()
+            if left > 0:
+                self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
+                self.sleep_until(self.now() + left)
+                collected = histories.collect(self.stack, self._room(), back)
+        report = collected.report
+        if report is not None:
+            self.emit(ev.HistoryChecked(
+                room=report.room, listeners=report.listeners, max_gap_p99_s=report.max_gap_p99_s,
+                never_heard_relaunch=report.never_heard_count, split_brain=report.split_brain_count,
+                duplicates=report.duplicates, out_of_order=report.out_of_order,
+                back_within=[{"generation": r.generation, "listeners": r.listeners, "fractions": r.back_within}
+                             for r in report.relaunches],
+                errors=collected.errors))
+        return collected
+
+    def _history(self) -> None:
+        """Judge the experiment's ``history:`` assertions on every listener's history, read now."""
+        spec = self.experiment.history
+        if spec is None:
+            return
+        self._begin_phase("history")
+        self.history = collected = self._read_history(settle=True)
+        for judged in histories.judge(spec, collected):
+            stamped = self.emit(ev.CheckResult(
+                check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
+                mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
+            ))
+            self.results.append(stamped)  # type: ignore[arg-type]
+
+    def _fault_windows(self) -> list[FaultWindow]:
+        """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
+        undo (surge, drain) only while it was being injected (what it set off afterwards is the system's doing)."""
+        windows = []
+        for a in self.active:
+            if a.injected_t is None:
+                continue
+            end = a.injected_t + (a.took_s or 0.0) if a.one_shot else a.rolled_back_t
+            windows.append(FaultWindow(a.step, a.injected_t, end))
+        return windows
+
+    def _audit_relaunches(self) -> None:
+        """Read the room's relaunch records and attribute each to the faults active when its failure began."""
+        if self.stack is None:
+            return
+        try:
+            if self.history is None and histories.declared(self.stack):
+                self.history = self._read_history()  # for the journal and the report, judged or not
+            room = self._room()
+            records, errors = histories.fetch_relaunches(self.stack, room)  # afresh: relaunches during the rollback count too
+            if records is None:
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[], unexpected=None, errors=errors)
+            else:
+                found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
+                self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
+                                                           unexpected=sum(1 for f in found if f.unexpected), errors=errors)
+            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+        except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
+            self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
+
     # ------------------------------------------------------------------ the end, on every path
 
-    def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    def _wind_down(self, stopped: checker.Stopped | None) -> checker.Results:
+        """Roll back every fault, audit, tear down and verify: gathers what the verdict is judged from."""
         self.stop.set()  # workers and waits end now
         if self.active:
-            self.emit(ev.PhaseStarted(phase="rollback"))
+            self._begin_phase("rollback")
             for active in reversed(self.active):
                 try:
                     self._roll_back(active, "end of run")
@@ -615,76 +719,67 @@ class Runner:
         if self.sampler is not None:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        if opened is not None and self.stack is not None:
-            self.emit(ev.PhaseStarted(phase="teardown"))
+        self._audit_relaunches()  # while the stack is still up, on every path
+        teardown_error, leftovers = None, None
+        if self.stack is not None:
+            self._begin_phase("teardown")
             try:
-                opened.__exit__(None, None, None)
+                self._exits.close()
             except BaseException as err:  # noqa: BLE001
+                teardown_error = str(err)
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
-                if verdict is Verdict.PASSED:
-                    verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
-            verdict, reason = self._verify_teardown(verdict, reason)
-        if self.ledger is not None and not any(
-            e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
-        ):
+            leftovers = self._verify_teardown()
+        if self.ledger is not None and all(a.rolled_back and not a.rollback_errors for a in self.active):
             self.ledger.close()  # everything undone: nothing for a later sweep
-        failed_rollbacks = [e for e in self.journal.events if e["kind"] == "fault_rolled_back" and not e["ok"]]
-        if failed_rollbacks and verdict in (Verdict.PASSED, Verdict.DEVIATED):
-            verdict, reason = Verdict.ERRORED, f"rollback of {failed_rollbacks[0]['step']} failed: {failed_rollbacks[0]['error']}"
-        if verdict is Verdict.PASSED:
-            failed = [r for r in self.results if not r.ok]
-            if failed:
-                verdict = Verdict.DEVIATED
-                reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
-        return verdict, reason
+        rollbacks = sorted((a for a in self.active if a.rolled_back), key=lambda a: a.rolled_back_t or 0.0)
+        weakness = self.experiment.known_weakness
+        return checker.Results(
+            stopped=stopped, assertions=list(self.results),
+            rollbacks=[checker.Rollback(a.step, a.rollback_errors) for a in rollbacks],
+            teardown_error=teardown_error, leftovers=leftovers,
+            known_weakness=weakness.deviates if weakness is not None else None,
+        )
 
-    def _verify_teardown(self, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    def _verify_teardown(self) -> checker.Leftovers | None:
         """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
         stack = self.stack
         if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
-            return verdict, reason  # attached or pooled: left up on purpose
+            return None  # attached or pooled: left up on purpose
         try:
             left = stack.leftovers()
         except Exception as err:  # noqa: BLE001 - not verified is not clean
             left = [f"unknown ({err})"]
-        if not left:
+        found = checker.Leftovers(str(stack.run_id), left)
+        if left:
+            self.emit(ev.RunError(phase="teardown", message=found.message()))
+        else:
             self.emit(ev.Note(message=f"teardown verified: nothing of stack {stack.run_id} is left"))
-            return verdict, reason
-        message = (f"teardown left {', '.join(left)} of stack {stack.run_id} behind; "
-                   f"remove it with: roomquake clean (once this command has ended)")
-        self.emit(ev.RunError(phase="teardown", message=message))
-        return Verdict.ERRORED, f"{reason}; but {message}" if verdict is Verdict.ABORTED else message
+        return found
 
-    def _declared(self, verdict: Verdict) -> bool | None:
-        weakness = self.experiment.known_weakness
-        if weakness is None:
-            return None
-        failed = {r.check for r in self.results if not r.ok}
-        return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
-
-    def _finish(self, verdict: Verdict, reason: str) -> RunResult:
-        as_declared = self._declared(verdict)
-        code = verdict.exit_code
-        if as_declared is not None and verdict in (Verdict.PASSED, Verdict.DEVIATED):
-            code = 0 if as_declared else Verdict.DEVIATED.exit_code
-            if verdict is Verdict.PASSED:
-                reason = "passed, but the declared known weakness did not show: " + reason
-        self.emit(ev.VerdictReached(verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared))
-        faults = [
+    def _finish(self, results: checker.Results) -> RunResult:
+        judged = checker.judge(results)
+        self.emit(ev.VerdictReached(verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code,
+                                    as_declared=judged.as_declared))
+        records = [
             {"step": a.step, "fault": a.fault, "hit": a.hit, "params": a.params,
              "injected_t": None if a.injected_t is None else round(a.injected_t, 4),
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
             for a in self.active
         ]
-        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None}
+        # recovery times of disturbed checks only; the undisturbed ones are listed apart (they measured nothing)
+        recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
+        undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
-            verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
+            verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code, as_declared=judged.as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=records,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
             parallel=self.parallel,
+            history=self.history.to_json() if self.history else None,
+            relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
+            unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
         )
-        return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
-
+        return RunResult(self.run_id, judged.verdict, judged.reason, judged.exit_code, path, self.seed,
+                         judged.as_declared, list(self.results))

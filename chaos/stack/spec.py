@@ -8,20 +8,24 @@ before anything is started.
 
 from __future__ import annotations
 
+import functools
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from chaos import yamldoc
 from chaos.probes import ProbeSpec
-from chaos.stack import yamlpos
+from chaos.problems import Problem, Translator, field_name, members, plural
 from chaos.stack.errors import StackFileError
 
 Scalar = str | int | float | bool
 NAME = r"^[a-z][a-z0-9_-]*$"
+CONSTRAINT = r"^\s*node\.[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+\s*$"  # swarm's syntax: node.<attribute>==|!=<value>
 LINK = re.compile(r"^\s*([a-z][a-z0-9_-]*)\s*->\s*([a-z][a-z0-9_-]*)\s*$")
 
 
@@ -50,6 +54,15 @@ class HealthSpec(_Model):
     timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
 
 
+class PlacementSpec(_Model):
+    """Where the swarm backend runs a service's instances (the docker and local backends ignore it)."""
+
+    spread: bool = Field(default=False, description="instances round robin over the eligible nodes, each pinned to its node")
+    per_node: int | None = Field(default=None, ge=1, description="this many instances on every eligible node (the replica count follows the nodes)")
+    constraints: list[Annotated[str, Field(pattern=CONSTRAINT)]] = Field(
+        default_factory=list, description="swarm constraints, e.g. node.labels.zone==east")
+
+
 class ServiceSpec(_Model):
     image: str
     command: list[str] = Field(min_length=1)
@@ -74,6 +87,7 @@ class ServiceSpec(_Model):
         description="modules a fork server imports once before forking the instances of this service "
                     "(their libraries, not the module the command runs: that one runs as __main__)",
     )
+    placement: PlacementSpec | None = None
 
     @field_validator("preload")
     @classmethod
@@ -128,6 +142,21 @@ class FreshCheck(_Model):
     expect: str = Field(description='an expectation as in experiment files, e.g. "== 0"')
 
 
+class HttpSource(_Model):
+    """A JSON document served by every running instance of a service (``{room}`` is filled in)."""
+
+    service: str
+    path: str
+    field: str | None = Field(default=None, description="dotted path to the part wanted (default: the whole body)")
+
+
+class HistorySpec(_Model):
+    """Where the checkers of chaos.checkers read what happened (see chaos/checkers/history.py for the format)."""
+
+    listeners: HttpSource | None = Field(default=None, description="per-listener histories, one document per instance")
+    relaunches: HttpSource | None = Field(default=None, description="relaunch records: [{generation, failed_at, completed_at, ...}]")
+
+
 class LocalSpec(_Model):
     """How the local backend runs the services: ``python`` becomes this interpreter."""
 
@@ -147,6 +176,7 @@ class StackSpec(_Model):
     probes: dict[str, ProbeSpec] = Field(default_factory=dict)
     selectors: dict[str, SelectorSpec] = Field(default_factory=dict)
     load: dict[str, LoadAction] = Field(default_factory=dict)
+    history: HistorySpec | None = None
     local: LocalSpec = Field(default_factory=LocalSpec)
     fresh: list[FreshCheck] = Field(default_factory=list)
 
@@ -200,38 +230,29 @@ class Stack:
 # --- loading and cross-checks -------------------------------------------------------
 
 
-def _fail(doc: yamlpos.Located, loc: tuple[Any, ...], message: str) -> StackFileError:
-    field = ".".join(str(p) for p in loc)
-    return StackFileError(f"{doc.where(loc)}: {field}: {message}")
+def _fail(doc: yamldoc.Document, loc: tuple[Any, ...], message: str) -> StackFileError:
+    return StackFileError(f"{doc.where(loc)}: {field_name(loc, 'stack')}: {message}")
 
 
-def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic puts the discriminator value in the path (probes.x.http_json.field); drop it."""
-    out: list[Any] = []
-    for part in loc:
-        if len(out) == 2 and out[0] == "probes" and part in _PROBE_KINDS:
-            continue
-        out.append(part)
-    return tuple(out)
+@functools.cache
+def _translator() -> Translator:
+    # probe kinds are the discriminator pydantic puts in error locations (probes.p.http_json.field)
+    tags = {typing.get_args(model.model_fields["kind"].annotation)[0]: model for model in members(ProbeSpec)}
+    return Translator(StackSpec, tags, "stack")
 
 
-_PROBE_KINDS = {"http_json", "metric", "quantile", "ratio", "state"}
+def problems(doc: yamldoc.Document, err: ValidationError) -> list[Problem]:
+    """Every pydantic error of a stack file, located and worded for its author."""
+    return _translator().problems(doc, err.errors(include_url=False))
 
 
-def _pydantic_error(doc: yamlpos.Located, err: ValidationError) -> StackFileError:
-    first = err.errors()[0]
-    loc = _strip_union_tags(tuple(first["loc"]))
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    more = len(err.errors()) - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return StackFileError(f"{doc.where(loc)}: {'.'.join(str(p) for p in loc)}: {message}{suffix}")
+def _pydantic_error(doc: yamldoc.Document, err: ValidationError) -> StackFileError:
+    found = sorted(problems(doc, err))
+    more = f" (and {plural(len(found) - 1, 'more problem')})" if len(found) > 1 else ""
+    return StackFileError(f"{found[0]}{more}")
 
 
-def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
+def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
     """Relations pydantic cannot see: names that must exist, ports that must not clash."""
     services = spec.services
     for i, text in enumerate(spec.links):
@@ -280,15 +301,20 @@ def cross_check(doc: yamlpos.Located, spec: StackSpec) -> None:
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
+    for part in ("listeners", "relaunches"):
+        source = getattr(spec.history, part, None) if spec.history else None
+        if source is not None and source.service not in services:
+            raise _fail(doc, ("history", part, "service"), f"unknown service {source.service!r}")
     for aname, action in spec.load.items():
         for i, step in enumerate(action.steps):
             if step.service not in services:
                 raise _fail(doc, ("load", aname, "steps", i, "service"), f"unknown service {step.service!r}")
 
 
-def parse_stack(doc: yamlpos.Located) -> StackSpec:
+def parse_stack(doc: yamldoc.Document) -> StackSpec:
     if not isinstance(doc.data, dict):
-        raise StackFileError(f"{doc.path}: a stack file is a mapping with services, links and images")
+        what = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise StackFileError(f"{doc.where(())}: stack: a stack file is a mapping with services, links and images, not {what}")
     try:
         spec = StackSpec.model_validate(doc.data)
     except ValidationError as err:
@@ -312,20 +338,30 @@ def load_stack(path: str | Path) -> Stack:
         st = p.stat()
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
-        key = None  # yamlpos.load names the problem
+        key = None  # the reader names the problem
     cached = _LOADED.get(p)
     if key is not None and cached is not None and cached[0] == key:
         return cached[1]
-    doc = yamlpos.load(p)
-    stack = Stack(spec=parse_stack(doc), path=p)
+    stack = Stack(spec=parse_stack(_document(lambda: yamldoc.read_document(p, "stack file"), str(p))), path=p)
     if key is not None:
         _LOADED[p] = (key, stack)
     return stack
 
 
 def loads_stack(text: str, path: str = "stack.yaml") -> Stack:
-    doc = yamlpos.loads(text, path)
-    return Stack(spec=parse_stack(doc), path=Path(path).resolve())
+    return Stack(spec=parse_stack(_document(lambda: yamldoc.parse_text(text, path), path)), path=Path(path).resolve())
+
+
+def _document(read: Any, path: str) -> yamldoc.Document:
+    try:
+        return read()
+    except yamldoc.SyntaxProblem as err:
+        raise StackFileError(syntax_line(err, path)) from None
+
+
+def syntax_line(err: yamldoc.SyntaxProblem, path: str) -> str:
+    """``file:line:col: file: message`` (``file: file: message`` for the file as a whole), as for experiments."""
+    return str(Problem(err.line, err.col, path, "file", err.message))
 
 
 # --- scale ---------------------------------------------------------------------------

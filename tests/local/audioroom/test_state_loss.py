@@ -9,7 +9,10 @@
     edge closes the room as gone, the host stops streaming it, listeners who
     had heard it stop, control says 404, and a new room works.
 
-Shipped ci profile (docker/stack.yaml), real redis-server.
+Shipped ci profile (docker/stack.yaml: LEASE_TTL, STATE_TIMEOUT, backoff) with
+the conftest's TOLERANT detection thresholds (HEARTBEAT_TIMEOUT, HOST_GRACE),
+so that a starved process on a loaded machine does not relaunch the room
+before the crash; real redis-server.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import signal
 import time
 from pathlib import Path
 
-from .conftest import stack_profile
+from .conftest import TOLERANT, stack_profile
 
 BASE = {"edge": 2, "control": 1, "supervisor": 2, "host": 2, "crowd": 1}
 ACCOUNTS = {"host-1": {"HOST_ACCOUNT": "alice"}, "host-2": {"HOST_ACCOUNT": "bob"}}
@@ -27,7 +30,8 @@ SERVICES = ["edge-1", "edge-2", "control-1", "supervisor-1", "supervisor-2", "ho
 
 
 def start(make_stack, persist_dir: Path | None):
-    stack = make_stack(BASE, env=stack_profile("ci"), per_instance=ACCOUNTS)
+    env = {**stack_profile("ci"), "HEARTBEAT_TIMEOUT": TOLERANT["HEARTBEAT_TIMEOUT"], "HOST_GRACE": TOLERANT["HOST_GRACE"]}
+    stack = make_stack(BASE, env=env, per_instance=ACCOUNTS)
     if persist_dir is not None:  # the fixture started it without persistence: start it again with AOF
         stack.kill("state")
         stack.start_state(persist_dir)

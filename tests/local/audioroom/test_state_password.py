@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import redis
 
+from .conftest import TOLERANT
+
 SECRET = "s3cret-7f1c2e"
 BASE = {"edge": 1, "control": 2, "supervisor": 1, "host": 1, "crowd": 1}
 
 
 def test_services_authenticate_with_state_password_and_a_wrong_one_is_refused_clearly(make_stack):
-    stack = make_stack(BASE, env={"STATE_PASSWORD": SECRET},
+    stack = make_stack(BASE, env={**TOLERANT, "STATE_PASSWORD": SECRET},
                        per_instance={"host-1": {"HOST_ACCOUNT": "alice"}, "control-2": {"STATE_PASSWORD": "wrong"}})
     try:
         redis.Redis(port=stack.procs["state"].port, socket_timeout=2).ping()

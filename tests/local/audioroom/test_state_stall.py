@@ -6,6 +6,22 @@ lease (LEASE_TTL) lasts; supervisors do not count the time they could not
 watch the store against anyone's heartbeat; the host keeps streaming to its
 edge, so listeners keep hearing it. Joins fail fast (503) during the stall
 and succeed again right after it.
+
+Two variants, each making one guard decisive (checked by disabling it: the
+variant then fails):
+- ``ci``: the shipped profile. Its HEARTBEAT_TIMEOUT (1 s, also the edge's
+  Redis timeout) makes the edges' heartbeats fail within the stall, so
+  without the lease they would fence and drop everyone. (The heartbeat they
+  retry lands right at the resume, about HEARTBEAT_TIMEOUT old, so whether
+  supervisors would relaunch without their guard is a coin toss here.)
+- ``ci, stale beats``: the same with HEARTBEAT_TIMEOUT and HOST_GRACE at
+  2.5 s, still shorter than the stall: an edge's one heartbeat in flight
+  spans the stall, so every beat and host report is about 3 s old when the
+  store answers again, and without the supervisors' guard they relaunch.
+On a machine so loaded that an edge carrying 300 listeners misses its
+heartbeats, the room can be relaunched before the stall: the setup then
+waits for the stack to settle and starts over (a few times), and the counts
+compared are those taken right before the stall.
 """
 
 from __future__ import annotations
@@ -13,27 +29,35 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from .conftest import stack_profile
 
 LISTENERS = 300
+NEWCOMERS = 20
 STALL_S = 3.0
 JOINS_BACK_WITHIN_S = 5.0  # the requirement (issue 10): joins succeed again within 5 s of the resume
+SETUP_TRIES = 4
 BASE = {"edge": 2, "control": 1, "supervisor": 2, "host": 2, "crowd": 1}
 ACCOUNTS = {"host-1": {"HOST_ACCOUNT": "alice"}, "host-2": {"HOST_ACCOUNT": "bob"}}
+SERVICES_WITH_STATE = ("edge-1", "edge-2", "supervisor-1", "supervisor-2")
+
+
+def seconds(raw: str) -> float:
+    return float(raw[:-2]) / 1000 if raw.endswith("ms") else float(raw.rstrip("s"))
 
 
 def test_the_ci_profile_rides_out_a_3s_stall():
     """The timings that make this work: the edge's lease must outlast the stall plus a heartbeat
     round, and joins fail fast (2 x STATE_TIMEOUT) well within the deadline."""
-    ci = stack_profile("ci")
-
-    def s(raw: str) -> float:
-        return float(raw[:-2]) / 1000 if raw.endswith("ms") else float(raw.rstrip("s"))
-
-    lease, interval, timeout = s(ci["LEASE_TTL"]), s(ci["HEARTBEAT_INTERVAL"]), s(ci["HEARTBEAT_TIMEOUT"])
-    assert lease >= STALL_S + interval + 1.0  # a second of margin for a starved edge's first beat after the stall
-    assert 2 * s(ci["STATE_TIMEOUT"]) < JOINS_BACK_WITHIN_S
-    assert s(ci["HOST_GRACE"]) > interval and timeout > interval
+    ci = {k: seconds(v) for k, v in stack_profile("ci").items() if k in (
+        "LEASE_TTL", "HEARTBEAT_INTERVAL", "HEARTBEAT_TIMEOUT", "STATE_TIMEOUT", "HOST_GRACE")}
+    assert ci["LEASE_TTL"] >= STALL_S + ci["HEARTBEAT_INTERVAL"] + 1.0  # a second of margin for a starved edge
+    assert 2 * ci["STATE_TIMEOUT"] < JOINS_BACK_WITHIN_S
+    # what makes this test meaningful: a heartbeat fails within the stall (one try and one retry of
+    # HEARTBEAT_TIMEOUT each), and the detection thresholds are shorter than the stall
+    assert 2 * ci["HEARTBEAT_TIMEOUT"] < STALL_S
+    assert ci["HEARTBEAT_TIMEOUT"] < STALL_S and ci["HOST_GRACE"] < STALL_S
 
 
 def connected_and_hearing(stack) -> tuple[int, int]:
@@ -41,29 +65,60 @@ def connected_and_hearing(stack) -> tuple[int, int]:
     return stats["connected"], stats["hearing"]
 
 
+def counts(stack) -> dict:
+    """What must not change across the stall."""
+    room, stats = stack.room("launch"), stack.stats()
+    return {
+        "room": (room["generation"], room["relaunches"], room["edge"], room["host"]),
+        "supervisor_relaunches": sum(stack.metric(s, "supervisor_relaunches_total") for s in SERVICES_WITH_STATE[2:]),
+        "fenced": sum(stack.metric(e, "edge_fenced_total") for e in SERVICES_WITH_STATE[:2]),
+        "reconnects": stats["reconnects"],
+        "silences": stats["silences"],
+    }
+
+
+def settled(stack) -> dict:
+    """Everyone hearing, and the room unmoved for a detection threshold and a grace; the counts then."""
+    quiet = stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE")
+    load = open("/proc/loadavg").read().split()[0]
+    for _ in range(SETUP_TRIES):
+        stack.wait_for(lambda: connected_and_hearing(stack) == (LISTENERS, LISTENERS), 60,
+                       f"all {LISTENERS} listeners connected and hearing")
+        before = counts(stack)
+        time.sleep(quiet)
+        if counts(stack) == before and connected_and_hearing(stack) == (LISTENERS, LISTENERS):
+            return before
+        load = open("/proc/loadavg").read().split()[0]
+    pytest.fail(f"the stack never settled for {quiet}s before the stall ({SETUP_TRIES} tries, machine load {load}):"
+                f" last relaunch {stack.room('launch')['last_relaunch']}")
+
+
 def joins_ok(stack) -> bool:
     return stack.http("POST", stack.url("control-1", "/rooms/launch/join"), timeout=5)[0] == 200
 
 
-def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_joins_come_back(make_stack):
-    stack = make_stack(BASE, env=stack_profile("ci"), per_instance=ACCOUNTS)
+STALE_BEATS = {"HEARTBEAT_TIMEOUT": "2500ms", "HOST_GRACE": "2500ms"}
+
+
+@pytest.mark.parametrize("override", [{}, STALE_BEATS], ids=["ci", "ci-stale-beats"])
+def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_joins_come_back(make_stack, override):
+    assert all(seconds(v) < STALL_S for v in override.values())
+    stack = make_stack(BASE, env={**stack_profile("ci"), **override}, per_instance=ACCOUNTS)
     stack.start_all(["edge-1", "control-1"])
     stack.start_all(["edge-2", "supervisor-1", "supervisor-2", "host-1", "host-2", "crowd-1"])
     status, body = stack.http("POST", stack.url("host-1", "/rooms"), {"room": "launch", "backups": ["bob"]})
     assert status == 201, body
     stack.http("POST", stack.url("crowd-1", "/load"), {"room": "launch", "listeners": LISTENERS, "ramp_s": 2})
-    stack.wait_for(lambda: connected_and_hearing(stack) == (LISTENERS, LISTENERS), 60,
-                   f"all {LISTENERS} listeners connected and hearing")
-    time.sleep(2 * stack.seconds("HEARTBEAT_TIMEOUT"))  # settled: no relaunch so far
-    before, edge = stack.stats(), stack.room("launch")["edge"]
-    assert stack.room("launch")["generation"] == 1 and before["reconnects"] == 0
+    before = settled(stack)
+    log_lines = {name: len(stack.procs[name].log.read_text(errors="replace").splitlines())
+                 for name in SERVICES_WITH_STATE}
 
     samples = []
     stack.signal("state", signal.SIGSTOP)
     paused_at = time.monotonic()
     try:
         # newcomers during the stall: their joins fail (fast), they back off and come in afterwards
-        stack.http("POST", stack.url("crowd-1", "/surge"), {"room": "launch", "listeners": 20, "over_s": 0})
+        stack.http("POST", stack.url("crowd-1", "/surge"), {"room": "launch", "listeners": NEWCOMERS, "over_s": 0})
         while time.monotonic() - paused_at < STALL_S:
             samples.append(connected_and_hearing(stack))
             time.sleep(0.2)
@@ -78,25 +133,20 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
     assert min(h for _, h in samples) >= LISTENERS, samples
     stack.wait_for(lambda: joins_ok(stack), JOINS_BACK_WITHIN_S, "a join through control after the resume")
     # the newcomers were backing off; each asks again within CROWD_BACKOFF_MAX and gets in
-    stack.wait_for(lambda: stack.stats()["connected"] == LISTENERS + 20,
-                   JOINS_BACK_WITHIN_S + stack.seconds("CROWD_BACKOFF_MAX"), "the 20 newcomers connected")
+    stack.wait_for(lambda: stack.stats()["connected"] == LISTENERS + NEWCOMERS,
+                   JOINS_BACK_WITHIN_S + stack.seconds("CROWD_BACKOFF_MAX"), f"the {NEWCOMERS} newcomers connected")
     joins_back = time.monotonic() - resumed_at
 
-    # nothing was relaunched, no edge fenced itself, nobody reconnected, during and after (a lease and a grace later)
+    # nothing relaunched, no edge fenced itself, nobody reconnected or went silent, during and after
+    # (a detection threshold and a grace later)
     time.sleep(stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE"))
-    room = stack.room("launch")
-    assert (room["generation"], room["relaunches"], room["edge"], room["host"]) == (1, 0, edge, "alice")
-    assert room["relaunch_history"] == []
-    for sup in ("supervisor-1", "supervisor-2"):
-        assert stack.metric(sup, "supervisor_relaunches_total") == 0
-    for edge in ("edge-1", "edge-2"):
-        assert stack.metric(edge, "edge_fenced_total") == 0
+    assert counts(stack) == before
     after = stack.stats()
-    assert after["reconnects"] == 0 and after["connected"] == LISTENERS + 20 and after["silences"] == 0
+    assert after["connected"] == LISTENERS + NEWCOMERS
     assert after["joins"]["failed"].get("state_unreachable", 0) >= 1  # the newcomers met the stall
-    # each service logged the outage in a line or two, not once per try
-    for name in ("edge-1", "supervisor-1", "supervisor-2"):
-        lines = [ln for ln in stack.log_tail(name, 500).splitlines() if "state store" in ln]
-        assert 1 <= len(lines) <= 4, (name, lines)
+    # each service logged the outage in a line or two (none if its one call in flight outlasted it)
+    for name, start in log_lines.items():
+        new = stack.procs[name].log.read_text(errors="replace").splitlines()[start:]
+        assert len([ln for ln in new if "state store" in ln]) <= 4, (name, new)
     print(f"\nstall {STALL_S}s: samples {len(samples)}, min connected {min(c for c, _ in samples)}, "
           f"min hearing {min(h for _, h in samples)}; newcomers in {joins_back:.2f}s after the resume")

@@ -68,7 +68,7 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out  # a failure among them; --strict-markers (from pyproject) did not object
-    assert "7 deselected" in out, out  # -m on tags: edge-loss etc. excluded, baseline and host-loss kept
+    assert "8 deselected" in out, out  # -m on tags: edge-loss, state-stall, state-crash etc. excluded, baseline and host-loss kept
 
     cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
     props = {name: {p.get("name"): p.get("value") for p in c.iter("property")} for name, c in cases.items()}
@@ -84,6 +84,10 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
         assert 'data-verdict="passed"' in Path(props[name]["report"]).read_text()
         assert cases[name].find("failure") is None and cases[name].find("error") is None
     assert origins == {baseline: "brought_up", host: "reused"}  # the pooled stack: started once, then reused
+    # JUnit carries recovery times only for recoveries whose disturbance was seen, and says when one was not
+    assert float(props[host]["recovery_s:backup-account"]) > 0 and float(props[host]["recovery_s:hearing-again"]) > 0
+    assert ("recovery_s:listeners-connected" in props[host]) != (props[host].get("outcome:listeners-connected") == "not_disturbed")
+    assert not any(k.startswith("recovery_s:") for k in props[baseline])  # steady state and windows have no recovery time
     host_report = Path(props[host]["report"]).read_text()
     assert "stack reused: " in host_report and "stack brought up" not in host_report
 

@@ -116,7 +116,7 @@ def test_bad_stack_file_starts_nothing(state_dir, tmp_path):
     bad = tmp_path / "stack.yaml"
     bad.write_text(STACK.read_text().replace("  - crowd->edge\n", "  - crowd->edges\n"))
     before = set(state_dir.iterdir())
-    with pytest.raises(StackFileError, match=r"stack.yaml:\d+:\d+: links.6: unknown service 'edges'"):
+    with pytest.raises(StackFileError, match=r"stack.yaml:\d+:\d+: links\[6\]: unknown service 'edges'"):
         start_stack(bad, backend="local")
     with pytest.raises(StackFileError, match="required service 'edge' needs at least one replica"):
         start_stack(STACK, backend="local", scale={"edge": 0})

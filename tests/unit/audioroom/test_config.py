@@ -57,3 +57,33 @@ def test_load_or_exit_prints_one_line_and_exits_2(monkeypatch, capsys):
         config.load_or_exit("control")
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip().startswith("audioroom.control: RQ_ROUTES is not JSON")
+
+
+def test_crowd_silence_hearing_and_state_password():
+    s = config.load(BASE)
+    assert (s.silence_timeout, s.hearing_window, s.state_password) == (5.0, 1.0, "")
+    s = config.load({**BASE, "CROWD_SILENCE_TIMEOUT": "1500ms", "CROWD_HEARING_WINDOW": "2s", "STATE_PASSWORD": "pw"})
+    assert (s.silence_timeout, s.hearing_window, s.state_password) == (1.5, 2.0, "pw")
+    assert "pw" not in repr(s)  # never printed with the settings
+    assert config.load({**BASE, "CROWD_SILENCE_TIMEOUT": "0"}).silence_timeout == math.inf  # 0: never
+    with pytest.raises(config.ConfigError, match="CROWD_SILENCE_TIMEOUT='soon'"):
+        config.load({**BASE, "CROWD_SILENCE_TIMEOUT": "soon"})
+
+
+def test_a_run_of_failures_is_logged_when_it_starts_and_when_it_ends(caplog):
+    import logging
+
+    from audioroom.runtime import Outage
+
+    log = logging.getLogger("audioroom.test")
+    caplog.set_level(logging.INFO, logger="audioroom.test")
+    outage = Outage(log, "state store")
+    outage.ok()
+    for _ in range(50):
+        outage.failed("heartbeat", TimeoutError("Timeout reading from socket"))
+    outage.ok()
+    outage.ok()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0] == "state store: heartbeat failed: Timeout reading from socket (not logged again until it works)"
+    assert lines[1].startswith("state store: works again after 50 failed tries over ")

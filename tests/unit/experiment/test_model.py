@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from chaos.cli.main import cli
 from chaos.experiment import model as m
-from chaos.experiment.loader import parse_text
+from chaos.yamldoc import parse_text
 from chaos.experiment.schema import experiment_schema
 from chaos.experiment.validate import ExperimentInvalid, load_experiment, validate_text
 
@@ -58,10 +58,10 @@ def test_good_experiment_is_typed() -> None:
     assert problems == []
     assert experiment is not None
     kill, latency, check, parallel, wait = experiment.method
-    assert isinstance(kill, m.KillFault) and kill.at == 5.0 and kill.target.hosting == "launch"
-    assert isinstance(latency, m.LatencyFault) and latency.latency == pytest.approx(0.3) and latency.for_ == 20.0
+    assert isinstance(kill, m.FAULTS["kill"]) and kill.at == 5.0 and kill.target.hosting == "launch"
+    assert isinstance(latency, m.FAULTS["latency"]) and latency.latency == pytest.approx(0.3) and latency.for_ == 20.0
     assert isinstance(check, m.CheckStep) and check.during == "slow-state"
-    assert isinstance(parallel, m.ParallelStep) and isinstance(parallel.parallel[1], m.DownFault)
+    assert isinstance(parallel, m.ParallelStep) and isinstance(parallel.parallel[1], m.FAULTS["down"])
     assert isinstance(wait, m.WaitStep) and wait.wait == 1.0
     assert experiment.recovery[0].within == 10.0 and experiment.recovery[0].expect.holds(1)
     assert experiment.abort_if[0].for_ == 1.0
@@ -94,7 +94,7 @@ def test_load_experiment_raises_with_every_problem(tmp_path: Path) -> None:
 
 
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ExperimentInvalid, match="no such file"):
+    with pytest.raises(ExperimentInvalid, match="no such experiment file"):
         load_experiment(tmp_path / "nope.yaml")
 
 
@@ -128,7 +128,7 @@ def test_cli_validate_schema_list(tmp_path: Path) -> None:
     bad.write_text("title: t\nmethd: []\n")
     runner = CliRunner()
     result = runner.invoke(cli, ["validate", str(good), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # invalid input, as for run
     assert f"{good}: ok" in result.output
     assert f"{bad}:2:1: methd: unknown key; did you mean 'method'?" in result.output
     assert runner.invoke(cli, ["validate", str(good)]).exit_code == 0

@@ -47,5 +47,14 @@ def test_stack_is_found_by_name_or_path(tmp_path: Path, monkeypatch: pytest.Monk
     assert validate_with_stack(exp)[1] == []
     exp.write_text("title: t\nstack: other-stack\n")
     assert [str(p) for p in validate_with_stack(exp)[1]] == [
-        f"{exp}:2:8: stack: no stack named 'other-stack'; give a path to its stack file, e.g. stack: docker/stack.yaml"
+        f"{exp}:2:8: stack: no stack named 'other-stack'; give a path to its stack file, e.g. stack: docker/stack.yaml "
+        "(roomquake ships the stack 'audio-room')"
     ]
+
+
+def test_history_assertions_need_a_stack_that_declares_histories() -> None:
+    assert problems("history: {no_split_brain: true}\n") == []
+    bare = SPEC.model_copy(update={"history": None})
+    experiment, _ = validate_text("title: t\nhistory: {no_split_brain: true}\n", "x.yaml")
+    assert [f"{p.field}: {p.message}" for p in check_against_stack(experiment, bare)] == [
+        "history: stack audio-room declares no history.listeners source: nothing to check listeners' histories on"]

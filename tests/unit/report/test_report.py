@@ -154,3 +154,53 @@ def test_a_run_that_never_sampled_still_reports_why() -> None:
     assert 'data-verdict="errored"' in html and "edge-2 did not become healthy" in html
     assert "No assertion was judged" in html and "<svg" in html
     assert explain(doc).splitlines()[0] == "ERRORED: stack failed"
+
+
+def test_a_check_that_was_not_disturbed_shows_no_recovery_time() -> None:
+    from chaos.run.progress import summary
+
+    undisturbed = {"check": "room-live-again", "phase": "recovery", "probe": "room.state", "expect": "live", "mode": "within",
+                   "ok": False, "outcome": "not_disturbed", "recovery_s": None, "anchor": "kill-edge ending",
+                   "message": "room-live-again: not disturbed: live held at all 40 samples", "observed": [[6.0, "live"]]}
+    doc = journal(assertions=[*journal()["assertions"], undisturbed], not_disturbed=["room-live-again"])
+    html = render_journal(doc)
+    row = next(line for line in html.split("<tr") if "room-live-again" in line)
+    assert 'data-outcome="not_disturbed"' in row and ">not disturbed<" in row and " s<" not in row
+    assert "1.50 s" in html  # the disturbed check keeps its figure
+    text = explain({**doc, "_path": "j.json"})
+    assert "  outcome: not disturbed (the probe never failed after the fault: nothing recovered, no recovery time)" in text
+    assert summary(doc) == ["recovered: relaunched after 1.50s (from x)",
+                            "not disturbed: room-live-again (its probe never failed after the fault: no recovery time)"]
+
+
+def test_history_and_relaunch_audit_are_shown() -> None:
+    from chaos.checkers.history import check
+
+    t0 = 1767225600.0
+    seg = lambda gen, a, b: {"gen": gen, "edge": "e", "first_seq": 0, "last_seq": 9, "first_t": t0 + a, "last_t": t0 + b,  # noqa: E731
+                             "frames": 10, "dups": 0, "reorders": 0, "max_gap_s": 0.1}
+    listeners = [{"id": "crowd-1/1", "room": "launch", "joined_at": t0 + 2, "active": True, "events": [],
+                  "segments": [seg(0, 2, 5), seg(1, 6.5, 12)]},
+                 {"id": "crowd-1/2", "room": "launch", "joined_at": t0 + 2, "active": True, "events": [],
+                  "segments": [seg(0, 2, 5)]}]
+    records = [{"generation": 1, "reason": "edge_lost", "failed_at": t0 + 4.9, "completed_at": t0 + 6.0}]
+    report = check([{"instance": "crowd-1", "now": t0 + 12, "listeners": listeners}], {"launch": records})["launch"]
+    failed = {"check": "history.never_heard_relaunch", "phase": "history", "probe": "history{room=launch}", "mode": "history",
+              "expect": "== 0", "ok": False, "message": "history.never_heard_relaunch: expected == 0; 1 of 2 never heard generation 1",
+              "observed": [[12.0, 1.0]]}
+    doc = journal(t0_wall=t0, assertions=[*journal()["assertions"], failed],
+                  history={"room": "launch", "instances": ["crowd-1"], "errors": [], "report": report.to_json()},
+                  relaunches=[{"generation": 1, "reason": "edge_lost", "failed_t": 4.9, "completed_t": 6.0,
+                               "explained_by": ["kill-edge"], "unexpected": False},
+                              {"generation": 2, "reason": "edge_lost", "failed_t": 1.0, "completed_t": 2.0,
+                               "explained_by": [], "unexpected": True}],
+                  unexpected_relaunches=1)
+    html = render_journal(doc)
+    assert 'id="history"' in html and "History assertions: 0 met, 1 failed" in html
+    assert "1 (e.g. crowd-1/2)" in html and "t=6.00s" in html and "50%" in html  # half came back within 10 s
+    assert 'data-unexpected="1"' in html and "<b>unexpected</b>: no fault was active" in html
+    text = explain({**doc, "_path": "j.json"})
+    assert "listener histories of launch: 2 listeners, 1 never heard the relaunched room" in text
+    assert "unexpected relaunches (no fault active when their failure began): 1: generation 2" in text
+    plain = render_journal(journal())
+    assert "No listener history in this run" in plain and "Relaunches not known" in plain

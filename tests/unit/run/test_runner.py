@@ -79,7 +79,7 @@ recovery:
     assert result.verdict is Verdict.PASSED, result.reason
     assert ("kill", "edge-1") in stack.calls and ("start", "edge-1") in stack.calls  # rolled back at the end
     recovery = journal["recovery_times"]["relaunched"]
-    assert 0.2 <= recovery <= 2.0
+    assert recovery >= 0.3  # the fake relaunches 0.3s after the kill at the earliest; the deadline bounds it above
     injected = [e for e in journal["events"] if e["kind"] == "fault_injected"][0]
     assert injected["hit"] == ["edge-1"]
     rolled = [e for e in journal["events"] if e["kind"] == "fault_rolled_back"][0]
@@ -165,7 +165,9 @@ method:
     assert "crowd-gone" in result.reason
     assert proxy.active_toxics() == 0
     assert ("start", "edge-1") in stack.calls and opener.exited
-    assert journal["duration_s"] < 3
+    method = next(e["t"] for e in journal["events"] if e["kind"] == "phase_started" and e["phase"] == "method")
+    aborted = next(e["t"] for e in journal["events"] if e["kind"] == "abort_triggered")
+    assert aborted < method + 3.0  # the 3s wait was cut short (an ordering, not a speed)
 
 
 def test_fault_error_rolls_back_what_was_done(tmp_path: Path) -> None:
@@ -223,12 +225,18 @@ known_weakness: {description: relaunch is slow, deviates: [fast]}
 method:
   - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
 recovery:
-  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 100ms, after: kill-edge}
+  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 1s, after: kill-edge}
 """
     result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=2))
     assert result.verdict is Verdict.DEVIATED and result.as_declared is True and result.exit_code == 0
-    result, *_ = run(body, tmp_path / "b", FakeStack(relaunch_s=0.01))
+    result, *_ = run(body, tmp_path / "b", FakeStack(relaunch_s=0.3))
     assert result.verdict is Verdict.PASSED and result.as_declared is False and result.exit_code == 1
+    # a declared check that failed only because it was never disturbed did not show the weakness either
+    stack = FakeStack(relaunch_s=0.3)
+    stack.value_overrides["room.relaunches"] = 1.0
+    result, journal, *_ = run(body, tmp_path / "c", stack)
+    assert [a["outcome"] for a in journal["assertions"] if a["check"] == "fast"] == ["not_disturbed"]
+    assert result.verdict is Verdict.DEVIATED and result.as_declared is False and result.exit_code == 1
 
 
 def test_staff_reduction_slows_recovery(tmp_path: Path) -> None:
@@ -262,7 +270,8 @@ method:
     assert result.verdict is Verdict.ABORTED and "SIGINT" in result.reason
     assert proxy.active_toxics() == 0
     assert all(i.state == "running" for i in stack.instances()) and opener.exited
-    assert journal["duration_s"] < 8
+    method = next(e["t"] for e in journal["events"] if e["kind"] == "phase_started" and e["phase"] == "method")
+    assert journal["duration_s"] < method + 10.0  # the 10s wait was cut short by the signal
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

@@ -144,3 +144,147 @@ def test_fill_keeps_types_of_whole_placeholders():
         "n": 5, "room": "r-x", "l": ["acct"]}
     with pytest.raises(Exception, match="missing parameter 'room'"):
         fill("/rooms/{room}", {})
+
+
+# --- windowed probes ----------------------------------------------------------------
+
+from chaos import scrapes  # noqa: E402
+from chaos.probes import RateProbe  # noqa: E402
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (scrape times, hence windows, become exact)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(scrapes.time, "monotonic", fake)
+    return fake
+
+
+class Crowd:
+    """A crowd instance whose metrics the test changes between scrapes (a real HTTP server)."""
+
+    def __init__(self) -> None:
+        self.reg = CollectorRegistry()
+        self.gap = Histogram("crowd_frame_gap_seconds", "", buckets=(0.1, 0.5, 1.0, 5.0), registry=self.reg)
+        self.joins = Counter("crowd_joins_attempted_total", "", registry=self.reg)
+        self.ok = Counter("crowd_joins_succeeded_total", "", registry=self.reg)
+        self.routes = {"/metrics": ("text/plain", b"")}
+        self.server = Server(self.routes)
+
+    def publish(self) -> None:
+        self.routes["/metrics"] = ("text/plain", generate_latest(self.reg))
+
+
+@pytest.fixture
+def crowd():
+    c = Crowd()
+    yield c
+    c.server.close()
+
+
+def one_crowd(c: Crowd) -> FakeStack:
+    return FakeStack({"crowd-1": ("crowd", c.server, "running")})
+
+
+def test_windowed_quantile_is_the_last_window_only(crowd, clock):
+    stack = one_crowd(crowd)
+    windowed = QuantileProbe(kind="quantile", service="crowd", metric="crowd_frame_gap_seconds", q=0.99, window="5s")
+    cumulative = QuantileProbe(kind="quantile", service="crowd", metric="crowd_frame_gap_seconds", q=0.99)
+    for _ in range(1000):
+        crowd.gap.observe(0.05)
+    crowd.publish()
+    assert evaluate(windowed, stack) is None  # one scrape: no increase to measure yet
+    clock.now += 1
+    assert evaluate(windowed, stack) is None  # nothing observed since: no value, like Prometheus' NaN
+    for _ in range(10):
+        crowd.gap.observe(3.0)  # a disturbance: 10 long gaps
+    crowd.publish()
+    clock.now += 1
+    assert 1.0 < evaluate(windowed, stack) <= 5.0  # the window holds only the long gaps
+    assert evaluate(cumulative, stack) <= 0.1  # since process start they barely move the p99
+    for _ in range(100):
+        crowd.gap.observe(0.05)
+    crowd.publish()
+    clock.now += 6  # the long gaps slid out of the 5s window
+    assert evaluate(windowed, stack) is not None and evaluate(windowed, stack) <= 0.1
+
+
+def test_window_from_a_placeholder_and_cumulative_on_request(crowd, clock):
+    stack = one_crowd(crowd)
+    probe = QuantileProbe(kind="quantile", service="crowd", metric="crowd_frame_gap_seconds", q=0.5,
+                          window="{window}", params={"window": "5s"})
+    crowd.gap.observe(0.05)
+    crowd.publish()
+    evaluate(probe, stack)
+    crowd.gap.observe(0.7)
+    crowd.publish()
+    clock.now += 1
+    assert 0.5 < evaluate(probe, stack) <= 1.0
+    assert evaluate(probe, stack, {"window": "cumulative"}) <= 0.5  # both observations count
+    with pytest.raises(Exception, match="window '5 parsecs'"):
+        evaluate(probe, stack, {"window": "5 parsecs"})
+
+
+def test_rate_and_windowed_ratio(crowd, clock):
+    stack = one_crowd(crowd)
+    rate = RateProbe(kind="rate", service="crowd", metric="crowd_joins_attempted", window="10s")
+    ratio = RatioProbe(kind="ratio", service="crowd", numerator={"metric": "crowd_joins_succeeded_total"},
+                       denominator={"metric": "crowd_joins_attempted_total"}, window="10s")
+    crowd.joins.inc(100)
+    crowd.ok.inc(100)
+    crowd.publish()
+    assert evaluate(rate, stack) is None
+    crowd.joins.inc(20)
+    crowd.ok.inc(5)
+    crowd.publish()
+    clock.now += 4
+    assert evaluate(rate, stack) == pytest.approx(20 / 4)
+    assert evaluate(ratio, stack) == pytest.approx(5 / 20)  # joins failing now, though 105/120 succeeded overall
+    cumulative = RatioProbe(kind="ratio", service="crowd", numerator={"metric": "crowd_joins_succeeded_total"},
+                            denominator={"metric": "crowd_joins_attempted_total"})
+    assert evaluate(cumulative, stack) == pytest.approx(105 / 120)
+
+
+def test_increase_counts_resets_as_prometheus_does():
+    def at(t: float, value: float | None) -> scrapes.Scrape:
+        return scrapes.Scrape(t, {} if value is None else {("c_total", ()): value})
+
+    # 10 -> 15 (+5), restart -> 3 (+3), -> 5 (+2); a scrape where the series is absent is skipped
+    span = [at(0, 10), at(1, 15), at(2, None), at(3, 3), at(4, 5)]
+    assert scrapes.increase(span) == {("c_total", ()): 10}
+    # a series born inside the window counts from zero
+    assert scrapes.increase([at(0, None), at(1, 7)]) == {("c_total", ()): 7}
+
+
+def test_history_window_starts_at_the_last_scrape_before_it():
+    history = scrapes.ScrapeHistory()
+    history.want(5)
+    kept = [scrapes.Scrape(float(t), {("c_total", ()): float(t)}) for t in range(20)]
+    for s in kept:
+        history.add("crowd", "crowd-1", "/metrics", s)
+    span = history.window("crowd", "crowd-1", "/metrics", kept[-1], 5)
+    assert [s.t for s in span] == [14.0, 15.0, 16.0, 17.0, 18.0, 19.0]
+    assert scrapes.increase(span) == {("c_total", ()): 5.0}
+    # pruned to the longest window asked for (plus one scrape before it): memory stays bounded
+    assert len(history._scrapes[("crowd", "crowd-1", "/metrics")]) <= 8
+
+
+def test_window_specs_are_validated():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not a duration"):
+        QuantileProbe(kind="quantile", service="crowd", metric="m", q=0.5, window="5x")
+    with pytest.raises(ValidationError, match="window"):
+        RateProbe(kind="rate", service="crowd", metric="m")  # a rate has no meaning without a window
+    with pytest.raises(ValidationError, match="at most 600s"):
+        RateProbe(kind="rate", service="crowd", metric="m", window="1h")
+    assert QuantileProbe(kind="quantile", service="crowd", metric="m", q=0.5, window="cumulative").window == "cumulative"

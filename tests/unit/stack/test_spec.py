@@ -60,7 +60,7 @@ def test_unknown_service_in_a_link_names_file_line_and_link():
     text = reference_text().replace("  - crowd->edge\n", "  - crowd->egde\n")
     message = _error(text)
     assert message.startswith(f"bad.yaml:{_line_of(text, 'crowd->egde')}:")
-    assert "links.6" in message and "unknown service 'egde'" in message
+    assert "links[6]" in message and "unknown service 'egde'" in message
 
 
 def test_missing_image_names_the_service_field():
@@ -93,7 +93,7 @@ def test_zero_replicas_allowed_for_optional_service():
 def test_unknown_field_and_wrong_type_are_located():
     text = reference_text().replace("    replicas: 4\n", "    replicaz: 4\n")
     message = _error(text)
-    assert "services.supervisor.replicaz: unknown field" in message
+    assert "services.supervisor.replicaz: unknown key; did you mean 'replicas'?" in message
     assert f"bad.yaml:{_line_of(text, 'replicaz')}:" in message
     text = reference_text().replace("port: 8765", "port: high")
     assert "services.edge.port" in _error(text)
@@ -151,3 +151,18 @@ def test_each_mistake_is_one_located_line(old, new, expected):
     assert old in text
     message = _error(text.replace(old, new, 1))
     assert expected in message and message.startswith("bad.yaml:")
+
+
+def test_windows_and_history_sources_are_checked_with_their_place():
+    text = reference_text().replace('    window: "{window}"\n    params: {window: 5s}\n    description: silences per second',
+                                    '    window: 5 parsecs\n    description: silences per second', 1)
+    message = _error(text)
+    assert "probes.crowd.silence_rate.window" in message and "not a duration" in message
+    text = reference_text().replace('listeners: {service: crowd, path: "/history?room={room}"}',
+                                    'listeners: {service: croud, path: "/history?room={room}"}')
+    message = _error(text)
+    assert "history.listeners.service: unknown service 'croud'" in message
+    assert f"bad.yaml:{_line_of(text, 'croud')}:" in message
+    spec = loads_stack(reference_text()).spec
+    assert spec.history.listeners.service == "crowd" and spec.history.relaunches.field == "relaunch_history"
+    assert spec.probes["crowd.frame_gap_p99"].window == "{window}"  # windowed by default (5s), cumulative on request

@@ -1,0 +1,170 @@
+"""Recovery is measured from an observed disturbance: reads after the fault, deadlines on read time, 'not disturbed'."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from chaos.experiment.expect import parse_expectation
+from chaos.run import Verdict
+from chaos.run.checks import assess
+from chaos.run.observe import Read
+
+from .fakes import FakeStack
+from .test_runner import run
+
+
+def r(started: float, t: float, value: Any) -> Read:
+    return Read(started, t, value)
+
+
+# --- the pure judgement ----------------------------------------------------------------
+
+
+def test_a_read_started_before_the_fault_is_no_disturbance() -> None:
+    live = parse_expectation("live")
+    reads = [r(0.9, 1.2, "relaunching"), r(1.1, 1.3, "live"), r(1.4, 1.5, "live")]  # fault injected at t=1.0
+    found = assess(reads, live, since=1.0, end=10.0, disturbance=True)
+    assert found.first_fail is None and found.first_ok is None  # the only failure was asked for before the fault
+
+
+def test_the_pass_must_come_after_the_first_failure() -> None:
+    live = parse_expectation("live")
+    reads = [r(1.0, 1.1, "live"), r(1.2, 1.3, "live"), r(1.4, 1.5, "relaunching"), r(1.6, 1.7, "live")]
+    found = assess(reads, live, since=1.0, end=10.0, disturbance=True)
+    assert found.first_fail == reads[2] and found.first_ok == reads[3]  # not the stale 'live' at 1.1
+    # an unreadable sample is a failure too (the service could not answer)
+    found = assess([r(1.0, 1.1, None), r(1.2, 1.3, "live")], live, since=1.0, end=10.0, disturbance=True)
+    assert found.first_fail is not None and found.first_fail.value is None and found.first_ok is not None
+
+
+def test_a_value_in_hand_after_the_deadline_never_passes() -> None:
+    moved = parse_expectation("!= edge-1")
+    reads = [r(1.0, 1.1, "edge-1"), r(9.5, 25.05, "edge-2")]  # asked before the deadline, answered 15s after it
+    found = assess(reads, moved, since=1.0, end=11.0, disturbance=True)
+    assert found.first_fail is not None and found.first_ok is None
+
+
+# --- in the runner, on the fake stack ------------------------------------------------------
+
+
+def killed_at(stack: FakeStack) -> dict[str, float]:
+    """Record when the fake's edge was killed (its probes below react to it)."""
+    when: dict[str, float] = {}
+    kill = stack.kill
+
+    def recording(name: str) -> None:
+        when.setdefault("t", time.monotonic())
+        kill(name)
+
+    stack.kill = recording  # type: ignore[method-assign]
+    return when
+
+
+def since_kill(when: dict[str, float]) -> float:
+    return time.monotonic() - when["t"] if "t" in when else -1.0
+
+
+def test_a_probe_that_passes_before_the_fault_shows_is_timed_from_its_later_failure(tmp_path: Path) -> None:
+    """The issue's fake figure: room.state still 'live' right after the kill (control had not noticed yet)."""
+    stack = FakeStack(relaunch_s=5)
+    when = killed_at(stack)
+
+    def state() -> str:
+        age = since_kill(when)
+        return "relaunching" if 0.4 <= age < 0.9 else "live"
+
+    stack.value_overrides["room.state"] = state
+    stack.value_overrides["crowd.connected_ratio"] = 1.0
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: live-again, probe: room.state, expect: live, within: 5s, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, stack)
+    assert result.verdict is Verdict.PASSED, result.reason
+    check = next(a for a in journal["assertions"] if a["check"] == "live-again")
+    assert check["outcome"] == "ok" and check["disturbed_by"] == "value"
+    assert check["recovery_s"] >= 0.85  # from the kill to the first 'live' after 'relaunching' (0.9s), never ~0
+    assert journal["recovery_times"] == {"live-again": check["recovery_s"]}
+    assert "disturbed at t=" in check["message"]
+
+
+def test_a_probe_that_never_fails_is_not_disturbed_and_has_no_recovery_time(tmp_path: Path) -> None:
+    stack = FakeStack(relaunch_s=0.2)
+    stack.value_overrides["crowd.connected_ratio"] = 1.0  # the crowd never noticed
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: listeners-back, probe: crowd.connected_ratio, expect: ">= 0.9", within: 1s, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, stack)
+    check = next(a for a in journal["assertions"] if a["check"] == "listeners-back")
+    assert result.verdict is Verdict.DEVIATED  # the default: a recovery check that measured nothing fails
+    assert check["outcome"] == "not_disturbed" and not check["ok"] and check["recovery_s"] is None
+    assert "not disturbed" in check["message"] and "undisturbed: pass" in check["message"]
+    assert journal["recovery_times"] == {} and journal["not_disturbed"] == ["listeners-back"]
+
+    accepted = body.replace("after: kill-edge}", "after: kill-edge, undisturbed: pass}")
+    result, journal, *_ = run(accepted, tmp_path / "ok", FakeStack(relaunch_s=0.2, value_overrides={"crowd.connected_ratio": 1.0}))
+    check = next(a for a in journal["assertions"] if a["check"] == "listeners-back")
+    assert result.verdict is Verdict.PASSED, result.reason
+    assert check["outcome"] == "not_disturbed" and check["ok"] and check["recovery_s"] is None
+    assert journal["recovery_times"] == {}
+
+
+def test_the_deadline_holds_on_the_time_a_value_was_read(tmp_path: Path) -> None:
+    """A pass whose value comes in after the deadline does not count, however the reads were scheduled."""
+    stack = FakeStack(relaunch_s=5)
+    when = killed_at(stack)
+
+    def edge() -> str:
+        if since_kill(when) < 0.3:
+            return "edge-1"
+        time.sleep(1.5)  # every later read is answered 1.5s after it was asked: after the 1s deadline
+        return "edge-2"
+
+    stack.value_overrides["room.edge"] = edge
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: moved, probe: room.edge, expect: "!= {kill-edge.hit}", within: 1s, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, stack)
+    check = next(a for a in journal["assertions"] if a["check"] == "moved")
+    assert not check["ok"] and check["outcome"] == "failed" and check["recovery_s"] is None
+    assert "not met by t=" in check["message"]
+
+
+def test_a_recovery_over_before_the_recovery_phase_is_still_timed_from_the_samples(tmp_path: Path) -> None:
+    """Disturbance and recovery inside the method: the figure comes from the series, not from when polling began."""
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+  - wait: 4s
+recovery:
+  - {id: relaunched, probe: room.relaunches, expect: ">= 1", within: 6s, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=0.3))
+    assert result.verdict is Verdict.PASSED, result.reason
+    recovery = journal["recovery_times"]["relaunched"]
+    killed = next(e for e in journal["events"] if e["kind"] == "fault_injected")["began"]
+    polling = next(e["t"] for e in journal["events"] if e["kind"] == "phase_started" and e["phase"] == "recovery")
+    assert 0.3 <= recovery < polling - killed  # timed from the samples, not from when the recovery phase began
+
+
+def test_a_deadline_shorter_than_the_sampling_still_says_what_the_probe_showed(tmp_path: Path) -> None:
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: at-once, probe: room.relaunches, expect: ">= 1", within: 10ms, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=5))
+    check = next(a for a in journal["assertions"] if a["check"] == "at-once")
+    assert not check["ok"] and check["observed"] and check["observed"][-1][1] == 0.0
+    assert "last observed 0 at t=" in check["message"]
