@@ -153,3 +153,41 @@ def test_a_renewed_local_plan_keeps_the_ports_of_the_same_instances(stack: Stack
     scaled = apply_scale(stack.spec, {"edge": 2})
     other = backend.plan(scaled, "ci", "s", "t", like=first)  # other instances: other (fresh) ports
     assert len(other.instances) == len(first.instances) - 1
+
+
+class _Networks:
+    """An engine whose network removal is refused ("has active endpoints") ``refusals`` times."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.calls = 0
+
+    def remove_network(self, net_id: str) -> None:
+        import docker
+
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise docker.errors.APIError("error while removing network: network rq-x id 1 has active endpoints")
+
+
+def _backend_with(api: _Networks) -> object:
+    from types import SimpleNamespace
+
+    from chaos.stack.docker import DockerBackend
+
+    backend = DockerBackend.__new__(DockerBackend)  # no engine: only the network removal is under test
+    backend.client = SimpleNamespace(api=api)
+    return backend
+
+
+def test_a_network_whose_endpoints_are_released_late_is_removed_once_they_are() -> None:
+    api = _Networks(refusals=2)
+    _backend_with(api)._remove_network({"Id": "1", "Name": "rq-x"}, timeout=5.0)
+    assert api.calls == 3
+
+
+def test_a_network_that_keeps_an_endpoint_is_one_line_naming_it() -> None:
+    from chaos.stack.errors import StackError
+
+    with pytest.raises(StackError, match=r"removing network rq-x.*active endpoints"):
+        _backend_with(_Networks(refusals=10_000))._remove_network({"Id": "1", "Name": "rq-x"}, timeout=0.5)
