@@ -103,8 +103,7 @@ register(KillFault, OnInstances(lambda stack, name, step: stack.kill(name), undo
 register(StopFault, OnInstances(lambda stack, name, step: stack.stop(name), undo="start_if_down"))
 register(PauseFault, OnInstances(lambda stack, name, step: stack.pause(name), undo="resume"))
 register(RestartFault, OnInstances(lambda stack, name, step: stack.restart(name), undo=None))  # it is back already
-# swarm refuses disconnect (a task connected again by hand loses its name on the overlay): refused when checked
 register(DisconnectFault, OnInstances(lambda stack, name, step: stack.disconnect(name), undo="reconnect",
-                                      backends=frozenset({"docker"}), needs="containers"))
+                                      backends=CONTAINERS, needs="containers"))
 register(SqueezeFault, OnInstances(lambda stack, name, step: stack.squeeze(name, cpus=step.cpus, memory_mb=step.memory_mb),
                                    undo="unsqueeze", backends=CONTAINERS, needs="containers"))

@@ -25,7 +25,7 @@ def test_container_only_faults_are_refused_for_local_processes() -> None:
     assert problems(body, "docker") == []
     assert problems(body, "local") == [
         "method[0].fault: disconnect needs containers: run with --backend docker",
-        "method[1].fault: squeeze needs containers: run with --backend docker or swarm",
+        "method[1].fault: squeeze needs containers: run with --backend docker",
     ]
 
 
