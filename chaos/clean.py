@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chaos.engine import failure
+from chaos.engine import failure, network_is_stuck
 from chaos.labels import OWNER_PID, RUN, owner_alive
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class CleanReport:
     removed: list[Resource] = field(default_factory=list)
     kept: list[Resource] = field(default_factory=list)  # live runs (or kept, or another host's)
     failed: list[tuple[Resource, str]] = field(default_factory=list)
+    stuck: list[Resource] = field(default_factory=list)  # networks the engine cannot remove (chaos.engine.network_is_stuck)
 
     def runs(self, resources: Iterable[Resource]) -> dict[str, list[Resource]]:
         grouped: dict[str, list[Resource]] = {}
@@ -109,6 +110,9 @@ def clean(
             except docker.errors.NotFound:
                 pass
             except docker.errors.DockerException as exc:
+                if resource.kind == "network" and network_is_stuck(client, resource.id, exc):
+                    report.stuck.append(resource)
+                    continue
                 report.failed.append((resource, failure(exc, f"removing {resource.kind} {resource.name}").one_line()))
                 continue
         report.removed.append(resource)

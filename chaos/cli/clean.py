@@ -8,7 +8,7 @@ from collections import Counter
 import click
 
 from chaos.clean import CleanReport, Resource, clean, describe_owner
-from chaos.engine import connect
+from chaos.engine import STUCK_NETWORK_HINT, connect
 from chaos.errors import EngineError, RoomquakeError, UsageError
 
 
@@ -98,7 +98,9 @@ def _print(report: CleanReport, dry_run: bool, swept: int = 0) -> None:
         click.echo(f"{verb} run {run_id} ({state}): {_summary(resources)}")
     for resource, reason in report.failed:
         click.echo(f"could not remove {resource.kind} {resource.name}: {reason}", err=True)
-    if not report.removed and not report.failed and not swept:
+    for resource in report.stuck:
+        click.echo(f"network {resource.name} of run {resource.run_id} is stuck in the engine: {STUCK_NETWORK_HINT}", err=True)
+    if not report.removed and not report.failed and not report.stuck and not swept:
         click.echo("nothing to clean")
     if report.kept:
         click.echo(f"kept {_summary(report.kept)} of {len(report.runs(report.kept))} live run(s)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import threading
 import time
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from chaos import labels as L
 from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, create_container, run_container, run_network
+from chaos.engine import STUCK_NETWORK_HINT, network_is_stuck
 from chaos.errors import EngineError
 from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan, docker_addressing, make_plan
 from chaos.stack.running import Backend
 from chaos.stack.spec import Stack, StackSpec
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import docker
@@ -73,6 +77,7 @@ class DockerBackend(Backend):
         self.network: RunNetwork | None = None
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
+        self.stuck_networks: set[str] = set()  # refused by the engine with nothing on them (engine.network_is_stuck)
         self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
         self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
         # The toolkit reaches each container at its pinned address on the run's network (a Linux host has a
@@ -410,8 +415,9 @@ class DockerBackend(Backend):
         The engine releases a force-removed container's endpoint a little
         after the removal returns, more so under load. Once (20.10, load
         15-20) an endpoint with no container behind it stayed for good, which
-        `docker network inspect` does not show; then this fails with one line
-        and the network stays labelled for `roomquake clean`.
+        `docker network inspect` does not show and no call removes: such a
+        stuck network is said once and not counted as the run's leftover
+        (`roomquake clean` says the same of it); other refusals fail in one line.
         """
         import docker
 
@@ -424,6 +430,11 @@ class DockerBackend(Backend):
                 return
             except docker.errors.APIError as err:
                 if "active endpoints" not in str(err) or time.monotonic() > deadline:
+                    if network_is_stuck(self.client, net["Id"], err):
+                        # Nothing of the run is on it: say so once and let the teardown finish.
+                        self.stuck_networks.add(net.get("Name", net["Id"]))
+                        log.warning("network %s is stuck in the engine: %s", net.get("Name"), STUCK_NETWORK_HINT)
+                        return
                     raise _fail(err, f"removing network {net.get('Name', net['Id'][:12])}") from None
             time.sleep(0.3)
 
@@ -436,7 +447,7 @@ class DockerBackend(Backend):
         except Exception as err:  # noqa: BLE001 - an engine that cannot answer cannot vouch for anything
             return [f"unknown (the engine did not answer: {err})"]
         found = [f"container {(c.get('Names') or [c['Id'][:12]])[0].lstrip('/')}" for c in containers]
-        found += [f"network {n['Name']}" for n in networks]
+        found += [f"network {n['Name']}" for n in networks if n["Name"] not in self.stuck_networks]
         found += [f"volume {v['Name']}" for v in volumes]
         return found
 

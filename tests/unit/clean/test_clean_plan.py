@@ -44,8 +44,12 @@ class FakeCollection:
 class FakeApi:
     """The low-level container calls clean uses."""
 
-    def __init__(self, containers: list[FakeResource]) -> None:
+    def __init__(self, containers: list[FakeResource], attached: dict[str, dict[str, object]] | None = None) -> None:
         self.by_id = {c.name: c for c in containers}
+        self.attached = attached or {}  # network id -> the containers inspect shows on it
+
+    def inspect_network(self, network_id: str) -> dict[str, object]:
+        return {"Containers": self.attached.get(network_id, {})}
 
     def containers(self, **_: object) -> list[dict[str, object]]:
         return [{"Id": c.name, "Names": ["/" + c.name], "Labels": c.labels} for c in self.by_id.values()]
@@ -78,12 +82,16 @@ def test_vanished_resources_count_as_removed_and_refusals_are_reported() -> None
     busy = docker.errors.APIError("conflict", explanation="network has active endpoints")
     client = FakeClient(
         [FakeResource("c-gone", DEAD.labels(), log, fail=gone)],
-        [FakeResource("n-busy", DEAD.labels(), log, fail=busy)],
+        [FakeResource("n-busy", DEAD.labels(), log, fail=busy, id="n-busy"),
+         FakeResource("n-stuck", DEAD.labels(), log, fail=busy, id="n-stuck")],
         [],
     )
+    client.api.attached["n-busy"] = {"c1": {"Name": "someone-else"}}  # a container is really on it
     report = clean(client)  # type: ignore[arg-type]
     assert [r.name for r in report.removed] == ["c-gone"]
     assert len(report.failed) == 1 and "n-busy" in report.failed[0][1]
+    # Refused for endpoints while no container is on it: the engine's stuck endpoint, said apart.
+    assert [r.name for r in report.stuck] == ["n-stuck"]
 
 
 @pytest.mark.parametrize("include_live", [False, True])

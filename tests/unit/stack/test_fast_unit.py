@@ -158,9 +158,13 @@ def test_a_renewed_local_plan_keeps_the_ports_of_the_same_instances(stack: Stack
 class _Networks:
     """An engine whose network removal is refused ("has active endpoints") ``refusals`` times."""
 
-    def __init__(self, refusals: int) -> None:
+    def __init__(self, refusals: int, attached: dict[str, object] | None = None) -> None:
         self.refusals = refusals
         self.calls = 0
+        self.attached = {"c1": {"Name": "rq-x-edge-1"}} if attached is None else attached  # what inspect shows
+
+    def inspect_network(self, net_id: str) -> dict[str, object]:
+        return {"Containers": self.attached}
 
     def remove_network(self, net_id: str) -> None:
         import docker
@@ -177,6 +181,7 @@ def _backend_with(api: _Networks) -> object:
 
     backend = DockerBackend.__new__(DockerBackend)  # no engine: only the network removal is under test
     backend.client = SimpleNamespace(api=api)
+    backend.stuck_networks = set()
     return backend
 
 
@@ -191,3 +196,11 @@ def test_a_network_that_keeps_an_endpoint_is_one_line_naming_it() -> None:
 
     with pytest.raises(StackError, match=r"removing network rq-x.*active endpoints"):
         _backend_with(_Networks(refusals=10_000))._remove_network({"Id": "1", "Name": "rq-x"}, timeout=0.5)
+
+
+def test_a_network_the_engine_keeps_with_no_container_on_it_is_said_and_not_a_leftover(caplog) -> None:
+    """Docker's stuck endpoint (moby#42119): refused for ever, yet inspect shows no container on it."""
+    backend = _backend_with(_Networks(refusals=10_000, attached={}))
+    backend._remove_network({"Id": "1", "Name": "rq-x"}, timeout=0.3)
+    assert backend.stuck_networks == {"rq-x"}
+    assert "rq-x is stuck in the engine" in caplog.text and "moby#42119" in caplog.text
