@@ -106,6 +106,8 @@ def start_stack(
     spec = apply_scale(stack.spec, scale)
     spec.profile_env(profile)  # unknown profile: error before anything starts
     stack = Stack(spec=spec, path=stack.path)
+    if kind == "local":
+        _refuse_docker_only(spec)
     identity = identity or RunIdentity()
     run_secrets = new_secrets()
     impl: Backend = _make_backend(kind, stack, identity, keep)
@@ -172,17 +174,60 @@ def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any
                    token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str]) -> None:
     proxy_name = proxy_tier[0].name
     pool = ThreadPoolExecutor(max_workers=8)
-    launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
+    first, later = dependency_waves(stack.spec, rest)  # no depends_on in the stack file: all at once
+    launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + first]
     try:
         _wait_futures(launching[:1], checkpoint)
         _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
         host, port = impl.address(proxy_name)
         populate(f"http://{host}:{port}", plan.proxies, token)
         _wait_futures(launching[1:], checkpoint)
+        for healthy_first, wave in later:
+            _wait_healthy(stack, impl, healthy_first, checkpoint, run_secrets)
+            _wait_futures([pool.submit(impl.launch, inst) for inst in wave], checkpoint)
     finally:
         # Launches not begun yet are dropped; those under way finish, so the
         # teardown that follows a failure sees every container they made.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def dependency_waves(spec: Any, instances: list[Any]) -> tuple[list[Any], list[tuple[list[Any], list[Any]]]]:
+    """Start order from the services' ``depends_on``: the first wave, then (instances to be healthy first, wave) pairs.
+
+    A service starts once every service it depends on has started, and once
+    those it depends on as ``healthy`` pass their health check.
+    """
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        if name not in level:
+            deps = spec.services[name].depends_on
+            level[name] = 1 + max((depth(d) for d in deps), default=-1)
+        return level[name]
+
+    waves: dict[int, list[Any]] = {}
+    for inst in instances:
+        waves.setdefault(depth(inst.service), []).append(inst)
+    ordered = [waves[k] for k in sorted(waves)]
+    if not ordered:
+        return [], []
+    later = []
+    for wave in ordered[1:]:
+        healthy = {d for inst in wave for d, how in spec.services[inst.service].depends_on.items() if how == "healthy"}
+        later.append(([i for i in instances if i.service in healthy], wave))
+    return ordered[0], later
+
+
+def _refuse_docker_only(spec: Any) -> None:
+    """What only the docker backend can run: images from build contexts, the image's own command, container options."""
+    for name, svc in spec.services.items():
+        image = spec.images[svc.image]
+        why = ("its image is built from a build context" if image.context else
+               "it runs its image's own command" if not svc.command else
+               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else None)
+        if why:
+            raise StackFileError(f"the local backend cannot run service {name!r} of stack {spec.name}: {why}; "
+                                 "use --backend docker")
 
 
 def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) -> None:
