@@ -237,7 +237,8 @@ def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) ->
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
                   secrets: Mapping[str, str] | None = None) -> None:
     targets = [
-        (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
+        (inst.name, stack.spec.services[inst.service].health,
+         (lambda n=inst.name: impl.address(n)) if inst.port is not None else (lambda: ("", 0)))  # port: null: kind none
         for inst in members
     ]
     try:
