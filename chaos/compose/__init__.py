@@ -20,6 +20,7 @@ write (the readable file), attach (a project already running).
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,9 @@ def import_compose(files: list[Path], output: Path, name: str | None = None, env
         raise ComposeFileError(f"{output}: already exists; give --force to overwrite it")
     project = load_project(files, name=name, env_file=env_file, environ=environ)
     imported = convert(project, output.parent, environ)
-    argv = ["roomquake", "stack", "import", *(str(f) for f in files), "-o", str(output)]
+    # Said from the output's folder, so the header does not depend on where the import ran.
+    here = output.resolve().parent
+    argv = ["roomquake", "stack", "import", *(os.path.relpath(Path(f).resolve(), here) for f in files), "-o", output.name]
     text = render(imported, shlex.join(argv))
     try:
         loads_stack(text, str(output))
