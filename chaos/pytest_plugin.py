@@ -42,7 +42,7 @@ class Deviated(Exception):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("roomquake", "roomquake chaos experiments")
-    group.addoption("--roomquake-backend", choices=("docker", "local"), default=None,
+    group.addoption("--roomquake-backend", choices=("docker", "local", "swarm"), default=None,
                     help="backend for experiments and stack fixtures (default: docker when an engine answers, else local)")
     group.addoption("--roomquake-report-dir", default=None, metavar="DIR",
                     help="where journals and HTML reports go (default: $ROOMQUAKE_JOURNAL_DIR or ./journals)")

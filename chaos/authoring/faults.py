@@ -9,7 +9,7 @@ with faults.latency("edge->state", latency="300ms", jitter="50ms", direction="bo
 ```
 
 Each method builds the fault exactly as an experiment file would (same
-model, same validation) and injects it with ``chaos.run.faults``; leaving
+model, same validation) and injects it with ``chaos.faults``; leaving
 the block undoes every part, in reverse, even when the block raised or the
 injection failed half-way.
 """
@@ -20,54 +20,43 @@ import contextlib
 import itertools
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from chaos import faults as handlers
 from chaos.errors import UsageError
 from chaos.experiment import model as m
-from chaos.run import faults as handlers
-from chaos.run.faults.base import FaultContext, perform
+from chaos.faults import FaultContext, Injection
+from chaos.faults.undo import roll_back
 
 _STEP = TypeAdapter(m.FaultStep)
-TARGET_KEYS = ("service", "instance", "replica", "label", "hosting", "select", "count", "percent")
+Injected = Injection  # what ``with faults.kill(...) as hit`` gives: ``hit.names``, ``hit.parts``, ``hit.rolled_back``
 
 
 class RollbackFailed(RuntimeError):
     """Some part of a fault could not be undone (every other part still was)."""
 
 
-@dataclass
-class Injected:
-    step: str
-    fault: str
-    parts: list[tuple[str, tuple[str, ...] | None]] = field(default_factory=list)
-    rolled_back: bool = False
-
-    @property
-    def names(self) -> list[str]:
-        """What the fault hit: instance names (server faults) or ``proxy/stream`` (link faults)."""
-        return [hit for hit, _ in self.parts]
-
-
 class Faults:
     def __init__(self, stack: Any, proxy: Any = None, seed: int = 0, run_id: str = "authored") -> None:
         self.stack = getattr(stack, "stack", stack)  # a StackHandle or a RunningStack
-        self.room = getattr(stack, "room", "launch")
-        self._proxy = proxy
+        self.room = getattr(stack, "room", None)  # a StackHandle's room: where surges go by default
         self.rng = random.Random(seed)
         self.run_id = run_id
         self._ids = itertools.count(1)
-        self.active: list[Injected] = []
+        self.active: list[Injection] = []
+        self.ctx = FaultContext(self.stack, lambda: proxy if proxy is not None else self._proxy_client(),
+                                self.rng, run_id, {"room": self.room} if self.room else {})
+
+    def _proxy_client(self) -> Any:
+        from chaos.stack.access import proxy_client
+
+        return proxy_client(self.stack.proxy_url, getattr(self.stack, "proxy_token", None))
 
     @property
     def proxy(self) -> Any:
-        if self._proxy is None:
-            from chaos.stack.access import proxy_client
-
-            self._proxy = proxy_client(self.stack.proxy_url, getattr(self.stack, "proxy_token", None))
-        return self._proxy
+        return self.ctx.proxy
 
     @staticmethod
     def build(spec: dict[str, Any]) -> m.FaultBase:
@@ -80,31 +69,19 @@ class Faults:
             raise UsageError(f"fault {spec.get('fault')!r}: {where}: {first['msg']}") from None
 
     @contextlib.contextmanager
-    def inject(self, spec: dict[str, Any] | m.FaultBase) -> Iterator[Injected]:
+    def inject(self, spec: dict[str, Any] | m.FaultBase) -> Iterator[Injection]:
         step = spec if isinstance(spec, m.FaultBase) else self.build(spec)
-        step_id = step.id or f"{step.fault}-{next(self._ids)}"  # type: ignore[attr-defined]
-        injected = Injected(step_id, step.fault)  # type: ignore[attr-defined]
+        step_id = step.id or f"{step.fault}-{next(self._ids)}"
+        injected = Injection(step_id, step.fault)
         self.active.append(injected)
-        ctx = FaultContext(self.stack, None, self.rng, self.run_id, room=self.room,
-                           automation=getattr(self.stack, "automation", None))
-        if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy
         try:
-            handlers.inject(step, step_id, ctx, lambda hit, undo: injected.parts.append((hit, undo)))
+            handlers.inject(step, step_id, self.ctx, injected.register)
             yield injected
         finally:
             self._undo(injected)
 
-    def _undo(self, injected: Injected) -> None:
-        errors = []
-        for hit, undo in reversed(injected.parts):
-            if undo is None:
-                continue
-            try:
-                perform(undo, self.stack, self.proxy if undo[0] == "proxy" else None)
-            except Exception as err:  # noqa: BLE001 - undo the rest, then report
-                errors.append(f"{hit}: {err}")
-        injected.rolled_back = True
+    def _undo(self, injected: Injection) -> None:
+        errors = roll_back(injected, self.ctx)
         self.active.remove(injected)
         if errors:
             raise RollbackFailed(f"rolling back {injected.step} failed: " + "; ".join(errors))
@@ -157,12 +134,12 @@ class Faults:
     # --- staff and load -------------------------------------------------------------
 
     def staff_reduction(self, group: str | None = None, **attrs: Any) -> contextlib.AbstractContextManager[Injected]:
-        spec: dict[str, Any] = {"fault": "staff_reduction", **attrs}
-        spec["group"] = group or getattr(self.stack, "automation", None)
-        return self.inject(spec)
+        """The stack file's automation (or ``group``) loses replicas, lags or freezes."""
+        return self.inject({"fault": "staff_reduction", **({"group": group} if group else {}), **attrs})
 
     def surge(self, listeners: int, over: str | float = "2s", room: str | None = None) -> contextlib.AbstractContextManager[Injected]:
-        return self.inject({"fault": "surge", "listeners": listeners, "over": over, "room": room or self.room})
+        """Extra listeners join ``room`` (default: the handle's room, else the stack's surge action's)."""
+        return self.inject({"fault": "surge", "listeners": listeners, "over": over, "room": room})
 
     def drain(self, fraction: float) -> contextlib.AbstractContextManager[Injected]:
         return self.inject({"fault": "drain", "fraction": fraction})

@@ -121,8 +121,9 @@ class StackPool:
         key = StackKey.of(path, self.backend, experiment.scale, experiment.profile, experiment.env)
         will_reuse = self.reuse and self.stack is not None and self.key == key
         uses = self.uses + 1 if will_reuse else 1
-        room = room_of(experiment)
-        leased = in_room(experiment, f"{room}-{uses}") if uses > 1 else experiment
+        default = _start_room(path)
+        room = room_of(experiment, default)
+        leased = in_room(experiment, f"{room}-{uses}", default) if uses > 1 and room is not None else experiment
 
         @contextlib.contextmanager
         def open_stack(runner: Any) -> Iterator[Any]:
@@ -136,8 +137,8 @@ class StackPool:
                 runner.reset_lines = [f"renewed pooled stack {stack.run_id} (experiment {self.uses} on it): {line}"
                                       for line in done]
                 done = list(runner.reset_lines)
-            if room_of(leased) != room:
-                done.append(f"room {room!r} runs as {room_of(leased)!r}: the stack served earlier experiments")
+            if room_of(leased, default) != room:
+                done.append(f"room {room!r} runs as {room_of(leased, default)!r}: the stack served earlier experiments")
             for line in done:
                 runner.emit(ev.Note(message=line))
             yield stack  # the pool, not the run, takes it down
@@ -159,3 +160,12 @@ class StackPool:
         key = StackKey.of(path, kind, scale, profile, env)
         running, reused, _ = self.acquire(key, lambda: start_stack(path, backend=kind, scale=scale, profile=profile, env=env))
         return StackHandle(running, room=f"launch-{self.uses}" if self.uses > 1 else "launch", reused=reused)
+
+
+def _start_room(stack_file: Path) -> str | None:
+    """The room the stack file's load start action uses when an experiment names none."""
+    from chaos.stack import load_stack
+
+    start = load_stack(stack_file).spec.load.get("start")
+    room = start.params.get("room") if start is not None else None
+    return str(room) if room is not None else None

@@ -24,15 +24,21 @@ def _rename(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def room_of(experiment: m.Experiment) -> str:
-    return experiment.load.room if experiment.load is not None else m.Load.model_fields["room"].default
+def room_of(experiment: m.Experiment, default: str | None = None) -> str | None:
+    """The experiment's room: its load's, else ``default`` (the stack file's load start action's room)."""
+    if experiment.load is not None and experiment.load.room is not None:
+        return experiment.load.room
+    return default
 
 
-def in_room(experiment: m.Experiment, room: str) -> m.Experiment:
+def in_room(experiment: m.Experiment, room: str, default: str | None = None) -> m.Experiment:
     """The same experiment, with every reference to its load's room pointing at ``room``."""
-    old = room_of(experiment)
+    old = room_of(experiment, default)
     if room == old:
         return experiment
     data = experiment.model_dump(mode="json", by_alias=True, exclude_none=True)
-    data = _rename(data, old, room)
+    if old is not None:
+        data = _rename(data, old, room)
+    if experiment.load is not None:
+        data["load"]["room"] = room  # named even when the file leaves it to the stack's default
     return m.Experiment.model_validate(data)

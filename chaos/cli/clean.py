@@ -77,7 +77,18 @@ def _sweep(dry_run: bool) -> int:
     bringups = sweep_dead_stacks(dry_run=dry_run)
     for line in bringups:
         click.echo(f"dead owner's stack {line}")
-    return len(runners) + len(bringups)
+    return len(runners) + len(bringups) + _sweep_swarm(dry_run)
+
+
+def _sweep_swarm(dry_run: bool) -> int:
+    """Dead runs' swarm services, networks and configs; then local clusters whose up (or down) was killed."""
+    from chaos.cluster import sweep_dead_clusters
+    from chaos.stack.swarm_clean import sweep
+
+    lines = sweep(dry_run=dry_run) + sweep_dead_clusters(dry_run=dry_run)
+    for line in lines:
+        click.echo(line)
+    return len(lines)
 
 
 def _print(report: CleanReport, dry_run: bool, swept: int = 0) -> None:

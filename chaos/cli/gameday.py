@@ -10,7 +10,7 @@ import click
 
 @click.command(name="gameday")
 @click.argument("file")
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Bring the stack up on this backend (default: docker when an engine answers).")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Bring the stack up on this backend (default: docker when an engine answers).")
 @click.option("--attach", metavar="RUN_ID", help="Drive a stack already up (roomquake stack up; 'latest' for the newest); it stays up.")
 @click.option("--auto", is_flag=True, help="Run the steps on their timeline without waiting for Enter.")
 @click.option("--profile", help="Timing profile of the stack file (e.g. gameday: real-world timings).")

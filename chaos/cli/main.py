@@ -4,7 +4,8 @@ Each verb is a module in ``chaos.cli`` exposing a click command named
 ``command``. Listing the verbs (``roomquake --help``) reads the table below
 and imports none of them; running a verb imports only its module, so the
 command answers at once (``bench/cli.py`` measures it).
-User errors (``RoomquakeError``) become one line on stderr and an exit code.
+User errors (``RoomquakeError``) become one line on stderr and an exit code
+(chaos.exits, shared with ``python -m chaos.proxy``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 
 import click
 
-from chaos.errors import RoomquakeError
+from chaos.exits import exit_codes
 
 # verb -> (module in chaos.cli, one-line help shown by `roomquake --help`).
 # A verb whose module does not exist is hidden.
@@ -35,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "history": ("chaos.cli.history", "Check the listeners' histories of a running stack (gaps, split brain, who came back)."),
     "gameday": ("chaos.cli.gameday", "Run an experiment step by step with a live dashboard."),
     "clean": ("chaos.cli.clean", "Remove what killed runs left behind."),
+    "cluster": ("chaos.cli.cluster", "A multi-node swarm on this machine (namespaces, one engine per node)."),
 }
 
 
@@ -121,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(argv: list[str] | None) -> None:
-    from chaos.signals import INTERRUPTS, Interrupted
+    from chaos.signals import INTERRUPTS
+
     args = list(sys.argv[1:] if argv is None else argv)
     if _verb(args) not in SIGNAL_AWARE:
         INTERRUPTS.uninstall()  # other verbs keep Python's own Ctrl-C
@@ -132,25 +135,6 @@ def _main(argv: list[str] | None) -> None:
     # every installed package's entry points on the first model: a few ms the
     # CLI does not need. Set PYDANTIC_DISABLE_PLUGINS= (empty) to load them.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    try:
+    with exit_codes("roomquake", verbose):
         cli.main(args=argv, prog_name="roomquake", standalone_mode=False)
         INTERRUPTS.check()  # a signal that came while a verb had no checkpoint left still ends in exit 3
-    except Interrupted as sig:
-        click.echo(f"roomquake: {sig}", err=True)
-        sys.exit(3)
-    except click.exceptions.Abort:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except RoomquakeError as err:
-        if verbose:
-            raise
-        click.echo(f"roomquake: error: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        click.echo("roomquake: interrupted", err=True)
-        sys.exit(130)

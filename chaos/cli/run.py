@@ -13,7 +13,7 @@ from chaos.cli.checking import check_all, refuse_if_invalid
 
 @click.command(name="run")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker when an engine answers, else local.")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker when an engine answers, else local.")
 @click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")

@@ -45,7 +45,7 @@ def command() -> None:
 @command.command()
 @click.option("--file", "-f", "path", metavar="FILE|NAME",
               help=f"Stack file or stack name, e.g. audio-room (default: $ROOMQUAKE_STACK, ./{DEFAULT_FILE}, else audio-room).")
-@click.option("--backend", type=click.Choice(["docker", "local"]), help="Default: docker if an engine answers, else local.")
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker if an engine answers, else local.")
 @click.option("--scale", help="Replica counts, e.g. edge=3,supervisor=4.")
 @click.option("--profile", help="Timing profile from the stack file, e.g. ci or gameday.")
 def up(path: str | None, backend: str | None, scale: str | None, profile: str | None) -> None:

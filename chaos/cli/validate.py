@@ -12,7 +12,7 @@ from chaos.problems import shown
 
 @click.command(name="validate")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--backend", type=click.Choice(["docker", "local"]),
+@click.option("--backend", type=click.Choice(["docker", "local", "swarm"]),
               help="Also refuse what this backend cannot do (e.g. disconnect or squeeze on local processes).")
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
 def command(files: tuple[str, ...], backend: str | None, as_json: bool) -> None:

@@ -4,6 +4,7 @@
     expect: ">= 0.95"       comparison; units allowed: "< 500ms", ">= 90%"
     expect: {one_of: [live, relaunching]}
     expect: {between: [0.9, 1.0]}   inclusive
+    expect: "!= {kill-edge.hit}"     what a fault step hit, filled in once it is known
 
 A bare list is rejected on purpose: Chaos Toolkit reads ``[200, 201]`` as a
 range and ``[200, 201, 202]`` as a set, and authors cannot tell which.
@@ -11,8 +12,10 @@ range and ``[200, 201, 202]`` as a set, and authors cannot tell which.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,6 +33,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 _COMPARISON = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(.+?)\s*$")
 _NUMBER = re.compile(r"^([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(ms|s|m|h|%)?$")
+HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")  # {step-id.hit}: what that fault step hit
 
 
 def parse_value(text: Any) -> Value:
@@ -142,3 +146,21 @@ def parse_expectation(raw: Any) -> Expectation:
     if raw is None:
         raise ValueError("missing expectation; e.g. expect: live or expect: '>= 0.95'")
     return Expectation("==", (parse_value(raw),), str(raw).lower() if isinstance(raw, bool) else str(raw))
+
+
+def hit_refs(text: str) -> list[str]:
+    """The fault step ids a text refers to with ``{step-id.hit}``."""
+    return HIT_REF.findall(text)
+
+
+def fill_hits(expect: Expectation, hits: Mapping[str, list[str]]) -> Expectation:
+    """``expect`` with each ``{step-id.hit}`` replaced by what that step hit (comma-separated; unknown: left as is)."""
+    if not any(isinstance(v, str) and HIT_REF.search(v) for v in expect.values):
+        return expect
+
+    def fill(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return HIT_REF.sub(lambda mt: ",".join(hits.get(mt.group(1), [])) or mt.group(0), value)
+
+    return dataclasses.replace(expect, values=tuple(fill(v) for v in expect.values), text=fill(expect.text))

@@ -4,26 +4,26 @@ One file declares the stack, the load, the steady state, a method on a
 timeline, recovery assertions and abort conditions. Every mapping forbids
 unknown keys (a typo is an error with a suggestion, never silently ignored)
 and every probe, wherever it appears, is judged against an ``expect``.
+The method's fault steps are the models the fault modules registered
+(chaos.faults): this module only collects them.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    PlainSerializer,
-    Tag,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import BeforeValidator, Discriminator, Field, PlainSerializer, Tag, WithJsonSchema, model_validator
 
 from chaos.experiment.durations import Duration
 from chaos.experiment.expect import Expectation, parse_expectation
+from chaos.experiment.fields import Name, StepBase, Strict
+from chaos.faults import kinds
+from chaos.faults.model import FaultBase, LinkFault, ServerFault, Target
+
+# The fault steps' bases and targets are chaos.faults.model's; named here too for readers of the model.
+__all__ = ["FAULTS", "AbortCondition", "Check", "CheckStep", "Experiment", "FaultBase", "FaultStep", "HistoryCheck",
+           "KnownWeakness", "LinkFault", "Load", "ParallelStep", "RecoveryCheck", "ServerFault", "SteadyCheck", "Step",
+           "StepBase", "SubStep", "Target", "WaitStep"]
 
 EXPECT_SCHEMA: dict[str, Any] = {
     "description": "live | true | 3 | '>= 0.95' | '< 500ms' | '>= 90%' | {one_of: [...]} | {between: [low, high]}",
@@ -52,45 +52,6 @@ Expect = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema(EXPECT_SCHEMA),
 ]
-Name = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-Toxicity = Annotated[float, Field(ge=0, le=1)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-# ---------------------------------------------------------------- targets
-
-
-class Target(Strict):
-    """Which instances a fault hits. Filters narrow the set, then count/percent pick from it (seeded)."""
-
-    service: Name | None = Field(None, description="all instances of a service, e.g. edge")
-    instance: Name | None = Field(None, description="one instance by name, e.g. edge-2")
-    replica: int | None = Field(None, ge=1, description="with service: the n-th replica (1-based)")
-    label: dict[str, str] | None = Field(None, description="instances whose labels include all of these")
-    hosting: str | None = Field(None, description="the instance hosting this room (stack selector 'hosting')")
-    select: dict[str, Any] | None = Field(
-        None, description="any stack selector: {name: hosting, room: launch}"
-    )
-    count: int | None = Field(None, ge=1, description="pick this many at random (seeded)")
-    percent: float | None = Field(None, gt=0, le=100, description="pick this percentage at random (seeded)")
-    all: bool | None = Field(None, description="every matching instance (the default)")
-
-    @model_validator(mode="after")
-    def _coherent(self) -> Target:
-        if not any([self.service, self.instance, self.label, self.hosting, self.select]):
-            raise ValueError("a target names at least one of service, instance, label, hosting, select")
-        if self.replica is not None and not self.service:
-            raise ValueError("replica needs service, e.g. {service: edge, replica: 2}")
-        picks = [k for k in ("count", "percent") if getattr(self, k) is not None]
-        if len(picks) > 1 or (picks and self.all):
-            raise ValueError("choose one of all, count, percent")
-        if self.select is not None and not isinstance(self.select.get("name"), str):
-            raise ValueError("select needs a name, e.g. {name: hosting, room: launch}")
-        return self
 
 
 # ---------------------------------------------------------------- probes and checks
@@ -161,169 +122,8 @@ class AbortCondition(Check):
 
 # ---------------------------------------------------------------- method steps
 
-
-class StepBase(Strict):
-    id: Name | None = Field(None, description="name for messages, after/during references")
-    at: Duration | None = Field(
-        None, description="start, from the method's start (default: when the previous step ends)"
-    )
-    description: str | None = None
-
-
-class FaultBase(StepBase):
-    for_: Duration | None = Field(
-        None, alias="for", description="roll back after this long (default: at the end of the run)"
-    )
-
-
-class LinkFault(FaultBase):
-    link: str = Field(
-        description="a link of the stack: 'edge->state' (all its proxies) or 'crowd->edge-2' (one proxy)",
-        pattern=r"^[A-Za-z0-9_.\-]+->[A-Za-z0-9_.\-]+$",
-    )
-    target: Target | None = Field(None, description="narrow to the proxies whose server matches this target")
-    direction: Literal["upstream", "downstream", "both"] = Field(
-        "downstream", description="upstream = client to server, downstream = server to client (Toxiproxy)"
-    )
-    toxicity: Toxicity = Field(1.0, description="share of connections affected (Toxiproxy)")
-
-
-class LatencyFault(LinkFault):
-    fault: Literal["latency"]
-    latency: Duration
-    jitter: Duration = 0.0
-
-
-class JitterFault(LinkFault):
-    fault: Literal["jitter"]
-    jitter: Duration
-    latency: Duration = 0.0
-
-
-class BandwidthFault(LinkFault):
-    fault: Literal["bandwidth"]
-    rate: int = Field(ge=0, description="KB/s (1 KB = 1000 bytes); 0 = unlimited")
-
-
-class SlowCloseFault(LinkFault):
-    fault: Literal["slow_close"]
-    delay: Duration
-
-
-class TimeoutFault(LinkFault):
-    fault: Literal["timeout"]
-    timeout: Duration = Field(0.0, description="close after this long without data; 0 = never close")
-
-
-class ResetPeerFault(LinkFault):
-    fault: Literal["reset_peer"]
-    timeout: Duration = 0.0
-
-
-class SlicerFault(LinkFault):
-    fault: Literal["slicer"]
-    average_size: int = Field(ge=1, description="bytes")
-    size_variation: int = Field(0, ge=0, description="bytes, below average_size")
-    delay: Duration = Field(0.0, description="pause between slices")
-
-    @model_validator(mode="after")
-    def _variation(self) -> SlicerFault:
-        if self.size_variation >= self.average_size:
-            raise ValueError("size_variation must be below average_size")
-        return self
-
-
-class LimitDataFault(LinkFault):
-    fault: Literal["limit_data"]
-    bytes: int = Field(ge=0, description="pass this many bytes per connection and direction, then close")
-
-
-class DownFault(LinkFault):
-    fault: Literal["down"]
-
-
-class ServerFault(FaultBase):
-    target: Target
-
-
-class KillFault(ServerFault):
-    fault: Literal["kill"]
-
-
-class StopFault(ServerFault):
-    fault: Literal["stop"]
-
-
-class PauseFault(ServerFault):
-    fault: Literal["pause"]
-
-
-class RestartFault(ServerFault):
-    fault: Literal["restart"]
-
-
-class DisconnectFault(ServerFault):
-    fault: Literal["disconnect"]
-
-
-class SqueezeFault(ServerFault):
-    fault: Literal["squeeze"]
-    cpus: float | None = Field(None, gt=0, description="CPU limit, e.g. 0.2")
-    memory_mb: int | None = Field(None, ge=6, description="memory limit in MB")
-
-    @model_validator(mode="after")
-    def _something(self) -> SqueezeFault:
-        if self.cpus is None and self.memory_mb is None:
-            raise ValueError("squeeze needs cpus or memory_mb")
-        return self
-
-
-class StaffReductionFault(FaultBase):
-    """Degrade the automation: remove some of its replicas, lag its links, or pause it."""
-
-    fault: Literal["staff_reduction"]
-    group: Name = Field("supervisor", description="the service that plays the automation")
-    mode: Literal["remove", "lag", "pause"] = "remove"
-    removal: Literal["kill", "stop"] = Field(
-        "kill", description="remove: kill (gone without handing over its work) or stop (a clean scale-down)"
-    )
-    fraction: Fraction | None = Field(None, description="remove/pause: share of replicas (rounded, at least 1)")
-    count: int | None = Field(None, ge=1, description="remove/pause: this many replicas")
-    latency: Duration | None = Field(None, description="lag: latency added on the group's links")
-    jitter: Duration = 0.0
-
-    @model_validator(mode="after")
-    def _mode_fields(self) -> StaffReductionFault:
-        if self.fraction is not None and self.count is not None:
-            raise ValueError("choose fraction or count, not both")
-        if self.mode == "lag" and self.latency is None:
-            raise ValueError("mode lag needs latency, e.g. latency: 2s")
-        if self.mode != "lag" and self.latency is not None:
-            raise ValueError(f"latency applies to mode lag, not {self.mode}")
-        return self
-
-
-class SurgeFault(FaultBase):
-    fault: Literal["surge"]
-    listeners: int = Field(ge=1, description="extra listeners joining")
-    over: Duration = Field(0.0, description="spread the joins over this long")
-    room: str | None = Field(None, description="default: the load's room")
-
-
-class DrainFault(FaultBase):
-    fault: Literal["drain"]
-    fraction: Fraction = Field(description="share of connected listeners that leave")
-
-
-FAULTS: dict[str, type[FaultBase]] = {
-    cls.model_fields["fault"].annotation.__args__[0]: cls  # type: ignore[union-attr]
-    for cls in (
-        LatencyFault, JitterFault, BandwidthFault, SlowCloseFault, TimeoutFault, ResetPeerFault,
-        SlicerFault, LimitDataFault, DownFault, KillFault, StopFault, PauseFault, RestartFault,
-        DisconnectFault, SqueezeFault, StaffReductionFault, SurgeFault, DrainFault,
-    )
-}
-NETWORK_FAULTS = {name for name, cls in FAULTS.items() if issubclass(cls, LinkFault)}
+# Every fault kind registered by a module of chaos.faults (``fault:`` value -> model).
+FAULTS: dict[str, type[FaultBase]] = {name: kind.model for name, kind in kinds().items()}
 
 
 def _fault_tag(value: Any) -> str | None:
@@ -414,7 +214,7 @@ ParallelStep.model_rebuild(force=True)
 class Load(Strict):
     """The crowd the stack's load service keeps connected during the run."""
 
-    room: str = Field("launch", description="room the host creates and listeners join")
+    room: str | None = Field(None, description="room the host creates and listeners join (default: the stack file's load start action's)")
     listeners: int = Field(ge=0, description="listeners kept connected")
     ramp: Duration = Field(0.0, description="join them over this long")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="extra parameters for the stack's load")

@@ -11,10 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from chaos.errors import RoomquakeError, UsageError
+from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
+from chaos.experiment.validate import validate_document
+from chaos.faults import kind_of
+from chaos.faults.base import StackFacts
+from chaos.problems import Problem, field_name, suggest
 from chaos.yamldoc import Document, PathKey, SyntaxProblem, read_document
-from chaos.experiment.validate import ExperimentInvalid, Problem, field_name, suggest, validate_document
 
 def stack_file(name: str, experiment_dir: Path) -> Path:
     """``stack:`` is a path (relative to the experiment file, then the cwd) or a stack name (chaos.stack.find)."""
@@ -48,13 +51,6 @@ def check_document(doc: Document, backend: str | None = None) -> tuple[m.Experim
     return (experiment if not problems else None), problems
 
 
-def load_checked(path: str | Path, backend: str | None = None) -> m.Experiment:
-    experiment, problems = validate_with_stack(path, backend)
-    if problems or experiment is None:
-        raise ExperimentInvalid(problems)
-    return experiment
-
-
 def _names(spec: Any, scale: dict[str, int]) -> dict[str, list[str]]:
     """Instance names per service at the experiment's scale."""
     out = {}
@@ -83,10 +79,6 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
         problems.append(Problem(line, col, file, field_name(path), message))
 
     services = set(spec.services)
-    instances = _names(spec, experiment.scale)
-    every_instance = {n for names in instances.values() for n in names}
-    links = set(spec.links) if hasattr(spec, "links") else set()
-    link_pairs = {tuple(x.replace(" ", "").split("->")) for x in links}
 
     def service(path: PathKey, name: str | None) -> None:
         if name is not None and name not in services:
@@ -110,34 +102,16 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
     if experiment.load is not None and "start" not in spec.load:
         at(("load",), f"stack {spec.name} declares no load action 'start'")
 
+    facts = StackFacts(spec, _names(spec, experiment.scale), backend)
     for path, step in _step_paths(experiment.method):
         if isinstance(step, m.CheckStep):
             probe((*path, "probe"), step.probe)
             continue
-        target = getattr(step, "target", None)
-        if isinstance(target, m.Target):
-            tpath = (*path, "target")
-            service((*tpath, "service"), target.service)
-            if target.instance and target.instance not in every_instance:
-                at((*tpath, "instance"), f"no instance {target.instance!r} at this scale; {suggest(target.instance, every_instance)}")
-            if target.replica and target.service in instances and target.replica > len(instances[target.service]):
-                at((*tpath, "replica"), f"{target.service} has {len(instances[target.service])} replica(s) at this scale")
-            if target.hosting is not None and "hosting" not in spec.selectors:
-                at((*tpath, "hosting"), f"stack {spec.name} declares no selector 'hosting'")
-            if target.select is not None and target.select.get("name") not in spec.selectors:
-                name = str(target.select.get("name"))
-                at((*tpath, "select", "name"), f"no selector {name!r} in stack {spec.name}; {suggest(name, spec.selectors) if spec.selectors else 'it declares none'}")
-        if isinstance(step, m.LinkFault):
-            client, _, server = step.link.partition("->")
-            if (client, server) not in link_pairs:
-                base = server.rsplit("-", 1)[0]
-                if not ((client, base) in link_pairs and server in instances.get(base, [])):
-                    known = sorted(links)
-                    at((*path, "link"), f"no link {step.link!r} in stack {spec.name}; {suggest(step.link, known)}")
-        if isinstance(step, m.StaffReductionFault):
-            service((*path, "group"), step.group)
-        if isinstance(step, (m.SurgeFault, m.DrainFault)) and step.fault not in spec.load:
-            at((*path, "fault"), f"stack {spec.name} declares no load action {step.fault!r}")
-        if backend == "local" and isinstance(step, (m.DisconnectFault, m.SqueezeFault)):
-            at((*path, "fault"), f"{step.fault} needs containers: run with --backend docker")
+        if not isinstance(step, m.FaultBase):
+            continue  # a wait
+        handler = kind_of(step).handler
+        for where, message in handler.check(step, facts):
+            at((*path, *where), message)
+        if backend is not None and handler.backends is not None and backend not in handler.backends:
+            at((*path, "fault"), f"{step.fault} needs {handler.needs}: run with --backend {' or '.join(sorted(handler.backends))}")
     return problems

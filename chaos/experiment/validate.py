@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
 from chaos.errors import UsageError
 from chaos.experiment import model as m
+from chaos.experiment.expect import hit_refs
 from chaos.problems import Problem, Translator, field_name, plural, suggest
 from chaos.yamldoc import Document, PathKey, SyntaxProblem, parse_text, read_document
 
@@ -98,9 +98,6 @@ def _steps(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
                 yield ("method", i, "parallel", j), sub
 
 
-HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
-
-
 def _checks(data: dict[str, Any]) -> Iterable[tuple[PathKey, dict[str, Any]]]:
     for path, step in _steps(data):
         if "probe" in step:
@@ -165,7 +162,7 @@ def _cross_problems(doc: Document) -> list[Problem]:
         if isinstance(after, str) and after not in every_step:
             at(("recovery", i, "after"), f"no method step with id '{after}'; {suggest(after, every_step) if every_step else 'give the step an id'}")
     for path, item in _checks(data):
-        for ref in HIT_REF.findall(json.dumps(item.get("expect"))):
+        for ref in hit_refs(json.dumps(item.get("expect"))):
             if ref not in fault_ids:
                 known = suggest(ref, fault_ids) if fault_ids else "give the fault an id"
                 at((*path, "expect"), f"{{{ref}.hit}} names no fault step; {known}")

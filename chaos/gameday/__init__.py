@@ -40,7 +40,8 @@ def plan_text(experiment: Any, attach: str | None, backend: str | None) -> str:
     where = f"attach to stack {attach}" if attach else f"bring up {experiment.stack} ({backend or 'auto'} backend)"
     lines = [f"game day: {experiment.title}", f"  stack: {where}, scale {experiment.scale or 'as declared'}, profile {experiment.profile or 'default'}"]
     if experiment.load is not None:
-        lines.append(f"  load: room {experiment.load.room}, {experiment.load.listeners} listeners over {format_duration(experiment.load.ramp)}")
+        room = f"room {experiment.load.room}, " if experiment.load.room else ""  # none named: the stack file's
+        lines.append(f"  load: {room}{experiment.load.listeners} listeners over {format_duration(experiment.load.ramp)}")
     lines += [f"  steady state: {c.label()}" for c in experiment.steady_state]
     lines += [f"  step {step:<20} at {at:>6}  {what}" for step, at, what in plan_rows(experiment)]
     lines += [f"  recovery: {c.label()}" for c in experiment.recovery]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import click
 
-from chaos.errors import RoomquakeError, UsageError
+from chaos.errors import UsageError
+from chaos.exits import exit_codes
 
 
 @click.command("serve")
@@ -58,15 +59,5 @@ def serve(host: str, port: int, config: Path | None, seed: int | None, token_env
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m chaos.proxy``: the same options as ``roomquake proxy serve``."""
-    try:
+    with exit_codes("roomquake proxy"):
         serve.main(args=argv, prog_name="python -m chaos.proxy", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except RoomquakeError as err:
-        click.echo(f"roomquake proxy: error: {err.one_line()}", err=True)
-        sys.exit(err.exit_code)

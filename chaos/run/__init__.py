@@ -1,4 +1,4 @@
-"""Running experiments: lifecycle, faults, checks, events, journal."""
+"""Running experiments: lifecycle, checks, events, journal, verdict (faults: chaos.faults)."""
 
 from chaos.run.runner import Runner, RunOptions, RunResult
 from chaos.run.verdict import Verdict

@@ -102,16 +102,6 @@ class FaultRolledBack(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CheckStarted(Event):
-    check: str
-    phase: str
-    probe: str
-    expect: str
-    mode: str  # once | within | throughout
-    deadline_s: float | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class CheckResult(Event):
     check: str
     phase: str

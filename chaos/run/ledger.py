@@ -5,8 +5,9 @@ the one it cannot. So the runner writes each undo to a small JSON file as
 soon as a fault part is in place and drops it once undone. The next run (or
 ``sweep_dead_runs`` from ``roomquake clean``) finds ledgers whose owner
 process is dead and finishes their work: replays the undos on an attached
-stack (toxics removed, paused instances resumed), or takes down a stack the
-dead run had brought up.
+stack (toxics removed, paused instances resumed) through the same undo path
+as the runner (chaos.faults.undo), or takes down a stack the dead run had
+brought up.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import contextlib
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.labels import RunIdentity, owner_alive
+
+if TYPE_CHECKING:  # chaos.faults loads every fault module: only when a ledger is replayed
+    from chaos.faults.base import Undo
 
 PREFIX = "runner-"
 
@@ -45,12 +49,12 @@ class Ledger:
             self.record.update(stack_run_id=stack_run_id, backend=backend, attached=attached, proxy_url=proxy_url)
             self._write()
 
-    def add(self, undo: tuple[str, ...]) -> None:
+    def add(self, undo: Undo) -> None:
         with self._lock:
             self.record["undo"].append(list(undo))
             self._write()
 
-    def done(self, undo: tuple[str, ...]) -> None:
+    def done(self, undo: Undo) -> None:
         with self._lock:
             with contextlib.suppress(ValueError):
                 self.record["undo"].remove(list(undo))
@@ -62,8 +66,6 @@ class Ledger:
 
 def _finish(record: dict[str, Any]) -> str:
     """Undo or tear down what a dead runner left; returns a line saying what was done."""
-    from chaos.run.faults.base import perform
-
     run_id = record.get("run_id", "?")
     stack_run = record.get("stack_run_id")
     if not stack_run:
@@ -76,18 +78,17 @@ def _finish(record: dict[str, Any]) -> str:
         except Exception as err:  # noqa: BLE001 - already gone is fine
             return f"{run_id}: stack {stack_run} already gone ({err})"
         return f"{run_id}: took down stack {stack_run} it had brought up"
+    from chaos.faults import FaultContext
+    from chaos.faults.undo import replay
     from chaos.stack.bringup import attach_record
 
     stack = attach_record(stack_run)
-    proxy = stack.proxy_client(attempts=1, retry_for=1.0)  # the registry knows the proxy's token
-    undone, failed = 0, 0
-    for undo in reversed(record.get("undo", [])):
-        try:
-            perform(tuple(undo), stack, proxy)
-            undone += 1
-        except Exception:  # noqa: BLE001 - best effort: the rest still gets undone
-            failed += 1
-    return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {failed} failed" if failed else "")
+    with contextlib.ExitStack() as exits:
+        # the registry knows the proxy's token; one attempt: a dead proxy must not hold up the sweep
+        ctx = FaultContext(stack, lambda: exits.enter_context(stack.proxy_client(attempts=1, retry_for=1.0)),
+                           run_id=str(run_id))
+        undone, failed = replay([tuple(undo) for undo in record.get("undo", [])], ctx)
+    return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {len(failed)} failed" if failed else "")
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 from pydantic import TypeAdapter, ValidationError
 
 from chaos.errors import UsageError
+from chaos.problems import suggest
 from chaos.experiment.expect import Expectation
 
 Value = Any
@@ -49,8 +50,6 @@ class ProbeReader:
             return
         known = getattr(getattr(self.stack, "spec", None), "probes", None)
         if known is not None and ref not in known:
-            from chaos.experiment.validate import suggest
-
             raise UsageError(f"unknown probe {ref!r}; {suggest(ref, known)}")
 
     def _spec(self, ref: dict[str, Any]) -> Any:

@@ -8,13 +8,14 @@ started -> journal.
 Rollback and teardown sit in one ``finally`` with signals deferred, so they
 run on every path: success, deviation, error, abort condition, Ctrl-C and
 SIGTERM. Every random choice comes from one RNG seeded with the recorded seed.
+The runner gathers; the faults are done and undone by chaos.faults and the
+verdict is judged from what was gathered by chaos.run.verdict.judge.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
-import re
+import contextlib
 import random
 import secrets
 import threading
@@ -25,25 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos import faults
+from chaos.checkers.relaunches import FaultWindow, attribute
 from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
+from chaos.experiment.expect import Expectation, fill_hits
+from chaos.faults import FaultContext, Injection, Part
+from chaos.faults.undo import roll_back
 from chaos.labels import RunIdentity
-from chaos.checkers.relaunches import FaultWindow, attribute
 from chaos.run import checks, histories, timeline
 from chaos.run import events as ev
-from chaos.run import faults as fault_handlers
-from chaos.run.faults import ActiveFault, FaultContext
-from chaos.run.faults.base import perform
-from chaos.run.ledger import Ledger, sweep_dead_runs
+from chaos.run import verdict as checker
 from chaos.run.interrupt import Interrupted, SignalGuard
 from chaos.run.journal import Journal, default_dir
+from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
 from chaos.run.relaunches import watch_relaunches
 from chaos.run.verdict import Verdict
-
-
-HIT_REF = re.compile(r"\{([^{}]+)\.hit\}")
 
 
 class AbortRun(Exception):
@@ -100,7 +100,7 @@ class Runner:
         self.stop = threading.Event()  # set when the run must wind down (abort, interrupt)
         self.abort_reason: str | None = None
         self.results: list[ev.CheckResult] = []
-        self.active: list[ActiveFault] = []
+        self.active: list[Injection] = []  # every fault step begun, in order, rolled back or not
         self.step_ends: dict[str, float] = {}
         self.stack: Any = None
         self.sampler: Sampler | None = None
@@ -108,7 +108,11 @@ class Runner:
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
         # how the stack was obtained; a stack opener that learns otherwise (a pool that had to start afresh) sets it
         self.stack_origin: ev.StackOrigin = "attached" if self.options.attach else (self.options.stack_origin or "brought_up")
-        self._proxy: Any = None
+        self.fault_context: FaultContext | None = None  # what fault handlers act on, once the stack is there
+        self.scope: dict[str, Any] = {}  # the run's load parameters (e.g. its room), see _scope
+        self.phase = "start"  # the lifecycle's current phase (for error events)
+        self.phase_times: dict[str, float] = {}  # when each phase began (run time)
+        self._exits = contextlib.ExitStack()  # what the run entered (its stack) and leaves at the end
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
@@ -186,42 +190,49 @@ class Runner:
         delays later steps if ``timeline_offset()`` grows by it. Base runner: nothing.
         """
 
-    @property
-    def proxy(self) -> Any:
-        if self._proxy is None:
-            if self.options.make_proxy is not None:
-                self._proxy = self.options.make_proxy(self.stack.proxy_url)
-            elif hasattr(self.stack, "proxy_client"):
-                self._proxy = self.stack.proxy_client()  # carries the run's proxy token
-            else:
-                from chaos.stack.access import proxy_client
+    def _make_proxy(self) -> Any:
+        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
+        if self.options.make_proxy is not None:
+            client = self.options.make_proxy(self.stack.proxy_url)
+        elif hasattr(self.stack, "proxy_client"):
+            client = self.stack.proxy_client()  # carries the run's proxy token
+        else:
+            from chaos.stack.access import proxy_client
 
-                self._proxy = proxy_client(self.stack.proxy_url)
-        return self._proxy
+            client = proxy_client(self.stack.proxy_url)
+        if isinstance(client, contextlib.AbstractContextManager):
+            self._exits.enter_context(client)  # closed before the stack's own exit (last in, first out)
+        return client
+
+    def _declared(self, table: str, name: str) -> dict[str, Any]:
+        """The parameters (with their defaults) that the stack file declares for a probe or a load action."""
+        entry = getattr(getattr(self.stack, "spec", None), table, {}).get(name)
+        return dict(getattr(entry, "params", None) or {})
+
+    def _scope(self) -> dict[str, Any]:
+        """The run's load parameters: the stack file's ``start`` action's defaults under the experiment's load
+        (none without a load). The stack file, not the toolkit, says what they are (the reference stack: its room)."""
+        if self.experiment.load is None:
+            return {}
+        return {**self._declared("load", "start"), **self._load_params()}
+
+    def _load_params(self) -> dict[str, Any]:
+        load = self.experiment.load
+        if load is None:
+            return {}
+        given = {"room": load.room} if load.room is not None else {}
+        return {**given, "listeners": load.listeners, "ramp_s": load.ramp, **load.with_}
 
     def _params(self, ref: str | dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-        """Probe parameters: the check's own ``with``, plus the load's room where the probe takes one."""
-        params = dict(given)
-        load = self.experiment.load
-        if load is not None and "room" not in params and isinstance(ref, str):
-            declared = getattr(getattr(getattr(self.stack, "spec", None), "probes", {}).get(ref), "params", {})
-            if "room" in (declared or {}):
-                params["room"] = load.room
-        return params
+        """Probe parameters: the check's own ``with``, plus the run's scope for those the probe declares and leaves out."""
+        if not isinstance(ref, str):
+            return dict(given)
+        declared = self._declared("probes", ref)
+        return {**{k: self.scope[k] for k in declared if k in self.scope and k not in given}, **given}
 
-    def _expect(self, expect: Any) -> Any:
+    def _expect(self, expect: Expectation) -> Expectation:
         """Fill ``{step-id.hit}`` in an expectation with what that step hit (e.g. ``!= {kill-edge.hit}``)."""
-        if not any(isinstance(v, str) and ".hit}" in v for v in expect.values):
-            return expect
-        hits = {a.step: a.hit for a in self.active}
-
-        def fill(value: Any) -> Any:
-            if not isinstance(value, str):
-                return value
-            return HIT_REF.sub(lambda mt: ",".join(hits.get(mt.group(1), [])) or mt.group(0), value)
-
-        values = tuple(fill(v) for v in expect.values)
-        return dataclasses.replace(expect, values=values, text=fill(expect.text))
+        return fill_hits(expect, {a.step: a.hit for a in self.active})
 
     def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
         assert self.reader is not None
@@ -259,19 +270,20 @@ class Runner:
         fault's injection began (else the method's first injection's, else the method's start). Not once
         the injection call returned: a slow call (docker kill on a busy engine) can outlast the whole
         disturbance, a relaunch included."""
-        injected = [e for e in self.journal.events if e["kind"] == "fault_injected"]
-        chosen = [e for e in injected if e["step"] == after] or injected[:1]
+        injected = [a for a in self.active if a.took_s is not None]
+        chosen = [a for a in injected if a.step == after] or injected[:1]
         if chosen:
-            event = chosen[-1] if after else chosen[0]
-            return float(event["began"]), f"{event['step']} injected"
-        starts = [e["t"] for e in self.journal.events if e["kind"] == "phase_started" and e["phase"] == "method"]
-        return (float(starts[-1]), "method start") if starts else (self.now(), "now")
+            active = chosen[-1] if after else chosen[0]
+            return round(active.injected_t or 0.0, 4), f"{active.step} injected"
+        if "method" in self.phase_times:
+            return self.phase_times["method"], "method start"
+        return self.now(), "now"
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self) -> RunResult:
         exp = self.experiment
-        verdict, reason = Verdict.PASSED, "steady state held and every assertion was met"
+        stopped: checker.Stopped | None = None  # how the lifecycle ended early, if it did
         guard = self._guard
         if self.options.progress:
             from chaos.run.progress import Progress
@@ -291,18 +303,16 @@ class Runner:
         self.emit(ev.RunStarted(run_id=self.run_id, title=exp.title, file=str(self.file), seed=self.seed,
                                 backend=self.backend, mode=ev.ORIGIN_MODES[self.stack_origin]))
         self.journal.header["started"] = self.journal.events[0]["wall"]
-        opened: Any = None
         with guard:
             try:
                 self.checkpoint()  # a signal before the run began (roomquake run installs the handler first thing)
-                self.emit(ev.PhaseStarted(phase="bring_up"))
-                opened = self._open_stack()
-                self.stack = opened.__enter__()
+                self._begin_phase("bring_up")
+                self.stack = self._exits.enter_context(self._open_stack())
                 self._stack_ready()
                 self._prepare_probes()
                 if exp.load is not None:
-                    self.emit(ev.PhaseStarted(phase="load"))
-                    self._load("start", room=exp.load.room, listeners=exp.load.listeners, ramp_s=exp.load.ramp, **exp.load.with_)
+                    self._begin_phase("load")
+                    self._load("start", **self._load_params())
                 self.sampler.start()  # type: ignore[union-attr]
                 self._steady("steady_state_before")
                 for watch in self._abort_watches:
@@ -315,31 +325,31 @@ class Runner:
                 self._steady("steady_state_after")
                 self._history()
             except Deviation as dev:
-                verdict, reason = Verdict.DEVIATED, str(dev)
+                stopped = checker.Stopped(Verdict.DEVIATED, str(dev))
             except AbortRun as abort:
-                verdict, reason = Verdict.ABORTED, str(abort)
+                stopped = checker.Stopped(Verdict.ABORTED, str(abort))
             except Interrupted as sig:
                 self.stop.set()
-                verdict, reason = Verdict.ABORTED, str(sig)
+                stopped = checker.Stopped(Verdict.ABORTED, str(sig))
                 self.emit(ev.AbortTriggered(reason=str(sig)))
             except RoomquakeError as err:
                 self.stop.set()
-                verdict, reason = Verdict.ERRORED, err.one_line()
-                self.emit(ev.RunError(phase=self._phase(), message=err.one_line()))
+                stopped = checker.Stopped(Verdict.ERRORED, err.one_line())
+                self.emit(ev.RunError(phase=self.phase, message=err.one_line()))
             except Exception as err:  # noqa: BLE001 - an internal error still rolls back and journals
                 self.stop.set()
-                verdict, reason = Verdict.ERRORED, f"internal error: {type(err).__name__}: {err}"
-                self.emit(ev.RunError(phase=self._phase(), message=reason, detail=traceback.format_exc()))
+                stopped = checker.Stopped(Verdict.ERRORED, f"internal error: {type(err).__name__}: {err}")
+                self.emit(ev.RunError(phase=self.phase, message=stopped.reason, detail=traceback.format_exc()))
             finally:
                 with guard.deferred():
-                    verdict, reason = self._wind_down(opened, verdict, reason)
+                    results = self._wind_down(stopped)
                     for name in guard.received[1:]:  # noted by the handler; journaled here, in the main thread
                         self.emit(ev.Note(message=f"{name} received: still rolling back, please wait"))
-            return self._finish(verdict, reason)
+            return self._finish(results)
 
-    def _phase(self) -> str:
-        phases = [e["phase"] for e in self.journal.events if e["kind"] == "phase_started"]
-        return phases[-1] if phases else "start"
+    def _begin_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.phase_times[phase] = round(self.emit(ev.PhaseStarted(phase=phase)).t, 4)
 
     def _open_stack(self) -> Any:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
@@ -370,6 +380,8 @@ class Runner:
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
                                 image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
                                 attached=bool(self.options.attach), origin=self.stack_origin))
+        self.scope = self._scope()
+        self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
 
     def _prepare_probes(self) -> None:
         """Check every probe against the stack (before any fault) and register the key probes."""
@@ -406,7 +418,7 @@ class Runner:
         exp = self.experiment
         if not exp.steady_state:
             return
-        self.emit(ev.PhaseStarted(phase=phase))
+        self._begin_phase(phase)
         anchor = self.now()
 
         def judge(i: int, check: m.SteadyCheck) -> ev.CheckResult:
@@ -427,7 +439,7 @@ class Runner:
         plan = timeline.plan(self.experiment.method)
         if not self.experiment.method:
             return
-        self.emit(ev.PhaseStarted(phase="method"))
+        self._begin_phase("method")
         t0 = self.now()
         actions: list[tuple[float, int, str, list[timeline.Planned]]] = []
         due: dict[float, list[timeline.Planned]] = {}
@@ -441,7 +453,7 @@ class Runner:
         actions += [(at, 1, "inject", group) for at, group in due.items()]
         actions.sort(key=lambda a: (a[0], a[1]))
         running: list[cf.Future[Any]] = []
-        by_step: dict[str, ActiveFault] = {}
+        by_step: dict[str, Injection] = {}
         for at, _, kind, group in actions:
             if kind == "inject" and len(group) > 1:
                 for active in self._inject_together(group, t0, at):
@@ -464,44 +476,39 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
 
-    def _fault_context(self, step: m.FaultBase) -> FaultContext:
-        ctx = FaultContext(self.stack, None, self.rng, self.run_id,
-                           room=self.experiment.load.room if self.experiment.load else "launch",
-                           automation=getattr(self.stack, "automation", None))
-        if isinstance(step, (m.LinkFault, m.StaffReductionFault)):
-            ctx.proxy = self.proxy  # the client exists before the fault is due
-        return ctx
-
-    def _begin(self, planned: timeline.Planned) -> ActiveFault:
+    def _begin(self, planned: timeline.Planned) -> Injection:
         step = planned.step
         params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = ActiveFault(planned.id, step.fault, params)  # type: ignore[union-attr]
+        active = Injection(planned.id, step.fault, params)  # type: ignore[union-attr]
         self.active.append(active)  # registered before injecting: a half-done step is still rolled back
         return active
 
-    def _registrar(self, active: ActiveFault) -> Callable[[str, tuple[str, ...] | None], None]:
+    def _registrar(self, active: Injection) -> Callable[[str, tuple[str, ...] | None], None]:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
-            active.parts.append((hit, undo))
+            active.register(hit, undo)
             if undo is not None and self.ledger is not None:
                 self.ledger.add(undo)
 
         return done
 
-    def _inject(self, planned: timeline.Planned, t0: float) -> ActiveFault:
-        active = self._begin(planned)
-        began = self.now()
-        active.injected_t = began
-        fault_handlers.inject(planned.step, planned.id, self._fault_context(planned.step), self._registrar(active))  # type: ignore[arg-type]
+    def _injected(self, planned: timeline.Planned, active: Injection, t0: float, began: float, ended: float) -> None:
+        active.injected_t, active.took_s = began, round(ended - began, 4)
         self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
-                                   planned_at=round(t0 + planned.start, 4), began=round(began, 4),
-                                   took_s=round(self.now() - began, 4)))
+                                   planned_at=round(t0 + planned.start, 4), began=round(began, 4), took_s=active.took_s))
+
+    def _inject(self, planned: timeline.Planned, t0: float) -> Injection:
+        active = self._begin(planned)
+        began = active.injected_t = self.now()
+        assert self.fault_context is not None
+        faults.inject(planned.step, planned.id, self.fault_context, self._registrar(active))  # type: ignore[arg-type]
+        self._injected(planned, active, t0, began, self.now())
         return active
 
     # Targets of a group are resolved this long before its start time, so that
     # resolving (probes, selectors, clients) is not part of the spread.
     GROUP_LEAD_S = 0.3
 
-    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[ActiveFault]:
+    def _inject_together(self, group: list[timeline.Planned], t0: float, at: float) -> list[Injection]:
         """Faults due at one instant: prepared before it, then every part started at once, one thread each.
 
         The spread of their start times (and of their ends) is journaled.
@@ -509,17 +516,18 @@ class Runner:
         self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
         for planned in group:
             self.before_fault(planned.id, planned.step)
+        assert self.fault_context is not None
         prepared = []
         for planned in group:
             active = self._begin(planned)
-            parts = fault_handlers.prepare(planned.step, planned.id, self._fault_context(planned.step))  # type: ignore[arg-type]
+            parts = faults.prepare(planned.step, planned.id, self.fault_context)  # type: ignore[arg-type]
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
         barrier = threading.Barrier(len(jobs)) if jobs else None
         times: dict[int, tuple[float, float]] = {}
 
-        def fire(n: int, active: ActiveFault, part: Any) -> None:
+        def fire(n: int, active: Injection, part: Part) -> None:
             try:
                 barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
             except threading.BrokenBarrierError:
@@ -538,13 +546,10 @@ class Runner:
             cf.wait(futures)
         starts = [times[n][0] for n in sorted(times)]
         ends = [times[n][1] for n in sorted(times)]
-        for n, (planned, active, parts) in enumerate(prepared):
+        for planned, active, _ in prepared:
             mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
             began = min((b for b, _ in mine), default=self.now())
-            active.injected_t = began
-            self.emit(ev.FaultInjected(step=planned.id, fault=active.fault, hit=active.hit, params=active.params,
-                                       planned_at=round(t0 + planned.start, 4), began=round(began, 4),
-                                       took_s=round(max((e for _, e in mine), default=began) - began, 4)))
+            self._injected(planned, active, t0, began, max((e for _, e in mine), default=began))
             if planned.step.for_ is None:  # type: ignore[union-attr]
                 self.step_ends[planned.id] = began
         if starts:
@@ -558,26 +563,16 @@ class Runner:
             future.result()  # the first failure of a part, now that every part is registered
         return [active for _, active, _ in prepared]
 
-    def _roll_back(self, active: ActiveFault, reason: str) -> None:
-        if active.rolled_back_t is not None:
+    def _roll_back(self, active: Injection, reason: str) -> None:
+        if active.rolled_back:
             return
-        errors = []
-        if active.parts and all(undo is None for _, undo in active.parts):
-            reason = "nothing to undo"
-        for hit, undo in reversed(active.parts):
-            if undo is None:
-                continue
-            try:
-                perform(undo, self.stack, self.proxy if undo[0] == "proxy" else None)
-                if self.ledger is not None:
-                    self.ledger.done(undo)
-            except Exception as err:  # noqa: BLE001 - keep undoing the rest; the failure is journaled
-                errors.append(f"{hit}: {err}")
-        active.rolled_back_t = self.now()
+        assert self.fault_context is not None
+        errors = roll_back(active, self.fault_context, self.now, undone=self.ledger.done if self.ledger is not None else None)
         started = active.injected_t if active.injected_t is not None else active.rolled_back_t
-        self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit, reason=reason,
+        self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit,
+                                     reason="nothing to undo" if active.one_shot else reason,
                                      ok=not errors, error="; ".join(errors) or None,
-                                     active_s=round(active.rolled_back_t - started, 4)))
+                                     active_s=round(active.rolled_back_t - started, 4)))  # type: ignore[operator]
 
     def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
         step: m.CheckStep = planned.step  # type: ignore[assignment]
@@ -604,7 +599,7 @@ class Runner:
         exp = self.experiment
         if not exp.recovery:
             return
-        self.emit(ev.PhaseStarted(phase="recovery"))
+        self._begin_phase("recovery")
 
         def judge(i: int, check: m.RecoveryCheck) -> ev.CheckResult:
             label = check.id or f"recovery[{i}] {check.label()}"
@@ -634,10 +629,12 @@ class Runner:
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
     def _room(self) -> str:
+        """The room whose histories and relaunches are read: the history's, else the run's load's, else the stack
+        file's load start action's."""
         exp = self.experiment
         if exp.history is not None and exp.history.room:
             return exp.history.room
-        return exp.load.room if exp.load is not None else "launch"
+        return str({**self._declared("load", "start"), **self.scope}.get("room", ""))
 
     def _read_history(self, settle: bool = False) -> histories.Collected:
         """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
@@ -668,7 +665,7 @@ class Runner:
         spec = self.experiment.history
         if spec is None:
             return
-        self.emit(ev.PhaseStarted(phase="history"))
+        self._begin_phase("history")
         self.history = collected = self._read_history(settle=True)
         for judged in histories.judge(spec, collected):
             stamped = self.emit(ev.CheckResult(
@@ -680,13 +677,11 @@ class Runner:
     def _fault_windows(self) -> list[FaultWindow]:
         """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
         undo (surge, drain) only while it was being injected (what it set off afterwards is the system's doing)."""
-        took = {e["step"]: float(e.get("took_s") or 0.0) for e in self.journal.events if e["kind"] == "fault_injected"}
         windows = []
         for a in self.active:
             if a.injected_t is None:
                 continue
-            one_shot = bool(a.parts) and all(undo is None for _, undo in a.parts)
-            end = a.injected_t + took.get(a.step, 0.0) if one_shot else a.rolled_back_t
+            end = a.injected_t + (a.took_s or 0.0) if a.one_shot else a.rolled_back_t
             windows.append(FaultWindow(a.step, a.injected_t, end))
         return windows
 
@@ -711,10 +706,11 @@ class Runner:
 
     # ------------------------------------------------------------------ the end, on every path
 
-    def _wind_down(self, opened: Any, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    def _wind_down(self, stopped: checker.Stopped | None) -> checker.Results:
+        """Roll back every fault, audit, tear down and verify: gathers what the verdict is judged from."""
         self.stop.set()  # workers and waits end now
         if self.active:
-            self.emit(ev.PhaseStarted(phase="rollback"))
+            self._begin_phase("rollback")
             for active in reversed(self.active):
                 try:
                     self._roll_back(active, "end of run")
@@ -724,63 +720,47 @@ class Runner:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._audit_relaunches()  # while the stack is still up, on every path
-        if opened is not None and self.stack is not None:
-            self.emit(ev.PhaseStarted(phase="teardown"))
+        teardown_error, leftovers = None, None
+        if self.stack is not None:
+            self._begin_phase("teardown")
             try:
-                opened.__exit__(None, None, None)
+                self._exits.close()
             except BaseException as err:  # noqa: BLE001
+                teardown_error = str(err)
                 self.emit(ev.RunError(phase="teardown", message=f"teardown failed: {err}"))
-                if verdict is Verdict.PASSED:
-                    verdict, reason = Verdict.ERRORED, f"teardown failed: {err}"
-            verdict, reason = self._verify_teardown(verdict, reason)
-        if self.ledger is not None and not any(
-            e["kind"] == "fault_rolled_back" and not e["ok"] for e in self.journal.events
-        ):
+            leftovers = self._verify_teardown()
+        if self.ledger is not None and all(a.rolled_back and not a.rollback_errors for a in self.active):
             self.ledger.close()  # everything undone: nothing for a later sweep
-        failed_rollbacks = [e for e in self.journal.events if e["kind"] == "fault_rolled_back" and not e["ok"]]
-        if failed_rollbacks and verdict in (Verdict.PASSED, Verdict.DEVIATED):
-            verdict, reason = Verdict.ERRORED, f"rollback of {failed_rollbacks[0]['step']} failed: {failed_rollbacks[0]['error']}"
-        if verdict is Verdict.PASSED:
-            failed = [r for r in self.results if not r.ok]
-            if failed:
-                verdict = Verdict.DEVIATED
-                reason = f"{len(failed)} assertion(s) failed; first: {failed[0].message}"
-        return verdict, reason
+        rollbacks = sorted((a for a in self.active if a.rolled_back), key=lambda a: a.rolled_back_t or 0.0)
+        weakness = self.experiment.known_weakness
+        return checker.Results(
+            stopped=stopped, assertions=list(self.results),
+            rollbacks=[checker.Rollback(a.step, a.rollback_errors) for a in rollbacks],
+            teardown_error=teardown_error, leftovers=leftovers,
+            known_weakness=weakness.deviates if weakness is not None else None,
+        )
 
-    def _verify_teardown(self, verdict: Verdict, reason: str) -> tuple[Verdict, str]:
+    def _verify_teardown(self) -> checker.Leftovers | None:
         """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
         stack = self.stack
         if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
-            return verdict, reason  # attached or pooled: left up on purpose
+            return None  # attached or pooled: left up on purpose
         try:
             left = stack.leftovers()
         except Exception as err:  # noqa: BLE001 - not verified is not clean
             left = [f"unknown ({err})"]
-        if not left:
+        found = checker.Leftovers(str(stack.run_id), left)
+        if left:
+            self.emit(ev.RunError(phase="teardown", message=found.message()))
+        else:
             self.emit(ev.Note(message=f"teardown verified: nothing of stack {stack.run_id} is left"))
-            return verdict, reason
-        message = (f"teardown left {', '.join(left)} of stack {stack.run_id} behind; "
-                   f"remove it with: roomquake clean (once this command has ended)")
-        self.emit(ev.RunError(phase="teardown", message=message))
-        return Verdict.ERRORED, f"{reason}; but {message}" if verdict is Verdict.ABORTED else message
+        return found
 
-    def _declared(self, verdict: Verdict) -> bool | None:
-        weakness = self.experiment.known_weakness
-        if weakness is None:
-            return None
-        # a declared check that was not disturbed did not show the weakness: it counts apart from a real failure
-        failed = {r.check if r.outcome != "not_disturbed" else f"{r.check} (not disturbed)" for r in self.results if not r.ok}
-        return verdict is Verdict.DEVIATED and failed == set(weakness.deviates)
-
-    def _finish(self, verdict: Verdict, reason: str) -> RunResult:
-        as_declared = self._declared(verdict)
-        code = verdict.exit_code
-        if as_declared is not None and verdict in (Verdict.PASSED, Verdict.DEVIATED):
-            code = 0 if as_declared else Verdict.DEVIATED.exit_code
-            if verdict is Verdict.PASSED:
-                reason = "passed, but the declared known weakness did not show: " + reason
-        self.emit(ev.VerdictReached(verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared))
-        faults = [
+    def _finish(self, results: checker.Results) -> RunResult:
+        judged = checker.judge(results)
+        self.emit(ev.VerdictReached(verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code,
+                                    as_declared=judged.as_declared))
+        records = [
             {"step": a.step, "fault": a.fault, "hit": a.hit, "params": a.params,
              "injected_t": None if a.injected_t is None else round(a.injected_t, 4),
              "rolled_back_t": None if a.rolled_back_t is None else round(a.rolled_back_t, 4)}
@@ -790,10 +770,10 @@ class Runner:
         recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
         undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
-            verdict=verdict.value, reason=reason, exit_code=code, as_declared=as_declared,
+            verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code, as_declared=judged.as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=faults,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=records,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
             parallel=self.parallel,
@@ -801,5 +781,5 @@ class Runner:
             relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
             unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
         )
-        return RunResult(self.run_id, verdict, reason, code, path, self.seed, as_declared, list(self.results))
-
+        return RunResult(self.run_id, judged.verdict, judged.reason, judged.exit_code, path, self.seed,
+                         judged.as_declared, list(self.results))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -17,18 +18,19 @@ from chaos.stack.plan import Plan, ProxyPlan
 from chaos.stack.running import Backend, RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
 
-BACKENDS = ("docker", "local")
+BACKENDS = ("docker", "local", "swarm")
 
 
 def default_backend() -> str:
-    """docker wherever an engine answers, else local."""
+    """docker wherever an engine answers (swarm when DOCKER_HOST names a swarm manager), else local."""
     try:
         import docker
 
         client = docker.from_env(timeout=3)
         client.ping()
+        manager = bool(os.environ.get("DOCKER_HOST")) and bool(client.info().get("Swarm", {}).get("ControlAvailable"))
         client.close()
-        return "docker"
+        return "swarm" if manager else "docker"
     except Exception:  # noqa: BLE001 - any failure means "no engine here"
         return "local"
 
@@ -54,6 +56,10 @@ def _make_backend(kind: str, stack: Stack, identity: RunIdentity, keep: bool) ->
         from chaos.stack.docker import DockerBackend
 
         return DockerBackend(stack, identity, keep=keep)
+    if kind == "swarm":
+        from chaos.stack.swarm import SwarmBackend
+
+        return SwarmBackend(stack, identity, keep=keep)
     raise StackFileError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -127,7 +133,7 @@ def start_stack(
         proxy_tier = [i for i in plan.instances if i.service == spec.proxy.service]
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
         token = run_secrets["proxy_token"] if spec.proxy.token_env else None
-        if kind == "docker":
+        if kind in ("docker", "swarm"):  # labelled resources: a killed bring-up is found by its labels
             _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets)
         else:
             # Local processes carry no labels: record each process group as it
@@ -280,6 +286,10 @@ def from_record(record: dict[str, Any]) -> RunningStack:
         from chaos.stack.local import LocalBackend
 
         impl: Backend = LocalBackend(stack, record["run_id"], procs=record["state"]["procs"])
+    elif record["backend"] == "swarm":
+        from chaos.stack.swarm import SwarmBackend
+
+        impl = SwarmBackend.from_record(stack, record["run_id"], record["state"])
     else:
         from chaos.stack.docker import DockerBackend
 

@@ -54,7 +54,7 @@ def renew(
     rest = [i for i in plan.instances if i.name != proxy_name]
     try:
         populate(running.proxy_url, plan.proxies, running.proxy_token)
-        if impl.kind == "docker":
+        if impl.kind in ("docker", "swarm"):
             with ThreadPoolExecutor(max_workers=8) as pool:
                 _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
         else:

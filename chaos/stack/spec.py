@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +25,7 @@ from chaos.stack.errors import StackFileError
 
 Scalar = str | int | float | bool
 NAME = r"^[a-z][a-z0-9_-]*$"
+CONSTRAINT = r"^\s*node\.[A-Za-z0-9_.-]+\s*(==|!=)\s*\S+\s*$"  # swarm's syntax: node.<attribute>==|!=<value>
 LINK = re.compile(r"^\s*([a-z][a-z0-9_-]*)\s*->\s*([a-z][a-z0-9_-]*)\s*$")
 
 
@@ -80,6 +81,15 @@ class ContainerOptions(_Model):
     workdir: str | None = None
 
 
+class PlacementSpec(_Model):
+    """Where the swarm backend runs a service's instances (the docker and local backends ignore it)."""
+
+    spread: bool = Field(default=False, description="instances round robin over the eligible nodes, each pinned to its node")
+    per_node: int | None = Field(default=None, ge=1, description="this many instances on every eligible node (the replica count follows the nodes)")
+    constraints: list[Annotated[str, Field(pattern=CONSTRAINT)]] = Field(
+        default_factory=list, description="swarm constraints, e.g. node.labels.zone==east")
+
+
 class ServiceSpec(_Model):
     image: str
     command: list[str] = Field(default_factory=list, description="argv; empty: the image's own command (docker only)")
@@ -103,6 +113,7 @@ class ServiceSpec(_Model):
     depends_on: dict[str, Literal["started", "healthy"]] = Field(
         default_factory=dict, description="docker: started only once these services are started (or healthy)")
     container: ContainerOptions | None = Field(default=None, description="docker only: entrypoint, aliases, mounts, user")
+    placement: PlacementSpec | None = None
 
 
 class ProxySpec(_Model):

@@ -28,6 +28,13 @@ def end_pending(record: dict[str, Any], dry_run: bool = False) -> str:
             _remove_labelled(run_id)
             registry.remove(run_id)
         return f"{run_id}: {verb} the containers and network of a docker bring-up whose owner pid {owner.get(OWNER_PID, '?')} died"
+    if record.get("backend") == "swarm":
+        from chaos.stack.swarm_clean import end_pending as end_swarm
+
+        line = end_swarm(record, dry_run)
+        if not dry_run:
+            registry.remove(run_id)  # after the services: a failure leaves the record for the next try
+        return line
     from chaos.stack.local import LocalBackend
 
     procs = {n: p for n, p in record.get("state", {}).get("procs", {}).items() if "pid" in p}

@@ -58,10 +58,10 @@ def test_good_experiment_is_typed() -> None:
     assert problems == []
     assert experiment is not None
     kill, latency, check, parallel, wait = experiment.method
-    assert isinstance(kill, m.KillFault) and kill.at == 5.0 and kill.target.hosting == "launch"
-    assert isinstance(latency, m.LatencyFault) and latency.latency == pytest.approx(0.3) and latency.for_ == 20.0
+    assert isinstance(kill, m.FAULTS["kill"]) and kill.at == 5.0 and kill.target.hosting == "launch"
+    assert isinstance(latency, m.FAULTS["latency"]) and latency.latency == pytest.approx(0.3) and latency.for_ == 20.0
     assert isinstance(check, m.CheckStep) and check.during == "slow-state"
-    assert isinstance(parallel, m.ParallelStep) and isinstance(parallel.parallel[1], m.DownFault)
+    assert isinstance(parallel, m.ParallelStep) and isinstance(parallel.parallel[1], m.FAULTS["down"])
     assert isinstance(wait, m.WaitStep) and wait.wait == 1.0
     assert experiment.recovery[0].within == 10.0 and experiment.recovery[0].expect.holds(1)
     assert experiment.abort_if[0].for_ == 1.0

@@ -16,11 +16,12 @@ from chaos.experiment.validate import validate_text
 from chaos.labels import RunIdentity
 from chaos.run import events as ev
 from chaos.run import timeline
-from chaos.run.faults.base import perform, toxic_name
-from chaos.run.faults.network import toxic_of
+from chaos.faults import FaultContext, kinds
+from chaos.faults.network import toxic_name
+from chaos.faults.undo import perform
 from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.progress import line_for
-from chaos.run.targets import TargetError, link_proxies, pick, resolve
+from chaos.faults.targets import TargetError, link_proxies, pick, resolve
 
 from .fakes import FakeProxy, FakeStack
 
@@ -100,7 +101,7 @@ method:
   - {fault: reset_peer, link: a->b}
   - {fault: jitter, link: a->b, jitter: 20ms}
 """)
-    got = [toxic_of(step) for step in e.method]  # type: ignore[arg-type]
+    got = [kinds()[step.fault].handler.toxic_of(step) for step in e.method]  # type: ignore[union-attr]
     assert got == [
         ("latency", {"latency": 300, "jitter": 50}),
         ("slicer", {"average_size": 64, "size_variation": 8, "delay": 2000}),
@@ -116,13 +117,14 @@ method:
 
 def test_undo_is_data() -> None:
     stack, proxy = FakeStack(), FakeProxy()
+    ctx = FaultContext(stack, lambda: proxy)
     stack.pause("edge-2")
     proxy.set_enabled("crowd->edge-1", False)
-    perform(("stack", "resume", "edge-2"), stack, proxy)
-    perform(("proxy", "set_enabled", "crowd->edge-1", "true"), stack, proxy)
+    perform(("stack", "resume", "edge-2"), ctx)
+    perform(("proxy", "set_enabled", "crowd->edge-1", "true"), ctx)
     stack.kill("edge-3")
-    perform(("stack", "start_if_down", "edge-3"), stack, proxy)
-    perform(("stack", "start_if_down", "edge-1"), stack, proxy)  # running: left alone
+    perform(("stack", "start_if_down", "edge-3"), ctx)
+    perform(("stack", "start_if_down", "edge-1"), ctx)  # running: left alone
     assert {i.state for i in stack.instances()} == {"running"} and not proxy.disabled
     assert ("start", "edge-1") not in stack.calls
 

@@ -3,16 +3,21 @@
 Filters narrow the candidates (service, instance, replica, label, stack
 selectors); ``count``/``percent`` then pick from the sorted candidates with
 the run's one seeded RNG, so the same seed hits the same instances.
+``check_target`` and ``check_link`` say beforehand, from the stack file,
+what a target or link names that the stack does not have.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from chaos.errors import UsageError
-from chaos.experiment.model import Target
+from chaos.problems import suggest
+from chaos.faults.base import PathKey, StackFacts
+from chaos.faults.model import Target
 
 
 class TargetError(UsageError):
@@ -85,3 +90,35 @@ def link_proxies(link: str, stack: StackView, target: Target | None, rng: random
     if not names:
         raise TargetError(f"no proxy of link {link!r} leads to target {{{describe(target)}}}")
     return pick(names, rng, target.count, target.percent)
+
+
+def check_target(target: Target, stack: StackFacts) -> Iterator[tuple[PathKey, str]]:
+    """What a target names that the stack file does not have (at the experiment's scale)."""
+    spec = stack.spec
+    every_instance = {n for names in stack.instances.values() for n in names}
+    if target.service is not None and target.service not in spec.services:
+        yield ("service",), f"no service {target.service!r} in stack {spec.name}; {suggest(target.service, spec.services)}"
+    if target.instance and target.instance not in every_instance:
+        yield ("instance",), f"no instance {target.instance!r} at this scale; {suggest(target.instance, every_instance)}"
+    replicas = stack.instances.get(target.service or "")
+    if target.replica and replicas is not None and target.replica > len(replicas):
+        yield ("replica",), f"{target.service} has {len(replicas)} replica(s) at this scale"
+    if target.hosting is not None and "hosting" not in spec.selectors:
+        yield ("hosting",), f"stack {spec.name} declares no selector 'hosting'"
+    if target.select is not None and target.select.get("name") not in spec.selectors:
+        name = str(target.select.get("name"))
+        known = suggest(name, spec.selectors) if spec.selectors else "it declares none"
+        yield ("select", "name"), f"no selector {name!r} in stack {spec.name}; {known}"
+
+
+def check_link(link: str, stack: StackFacts) -> Iterator[tuple[PathKey, str]]:
+    """A link the stack file does not declare: by service (``edge->state``) or to one instance (``crowd->edge-2``)."""
+    links = set(stack.spec.links)
+    pairs = {tuple(x.replace(" ", "").split("->")) for x in links}
+    client, _, server = link.partition("->")
+    if (client, server) in pairs:
+        return
+    base = server.rsplit("-", 1)[0]
+    if (client, base) in pairs and server in stack.instances.get(base, []):
+        return
+    yield ("link",), f"no link {link!r} in stack {stack.spec.name}; {suggest(link, sorted(links))}"

@@ -1,0 +1,103 @@
+"""Placement of a stack's instances on swarm nodes: the stack file's ``placement:`` made concrete.
+
+Each instance is its own single-task swarm service (see chaos.stack.swarm
+for why), so "spread the instances of edge over the nodes" cannot be left to
+swarm's per-service spread preference: it is computed here, round robin over
+the eligible nodes, and becomes a ``node.id==`` constraint per instance.
+Without ``spread`` the swarm scheduler places each instance (it favours the
+node running the fewest tasks) and may move it when its node is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos.stack.errors import StackError
+from chaos.stack.spec import PlacementSpec, StackSpec
+
+NODE_LABEL = "io.roomquake.node"  # set by chaos.cluster: the node's index in a local cluster
+_CONSTRAINT = re.compile(r"^\s*node\.([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    role: str  # manager | worker
+    labels: dict[str, str] = field(default_factory=dict)
+    address: str = ""
+    ready: bool = True  # status ready and availability active
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> "Node":
+        spec = attrs.get("Spec", {})
+        status = attrs.get("Status", {})
+        return cls(
+            id=str(attrs["ID"]),
+            hostname=str(attrs.get("Description", {}).get("Hostname", "")),
+            role=str(spec.get("Role", "worker")),
+            labels=dict(spec.get("Labels") or {}),
+            address=str(status.get("Addr", "")),
+            ready=status.get("State") == "ready" and spec.get("Availability", "active") == "active",
+        )
+
+    def attribute(self, name: str) -> str | None:
+        if name.startswith("labels."):
+            return self.labels.get(name.removeprefix("labels."))
+        return {"id": self.id, "hostname": self.hostname, "role": self.role}.get(name)
+
+
+def order(nodes: Sequence[Node]) -> list[Node]:
+    """Stable node order: a local cluster's index, else hostname, else id."""
+    def key(node: Node) -> tuple[int, str, str]:
+        index = node.labels.get(NODE_LABEL, "")
+        return (int(index) if index.isdigit() else 1_000_000, node.hostname, node.id)
+
+    return sorted(nodes, key=key)
+
+
+def satisfies(node: Node, constraint: str) -> bool:
+    """Swarm's constraint semantics for ``node.<attribute>==|!=value`` (a missing label never equals)."""
+    match = _CONSTRAINT.match(constraint)
+    if not match:
+        raise StackError(f"placement constraint {constraint!r} must read node.<attribute>==<value> or !=")
+    attribute, op, wanted = match.groups()
+    value = node.attribute(attribute)
+    if attribute not in ("id", "hostname", "role") and not attribute.startswith("labels."):
+        raise StackError(f"placement constraint {constraint!r}: node.{attribute} is not a node attribute "
+                         "(use id, hostname, role or labels.<name>)")
+    equal = value is not None and value == wanted
+    return equal if op == "==" else not equal
+
+
+def eligible(nodes: Sequence[Node], constraints: Sequence[str]) -> list[Node]:
+    return [n for n in order(nodes) if n.ready and all(satisfies(n, c) for c in constraints)]
+
+
+def replica_counts(spec: StackSpec, nodes: Sequence[Node]) -> dict[str, int]:
+    """Replica counts that ``per_node`` sets (service -> per_node x its eligible nodes)."""
+    counts: dict[str, int] = {}
+    for name, svc in spec.services.items():
+        placement = svc.placement
+        if placement is not None and placement.per_node:
+            fit = eligible(nodes, placement.constraints)
+            if not fit:
+                raise StackError(f"service {name}: no ready node satisfies {', '.join(placement.constraints) or 'its placement'}")
+            counts[name] = placement.per_node * len(fit)
+    return counts
+
+
+def constraints_for(service: str, placement: PlacementSpec | None, replica: int, nodes: Sequence[Node]) -> list[str]:
+    """The swarm constraints of instance ``replica`` (1-based) of ``service``."""
+    if placement is None:
+        return []
+    constraints = list(placement.constraints)
+    if placement.spread or placement.per_node:
+        fit = eligible(nodes, placement.constraints)
+        if not fit:
+            raise StackError(f"service {service}: no ready node satisfies {', '.join(placement.constraints) or 'its placement'}")
+        constraints.append(f"node.id=={fit[(replica - 1) % len(fit)].id}")
+    return constraints

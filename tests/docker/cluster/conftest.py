@@ -1,0 +1,102 @@
+"""A real local cluster for the tests in this folder (root only: namespaces, a bridge, rules, extra engines).
+
+``local_cluster``: one 2-node cluster (name ``rqt``) for the session, taken
+down at the end and checked to have left nothing. ``leftovers(name)`` lists
+what of a cluster still exists on the host: namespaces, links, FORWARD rules,
+processes and folders.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NAME = "rqt"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def leftovers(name: str) -> list[str]:
+    """Everything of cluster ``name`` still on this host (empty: nothing)."""
+    from chaos.cluster.daemon import DATA_ROOT, RUN_ROOT
+    from chaos.cluster.network import Names, rules_tagged
+    from chaos.cluster.system import processes_mentioning
+
+    names = Names(name)
+    found = []
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+    found += [f"netns {line.split()[0]}" for line in netns if line.startswith(f"rq-{name}-")]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines()
+    found += [f"link {line.split(':')[1].strip()}" for line in links
+              if line.split(":")[1].strip().split("@")[0] in {names.bridge, *[names.veth_host(i) for i in range(1, 10)]}]
+    found += [f"rule {rule}" for rule in rules_tagged(names.comment)]
+    for root in (RUN_ROOT / name, DATA_ROOT / name):
+        if root.exists():
+            found.append(f"folder {root}")
+        found += [f"process {pid}" for pid in processes_mentioning(str(root) + "/")]
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    found += [f"mount {m.split()[4]}" for m in mounts if f"/rqc/{name}/" in m.split()[4]]
+    return found
+
+
+def roomquake(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "chaos", *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT, env=os.environ.copy())
+    if check and done.returncode != 0:
+        raise AssertionError(f"roomquake {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-800:]}")
+    return done
+
+
+def until(fn, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout:.0f}s: {what} (last: {value!r})")
+
+
+@pytest.fixture(scope="session")
+def tools():
+    """The helpers above, for the test modules (importlib mode: conftest is not importable from them)."""
+    return type("Tools", (), {"leftovers": staticmethod(leftovers), "roomquake": staticmethod(roomquake),
+                              "until": staticmethod(until), "NAME": NAME, "ROOT": ROOT})
+
+
+@pytest.fixture(scope="session")
+def root_only():
+    if os.geteuid() != 0:
+        pytest.skip("a local cluster needs root (namespaces, a bridge, firewall rules, extra engines)")
+
+
+@pytest.fixture(scope="session")
+def cluster_state(tmp_path_factory):
+    """A state folder of our own, so a developer's clusters and runs are never touched."""
+    old = os.environ.get("ROOMQUAKE_STATE_DIR")
+    os.environ["ROOMQUAKE_STATE_DIR"] = str(tmp_path_factory.mktemp("cluster-state"))
+    os.environ.pop("DOCKER_HOST", None) if os.environ.get("DOCKER_HOST", "").startswith("unix:///run/rqc/") else None
+    yield Path(os.environ["ROOMQUAKE_STATE_DIR"])
+    if old is None:
+        os.environ.pop("ROOMQUAKE_STATE_DIR", None)
+    else:
+        os.environ["ROOMQUAKE_STATE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def local_cluster(root_only, docker_engine, stack_images, cluster_state):
+    """A 2-node cluster with the stack's images on both nodes; down at the end, and nothing left."""
+    from chaos.cluster import down, up
+
+    assert not leftovers(NAME), f"leftovers of an earlier cluster {NAME}: {leftovers(NAME)}"
+    record = up(2, NAME)
+    try:
+        yield record
+    finally:
+        down(NAME)
+        assert leftovers(NAME) == []

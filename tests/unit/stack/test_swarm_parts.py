@@ -1,0 +1,108 @@
+"""Swarm backend parts without an engine: published ports, node engines named by the user, the dead-run sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos import labels as L
+from chaos.stack import swarm, swarm_clean
+from chaos.stack.errors import StackError
+from chaos.stack.swarm_engines import parse_engines
+
+
+def test_ports_are_free_in_the_swarm_distinct_and_the_same_for_the_same_run():
+    names = ["proxy-1", "state-1", "edge-1"]
+    first = swarm.choose_ports("run-a", names, set())
+    assert first == swarm.choose_ports("run-a", names, set()) and len(set(first.values())) == 3
+    taken = set(first.values())
+    again = swarm.choose_ports("run-a", names, taken)
+    assert not taken & set(again.values()) and all(p in swarm.PORTS for p in again.values())
+    with pytest.raises(StackError, match="no free port left"):
+        swarm.choose_ports("run-a", names, set(swarm.PORTS))
+
+
+def test_node_engines_are_named_hostname_equals_url():
+    assert parse_engines("n1=tcp://10.0.0.1:2376, n2=unix:///run/x.sock") == {"n1": "tcp://10.0.0.1:2376", "n2": "unix:///run/x.sock"}
+    assert parse_engines("") == {}
+    with pytest.raises(StackError, match="must read <node hostname or id>=<engine url>"):
+        parse_engines("n1:tcp://x")
+
+
+class FakeManager:
+    def close(self) -> None:
+        pass
+
+
+def test_sweep_removes_dead_runs_only_and_never_kept_ones(monkeypatch):
+    dead = {L.RUN: "dead", L.OWNER_PID: "999999999", L.OWNER_HOST: __import__("socket").gethostname(), L.OWNER_START: "1"}
+    live = L.RunIdentity(run_id="live").labels()
+    kept = {**dead, L.RUN: "kept", L.KEEP: "1"}
+    resources = [("service", "s1", "rq-dead-edge-1", dead), ("network", "n1", "rq-dead", dead),
+                 ("service", "s2", "rq-live-edge-1", live), ("service", "s3", "rq-kept-edge-1", kept)]
+    monkeypatch.setattr(swarm_clean, "reachable_managers", lambda: {"unix:///m.sock": FakeManager()})
+    monkeypatch.setattr(swarm_clean, "labelled", lambda client, run_id=None: resources)
+    removed = []
+    monkeypatch.setattr(swarm_clean, "remove_run", lambda client, run_id, nodes=(): removed.append(run_id))
+    monkeypatch.setattr(swarm_clean, "_nodes_of", lambda url: [])
+    lines = swarm_clean.sweep(dry_run=True)
+    assert removed == [] and lines == ["would remove swarm run dead on unix:///m.sock (owner pid 999999999): 1 service(s), 1 network(s)"]
+    swarm_clean.sweep()
+    assert removed == ["dead"]
+    removed.clear()
+    swarm_clean.sweep(include_live=True)
+    assert removed == ["dead", "live"]
+
+
+def test_a_run_whose_local_cluster_is_gone_can_still_be_taken_down(tmp_path, monkeypatch):
+    """``cluster down`` took the services with it: ``stack down`` forgets the run instead of failing forever."""
+    from chaos.stack.spec import load_stack
+    from chaos.stack.swarm_engines import SwarmGone
+    from pathlib import Path
+
+    stack = load_stack(Path(__file__).resolve().parents[3] / "docker" / "stack.yaml")
+    state = {"owner": {"pid": 1, "host": "h"}, "swarm": {"manager": "unix:///run/rqc/gone/n1/docker.sock"},
+             "services": {"edge-1": "abc"}, "ports": {"edge-1": 27001}}
+    backend = swarm.SwarmBackend.from_record(stack, "run-a", state)
+    assert backend.state("edge-1") == "missing" and backend.leftovers() == []
+    backend.teardown()
+    assert backend.record()["swarm"] == state["swarm"]
+    with pytest.raises(SwarmGone, match="local cluster this run was on is gone"):
+        backend.address("edge-1")
+
+
+def test_clean_without_root_names_the_clusters_it_cannot_remove(tmp_path, monkeypatch):
+    from chaos.cluster import lifecycle, record
+    from chaos.labels import RunIdentity
+
+    monkeypatch.setenv("ROOMQUAKE_STATE_DIR", str(tmp_path))
+    record.new_record("dead", RunIdentity(pid=999_999_999))
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert lifecycle.sweep_dead_clusters() == ["cluster dead: left by a killed run of pid 999999999; removing it needs root (sudo roomquake clean)"]
+
+
+@pytest.mark.parametrize("docker_host, manager, expected", [
+    ("unix:///run/rqc/rq/n1/docker.sock", True, "swarm"),  # pointed at a manager: swarm by default
+    ("unix:///run/rqc/rq/n1/docker.sock", False, "docker"),
+    (None, True, "docker"),  # the machine's own engine stays docker even in swarm mode
+])
+def test_default_backend_is_swarm_only_when_docker_host_names_a_manager(monkeypatch, docker_host, manager, expected):
+    import docker
+
+    from chaos.stack.bringup import default_backend
+
+    class Engine:
+        def ping(self) -> bool:
+            return True
+
+        def info(self) -> dict:
+            return {"Swarm": {"ControlAvailable": manager}}
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(docker, "from_env", lambda **kwargs: Engine())
+    if docker_host:
+        monkeypatch.setenv("DOCKER_HOST", docker_host)
+    else:
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
+    assert default_backend() == expected
