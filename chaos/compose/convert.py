@@ -48,6 +48,17 @@ def _image_port(image: str | None) -> int | None:
     return WELL_KNOWN_PORTS.get(base) or WELL_KNOWN_PORTS.get(base.split("-", 1)[0])
 
 
+def _command_port(command: list[str] | None) -> int | None:
+    """A well-known server run by the command (``redis-server --port 6380``, ``postgres``, ``nginx``)."""
+    if not command:
+        return None
+    for flag in ("--port", "-p"):
+        if flag in command[1:-1] and command[command.index(flag) + 1].isdigit():
+            return int(command[command.index(flag) + 1])
+    program = command[0].rsplit("/", 1)[-1]
+    return WELL_KNOWN_PORTS.get(program.removesuffix("-server").removesuffix("d"), WELL_KNOWN_PORTS.get(program))
+
+
 def _listen_port(service: ComposeService, routed: dict[str, int]) -> tuple[int | None, str]:
     if service.name in routed:
         return routed[service.name], "the port its clients dial"
@@ -61,6 +72,9 @@ def _listen_port(service: ComposeService, routed: dict[str, int]) -> tuple[int |
     known = _image_port(service.image)
     if known:
         return known, f"the port image {service.image} serves on"
+    program = _command_port(service.command)
+    if program:
+        return program, f"the port {service.command[0]} serves on"  # type: ignore[index]
     return None, "no port found (exposed, published, dialled by a client, or known for its image)"
 
 

@@ -17,14 +17,13 @@ CONDITIONS = {"service_started": "started", "service_healthy": "healthy", "servi
 KNOWN = {"image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose", "healthcheck",
          "deploy", "scale", "volumes", "depends_on", "links", "external_links", "network_mode", "net", "networks",
          "container_name", "hostname", "user", "working_dir", "restart", "stop_grace_period", "profiles",
-         "pull_policy", "init", "stdin_open", "tty", "labels", "logging", "extends"}
+         "pull_policy", "init", "stdin_open", "tty", "labels", "logging", "extends", "secrets"}
 IGNORED = {
     "privileged": "privileged containers are never started by roomquake",
     "cap_add": "capabilities are not carried over",
     "devices": "devices are not carried over",
     "pid": "a shared process namespace is not carried over",
     "ipc": "a shared IPC namespace is not carried over",
-    "secrets": "secrets are not carried over (give their value in environment)",
     "configs": "configs are not carried over (mount the file in volumes)",
     "volumes_from": "volumes_from is not carried over",
     "extra_hosts": "extra_hosts is not carried over",
@@ -247,6 +246,28 @@ class _Reader:
                 raise self.fail(("volumes", i), str(err)) from None
         return out
 
+    def file_secrets(self, service: ComposeService) -> list[Mount]:
+        """Secrets from a file, as docker-compose 1.29 gives them: the file mounted read-only at /run/secrets/TARGET."""
+        value = self.raw.get("secrets") or []
+        if not isinstance(value, list):
+            raise self.fail(("secrets",), "give a list of secret names or {source, target}")
+        declared = self.project.top_level.get("secrets") or {}
+        out, skipped = [], []
+        for i, item in enumerate(value):
+            source = item if isinstance(item, str) else item.get("source") if isinstance(item, dict) else None
+            if not isinstance(source, str):
+                raise self.fail(("secrets", i), "a secret name, or a mapping with source")
+            target = item.get("target", source) if isinstance(item, dict) else source
+            top = declared.get(source)
+            if not isinstance(top, dict) or not isinstance(top.get("file"), str):
+                skipped.append(source)  # external (a swarm's) or from the environment
+                continue
+            out.append(Mount("bind", top["file"], str(target) if str(target).startswith("/") else f"/run/secrets/{target}",
+                             read_only=True))
+        if skipped:
+            service.ignored["secrets"] = f"{', '.join(skipped)}: only secrets from a file are carried over (give the others' values in environment)"
+        return out
+
     def depends_on(self) -> dict[str, str]:
         value = self.raw.get("depends_on")
         if value is None:
@@ -409,7 +430,7 @@ def read_service(project: Project, name: str, environ: dict[str, str] | None = N
     service.expose = reader.ports("expose")
     reader.healthcheck(service)
     service.replicas = reader.replicas()
-    service.volumes = reader.volumes()
+    service.volumes = reader.volumes() + reader.file_secrets(service)
     service.depends_on = reader.depends_on()
     service.links = reader.links()
     external = raw.get("external_links") or []

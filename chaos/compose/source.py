@@ -57,7 +57,7 @@ class Project:
     origins: dict[str, list[Origin]]  # service -> where it was declared (later files last)
     versions: list[str]
     unset_variables: set[str] = field(default_factory=set)
-    top_level: dict[str, Any] = field(default_factory=dict)  # networks, volumes (merged)
+    top_level: dict[str, Any] = field(default_factory=dict)  # networks, volumes, secrets (merged)
 
     def where(self, service: str, *path: str | int) -> str:
         """``file:line:col`` of the deepest node of ``services.<service>.<path>`` in the last file that has it."""
@@ -249,7 +249,7 @@ def load_project(files: list[Path], name: str | None = None, env_file: Path | No
     for path in files:
         doc, data, version = _read(path, fill)
         versions.append(version)
-        for key in ("networks", "volumes"):
+        for key in ("networks", "volumes", "secrets"):
             if isinstance(data.get(key), dict):
                 top.setdefault(key, {}).update(data[key])
         for svc_name, svc in (data.get("services") or {}).items():
