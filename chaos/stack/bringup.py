@@ -112,8 +112,8 @@ def start_stack(
     spec = apply_scale(stack.spec, scale)
     spec.profile_env(profile)  # unknown profile: error before anything starts
     stack = Stack(spec=spec, path=stack.path)
-    if kind == "local":
-        _refuse_docker_only(spec)
+    if kind in ("local", "swarm"):
+        _refuse_docker_only(spec, kind)
     identity = identity or RunIdentity()
     run_secrets = new_secrets()
     impl: Backend = _make_backend(kind, stack, identity, keep)
@@ -224,15 +224,17 @@ def dependency_waves(spec: Any, instances: list[Any]) -> tuple[list[Any], list[t
     return ordered[0], later
 
 
-def _refuse_docker_only(spec: Any) -> None:
-    """What only the docker backend can run: images from build contexts, the image's own command, container options."""
+def _refuse_docker_only(spec: Any, kind: str = "local") -> None:
+    """What only the docker backend can run: images from build contexts, the image's own command, container options
+    (and on swarm a service on no port)."""
     for name, svc in spec.services.items():
         image = spec.images[svc.image]
         why = ("its image is built from a build context" if image.context else
                "it runs its image's own command" if not svc.command else
-               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else None)
+               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else
+               "it listens on no port" if kind == "swarm" and svc.port is None else None)
         if why:
-            raise StackFileError(f"the local backend cannot run service {name!r} of stack {spec.name}: {why}; "
+            raise StackFileError(f"the {kind} backend cannot run service {name!r} of stack {spec.name}: {why}; "
                                  "use --backend docker")
 
 
