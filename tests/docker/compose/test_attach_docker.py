@@ -109,3 +109,37 @@ def test_a_dead_runners_ledger_finds_the_project_from_its_own_compose_files(task
     stack = attach_project(tasks_project.name)  # no stack file: the project's Compose files, imported in memory
     assert stack.spec.name == tasks_project.name
     assert {i.service for i in stack.instances()} == {"api", "frontend", "postgres", "producer", "queue", "worker"}
+
+
+def test_a_runner_killed_mid_fault_is_rolled_back_by_clean(docker_engine, tasks_project, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    experiment = tmp_path / "freeze.yaml"
+    experiment.write_text(f"title: killed while the database is paused\nstack: {TASKS / 'stack.yaml'}\n"
+                          "method:\n  - {id: freeze, fault: pause, target: {service: postgres}}\n  - wait: 120s\n")
+    env = {**os.environ, "ROOMQUAKE_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", "--attach", f"compose:{tasks_project.name}",
+                             "--journal-dir", str(tmp_path), str(experiment)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 120
+        seen = []
+        for line in proc.stderr:  # the progress display
+            seen.append(line)
+            if "fault pause [freeze] hit postgres-1" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+    finally:
+        proc.kill()
+        proc.wait()
+    db = f"{tasks_project.name}_postgres_1"
+    assert docker_engine.containers.get(db).status == "paused"  # SIGKILL: nobody rolled it back
+    cleaned = subprocess.run([sys.executable, "-m", "chaos", "clean"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert f"undid 1 fault part(s) on stack compose:{tasks_project.name}" in cleaned.stdout + cleaned.stderr
+    assert docker_engine.containers.get(db).status == "running"
+    assert set(states(docker_engine, tasks_project.name).values()) == {"running"}  # nothing removed by clean
