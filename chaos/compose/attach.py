@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ NUMBER = "com.docker.compose.container-number"
 ONEOFF = "com.docker.compose.oneoff"
 CONFIG_FILES = "com.docker.compose.project.config_files"
 WORKING_DIR = "com.docker.compose.project.working_dir"
+PAUSE_ATTEMPTS = 5
 
 def project_of(attach: str | None) -> str | None:
     """The project name of ``--attach compose:NAME``, else None (a roomquake run id)."""
@@ -172,7 +174,18 @@ class ComposeBackend(Backend):
         self._call(name, "restarting", self._c(name).restart, timeout=10)
 
     def pause(self, name: str) -> None:
-        self._call(name, "pausing", self._c(name).pause)
+        """Pause; the cgroup v1 freezer gives up ("unable to freeze") when a process does not stop in time on a
+        loaded machine (seen under load ~15) and leaves the container running: tried again, a bounded number of times."""
+        import docker
+
+        for attempt in range(PAUSE_ATTEMPTS):
+            try:
+                self._c(name).pause()
+                return
+            except docker.errors.APIError as err:
+                if "unable to freeze" not in str(err) or attempt == PAUSE_ATTEMPTS - 1:
+                    raise StackError(f"pausing {name} (Compose project {self.project}): {err}") from None
+                time.sleep(0.1)
 
     def resume(self, name: str) -> None:
         if self.state(name) == "paused":

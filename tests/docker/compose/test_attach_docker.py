@@ -111,7 +111,7 @@ def test_a_dead_runners_ledger_finds_the_project_from_its_own_compose_files(task
     assert {i.service for i in stack.instances()} == {"api", "frontend", "postgres", "producer", "queue", "worker"}
 
 
-def test_a_runner_killed_mid_fault_is_rolled_back_by_clean(docker_engine, tasks_project, tmp_path: Path) -> None:
+def test_a_runner_killed_mid_fault_is_rolled_back_from_its_ledger(docker_engine, tasks_project, tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -137,9 +137,11 @@ def test_a_runner_killed_mid_fault_is_rolled_back_by_clean(docker_engine, tasks_
         proc.wait()
     db = f"{tasks_project.name}_postgres_1"
     assert docker_engine.containers.get(db).status == "paused"  # SIGKILL: nobody rolled it back
-    cleaned = subprocess.run([sys.executable, "-m", "chaos", "clean"], env=env, capture_output=True, text=True,
-                             timeout=300)
-    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
-    assert f"undid 1 fault part(s) on stack compose:{tasks_project.name}" in cleaned.stdout + cleaned.stderr
+    # roomquake clean's first step, on this test's own ledgers only (its Docker sweep would also touch other
+    # dead runs' resources on this shared engine)
+    from chaos.run.ledger import sweep_dead_runs
+
+    done = sweep_dead_runs(tmp_path / "state")
+    assert any(f"undid 1 fault part(s) on stack compose:{tasks_project.name}" in line for line in done), done
     assert docker_engine.containers.get(db).status == "running"
     assert set(states(docker_engine, tasks_project.name).values()) == {"running"}  # nothing removed by clean
