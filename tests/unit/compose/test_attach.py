@@ -71,3 +71,11 @@ def test_a_pause_the_freezer_gives_up_on_is_tried_again_a_bounded_number_of_time
 def test_project_of() -> None:
     assert project_of("compose:shop") == "shop"
     assert project_of("20261130-061407-e85b0c") is None and project_of(None) is None
+
+
+def test_a_stack_without_rooms_gets_no_empty_room_in_the_relaunch_line() -> None:
+    from chaos.run import events as ev
+    from chaos.run.progress import line_for
+
+    assert line_for(ev.RelaunchesAudited(room="", relaunches=[], unexpected=None)) == (
+        "relaunches: not known (the stack declares no relaunch records)")
