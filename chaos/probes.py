@@ -43,7 +43,7 @@ HTTP_TIMEOUT_S = 2.0
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     params: dict[str, Any] = Field(default_factory=dict, description="defaults for {placeholders}")
     description: str = ""
 
@@ -58,7 +58,7 @@ class HttpJsonProbe(_Spec):
 
 
 class MetricRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
 
