@@ -182,6 +182,10 @@ class ContainerSpec:
     extra_labels: dict[str, str] = field(default_factory=dict)
     restart: str | None = None  # Docker restart policy name, e.g. "on-failure" (None: never restarted)
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path in the container
+    entrypoint: list[str] | None = None  # replaces the image's entrypoint
+    binds: tuple[tuple[str, str, bool], ...] = ()  # (host path, path in the container, read-only)
+    user: str | None = None
+    workdir: str | None = None
     publish: bool = True  # ports published on 127.0.0.1; False: the host reaches the container at its address
 
 
@@ -351,7 +355,11 @@ def create_container(
         cap_add=list(spec.cap_add) or None,
         mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
         restart_policy={"Name": spec.restart} if spec.restart and spec.restart != "no" else None,
-        volumes={vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()} or None,
+        volumes={**{vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()},
+                 **{host: {"bind": path, "mode": "ro" if ro else "rw"} for host, path, ro in spec.binds}} or None,
+        entrypoint=spec.entrypoint,
+        user=spec.user,
+        working_dir=spec.workdir,
         version=client.api._version,
     ))
     try:

@@ -11,7 +11,12 @@ fault proxy, so faults do not distort what we measure). Kinds:
   (Prometheus' ``histogram_quantile(q, rate(x[5s]))``);
 - ``rate``: per-second increase of a counter over a ``window``, summed over instances;
 - ``ratio``: one summed metric divided by another (with ``window``: their increases);
-- ``state``: an instance's state, or how many instances of a service are in one.
+- ``state``: an instance's state, or how many instances of a service are in one;
+- ``http``: one request the toolkit makes: its status, its response time, or
+  whether it was OK (2xx/3xx); with ``window: 10s``, the q-quantile of the
+  response times (or the share of OK answers) of the requests this probe's
+  reads made in the last 10 s (chaos/responses.py);
+- ``tcp``: whether a TCP connection to the instance is accepted (and kept).
 
 Strings in a spec may hold ``{param}`` placeholders filled from the probe's
 ``params`` (defaults) and the caller's parameters. A value that cannot be
@@ -155,8 +160,42 @@ class StateProbe(_Spec):
         return self
 
 
+class HttpProbe(_Spec):
+    kind: Literal["http"]
+    service: str
+    instance: str | None = None
+    path: str = "/"
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE"] = "GET"
+    measure: Literal["status", "latency", "ok"] = Field(
+        default="status", description="status: the HTTP status (no answer: none); latency: seconds to the answer "
+                                      "(a failed request counts the time it waited); ok: 2xx or 3xx")
+    timeout_s: float = Field(default=5.0, gt=0, description="give up waiting for the answer after this long")
+    window: str | float | None = Field(
+        default=None, description="latency: the q-quantile over the requests of the window; ok: the share of OK "
+                                  "answers in it (each read makes one request); may be a {placeholder}")
+    q: float = Field(default=0.5, ge=0.0, le=1.0, description="with latency and a window: which quantile")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: Any) -> Any:
+        return _valid_window(value, required=False)
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> "HttpProbe":
+        if self.window is not None and self.measure == "status":
+            raise ValueError("a window applies to measure latency or ok, not to status")
+        return self
+
+
+class TcpProbe(_Spec):
+    kind: Literal["tcp"]
+    service: str
+    instance: str | None = None
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
 ProbeSpec = Annotated[
-    Union[HttpJsonProbe, MetricProbe, QuantileProbe, RateProbe, RatioProbe, StateProbe],
+    Union[HttpJsonProbe, MetricProbe, QuantileProbe, RateProbe, RatioProbe, StateProbe, HttpProbe, TcpProbe],
     Field(discriminator="kind"),
 ]
 
@@ -322,6 +361,37 @@ def _windowed(stack: StackLike, service: str, metrics_path: str, taken: list[tup
     return together, per_instance
 
 
+def _quantile(values: list[float], q: float) -> float:
+    """The q-quantile of observed values, linearly interpolated between the closest ranks."""
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _request_probe(spec: Any, stack: StackLike, merged: Mapping[str, Any]) -> Value:
+    from chaos import responses
+
+    names = _targets(stack, spec.service, fill(spec.instance, merged) if spec.instance else None)
+    if not names:
+        return None
+    host, port = stack.address(names[0])
+    if isinstance(spec, TcpProbe):
+        return responses.tcp_accepts(host, port, timeout=spec.timeout_s)
+    path = fill(spec.path, merged)
+    answer = responses.request(host, port, path, spec.method, spec.timeout_s)
+    ok = answer.status is not None and 200 <= answer.status < 400
+    window = window_seconds(spec.window, merged) if spec.window is not None else None
+    if window is None:
+        return {"status": answer.status, "latency": answer.seconds, "ok": ok}[spec.measure]
+    key = f"{spec.service}|{spec.instance or ''}|{spec.method}|{path}|{spec.timeout_s}"
+    seen = responses.history_for(stack).add(key, answer, window)
+    if spec.measure == "latency":
+        return _quantile([r.seconds for r in seen], spec.q)
+    return sum(1 for r in seen if r.status is not None and 200 <= r.status < 400) / len(seen)
+
+
 def evaluate(
     spec: Any,
     stack: StackLike,
@@ -344,6 +414,8 @@ def evaluate(
                 return None
             return float(value) - float(other)
         return None
+    if isinstance(spec, (HttpProbe, TcpProbe)):
+        return _request_probe(spec, stack, merged)
     if isinstance(spec, StateProbe):
         if spec.instance:
             name = fill(spec.instance, merged)

@@ -9,7 +9,12 @@ never needs and a hostile one can use to hang or exhaust the process is
 refused, each with a located one-line message, before any value is built:
 
 - anchors and aliases (``&a`` / ``*a``): an alias bomb ("billion laughs", a
-  few hundred bytes) expands into gigabytes when its values are built;
+  few hundred bytes) expands into gigabytes when its values are built.
+  Compose files use them (``x-common: &common`` and ``<<: *common``), so
+  ``parse_text(..., aliases=True)`` (chaos.compose) expands them instead,
+  counting every copied value against ``MAX_NODES``: a bomb is refused after
+  10,000 values, not after gigabytes; ``<<`` merge keys are applied as YAML
+  1.1 (and docker-compose) do;
 - tags (``!!python/object``, ``!mytag``, even ``!!str``): plain values only;
 - files over ``MAX_BYTES``, more than ``MAX_NODES`` values, nesting deeper
   than ``MAX_DEPTH``, a second document, keys that are not text.
@@ -129,17 +134,53 @@ class _Open:
     value: dict[str, Any] | list[Any]
     path: PathKey
     key: str | None = None  # mapping: the key whose value comes next
+    anchor: str | None = None  # aliases=True: its value is an anchor's once complete
 
 
 def _at(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1)
 
 
-def _build(events: Any, positions: Positions) -> Any:
-    """Plain values from a YAML event stream, refusing anchors, aliases, tags and oversized structure."""
+def _size(value: Any) -> int:
+    """How many values (keys and values) a built value holds, itself included."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + _size(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_size(v) for v in value)
+    return 1
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+MERGE = "<<"
+
+
+def _merge(mapping: dict[str, Any], where: tuple[int, int]) -> None:
+    """Apply a ``<<`` merge key: keys of the merged mapping(s) the mapping does not set itself (first source wins)."""
+    sources = mapping.pop(MERGE)
+    for source in sources if isinstance(sources, list) else [sources]:
+        if not isinstance(source, dict):
+            raise SyntaxProblem(*where, "a merge key (<<) takes a mapping or a list of mappings")
+        for key, value in source.items():
+            mapping.setdefault(key, _copy(value))
+
+
+def _build(events: Any, positions: Positions, aliases: bool = False) -> Any:
+    """Plain values from a YAML event stream, refusing anchors, aliases, tags and oversized structure.
+
+    ``aliases``: expand anchors, aliases and merge keys instead (every copied value counts against MAX_NODES).
+    """
     import yaml
 
     stack: list[_Open] = []
+    anchors: dict[str, Any] = {}
+    merges: set[int] = set()  # ids of mappings holding a merge key, applied when they end
     root: Any = None
     nodes = documents = 0
     for event in events:
@@ -148,15 +189,42 @@ def _build(events: Any, positions: Positions) -> Any:
             if documents > 1:
                 raise SyntaxProblem(*_at(event.start_mark), "one document per file; a second one starts here")
             continue
-        if isinstance(event, yaml.AliasEvent):
+        if isinstance(event, yaml.AliasEvent) and not aliases:
             raise SyntaxProblem(*_at(event.start_mark), f"YAML aliases (*{event.anchor}) are not allowed; write the value out")
         if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            stack.pop()
+            done = stack.pop()
+            if id(done.value) in merges:
+                _merge(done.value, positions.values.get(done.path, (1, 1)))  # type: ignore[arg-type]
+                merges.discard(id(done.value))
+            if done.anchor is not None:
+                anchors[done.anchor] = done.value
             continue
-        if not isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+        if not isinstance(event, (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)):
             continue  # stream and document boundaries
         where = _at(event.start_mark)
-        if event.anchor is not None:
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise SyntaxProblem(*where, f"unknown or unfinished anchor *{event.anchor}")
+            parent = stack[-1] if stack else None
+            if parent is not None and isinstance(parent.value, dict) and parent.key is None:
+                raise SyntaxProblem(*where, "a key must be text, not an alias")
+            copied = _copy(anchors[event.anchor])
+            nodes += _size(copied)
+            if nodes > MAX_NODES:
+                raise SyntaxProblem(*where, f"more than {MAX_NODES} keys and values once aliases are expanded")
+            if parent is None:
+                root = copied
+                positions.values[()] = where
+            elif isinstance(parent.value, dict):
+                assert parent.key is not None
+                positions.values[(*parent.path, parent.key)] = where
+                parent.value[parent.key] = copied
+                parent.key = None
+            else:
+                positions.values[(*parent.path, len(parent.value))] = where
+                parent.value.append(copied)
+            continue
+        if event.anchor is not None and not aliases:
             raise SyntaxProblem(*where, f"YAML anchors (&{event.anchor}) are not allowed; write the value out")
         if event.tag is not None:
             tag = event.tag.replace("tag:yaml.org,2002:", "!!")  # as written
@@ -172,6 +240,8 @@ def _build(events: Any, positions: Positions) -> Any:
                 raise SyntaxProblem(*where, f"not valid YAML/JSON: duplicate key '{event.value}'")
             parent.key = event.value
             positions.keys[(*parent.path, event.value)] = where
+            if aliases and event.value == MERGE and event.implicit[0] and not event.style:
+                merges.add(id(parent.value))
             continue
         if isinstance(event, yaml.ScalarEvent):
             plain = event.implicit[0] and not event.style
@@ -193,7 +263,9 @@ def _build(events: Any, positions: Positions) -> Any:
         if isinstance(value, (dict, list)) and not isinstance(event, yaml.ScalarEvent):
             if len(stack) >= MAX_DEPTH:
                 raise SyntaxProblem(*where, f"nested more than {MAX_DEPTH} levels deep")
-            stack.append(_Open(value, path))
+            stack.append(_Open(value, path, anchor=event.anchor))
+        elif event.anchor is not None:
+            anchors[event.anchor] = value
     return root
 
 
@@ -211,8 +283,11 @@ def _parse_error(err: Exception, text: str) -> SyntaxProblem:
     return SyntaxProblem(line, col, f"not valid YAML/JSON: {problem}")
 
 
-def parse_text(text: str, path: str = "<string>") -> Document:
-    """The document in ``text``; SyntaxProblem (located) if it is not plain YAML/JSON within the limits."""
+def parse_text(text: str, path: str = "<string>", aliases: bool = False) -> Document:
+    """The document in ``text``; SyntaxProblem (located) if it is not plain YAML/JSON within the limits.
+
+    ``aliases``: anchors, aliases and ``<<`` merge keys are expanded (bounded by MAX_NODES), as Compose files need.
+    """
     if len(text) > MAX_BYTES:
         raise SyntaxProblem(0, 0, too_big(len(text.encode("utf-8", "surrogatepass"))))
     import yaml
@@ -220,7 +295,7 @@ def parse_text(text: str, path: str = "<string>") -> Document:
     loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
     positions = Positions()
     try:
-        data = _build(yaml.parse(text, Loader=loader), positions)
+        data = _build(yaml.parse(text, Loader=loader), positions, aliases)
     except SyntaxProblem:
         raise
     except yaml.YAMLError as err:
@@ -267,6 +342,6 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise SyntaxProblem(line, col, f"not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
-def read_document(path: str | Path, what: str = "file") -> Document:
+def read_document(path: str | Path, what: str = "file", aliases: bool = False) -> Document:
     """Read and parse a file; every refusal is a SyntaxProblem."""
-    return parse_text(read_text(path, what), str(path))
+    return parse_text(read_text(path, what), str(path), aliases)

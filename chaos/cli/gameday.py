@@ -11,7 +11,9 @@ import click
 @click.command(name="gameday")
 @click.argument("file")
 @click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Bring the stack up on this backend (default: docker when an engine answers).")
-@click.option("--attach", metavar="RUN_ID", help="Drive a stack already up (roomquake stack up; 'latest' for the newest); it stays up.")
+@click.option("--attach", metavar="RUN_ID|compose:PROJECT",
+              help="Drive a stack already up (roomquake stack up; 'latest' for the newest) or a running Compose project; "
+                   "it stays up.")
 @click.option("--auto", is_flag=True, help="Run the steps on their timeline without waiting for Enter.")
 @click.option("--profile", help="Timing profile of the stack file (e.g. gameday: real-world timings).")
 @click.option("--seed", type=int, help="Seed for every random choice.")

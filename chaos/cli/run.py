@@ -14,7 +14,8 @@ from chaos.cli.checking import check_all, refuse_if_invalid
 @click.command(name="run")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--backend", type=click.Choice(["docker", "local", "swarm"]), help="Default: docker when an engine answers, else local.")
-@click.option("--attach", "attach", metavar="RUN_ID", help="Run against a stack already up (roomquake stack up); leave it up.")
+@click.option("--attach", "attach", metavar="RUN_ID|compose:PROJECT",
+              help="Run against a stack already up (roomquake stack up), or a running Compose project; leave it up.")
 @click.option("--seed", type=int, help="Seed for every random choice (default: the file's, else drawn and recorded).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout (no progress display).")
@@ -36,7 +37,12 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
         from chaos.stack import default_backend
 
         backend = default_backend()  # chosen before validation, so what it cannot do is refused too (exit 2)
-    checked = check_all(files, backend)
+    checked_for = backend
+    if attach is not None and attach.startswith("compose:"):
+        from chaos.experiment.stackcheck import ATTACHED_COMPOSE
+
+        checked_for = ATTACHED_COMPOSE  # containers without link proxies: link faults refused (exit 2)
+    checked = check_all(files, checked_for)
     refuse_if_invalid(checked)  # exit 2, nothing started
     experiments = [(c.path, c.experiment) for c in checked]
     from chaos.run import RunOptions, Runner

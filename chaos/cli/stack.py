@@ -1,9 +1,10 @@
-"""``roomquake stack up|status|down``: a stack that outlives the command (game days, inner loop).
+"""``roomquake stack up|status|down|import``: a stack that outlives the command; a Compose project as a stack file.
 
 \b
   roomquake stack up --backend local --scale edge=3,supervisor=4 --profile ci
   roomquake stack status
   roomquake stack down
+  roomquake stack import docker-compose.yml -o stack.yaml
 """
 
 from __future__ import annotations
@@ -96,11 +97,17 @@ def status(run_id: str) -> None:
     for col in ("instance", "service", "state", "address"):
         table.add_column(col)
     for inst in stack.instances():
-        host, port = stack.address(inst.name) if inst.state != "missing" else ("-", 0)
+        port_less = stack.spec.services[inst.service].port is None  # a worker: listens on no port
+        host, port = stack.address(inst.name) if inst.state != "missing" and not port_less else ("-", 0)
         table.add_row(inst.name, inst.service, inst.state, f"{host}:{port}" if port else "-")
     console = Console()
     console.print(table)
     console.print(f"proxy API {stack.proxy_url}; {len(stack.links())} link proxies")
+    listener = getattr(stack.backend, "listener_address", None)
+    for link in stack.links() if listener else []:
+        where = listener(link.listen)
+        if where:
+            console.print(f"  link {link.name}: 127.0.0.1:{where[1]} -> {link.upstream}")
     others = [r["run_id"] for r in registry.records() if r["run_id"] != stack.run_id]
     if others:
         console.print(f"other recorded runs: {', '.join(others)}")
@@ -127,3 +134,36 @@ def down(run_id: str, everything: bool) -> None:
         began = time.monotonic()
         done = take_down(rid)
         click.echo(f"run {done} down in {time.monotonic() - began:.1f}s")
+
+
+@command.command(name="import")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--output", "-o", default="stack.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="The stack file to write.")
+@click.option("--project-name", "-p", help="The Compose project's name (default: as docker-compose: its folder).")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Variables for ${VAR} (default: .env beside the file).")
+@click.option("--force", is_flag=True, help="Overwrite the output file.")
+def import_(files: tuple[str, ...], output: str, project_name: str | None, env_file: str | None, force: bool) -> None:
+    """Turn a Compose project into a stack file, every connection through the fault proxy.
+
+    FILES: the Compose file and its overrides (default: docker-compose.yml or
+    compose.yaml here, and its override file). Reads versions 2.x, 3.x and none
+    without docker-compose; images are built offline from their build contexts
+    or used as present in the engine, never pulled.
+
+    \b
+    Example:
+      roomquake stack import docker-compose.yml -o stack.yaml
+      roomquake run experiments/web-db-latency.yaml     # stack: ../stack.yaml
+    """
+    from chaos.compose import find_files, import_compose
+
+    paths = [Path(f) for f in files] or find_files(Path.cwd())
+    report = import_compose(paths, Path(output), name=project_name, env_file=Path(env_file) if env_file else None,
+                            force=force)
+    click.echo(f"wrote {report.output}: stack {report.project}, {len(report.services)} service(s), "
+               f"{len(report.links)} link(s) through the fault proxy: {', '.join(report.links) or 'none'}")
+    for line in report.unrouted:
+        click.echo(f"  not interposed: {line}")
+    for line in report.dropped:
+        click.echo(f"  not carried over: {line}")

@@ -69,6 +69,12 @@ def _step_paths(method: list[Any]) -> Iterable[tuple[PathKey, Any]]:
             yield ("method", i), step
 
 
+# ``backend`` for ``run --attach compose:PROJECT``: Docker containers that roomquake did not start, no proxy on their links.
+ATTACHED_COMPOSE = "compose"
+COMPOSE_LINK_HINT = ("a running Compose project has no fault proxy on its connections: import it "
+                     "(roomquake stack import docker-compose.yml -o stack.yaml) and run the experiment on that")
+
+
 def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | None = None,
                         backend: str | None = None) -> list[Problem]:
     problems: list[Problem] = []
@@ -102,6 +108,13 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
     if experiment.load is not None and "start" not in spec.load:
         at(("load",), f"stack {spec.name} declares no load action 'start'")
 
+    attached_compose = backend == ATTACHED_COMPOSE
+    if attached_compose:
+        backend = "docker"  # its instances are containers
+        for key in ("scale", "env"):
+            if getattr(experiment, key):
+                at((key,), f"an attached Compose project runs as it is: roomquake does not change its {key} "
+                           "(docker-compose up does, or run the imported stack file)")
     facts = StackFacts(spec, _names(spec, experiment.scale), backend)
     for path, step in _step_paths(experiment.method):
         if isinstance(step, m.CheckStep):
@@ -110,6 +123,9 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
         if not isinstance(step, m.FaultBase):
             continue  # a wait
         handler = kind_of(step).handler
+        if attached_compose and getattr(step, "link", None):
+            at((*path, "link"), f"{step.fault} on {step.link}: {COMPOSE_LINK_HINT}")
+            continue
         for where, message in handler.check(step, facts):
             at((*path, *where), message)
         if backend is not None and handler.backends is not None and backend not in handler.backends:

@@ -187,7 +187,7 @@ def event_text(event: dict[str, Any]) -> str:
                     f"{event.get('split_brain')} split brain")
         case "relaunches_audited":
             if event.get("unexpected") is None:
-                return f"relaunches of {event.get('room')}: not known"
+                return f"relaunches of {event.get('room')}: not known" if event.get("room") else "relaunches: not known"
             return f"relaunches of {event.get('room')}: {len(event.get('relaunches') or [])}, unexpected: {event.get('unexpected')}"
         case "verdict_reached":
             return f"verdict {str(event.get('verdict')).upper()}: {event.get('reason')}"

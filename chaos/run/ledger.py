@@ -80,15 +80,26 @@ def _finish(record: dict[str, Any]) -> str:
         return f"{run_id}: took down stack {stack_run} it had brought up"
     from chaos.faults import FaultContext
     from chaos.faults.undo import replay
-    from chaos.stack.bringup import attach_record
 
-    stack = attach_record(stack_run)
+    stack = _reattach(stack_run)
     with contextlib.ExitStack() as exits:
         # the registry knows the proxy's token; one attempt: a dead proxy must not hold up the sweep
         ctx = FaultContext(stack, lambda: exits.enter_context(stack.proxy_client(attempts=1, retry_for=1.0)),
                            run_id=str(run_id))
         undone, failed = replay([tuple(undo) for undo in record.get("undo", [])], ctx)
     return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {len(failed)} failed" if failed else "")
+
+
+def _reattach(stack_run: str) -> Any:
+    """The stack a dead runner had attached to: a recorded run, or a Compose project (``compose:NAME``)."""
+    from chaos.compose.attach import attach_project, project_of
+
+    project = project_of(stack_run)
+    if project is not None:
+        return attach_project(project)
+    from chaos.stack.bringup import attach_record
+
+    return attach_record(stack_run)
 
 
 def _describe(record: dict[str, Any]) -> str:

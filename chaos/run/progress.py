@@ -45,7 +45,8 @@ def line_for(event: ev.Event) -> str | None:
                     f"{event.never_heard_relaunch} never heard the relaunch, {event.split_brain} split brain, "
                     f"{event.duplicates} duplicates, {event.out_of_order} out of order" + (f"; {back}" if back else ""))
         case ev.RelaunchesAudited() if event.unexpected is None:
-            return f"relaunches of {event.room}: not known ({'; '.join(event.errors) or 'the stack declares no relaunch records'})"
+            of = f" of {event.room}" if event.room else ""  # a stack without rooms (an imported Compose project)
+            return f"relaunches{of}: not known ({'; '.join(event.errors) or 'the stack declares no relaunch records'})"
         case ev.RelaunchesAudited():
             odd = [r for r in event.relaunches if r.get("unexpected")]
             shown = ", ".join(f"gen {r['generation']} (failure at t={r['failed_t']})" for r in odd)

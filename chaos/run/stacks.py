@@ -75,7 +75,31 @@ def _attached(runner: Runner) -> Iterator[Any]:
         yield stack
 
 
+@contextlib.contextmanager
+def _attached_compose(runner: Runner, project: str) -> Iterator[Any]:
+    """A Compose project someone started: used as found (no renewal), left running after; only faults rolled back."""
+    from chaos.compose.attach import attach_project
+    from chaos.experiment.stackcheck import ATTACHED_COMPOSE
+    from chaos.run import events as ev
+
+    exp = runner.experiment
+    stack = attach_project(project, stack_file(exp.stack, runner.file.parent))
+    problems = check_against_stack(exp, stack.spec, None, ATTACHED_COMPOSE)
+    if problems:  # link faults, scale or env: refused before anything is done to the project
+        raise ExperimentInvalid(problems)
+    runner.reset_lines = [f"attached to Compose project {project} ({len(stack.plan.instances)} containers): "
+                          "used as found, not renewed (roomquake did not start it)"]
+    for line in runner.reset_lines:
+        runner.emit(ev.Note(message=line))
+    yield stack
+
+
 def open_stack(runner: Runner) -> Any:
     if runner.options.attach:
+        from chaos.compose.attach import project_of
+
+        project = project_of(runner.options.attach)
+        if project is not None:
+            return _attached_compose(runner, project)
         return _attached(runner)
     return _brought_up(runner)

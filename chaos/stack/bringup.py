@@ -123,6 +123,8 @@ def start_stack(
     spec = apply_scale(stack.spec, scale)
     spec.profile_env(profile)  # unknown profile: error before anything starts
     stack = Stack(spec=spec, path=stack.path)
+    if kind in ("local", "swarm"):
+        _refuse_docker_only(spec, kind)
     identity = identity or RunIdentity()
     run_secrets = new_secrets()
     impl: Backend = _make_backend(kind, stack, identity, keep)
@@ -186,7 +188,8 @@ def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any
     proxy_name = proxy_tier[0].name
     # One worker per container (up to 16): the engine works on every start at once.
     pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(proxy_tier) + len(rest))))
-    launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
+    first, later = dependency_waves(stack.spec, rest)  # no depends_on in the stack file: all at once
+    launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + first]
     try:
         _wait_futures(launching[:1], checkpoint)
         steps("proxy started")
@@ -196,11 +199,55 @@ def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any
         populate(f"http://{host}:{port}", plan.proxies, token)
         steps("proxies created")
         _wait_futures(launching[1:], checkpoint)
+        for healthy_first, wave in later:
+            _wait_healthy(stack, impl, healthy_first, checkpoint, run_secrets)
+            _wait_futures([pool.submit(impl.launch, inst) for inst in wave], checkpoint)
         steps("all started")
     finally:
         # Launches not begun yet are dropped; those under way finish, so the
         # teardown that follows a failure sees every container they made.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def dependency_waves(spec: Any, instances: list[Any]) -> tuple[list[Any], list[tuple[list[Any], list[Any]]]]:
+    """Start order from the services' ``depends_on``: the first wave, then (instances to be healthy first, wave) pairs.
+
+    A service starts once every service it depends on has started, and once
+    those it depends on as ``healthy`` pass their health check.
+    """
+    level: dict[str, int] = {}
+
+    def depth(name: str) -> int:
+        if name not in level:
+            deps = spec.services[name].depends_on
+            level[name] = 1 + max((depth(d) for d in deps), default=-1)
+        return level[name]
+
+    waves: dict[int, list[Any]] = {}
+    for inst in instances:
+        waves.setdefault(depth(inst.service), []).append(inst)
+    ordered = [waves[k] for k in sorted(waves)]
+    if not ordered:
+        return [], []
+    later = []
+    for wave in ordered[1:]:
+        healthy = {d for inst in wave for d, how in spec.services[inst.service].depends_on.items() if how == "healthy"}
+        later.append(([i for i in instances if i.service in healthy], wave))
+    return ordered[0], later
+
+
+def _refuse_docker_only(spec: Any, kind: str = "local") -> None:
+    """What only the docker backend can run: images from build contexts, the image's own command, container options
+    (and on swarm a service on no port)."""
+    for name, svc in spec.services.items():
+        image = spec.images[svc.image]
+        why = ("its image is built from a build context" if image.context else
+               "it runs its image's own command" if not svc.command else
+               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else
+               "it listens on no port" if kind == "swarm" and svc.port is None else None)
+        if why:
+            raise StackFileError(f"the {kind} backend cannot run service {name!r} of stack {spec.name}: {why}; "
+                                 "use --backend docker")
 
 
 def _launch_local(stack: Stack, impl: Any, plan: Plan, token: str | None, checkpoint: Callable[[], None],
@@ -243,7 +290,8 @@ def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) ->
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
                   secrets: Mapping[str, str] | None = None) -> None:
     targets = [
-        (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
+        (inst.name, stack.spec.services[inst.service].health,
+         (lambda n=inst.name: impl.address(n)) if inst.port is not None else (lambda: ("", 0)))  # port: null: kind none
         for inst in members
     ]
     # A backend that hears instances say they are ready (the local fork server) checks them at that instant.

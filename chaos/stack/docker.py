@@ -122,8 +122,11 @@ class DockerBackend(Backend):
             container = found[name]
             if container is None:
                 continue
-            spec = ContainerSpec(image=c["image"], name=name, service=c["service"], instance=name, ports=(c["port"],),
-                                 volumes=dict(c.get("volumes") or {}), publish=bool(c["host_ports"]),
+            ports = tuple(c.get("ports") or ([c["port"]] if c.get("port") else []))
+            service = self.stack.spec.services.get(c["service"])
+            aliases = tuple(service.container.aliases) if service and service.container else ()
+            spec = ContainerSpec(image=c["image"], name=name, service=c["service"], instance=name, ports=ports,
+                                 aliases=aliases, volumes=dict(c.get("volumes") or {}), publish=bool(c["host_ports"]),
                                  command=c.get("command"))
             self.generations[name] = int(c.get("generation") or 0)
             self.managed[name] = ManagedContainer(
@@ -142,6 +145,18 @@ class DockerBackend(Backend):
         import docker
 
         needed = {self.stack.spec.services[i.service].image for i in plan.instances}
+        contexts = {n for n in needed if self.stack.spec.images[n].context}
+        for name in sorted(contexts):  # the user's build contexts (a Compose import), built offline
+            from chaos.errors import RoomquakeError
+            from chaos.images.context import ensure_context_image
+
+            try:
+                built = ensure_context_image(self.client, self.stack.root, self.stack.name, name,
+                                             self.stack.spec.images[name].context)  # type: ignore[arg-type]
+            except RoomquakeError as err:
+                raise StackError(err.one_line()) from None
+            self.refs[name] = built.ref
+        needed -= contexts
         builds = {n for n in needed if self.stack.spec.images[n].build}
         if builds:
             from chaos.images import ensure_images
@@ -161,6 +176,7 @@ class DockerBackend(Backend):
 
     def prepare(self, plan: Plan) -> None:
         """Images present and the run's network created, before any container starts."""
+        self._listener_ports = tuple(int(p.listen.rsplit(":", 1)[1]) for p in plan.proxies)
         self._resolve_images(plan)
         self.network = self._exit.enter_context(run_network(self.client, self.identity))
 
@@ -174,14 +190,26 @@ class DockerBackend(Backend):
         if svc.volume:  # kept for the run: a labelled volume, removed by teardown (or clean) with the rest
             volume = self._create_volume(inst.name)
             volumes[volume] = svc.volume
+        options = svc.container
+        ports: tuple[int, ...] = (inst.port,) if inst.port else ()
+        if inst.service == self.stack.spec.proxy.service:
+            # The link proxies' listeners too, on 127.0.0.1: a client on the host can go through a link
+            # (Toxiproxy #252); `roomquake stack status` shows where.
+            ports += getattr(self, "_listener_ports", ())
         spec = ContainerSpec(
             image=self.refs[svc.image],
             name=inst.name,
             service=inst.service,
             instance=inst.name,
-            command=self._command(inst),
+            command=self._command(inst) or None,  # none: the image's own command
             env=inst.env,
-            ports=(inst.port,),
+            ports=ports,
+            entrypoint=inst.entrypoint,
+            aliases=tuple(options.aliases) if options else (),
+            binds=tuple((str((self.stack.root / m.source).resolve()), m.target, m.read_only)
+                        for m in (options.mounts if options else [])),
+            user=options.user if options else None,
+            workdir=options.workdir if options else None,
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
             restart=svc.restart,
             volumes=volumes,
@@ -313,7 +341,17 @@ class DockerBackend(Backend):
 
     def address(self, name: str) -> tuple[str, int]:
         m = self._m(name)
+        if not m.spec.ports:
+            raise StackError(f"{name} listens on no port (its service has port: null)")
         return m.address(m.spec.ports[0])  # its pinned address (or 127.0.0.1 and the published port)
+
+    def listener_address(self, listen: str) -> tuple[str, int] | None:
+        """Where a link proxy's listener (``0.0.0.0:20003``) is reached from the host, if published."""
+        proxy = self.managed.get(f"{self.stack.spec.proxy.service}-1")
+        port = int(listen.rsplit(":", 1)[1])
+        if proxy is None or port not in proxy.host_ports:
+            return None
+        return proxy.address(port)
 
     def _stop_timeout(self, name: str) -> float:
         return self.stack.spec.services[self._m(name).spec.service].stop_timeout_s
@@ -462,7 +500,8 @@ class DockerBackend(Backend):
                     "id": m.id,
                     "image": m.spec.image,
                     "service": m.spec.service,
-                    "port": m.spec.ports[0],
+                    "port": m.spec.ports[0] if m.spec.ports else None,
+                    "ports": list(m.spec.ports),
                     "host_ports": {str(k): v for k, v in m.host_ports.items()},
                     "ip": m.ip,
                     "volumes": m.spec.volumes,

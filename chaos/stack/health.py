@@ -31,6 +31,25 @@ def _redis_ping(sock: socket.socket, password: str | None) -> bool:
     return reader.readline().startswith(b"+PONG")
 
 
+TCP_SETTLE_S = 0.2
+
+
+def _stays_open(sock: socket.socket) -> bool:
+    """A TCP server really listens: the connection is not closed at once.
+
+    A port Docker publishes accepts even while nothing listens in the
+    container (its proxy accepts, then closes): only a connection that stays
+    open (or that the server speaks on) counts.
+    """
+    sock.settimeout(TCP_SETTLE_S)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+
+
 def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, password: str | None = None,
           bearer: str | None = None) -> bool:
     """One attempt: True when the instance answers as its health spec says.
@@ -38,6 +57,8 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
     ``password``: the filled-in ``health.password`` (Redis AUTH before PING);
     ``bearer``: the filled-in ``health.bearer`` (HTTP ``Authorization: Bearer``).
     """
+    if health.kind == "none":
+        return True  # healthy once running: the caller's alive() says whether it still runs
     try:
         if health.kind == "http":
             # http.client, not urllib: a bring-up polls a dozen instances twenty times a second, and urllib's
@@ -50,9 +71,9 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
             finally:
                 conn.close()
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            if health.kind == "tcp":
-                return True
             sock.settimeout(timeout)
+            if health.kind == "tcp":
+                return _stays_open(sock)
             return _redis_ping(sock, password)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False  # whatever answers there is not (yet) a healthy instance

@@ -26,11 +26,12 @@ class InstancePlan:
     name: str  # "edge-2"
     service: str
     replica: int  # 1-based
-    port: int  # where it listens (in its namespace)
+    port: int | None  # where it listens (in its namespace); None: nowhere (a worker)
     bind: str
     host: str  # how the proxy reaches it: container name, or 127.0.0.1
     command: list[str]
     env: dict[str, str]
+    entrypoint: list[str] | None = None  # docker: replaces the image's (a stack service's container.entrypoint)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,25 @@ def local_addressing(ports: list[int], data_root: str = "") -> Addressing:
                       data_of=lambda instance, path: f"{data_root}/{instance}" if data_root else path)
 
 
+class Routes:
+    """``{route:db}`` in a service's env or command: the proxy listener it dials for ``db``.
+
+    ``{route:db:host}`` and ``{route:db:port}`` give the two halves. A server
+    with several instances is reached through the proxy of its first one.
+    """
+
+    def __init__(self, routes: Mapping[str, str]) -> None:
+        self.routes = routes
+
+    def __format__(self, spec: str) -> str:
+        server, _, part = spec.partition(":")
+        route = self.routes.get(server) or self.routes.get(f"{server}-1")
+        if route is None:
+            raise StackFileError(f"{{route:{spec}}}: no link to {server!r} from this service")
+        host, _, port = route.rpartition(":")
+        return {"": route, "host": host, "port": port}[part]
+
+
 def ports_needed(spec: StackSpec) -> int:
     instances = sum(s.replicas for s in spec.services.values())
     listeners = sum(spec.services[server].replicas for _, server in spec.link_pairs())
@@ -173,7 +193,8 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secr
         service: [(f"{service}-{n}", n) for n in range(1, svc.replicas + 1)] for service, svc in spec.services.items()
     }
     ports = {
-        inst: addressing.port_of(service, inst, spec.services[service].port)
+        inst: (addressing.port_of(service, inst, spec.services[service].port)  # type: ignore[arg-type]
+               if spec.services[service].port is not None else None)
         for service, insts in names.items()
         for inst, _ in insts
     }
@@ -211,6 +232,7 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secr
                 "bind": addressing.bind,
                 "secret": secret,
                 "data": addressing.data_of(inst, svc.volume) if svc.volume else "",
+                "route": Routes(routes[service]),
             }
             env = dict(profile_env)
             env.update({k: env_text(fill(env_text(v), values)) for k, v in svc.env.items()})
@@ -218,7 +240,7 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secr
                 RQ_SERVICE=service,
                 RQ_INSTANCE=inst,
                 RQ_BIND=addressing.bind,
-                RQ_PORT=str(ports[inst]),
+                RQ_PORT=str(ports[inst] or ""),
                 RQ_ROUTES=json.dumps(routes[service], sort_keys=True),
             )
             if service == spec.proxy.service and spec.proxy.token_env and proxy_token:
@@ -233,6 +255,8 @@ def make_plan(spec: StackSpec, profile: str | None, addressing: Addressing, secr
                     host=addressing.host_of(inst),
                     command=[str(fill(part, values)) for part in svc.command],
                     env=env,
+                    entrypoint=([str(fill(part, values)) for part in svc.container.entrypoint]
+                                if svc.container and svc.container.entrypoint is not None else None),
                 )
             )
     if proxy_instance not in ports:

@@ -33,25 +33,52 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-class ImageSpec(_Model):
-    """An image: one roomquake builds offline (``build: services``) or an existing ``tag``."""
+class ContextImage(_Model):
+    """An image built offline from a build context (a Compose service's ``build``); nothing is pulled."""
 
-    build: Literal["services", "base"] | None = Field(default=None, description="built by chaos.images (roomquake images)")
+    path: str = Field(description="the build context, relative to the stack file")
+    dockerfile: str | None = Field(default=None, description="inside the context (default: Dockerfile)")
+    args: dict[str, str] = Field(default_factory=dict, description="build arguments")
+    target: str | None = Field(default=None, description="the stage to build")
+
+
+class ImageSpec(_Model):
+    """An image: one roomquake builds offline (``build: services``), one built from a ``context``, or an existing ``tag``."""
+
+    build: Literal["services", "base", "proxy"] | None = Field(default=None, description="built by chaos.images (roomquake images)")
     tag: str | None = Field(default=None, description="an image already present in the engine")
+    context: ContextImage | None = Field(default=None, description="built from a build context, FROM images present in the engine")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ImageSpec":
-        if bool(self.build) == bool(self.tag):
-            raise ValueError("an image needs exactly one of build or tag")
+        if sum(1 for source in (self.build, self.tag, self.context) if source) != 1:
+            raise ValueError("an image needs exactly one of build, tag or context")
         return self
 
 
 class HealthSpec(_Model):
-    kind: Literal["http", "redis", "tcp"] = "http"
+    kind: Literal["http", "redis", "tcp", "none"] = Field(
+        default="http", description="none: healthy once running (a service that listens on no port)")
     path: str = "/health"
     password: str | None = Field(default=None, description='redis: AUTH with this first (e.g. "{secret}", the run\'s secret)')
     bearer: str | None = Field(default=None, description='http: send this as a bearer token (e.g. "{proxy_token}")')
     timeout_s: float = Field(default=60.0, gt=0, description="bring-up fails if not healthy by then (busy machines are slow)")
+
+
+class MountSpec(_Model):
+    source: str = Field(description="a file or folder, relative to the stack file")
+    target: str = Field(description="where it appears in the container")
+    read_only: bool = False
+
+
+class ContainerOptions(_Model):
+    """How the docker backend runs a service's containers beyond its command (a Compose import sets these)."""
+
+    entrypoint: list[str] | None = Field(default=None, description="replaces the image's entrypoint")
+    aliases: list[str] = Field(default_factory=list, description="more names of every instance on the stack's network")
+    mounts: list[MountSpec] = Field(default_factory=list, description="files or folders of the project mounted in")
+    user: str | None = None
+    workdir: str | None = None
 
 
 class PlacementSpec(_Model):
@@ -65,8 +92,9 @@ class PlacementSpec(_Model):
 
 class ServiceSpec(_Model):
     image: str
-    command: list[str] = Field(min_length=1)
-    port: int = Field(ge=1, le=65535, description="port the service listens on in its own network namespace")
+    command: list[str] = Field(default_factory=list, description="argv; empty: the image's own command (docker only)")
+    port: int | None = Field(ge=1, le=65535, description="port the service listens on in its own network namespace; "
+                                                         "null: none (a worker)")
     replicas: int = Field(default=1, ge=0)
     required: bool = Field(default=True, description="a scale of zero is refused")
     env: dict[str, Scalar] = Field(default_factory=dict)
@@ -82,6 +110,9 @@ class ServiceSpec(_Model):
         default=None, description="path inside the instance for data kept for the run (docker: a labelled volume; "
                                   "local: a folder under the run's folder); '{data}' in command or env names it",
     )
+    depends_on: dict[str, Literal["started", "healthy"]] = Field(
+        default_factory=dict, description="docker: started only once these services are started (or healthy)")
+    container: ContainerOptions | None = Field(default=None, description="docker only: entrypoint, aliases, mounts, user")
     preload: list[str] = Field(
         default_factory=list,
         description="modules a fork server imports once before forking the instances of this service "
@@ -274,18 +305,36 @@ def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
             raise _fail(doc, ("services", name, "image"), f"missing image {svc.image!r}: not declared under images")
         if svc.required and svc.replicas == 0:
             raise _fail(doc, ("services", name, "replicas"), f"required service {name!r} has replica count 0")
-    seen: dict[int, str] = {}
+    # Two services may listen on the same port: each instance has its own network namespace (docker) or its
+    # own free port (local). Only the proxy's listener range is reserved.
     for name, svc in services.items():
-        if svc.port in seen:
-            raise _fail(doc, ("services", name, "port"), f"port clash: {name!r} and {seen[svc.port]!r} both use port {svc.port}")
-        seen[svc.port] = name
+        if svc.port is None and svc.health.kind != "none":
+            raise _fail(doc, ("services", name, "health"), f"{name!r} listens on no port: give health: {{kind: none}}")
+        for server, _ in svc.depends_on.items():
+            if server not in services:
+                raise _fail(doc, ("services", name, "depends_on", server), f"unknown service {server!r}")
+            if server == name:
+                raise _fail(doc, ("services", name, "depends_on", server), f"{name!r} depends on itself")
+    _no_dependency_cycle(doc, spec)
+    linked = set(spec.link_pairs())
+    for client, server in linked:
+        if services[server].port is None:
+            raise _fail(doc, ("links", spec.links.index(f"{client}->{server}") if f"{client}->{server}" in spec.links else 0),
+                        f"link {client}->{server}: {server!r} listens on no port")
+    for name, svc in services.items():
+        for path, text in _templated(svc):
+            for server in ROUTE.findall(text):
+                if server not in services:
+                    raise _fail(doc, ("services", name, *path), f"{{route:{server}}}: unknown service {server!r}")
+                if (name, server) not in linked:
+                    raise _fail(doc, ("services", name, *path), f"{{route:{server}}} needs the link {name}->{server} under links")
     if spec.proxy.service not in services:
         raise _fail(doc, ("proxy", "service"), f"unknown service {spec.proxy.service!r}")
     if services[spec.proxy.service].replicas != 1:
         raise _fail(doc, ("services", spec.proxy.service, "replicas"), "the proxy service runs exactly one replica")
     span = range(spec.proxy.listeners_from, spec.proxy.listeners_from + 1000)
     for name, svc in services.items():
-        if svc.port in span:
+        if svc.port is not None and svc.port in span:
             raise _fail(doc, ("services", name, "port"), f"port clash: {svc.port} is inside the proxy's listener range {span.start}-{span.stop - 1}")
     if spec.automation and spec.automation.service not in services:
         raise _fail(doc, ("automation", "service"), f"unknown service {spec.automation.service!r}")
@@ -309,6 +358,35 @@ def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
         for i, step in enumerate(action.steps):
             if step.service not in services:
                 raise _fail(doc, ("load", aname, "steps", i, "service"), f"unknown service {step.service!r}")
+
+
+ROUTE = re.compile(r"(?<!\{)\{route:([a-z][a-z0-9_-]*)(?::(?:host|port))?\}")
+
+
+def _templated(svc: ServiceSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every templated string of a service, with its path (env values, command, entrypoint)."""
+    found: list[tuple[tuple[str | int, ...], str]] = [(("env", k), v) for k, v in svc.env.items() if isinstance(v, str)]
+    found += [(("command", i), v) for i, v in enumerate(svc.command)]
+    if svc.container and svc.container.entrypoint:
+        found += [(("container", "entrypoint", i), v) for i, v in enumerate(svc.container.entrypoint)]
+    return found
+
+
+def _no_dependency_cycle(doc: yamldoc.Document, spec: StackSpec) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise _fail(doc, ("services", name, "depends_on"), f"depends_on forms a cycle: {' -> '.join((*path, name))}")
+        state[name] = 1
+        for server in spec.services[name].depends_on:
+            visit(server, (*path, name))
+        state[name] = 2
+
+    for name in spec.services:
+        visit(name, ())
 
 
 def parse_stack(doc: yamldoc.Document) -> StackSpec:

@@ -149,7 +149,7 @@ def test_cli_up_status_down_across_processes(tmp_path):
 def test_cli_bad_input_is_one_line(tmp_path):
     env = {**os.environ, "ROOMQUAKE_STATE_DIR": str(tmp_path)}
     bad = tmp_path / "s.yaml"
-    bad.write_text(STACK.read_text().replace("port: 8090", "port: 8080"))
+    bad.write_text(STACK.read_text().replace("port: 8090", "port: 20005"))  # inside the proxy's listener range
     result = roomquake("stack", "up", "--backend", "local", "-f", str(bad), env=env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -70,10 +70,16 @@ def test_missing_image_names_the_service_field():
     assert "services.control.image" in message and "missing image 'nosuch'" in message
 
 
-def test_port_clash_names_both_services():
+def test_two_services_may_listen_on_one_port():
+    # each instance has its own network namespace (docker) or its own free port (local): Compose projects do this
     text = reference_text().replace("port: 8090", "port: 8080")
+    assert loads_stack(text, "ok.yaml").spec.services["supervisor"].port == 8080
+
+
+def test_port_inside_the_proxy_listener_range_names_the_service():
+    text = reference_text().replace("port: 8090", "port: 20005")
     message = _error(text)
-    assert "port clash" in message and "'supervisor'" in message and "'control'" in message
+    assert "port clash" in message and "listener range" in message
     supervisor_port_line = _line_of(text, "audioroom.supervisor") + 1
     assert message.startswith(f"bad.yaml:{supervisor_port_line}:") and "services.supervisor.port" in message
 
@@ -141,7 +147,7 @@ def test_scale_parsing_and_application():
         ("    probe: room.edge\n", "    probe: room.where\n", "selectors.hosting.probe: unknown probe 'room.where'"),
         ("    kind: state\n    service: supervisor\n", "    kind: state\n    service: supervisors\n", "probes.supervisor.running.service: unknown service"),
         ("    kind: state\n    service: supervisor\n", "    kind: state\n", "exactly one of instance or service"),
-        ("    build: services", "    build: services\n    tag: x:1", "exactly one of build or tag"),
+        ("    build: services", "    build: services\n    tag: x:1", "exactly one of build, tag or context"),
         ("  listeners_from: 20000", "  listeners_from: 8000", "inside the proxy's listener range"),
         ("default_profile: ci", "default_profile: fast", "default_profile: unknown profile 'fast'"),
     ],

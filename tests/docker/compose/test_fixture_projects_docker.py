@@ -1,0 +1,39 @@
+"""The fixture Compose projects' own experiments pass on docker, run from their imported stack files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "compose"
+
+
+@pytest.mark.parametrize("project", ["shop", "tasks"])
+def test_the_projects_experiments_pass_on_docker(project: str, compose_base: str, roomquake) -> None:
+    files = sorted(str(p) for p in (FIXTURES / project / "experiments").glob("*.yaml"))
+    assert len(files) == 3  # web->db latency, worker loss and drain, database pause
+    done = roomquake("run", "--backend", "docker", *files)
+    verdicts = [line for line in done.stdout.splitlines() if line.startswith(str(FIXTURES))]
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert len(verdicts) == 3 and all(": PASSED" in line for line in verdicts), verdicts
+
+
+def test_pytest_collection_game_days_and_reports_work_on_an_imported_stack(compose_base: str, roomquake,
+                                                                           tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    tasks = FIXTURES / "tasks" / "experiments"
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path), "--roomquake-backend",
+         "docker", "--roomquake-report-dir", str(tmp_path / "pytest"), str(tasks / "workers-loss.yaml")],
+        cwd=tmp_path, env={**os.environ, "ROOMQUAKE_STATE_DIR": str(tmp_path / "state")}, capture_output=True, text=True,
+        timeout=900)
+    assert collected.returncode == 0 and "1 passed" in collected.stdout, collected.stdout[-3000:]
+    gameday = roomquake("gameday", "--auto", "--backend", "docker", "--journal-dir", str(tmp_path / "gameday"),
+                        str(tasks / "postgres-pause.yaml"))
+    assert gameday.returncode == 0, gameday.stdout[-3000:] + gameday.stderr[-2000:]
+    [report] = (tmp_path / "gameday").glob("*.html")
+    assert "pause-postgres" in report.read_text() and "PASSED" in report.read_text()
