@@ -189,6 +189,28 @@ class ContainerSpec:
     publish: bool = True  # ports published on 127.0.0.1; False: the host reaches the container at its address
 
 
+PAUSE_ATTEMPTS = 5
+
+
+def pause_retrying(pause: Callable[[], Any]) -> None:
+    """Pause, asked again a bounded number of times when the freezer gives up.
+
+    The cgroup v1 freezer answers "unable to freeze" when a process does not
+    stop in time on a loaded machine (seen at load ~15) and leaves the
+    container running; the next try usually succeeds.
+    """
+    import docker
+
+    for attempt in range(PAUSE_ATTEMPTS):
+        try:
+            pause()
+            return
+        except docker.errors.APIError as err:
+            if "unable to freeze" not in str(err) or attempt == PAUSE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.1)
+
+
 @dataclass
 class ManagedContainer:
     """A running container of a run and the server-loss operations on it."""
@@ -246,7 +268,7 @@ class ManagedContainer:
         self._call("starting", self.container.start)
 
     def pause(self) -> None:  # inverse: unpause
-        self._call("pausing", self.container.pause)
+        self._call("pausing", lambda: pause_retrying(self.container.pause))
 
     def unpause(self) -> None:
         if self.state() == "paused":

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chaos.containers import pause_retrying
 from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.running import Backend, RunningStack
@@ -40,7 +41,7 @@ NUMBER = "com.docker.compose.container-number"
 ONEOFF = "com.docker.compose.oneoff"
 CONFIG_FILES = "com.docker.compose.project.config_files"
 WORKING_DIR = "com.docker.compose.project.working_dir"
-PAUSE_ATTEMPTS = 5
+
 
 def project_of(attach: str | None) -> str | None:
     """The project name of ``--attach compose:NAME``, else None (a roomquake run id)."""
@@ -174,18 +175,12 @@ class ComposeBackend(Backend):
         self._call(name, "restarting", self._c(name).restart, timeout=10)
 
     def pause(self, name: str) -> None:
-        """Pause; the cgroup v1 freezer gives up ("unable to freeze") when a process does not stop in time on a
-        loaded machine (seen under load ~15) and leaves the container running: tried again, a bounded number of times."""
         import docker
 
-        for attempt in range(PAUSE_ATTEMPTS):
-            try:
-                self._c(name).pause()
-                return
-            except docker.errors.APIError as err:
-                if "unable to freeze" not in str(err) or attempt == PAUSE_ATTEMPTS - 1:
-                    raise StackError(f"pausing {name} (Compose project {self.project}): {err}") from None
-                time.sleep(0.1)
+        try:
+            pause_retrying(self._c(name).pause)
+        except docker.errors.APIError as err:
+            raise StackError(f"pausing {name} (Compose project {self.project}): {err}") from None
 
     def resume(self, name: str) -> None:
         if self.state(name) == "paused":
