@@ -304,6 +304,13 @@ class SwarmBackend(Backend):
         container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
         return self.engines.node(task["NodeID"], f"{doing} {name}"), container
 
+    def task_container(self, name: str) -> tuple["docker.DockerClient", str] | None:
+        """The engine of the node running the instance's task, and its container (None: no running task)."""
+        task = self._task(name)
+        if task is None or task.get("Status", {}).get("State") != "running":
+            return None
+        return self._container(name, "reaching")
+
     def state(self, name: str) -> str:
         import docker
 
