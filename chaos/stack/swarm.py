@@ -304,6 +304,11 @@ class SwarmBackend(Backend):
         container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
         return self.engines.node(task["NodeID"], f"{doing} {name}"), container
 
+    def node_of(self, name: str) -> str | None:
+        """The swarm node id the instance's current task is on (None: no task placed)."""
+        task = self._task(name)
+        return str(task["NodeID"]) if task and task.get("NodeID") else None
+
     def task_container(self, name: str) -> tuple["docker.DockerClient", str] | None:
         """The engine of the node running the instance's task, and its container (None: no running task)."""
         task = self._task(name)
