@@ -13,6 +13,7 @@ routes, as a node whose switch port died would.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from chaos.cluster.record import UP, ClusterRecord, load, records
 from chaos.cluster.system import ClusterError, alive, kill_tree, processes_mentioning, require_root, run
 
 ENGINE_TIMEOUT_S = 120.0
+GONE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,25 @@ def engine_alive(node: ClusterNode) -> bool:
     return bool(entry.get("pid")) and alive(int(entry["pid"]), str(entry.get("start", "")))
 
 
+def _processes(node: ClusterNode) -> list[int]:
+    return [p for root in (node.paths.run_dir, node.paths.data_dir) for p in processes_mentioning(str(root) + "/")]
+
+
 def lose(node: ClusterNode) -> int:
-    """Kill the node's engine and everything it runs at once; returns how many processes were killed."""
+    """Kill the node's engine and everything it runs at once; returns how many processes were killed.
+
+    Returns once the engine is gone (SIGKILL is delivered, not awaited: a
+    many-threaded dockerd takes a moment to exit).
+    """
     require_root()
-    roots = [p for root in (node.paths.run_dir, node.paths.data_dir) for p in processes_mentioning(str(root) + "/")]
-    return kill_tree(roots)
+    killed = kill_tree(_processes(node))
+    deadline = time.monotonic() + GONE_WAIT_S
+    while engine_alive(node) or _processes(node):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"node {node.index} of cluster {node.cluster}: its engine still runs {GONE_WAIT_S:g}s after SIGKILL")
+        kill_tree(_processes(node))
+        time.sleep(0.1)
+    return killed
 
 
 def revive(node: ClusterNode) -> None:
@@ -75,7 +91,7 @@ def revive(node: ClusterNode) -> None:
     entry = _engine_entry(record, node.index)
     if entry.get("pid") and alive(int(entry["pid"]), str(entry.get("start", ""))):
         return
-    kill_tree([p for root in (node.paths.run_dir, node.paths.data_dir) for p in processes_mentioning(str(root) + "/")])
+    kill_tree(_processes(node))
     node.paths.socket.unlink(missing_ok=True)  # a killed engine leaves its socket; a new one would not bind
     names = network.Names(node.cluster)
     pid, start = daemon.start(node.paths, names.netns(node.index), names.hostname(node.index))

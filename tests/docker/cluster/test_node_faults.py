@@ -1,0 +1,143 @@
+"""Node and packet faults on a real 3-node local cluster: drain, a node cut off, a node lost, a service scaled down, a partition between tasks.
+
+Run on its own (one cluster at a time): ``ROOMQUAKE_TEST_CLUSTER=s2 pytest tests/docker/cluster/test_node_faults.py``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from chaos.authoring import Faults
+from chaos.cluster import nodes as local
+from chaos.errors import UsageError
+from chaos.faults import iptables
+from chaos.stack import start_stack
+from chaos.stack.netns import namespace
+
+STACK = Path(__file__).resolve().parents[3] / "docker" / "stack.yaml"
+SCALE = {"edge": 2, "supervisor": 2, "host": 1}
+REACH = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()"
+
+pytestmark = pytest.mark.timeout(1500)  # time box of the module: a 3-node cluster, a stack, five node faults on 2 loaded cores
+
+
+@pytest.fixture(scope="module")
+def stack(local_cluster3):
+    from chaos.stack.swarm_clean import run_resources
+
+    running = start_stack(STACK, backend="swarm", scale=SCALE, profile="ci")
+    manager = running.backend.client
+    try:
+        yield running
+    finally:
+        running.down()
+        assert run_resources(manager, running.run_id) == []
+
+
+def faults_on(stack) -> Faults:
+    return Faults(SimpleNamespace(stack=stack, room=None), run_id="nodes")
+
+
+def node_of(stack, instance: str) -> str:
+    node_id = stack.backend.node_of(instance)
+    assert node_id
+    return node_id
+
+
+def cluster_node(record, node_id: str) -> local.ClusterNode:
+    found = local.find(node_id)
+    assert found is not None and found.cluster == record.name
+    return found
+
+
+def availability(stack, node_id: str) -> str:
+    return str(stack.backend.client.nodes.get(node_id).attrs["Spec"]["Availability"])
+
+
+def reaches(pid: int, address: str, port: int, timeout: float = 2.0) -> bool:
+    done = subprocess.run(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", REACH, address, str(port), str(timeout)],
+                          capture_output=True, timeout=timeout + 30)
+    return done.returncode == 0
+
+
+def test_edges_run_on_workers_so_a_node_loss_never_takes_the_manager(stack, local_cluster3):
+    manager = local_cluster3.node(1)["node_id"]
+    assert {node_of(stack, e.name) for e in stack.instances("edge")} <= {n["node_id"] for n in local_cluster3.nodes[1:]}
+    with pytest.raises(UsageError, match="is a swarm manager"):
+        with faults_on(stack).inject({"fault": "node_loss", "node": "1"}):
+            pass
+    assert local.engine_alive(cluster_node(local_cluster3, manager))
+
+
+def test_drain_moves_a_task_off_its_node_and_rollback_makes_the_node_active(stack, tools):
+    before = node_of(stack, "edge-1")
+    with faults_on(stack).inject({"fault": "node_drain", "target": {"instance": "edge-1"}}) as hit:
+        assert len(hit.names) == 1 and availability(stack, before) == "drain"
+        tools.until(lambda: stack.backend.node_of("edge-1") not in (None, before)
+                    and {i.name: i.state for i in stack.instances("edge")}["edge-1"] == "running", 120,
+                    "edge-1 moved to another node")
+    assert availability(stack, before) == "active"
+
+
+def test_a_node_cut_off_is_unreachable_and_back_after_rollback(stack, local_cluster3, tools):
+    victim = cluster_node(local_cluster3, node_of(stack, "edge-2"))
+    address = local_cluster3.node(victim.index)["address"]
+    with faults_on(stack).inject({"fault": "node_loss", "how": "partition", "target": {"instance": "edge-2"}}) as hit:
+        assert hit.names == [f"{victim.hostname} (partition)"]
+        assert not local.link_up(victim)
+        manager_pid = namespace(stack, "state-1")  # a task on the manager's node
+        assert manager_pid is not None and not reaches(manager_pid.pid, address, stack.backend.ports["edge-2"])
+        tools.until(lambda: stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "down", 120,
+                    "the manager sees the node down")
+    assert local.link_up(victim)
+    assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"  # the undo waited for it
+
+
+def test_a_lost_node_loses_everything_at_once_and_rejoins_after_rollback(stack, local_cluster3, tools):
+    from chaos.cluster.system import processes_mentioning
+
+    victim = cluster_node(local_cluster3, node_of(stack, "edge-2"))
+    crowd = next(c.name for c in stack.instances("crowd") if node_of(stack, c.name) == victim.node_id)
+    with faults_on(stack).inject({"fault": "node_loss", "target": {"instance": "edge-2"}}) as hit:
+        assert hit.names == [f"{victim.hostname} (stop)"]
+        assert not local.engine_alive(victim)
+        assert processes_mentioning(str(victim.paths.run_dir) + "/") == []
+        tools.until(lambda: stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "down", 120,
+                    "the manager sees the node down")
+        # edges are not pinned: swarm starts edge-2 again on the other worker
+        tools.until(lambda: stack.backend.node_of("edge-2") not in (None, victim.node_id)
+                    and {i.name: i.state for i in stack.instances("edge")}["edge-2"] == "running", 180,
+                    "swarm rescheduled edge-2 on another node")
+    assert local.engine_alive(victim)
+    assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
+    tools.until(lambda: {i.name: i.state for i in stack.instances("crowd")}[crowd] == "running", 180,
+                f"{crowd}, pinned to the node, runs again")
+
+
+def test_staff_reduction_by_stop_scales_swarm_services_down_and_back(stack):
+    with faults_on(stack).inject({"fault": "staff_reduction", "group": "supervisor", "removal": "stop", "count": 1}) as hit:
+        (gone,) = hit.names
+        service = stack.backend.client.services.get(stack.backend.services[gone])
+        assert service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 0
+        assert {i.name: i.state for i in stack.instances("supervisor")}[gone] == "exited"
+    assert {i.name: i.state for i in stack.instances("supervisor")}[gone] == "running"
+    service.reload()
+    assert service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 1
+
+
+def test_a_packet_partition_between_tasks_on_two_nodes_both_ways(stack):
+    edge, state = namespace(stack, "edge-1"), namespace(stack, "state-1")
+    assert edge and state and node_of(stack, "edge-1") != node_of(stack, "state-1")
+    ways = {"edge-1 -> state-1": (edge.pid, state.addresses[0], 6379), "state-1 -> edge-1": (state.pid, edge.addresses[0], 8765)}
+    assert {k: reaches(*v) for k, v in ways.items()} == {k: True for k in ways}
+    with faults_on(stack).inject({"id": "cut", "fault": "partition", "target": {"instance": "edge-1"}, "from": {"instance": "state-1"}}):
+        assert {k: reaches(*v) for k, v in ways.items()} == {k: False for k in ways}
+    assert {k: reaches(*v) for k, v in ways.items()} == {k: True for k in ways}
+    with faults_on(stack).inject({"id": "lossy", "fault": "packet_loss", "target": {"instance": "edge-1"}, "probability": 0.5}):
+        assert len(iptables.tagged(edge.pid, iptables.tag("nodes", "lossy"))) == 2
+    assert iptables.tagged(edge.pid, iptables.tag("nodes", "lossy")) == []
