@@ -181,7 +181,7 @@ def _cluster_node(cluster: str, index: str) -> Any:
     return ClusterNode(cluster, int(index), str(node.get("node_id", "")), str(node.get("hostname", "")))
 
 
-@undo_op("node", "revive")
+@undo_op("node", "revive", outlives_stack=True)
 def _revive(ctx: FaultContext, cluster: str, index: str) -> None:
     from chaos.cluster import nodes as local
 
@@ -190,7 +190,7 @@ def _revive(ctx: FaultContext, cluster: str, index: str) -> None:
     wait_ready(ctx, node.node_id)
 
 
-@undo_op("node", "mend")
+@undo_op("node", "mend", outlives_stack=True)
 def _mend(ctx: FaultContext, cluster: str, index: str) -> None:
     from chaos.cluster import nodes as local
 
@@ -199,7 +199,7 @@ def _mend(ctx: FaultContext, cluster: str, index: str) -> None:
     wait_ready(ctx, node.node_id)
 
 
-@undo_op("node", "availability")
+@undo_op("node", "availability", outlives_stack=True)
 def _availability(ctx: FaultContext, node_id: str, availability: str) -> None:
     set_availability(ctx, node_id, availability)
 

@@ -88,3 +88,25 @@ def test_packet_faults_need_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(iptables.os, "geteuid", lambda: 1000)
     with pytest.raises(Exception, match="run as root"):
         iptables.require()
+
+
+def test_a_dead_runners_node_faults_are_undone_even_when_its_stack_is_taken_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost node outlives the run's stack: the ledger revives it, then takes the stack down (packet rules go with their containers)."""
+    import chaos.stack
+    import chaos.stack.bringup
+    from chaos.faults import undo as undo_module
+    from chaos.labels import RunIdentity
+    from chaos.run.ledger import Ledger, sweep_dead_runs
+
+    done: list[str] = []
+    monkeypatch.setitem(undo_module._OPS, ("node", "revive"), lambda ctx, cluster, index: done.append(f"revive {cluster} {index}"))
+    monkeypatch.setattr(chaos.stack.bringup, "attach_record", lambda run: object())
+    monkeypatch.setattr(chaos.stack, "down", lambda run: done.append(f"down {run}"))
+    dead = RunIdentity(pid=2**22 + 7)
+    ledger = Ledger(dead, tmp_path)
+    ledger.stack("stack-1", "swarm", attached=False, proxy_url="")
+    ledger.add(("netfilter", "remove", "edge-1", "rq.x.cut"))
+    ledger.add(("node", "revive", "s23", "2"))
+    lines = sweep_dead_runs(tmp_path)
+    assert done == ["revive s23 2", "down stack-1"]
+    assert lines == [f"{dead.run_id}: undid 1 fault part(s) on stack stack-1; {dead.run_id}: took down stack stack-1 it had brought up"]
