@@ -92,7 +92,8 @@ def revive(node: ClusterNode) -> None:
     if entry.get("pid") and alive(int(entry["pid"]), str(entry.get("start", ""))):
         return
     kill_tree(_processes(node))
-    node.paths.socket.unlink(missing_ok=True)  # a killed engine leaves its socket; a new one would not bind
+    node.paths.socket.unlink(missing_ok=True)  # a killed engine leaves its socket and pid file: a new one refuses to start
+    node.paths.pidfile.unlink(missing_ok=True)
     names = network.Names(node.cluster)
     pid, start = daemon.start(node.paths, names.netns(node.index), names.hostname(node.index))
     _record_engine(record, node.index, pid, start)

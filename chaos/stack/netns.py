@@ -67,7 +67,10 @@ def namespace(stack: Any, instance: str) -> Namespace | None:
         return _docker_namespace(stack, instance)
     if kind == "swarm":
         located = stack.backend.task_container(instance)  # the node engine's client: the backend keeps it
-        return _inspect(*located, instance) if located is not None else None
+        if located is None:
+            return None
+        engine, container = located
+        return _inspect(engine, container, instance)
     raise Unsupported(f"{instance}: the {kind} backend runs processes without network namespaces of their own; "
                       "packet faults need --backend docker or swarm")
 

@@ -318,6 +318,7 @@ class SwarmBackend(Backend):
 
     def state(self, name: str) -> str:
         import docker
+        import requests
 
         if name not in self.services or self.engines is None:
             return "missing"
@@ -337,6 +338,8 @@ class SwarmBackend(Backend):
             status = engine.api.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])["State"]
         except (docker.errors.DockerException, KeyError, StackError):
             return "running"
+        except requests.exceptions.ConnectionError:
+            return "exited"  # its node's engine is gone (a lost node): the manager has not noticed yet
         return "paused" if status.get("Paused") else "running" if status.get("Running") else "exited"
 
     def exit_reason(self, name: str) -> str | None:
