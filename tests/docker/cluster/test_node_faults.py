@@ -141,3 +141,56 @@ def test_a_packet_partition_between_tasks_on_two_nodes_both_ways(stack):
     with faults_on(stack).inject({"id": "lossy", "fault": "packet_loss", "target": {"instance": "edge-1"}, "probability": 0.5}):
         assert len(iptables.tagged(edge.pid, iptables.tag("nodes", "lossy"))) == 2
     assert iptables.tagged(edge.pid, iptables.tag("nodes", "lossy")) == []
+
+
+HOLD = """\
+title: a node cut off and packet loss on an edge, then a long wait (a runner SIGKILLed mid-fault on swarm)
+stack: {stack}
+profile: ci
+scale: {{edge: 2, supervisor: 2, host: 1}}
+settle: 60s
+method:
+  - parallel:
+      - {{id: cut, fault: node_loss, how: partition, node: "{node}"}}
+      - {{id: lossy, fault: packet_loss, target: {{instance: edge-1}}, probability: 0.2}}
+  - wait: 300s
+"""
+
+
+def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(stack, local_cluster3, tools, tmp_path):
+    import json
+    import os
+    import signal
+
+    victim = local.find(local_cluster3.node(3)["node_id"])
+    assert victim is not None
+    experiment = tmp_path / "hold.yaml"
+    experiment.write_text(HOLD.format(stack=STACK, node=victim.index))
+    state = Path(os.environ["ROOMQUAKE_STATE_DIR"])
+    runner = subprocess.Popen([sys.executable, "-m", "chaos", "run", "-q", "--attach", stack.run_id, "--journal-dir",
+                               str(tmp_path), str(experiment)], cwd=tools.ROOT, env=os.environ.copy(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def both_in_place() -> list[list[str]]:
+        for ledger in state.glob("runner-*.json"):
+            try:
+                undo = json.loads(ledger.read_text()).get("undo", [])
+            except (OSError, ValueError):
+                continue
+            if {tuple(u[:2]) for u in undo} == {("node", "mend"), ("netfilter", "remove")}:
+                return undo
+        return []
+
+    try:
+        undos = tools.until(both_in_place, 240, "the runner cut the node and added its rules")
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    (tag,) = [u[3] for u in undos if u[0] == "netfilter"]
+    edge = namespace(stack, "edge-1")
+    assert edge is not None and not local.link_up(victim) and iptables.tagged(edge.pid, tag)
+    done = tools.roomquake("clean")
+    assert "undid 2 fault part(s)" in done.stdout
+    assert local.link_up(victim) and iptables.tagged(edge.pid, tag) == []
+    assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
+    assert not list(state.glob("runner-*.json"))
