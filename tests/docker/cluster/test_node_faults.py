@@ -74,13 +74,20 @@ def test_edges_run_on_workers_so_a_node_loss_never_takes_the_manager(stack, loca
     assert local.engine_alive(cluster_node(local_cluster3, manager))
 
 
-def test_drain_moves_a_task_off_its_node_and_rollback_makes_the_node_active(stack, tools):
-    before = node_of(stack, "edge-1")
-    with faults_on(stack).inject({"fault": "node_drain", "target": {"instance": "edge-1"}}) as hit:
+def on_a_worker(stack, local_cluster3, service: str) -> str:
+    """An instance of ``service`` running on a worker node (supervisors are not pinned: swarm may move them)."""
+    manager = local_cluster3.node(1)["node_id"]
+    return next(i.name for i in stack.instances(service) if i.state == "running" and node_of(stack, i.name) != manager)
+
+
+def test_drain_moves_a_task_off_its_node_and_rollback_makes_the_node_active(stack, local_cluster3, tools):
+    mover = on_a_worker(stack, local_cluster3, "supervisor")
+    before = node_of(stack, mover)
+    with faults_on(stack).inject({"fault": "node_drain", "target": {"instance": mover}}) as hit:
         assert len(hit.names) == 1 and availability(stack, before) == "drain"
-        tools.until(lambda: stack.backend.node_of("edge-1") not in (None, before)
-                    and {i.name: i.state for i in stack.instances("edge")}["edge-1"] == "running", 120,
-                    "edge-1 moved to another node")
+        tools.until(lambda: stack.backend.node_of(mover) not in (None, before)
+                    and {i.name: i.state for i in stack.instances("supervisor")}[mover] == "running", 120,
+                    f"{mover} moved to another node")
     assert availability(stack, before) == "active"
 
 
@@ -101,18 +108,19 @@ def test_a_node_cut_off_is_unreachable_and_back_after_rollback(stack, local_clus
 def test_a_lost_node_loses_everything_at_once_and_rejoins_after_rollback(stack, local_cluster3, tools):
     from chaos.cluster.system import processes_mentioning
 
-    victim = cluster_node(local_cluster3, node_of(stack, "edge-2"))
+    mover = on_a_worker(stack, local_cluster3, "supervisor")
+    victim = cluster_node(local_cluster3, node_of(stack, mover))
     crowd = next(c.name for c in stack.instances("crowd") if node_of(stack, c.name) == victim.node_id)
-    with faults_on(stack).inject({"fault": "node_loss", "target": {"instance": "edge-2"}}) as hit:
+    with faults_on(stack).inject({"fault": "node_loss", "target": {"instance": mover}}) as hit:
         assert hit.names == [f"{victim.hostname} (stop)"]
         assert not local.engine_alive(victim)
         assert processes_mentioning(str(victim.paths.run_dir) + "/") == []
         tools.until(lambda: stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "down", 120,
                     "the manager sees the node down")
-        # edges are not pinned: swarm starts edge-2 again on the other worker
-        tools.until(lambda: stack.backend.node_of("edge-2") not in (None, victim.node_id)
-                    and {i.name: i.state for i in stack.instances("edge")}["edge-2"] == "running", 180,
-                    "swarm rescheduled edge-2 on another node")
+        # supervisors are not pinned: swarm starts the lost one again on another node
+        tools.until(lambda: stack.backend.node_of(mover) not in (None, victim.node_id)
+                    and {i.name: i.state for i in stack.instances("supervisor")}[mover] == "running", 180,
+                    f"swarm rescheduled {mover} on another node")
     assert local.engine_alive(victim)
     assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
     tools.until(lambda: {i.name: i.state for i in stack.instances("crowd")}[crowd] == "running", 180,
@@ -130,7 +138,9 @@ def test_staff_reduction_by_stop_scales_swarm_services_down_and_back(stack):
     assert service.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 1
 
 
-def test_a_packet_partition_between_tasks_on_two_nodes_both_ways(stack):
+def test_a_packet_partition_between_tasks_on_two_nodes_both_ways(stack, tools):
+    tools.until(lambda: {i.name: i.state for i in stack.instances("edge")}["edge-1"] == "running", 180,
+                "edge-1 runs (its node may have been lost and revived by an earlier test)")
     edge, state = namespace(stack, "edge-1"), namespace(stack, "state-1")
     assert edge and state and node_of(stack, "edge-1") != node_of(stack, "state-1")
     ways = {"edge-1 -> state-1": (edge.pid, state.addresses[0], 6379), "state-1 -> edge-1": (state.pid, edge.addresses[0], 8765)}
@@ -152,7 +162,7 @@ settle: 60s
 method:
   - parallel:
       - {{id: cut, fault: node_loss, how: partition, node: "{node}"}}
-      - {{id: lossy, fault: packet_loss, target: {{instance: edge-1}}, probability: 0.2}}
+      - {{id: lossy, fault: packet_loss, target: {{instance: control-1}}, probability: 0.2}}
   - wait: 300s
 """
 
@@ -187,10 +197,10 @@ def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(s
         runner.send_signal(signal.SIGKILL)
         runner.wait()
     (tag,) = [u[3] for u in undos if u[0] == "netfilter"]
-    edge = namespace(stack, "edge-1")
-    assert edge is not None and not local.link_up(victim) and iptables.tagged(edge.pid, tag)
+    control = namespace(stack, "control-1")  # on the manager: never moved by the cut
+    assert control is not None and not local.link_up(victim) and iptables.tagged(control.pid, tag)
     done = tools.roomquake("clean")
-    assert "undid 2 fault part(s)" in done.stdout
-    assert local.link_up(victim) and iptables.tagged(edge.pid, tag) == []
+    assert "undid 2 fault part(s)" in done.stdout, done.stdout
+    assert local.link_up(victim) and iptables.tagged(control.pid, tag) == []
     assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
     assert not list(state.glob("runner-*.json"))

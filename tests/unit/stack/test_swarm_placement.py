@@ -75,7 +75,7 @@ def test_an_instance_with_kept_data_is_pinned_to_its_node():
     spec = load_stack(STACK).spec
     assert spec.services["state"].volume  # the reference stack keeps the state store's file
     assert SwarmBackend._placement(spec, "state") == PlacementSpec(spread=True)
-    assert SwarmBackend._placement(spec, "edge") == PlacementSpec(avoid_managers=True)
+    assert SwarmBackend._placement(spec, "edge") == PlacementSpec(avoid_managers=True, spread=True)
     assert SwarmBackend._placement(spec, "control") == PlacementSpec(constraints=["node.role==manager"])
     assert SwarmBackend._placement(spec, "crowd") == PlacementSpec(per_node=1)
 
