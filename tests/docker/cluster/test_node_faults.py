@@ -89,9 +89,12 @@ def test_drain_moves_a_task_off_its_node_and_rollback_makes_the_node_active(stac
                     and {i.name: i.state for i in stack.instances("supervisor")}[mover] == "running", 120,
                     f"{mover} moved to another node")
     assert availability(stack, before) == "active"
+    # edges are pinned to their nodes: those of the drained node run again once it is active
+    tools.until(lambda: {i.state for i in stack.instances()} == {"running"}, 180, "every instance runs again")
 
 
 def test_a_node_cut_off_is_unreachable_and_back_after_rollback(stack, local_cluster3, tools):
+    tools.until(lambda: stack.backend.node_of("edge-2"), 120, "edge-2 is placed")
     victim = cluster_node(local_cluster3, node_of(stack, "edge-2"))
     address = local_cluster3.node(victim.index)["address"]
     with faults_on(stack).inject({"fault": "node_loss", "how": "partition", "target": {"instance": "edge-2"}}) as hit:
@@ -197,10 +200,16 @@ def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(s
         runner.send_signal(signal.SIGKILL)
         runner.wait()
     (tag,) = [u[3] for u in undos if u[0] == "netfilter"]
-    control = namespace(stack, "control-1")  # on the manager: never moved by the cut
-    assert control is not None and not local.link_up(victim) and iptables.tagged(control.pid, tag)
-    done = tools.roomquake("clean")
+    from chaos.stack.bringup import attach_record
+
+    renewed = attach_record(stack.run_id)  # an attached run renews the stack's instances: read them afresh
+    try:
+        control = namespace(renewed, "control-1")  # on the manager: never moved by the cut
+        assert control is not None
+        assert not local.link_up(victim) and iptables.tagged(control.pid, tag)
+    finally:
+        done = tools.roomquake("clean")  # whatever failed above, the node is not left cut
     assert "undid 2 fault part(s)" in done.stdout, done.stdout
     assert local.link_up(victim) and iptables.tagged(control.pid, tag) == []
-    assert stack.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
+    assert renewed.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
     assert not list(state.glob("runner-*.json"))
