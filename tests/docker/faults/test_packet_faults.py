@@ -200,8 +200,10 @@ def test_a_runner_sigkilled_mid_fault_leaves_no_rule_after_clean(root_only, dock
             spaces = {instance: namespace(stack, instance) for _, _, instance, _ in undos}
             assert all(len(iptables.tagged(ns.pid, tag)) == 2 for (_, _, instance, tag) in undos
                        for ns in [spaces[instance]] if ns is not None)
-            done = roomquake("clean")
-            assert "undid 2 fault part(s)" in done.stdout
+            # the exit code is not asserted: on a shared engine clean may also meet another run's leftover it cannot remove
+            done = subprocess.run([sys.executable, "-m", "chaos", "clean"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=600)
+            assert "undid 2 fault part(s)" in done.stdout, done.stdout + done.stderr
             for _, _, instance, tag in undos:
                 ns = spaces[instance]
                 assert ns is not None and iptables.tagged(ns.pid, tag) == []
