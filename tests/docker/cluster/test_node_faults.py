@@ -208,8 +208,10 @@ def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(s
         assert control is not None
         assert not local.link_up(victim) and iptables.tagged(control.pid, tag)
     finally:
-        done = tools.roomquake("clean")  # whatever failed above, the node is not left cut
-    assert "undid 2 fault part(s)" in done.stdout, done.stdout
+        # whatever failed above, the node is not left cut; the exit code is not asserted: clean also sweeps the
+        # host engine, where another run may have left something it cannot remove
+        done = tools.roomquake("clean", check=False)
+    assert "undid 2 fault part(s)" in done.stdout, done.stdout + done.stderr
     assert local.link_up(victim) and iptables.tagged(control.pid, tag) == []
     assert renewed.backend.client.nodes.get(victim.node_id).attrs["Status"]["State"] == "ready"
     assert not list(state.glob("runner-*.json"))
