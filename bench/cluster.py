@@ -16,6 +16,15 @@ Images are built (or found cached) first and not timed. Each run, in fresh
 
 Prints median and range over the runs. The cluster is taken down on any
 failure.
+
+    sudo .venv/bin/python bench/cluster.py --recovery 3 [--nodes 3]
+
+Recovery instead: one cluster, then ``roomquake run --backend swarm`` of
+experiments/edge-loss.yaml and experiments/node-loss.yaml in turn, ``--recovery``
+times each; prints each recovery check's time (from the fault to the first
+pass after the probe was seen failing: relaunched, listeners back, hearing
+again) per experiment, median and range, and the load average at the start
+and end. Runs whose verdict is not passed are counted and left out.
 """
 
 from __future__ import annotations
@@ -64,12 +73,58 @@ def one_run(nodes: int, scale: str, env: dict[str, str], state: Path) -> dict[st
     return figures
 
 
+RECOVERY = ("edge-loss", "node-loss")
+
+
+def recovery_runs(runs: int, nodes: int, env: dict[str, str], state: Path) -> dict[str, list[dict[str, float]]]:
+    """Each experiment ``runs`` times on one cluster: recovery times per passed run, and the verdicts."""
+    out: dict[str, list[dict[str, float]]] = {name: [] for name in RECOVERY}
+    roomquake("cluster", "up", "--nodes", str(nodes), "--name", NAME, env=env)
+    try:
+        for n in range(runs):
+            for name in RECOVERY:
+                journals = state / f"journals-{name}-{n}"
+                began = time.monotonic()
+                done = subprocess.run([sys.executable, "-m", "chaos", "run", "-q", "--backend", "swarm", "--journal-dir",
+                                       str(journals), str(ROOT / "experiments" / f"{name}.yaml")],
+                                      cwd=ROOT, env=env, capture_output=True, text=True)
+                found = sorted(journals.glob("*.json"))
+                journal = json.loads(found[-1].read_text()) if found else {}
+                figures = {a["check"]: float(a["recovery_s"]) for a in journal.get("assertions", [])
+                           if a.get("phase") == "recovery" and a.get("recovery_s") is not None}
+                figures["run_s"] = time.monotonic() - began
+                verdict = journal.get("verdict", f"exit {done.returncode}")
+                print(f"run {n + 1} {name}: {verdict}; " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
+                if verdict == "passed":
+                    out[name].append(figures)
+                else:
+                    out.setdefault(f"{name} not passed", []).append({"exit": float(done.returncode)})
+    finally:
+        roomquake("cluster", "down", "--name", NAME, env=env)
+    return out
+
+
+def print_recovery(found: dict[str, list[dict[str, float]]], loads: tuple[str, str]) -> None:
+    print(f"\nrecovery on swarm, load average {loads[0]} at the start, {loads[1]} at the end: median (min-max) over passed runs")
+    for name in RECOVERY:
+        runs = found[name]
+        print(f"  {name}: {len(runs)} passed, {len(found.get(name + ' not passed', []))} not")
+        for key in sorted({k for r in runs for k in r}):
+            values = [r[key] for r in runs if key in r]
+            print(f"    {key:<16} {statistics.median(values):7.2f}  ({min(values):.2f}-{max(values):.2f})")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--scale", default="edge=3,supervisor=4")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument("--recovery", type=int, metavar="RUNS", help="time recovery from node loss against edge loss instead")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/cluster.py needs root (it makes a local cluster)")
@@ -77,6 +132,16 @@ def main() -> None:
     from chaos.engine import connect
 
     ensure_images(connect())  # not timed
+    if args.recovery:
+        with tempfile.TemporaryDirectory(prefix="rq-bench-cluster-") as state:
+            env = {**os.environ, "ROOMQUAKE_STATE_DIR": state}
+            env.pop("DOCKER_HOST", None)
+            start = load_average()
+            found = recovery_runs(args.recovery, args.nodes, env, Path(state))
+            print_recovery(found, (start, load_average()))
+        if args.json:
+            args.json.write_text(json.dumps({"nodes": args.nodes, "recovery": found}, indent=1))
+        return
     runs = []
     with tempfile.TemporaryDirectory(prefix="rq-bench-cluster-") as state:
         env = {**os.environ, "ROOMQUAKE_STATE_DIR": state}

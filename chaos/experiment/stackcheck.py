@@ -131,3 +131,14 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
         if backend is not None and handler.backends is not None and backend not in handler.backends:
             at((*path, "fault"), f"{step.fault} needs {handler.needs}: run with --backend {' or '.join(sorted(handler.backends))}")
     return problems
+
+
+def backends_for(experiment: m.Experiment) -> frozenset[str] | None:
+    """The backends every fault of the experiment can run on (None: any backend); swarm-only experiments say so."""
+    allowed: frozenset[str] | None = None
+    for _, step in _step_paths(experiment.method):
+        if isinstance(step, m.FaultBase):
+            backends = kind_of(step).handler.backends
+            if backends is not None:
+                allowed = backends if allowed is None else allowed & backends
+    return allowed

@@ -23,19 +23,31 @@ from chaos.faults.base import FaultContext, Injection, Undo
 
 Op = Callable[..., None]  # (ctx, *args) -> None
 _OPS: dict[tuple[str, str], Op] = {}
+_OUTLIVE: set[tuple[str, str]] = set()  # undos of what a stack's teardown does not undo (a lost node, a drained one)
 O = TypeVar("O", bound=Op)
 
 
-def undo_op(target: str, name: str) -> Callable[[O], O]:
-    """Register what an undo ``(target, name, *args)`` does: ``fn(ctx, *args)``."""
+def undo_op(target: str, name: str, outlives_stack: bool = False) -> Callable[[O], O]:
+    """Register what an undo ``(target, name, *args)`` does: ``fn(ctx, *args)``.
+
+    ``outlives_stack``: what it undoes survives the run's stack being taken
+    down (a node of the cluster, not a container of the run), so a dead
+    runner's ledger replays it even when it takes the stack down.
+    """
 
     def add(fn: O) -> O:
         if (target, name) in _OPS:
             raise ValueError(f"undo {target}.{name} is registered twice")
         _OPS[(target, name)] = fn
+        if outlives_stack:
+            _OUTLIVE.add((target, name))
         return fn
 
     return add
+
+
+def outlives_stack(undo: Undo) -> bool:
+    return tuple(undo[:2]) in _OUTLIVE
 
 
 def perform(undo: Undo, ctx: FaultContext) -> None:

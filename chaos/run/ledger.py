@@ -70,14 +70,22 @@ def _finish(record: dict[str, Any]) -> str:
     stack_run = record.get("stack_run_id")
     if not stack_run:
         return f"{run_id}: no stack recorded (died during bring-up); roomquake clean removes labelled containers"
+    undos = [tuple(undo) for undo in record.get("undo", [])]
     if not record.get("attached"):
+        from chaos.faults.undo import outlives_stack
         from chaos.stack import down
 
+        lasting = [undo for undo in undos if outlives_stack(undo)]  # a lost node stays lost when the stack goes
+        said = _replay(run_id, stack_run, lasting) + "; " if lasting else ""
         try:
             down(stack_run)
         except Exception as err:  # noqa: BLE001 - already gone is fine
-            return f"{run_id}: stack {stack_run} already gone ({err})"
-        return f"{run_id}: took down stack {stack_run} it had brought up"
+            return f"{said}{run_id}: stack {stack_run} already gone ({err})"
+        return f"{said}{run_id}: took down stack {stack_run} it had brought up"
+    return _replay(run_id, stack_run, undos)
+
+
+def _replay(run_id: Any, stack_run: str, undos: list[Undo]) -> str:
     from chaos.faults import FaultContext
     from chaos.faults.undo import replay
 
@@ -86,7 +94,7 @@ def _finish(record: dict[str, Any]) -> str:
         # the registry knows the proxy's token; one attempt: a dead proxy must not hold up the sweep
         ctx = FaultContext(stack, lambda: exits.enter_context(stack.proxy_client(attempts=1, retry_for=1.0)),
                            run_id=str(run_id))
-        undone, failed = replay([tuple(undo) for undo in record.get("undo", [])], ctx)
+        undone, failed = replay(undos, ctx)
     return f"{run_id}: undid {undone} fault part(s) on stack {stack_run}" + (f", {len(failed)} failed" if failed else "")
 
 

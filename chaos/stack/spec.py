@@ -88,6 +88,8 @@ class PlacementSpec(_Model):
     per_node: int | None = Field(default=None, ge=1, description="this many instances on every eligible node (the replica count follows the nodes)")
     constraints: list[Annotated[str, Field(pattern=CONSTRAINT)]] = Field(
         default_factory=list, description="swarm constraints, e.g. node.labels.zone==east")
+    avoid_managers: bool = Field(default=False, description="only worker nodes, when the swarm has a ready one that fits "
+                                                            "(a swarm of managers only still runs the service)")
 
 
 class ServiceSpec(_Model):

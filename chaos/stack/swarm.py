@@ -304,8 +304,21 @@ class SwarmBackend(Backend):
         container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
         return self.engines.node(task["NodeID"], f"{doing} {name}"), container
 
+    def node_of(self, name: str) -> str | None:
+        """The swarm node id the instance's current task is on (None: no task placed)."""
+        task = self._task(name)
+        return str(task["NodeID"]) if task and task.get("NodeID") else None
+
+    def task_container(self, name: str) -> tuple["docker.DockerClient", str] | None:
+        """The engine of the node running the instance's task, and its container (None: no running task)."""
+        task = self._task(name)
+        if task is None or task.get("Status", {}).get("State") != "running":
+            return None
+        return self._container(name, "reaching")
+
     def state(self, name: str) -> str:
         import docker
+        import requests
 
         if name not in self.services or self.engines is None:
             return "missing"
@@ -325,6 +338,8 @@ class SwarmBackend(Backend):
             status = engine.api.inspect_container(task["Status"]["ContainerStatus"]["ContainerID"])["State"]
         except (docker.errors.DockerException, KeyError, StackError):
             return "running"
+        except requests.exceptions.ConnectionError:
+            return "exited"  # its node's engine is gone (a lost node): the manager has not noticed yet
         return "paused" if status.get("Paused") else "running" if status.get("Running") else "exited"
 
     def exit_reason(self, name: str) -> str | None:

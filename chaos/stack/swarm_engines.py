@@ -159,9 +159,11 @@ class SwarmEngines:
         found = []
         for node_id in list(self.node_urls):
             try:
-                found.append(self.node(node_id, "reaching"))
-            except StackError:
+                client = self.node(node_id, "reaching")
+                client.ping()
+            except Exception:  # noqa: BLE001 - a lost node's engine (refused, no socket): nothing of it to reach
                 continue
+            found.append(client)
         return found
 
     def record(self) -> dict[str, Any]:

@@ -77,13 +77,21 @@ def eligible(nodes: Sequence[Node], constraints: Sequence[str]) -> list[Node]:
     return [n for n in order(nodes) if n.ready and all(satisfies(n, c) for c in constraints)]
 
 
+def _hard_constraints(placement: PlacementSpec, nodes: Sequence[Node]) -> list[str]:
+    """The placement's constraints, plus ``node.role==worker`` when it avoids managers and a worker fits."""
+    constraints = list(placement.constraints)
+    if placement.avoid_managers and eligible(nodes, [*constraints, "node.role==worker"]):
+        constraints.append("node.role==worker")  # the managers keep the control plane (and what is pinned there)
+    return constraints
+
+
 def replica_counts(spec: StackSpec, nodes: Sequence[Node]) -> dict[str, int]:
     """Replica counts that ``per_node`` sets (service -> per_node x its eligible nodes)."""
     counts: dict[str, int] = {}
     for name, svc in spec.services.items():
         placement = svc.placement
         if placement is not None and placement.per_node:
-            fit = eligible(nodes, placement.constraints)
+            fit = eligible(nodes, _hard_constraints(placement, nodes))
             if not fit:
                 raise StackError(f"service {name}: no ready node satisfies {', '.join(placement.constraints) or 'its placement'}")
             counts[name] = placement.per_node * len(fit)
@@ -94,10 +102,10 @@ def constraints_for(service: str, placement: PlacementSpec | None, replica: int,
     """The swarm constraints of instance ``replica`` (1-based) of ``service``."""
     if placement is None:
         return []
-    constraints = list(placement.constraints)
+    constraints = _hard_constraints(placement, nodes)
     if placement.spread or placement.per_node:
-        fit = eligible(nodes, placement.constraints)
+        fit = eligible(nodes, constraints)
         if not fit:
-            raise StackError(f"service {service}: no ready node satisfies {', '.join(placement.constraints) or 'its placement'}")
+            raise StackError(f"service {service}: no ready node satisfies {', '.join(constraints) or 'its placement'}")
         constraints.append(f"node.id=={fit[(replica - 1) % len(fit)].id}")
     return constraints

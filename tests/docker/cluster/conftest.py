@@ -1,7 +1,10 @@
 """A real local cluster for the tests in this folder (root only: namespaces, a bridge, rules, extra engines).
 
-``local_cluster``: one 2-node cluster (name ``rqt``) for the session, taken
-down at the end and checked to have left nothing. ``leftovers(name)`` lists
+``local_cluster``: one 2-node cluster (name ``rqt``, or
+``$ROOMQUAKE_TEST_CLUSTER``) for the session, taken down at the end and
+checked to have left nothing; ``local_cluster3``: a 3-node cluster (the
+name and a 3) for the node faults and the cluster experiments.
+Run those modules on their own: one cluster at a time fits a 2-core CI. ``leftovers(name)`` lists
 what of a cluster still exists on the host: namespaces, links, FORWARD rules,
 processes and folders.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-NAME = "rqt"
+NAME = os.environ.get("ROOMQUAKE_TEST_CLUSTER", "rqt")  # another name keeps a second checkout's tests apart
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -100,3 +103,18 @@ def local_cluster(root_only, docker_engine, stack_images, cluster_state):
     finally:
         down(NAME)
         assert leftovers(NAME) == []
+
+
+@pytest.fixture(scope="session")
+def local_cluster3(root_only, docker_engine, stack_images, cluster_state):
+    """A 3-node cluster (one manager, two workers) with the stack's images; down at the end, and nothing left."""
+    from chaos.cluster import down, up
+
+    name = f"{NAME}3"
+    assert not leftovers(name), f"leftovers of an earlier cluster {name}: {leftovers(name)}"
+    record = up(3, name)
+    try:
+        yield record
+    finally:
+        down(name)
+        assert leftovers(name) == []

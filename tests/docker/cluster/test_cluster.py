@@ -15,7 +15,7 @@ from chaos.cluster import load
 from chaos.cluster.daemon import NodePaths
 
 KILLED = "rqk"
-NAME = "rqt"  # the session's cluster (conftest.py)
+NAME = os.environ.get("ROOMQUAKE_TEST_CLUSTER", "rqt")  # the session's cluster (conftest.py)
 
 
 def test_a_killed_cluster_up_is_removed_by_clean(root_only, docker_engine, cluster_state, tools):

@@ -20,7 +20,7 @@ from .fakes import FakeProxy, FakeStack
 
 
 def test_every_registered_fault_is_an_experiment_step_and_has_a_handler() -> None:
-    assert set(faults.kinds()) == set(m.FAULTS) and len(m.FAULTS) == 18
+    assert set(faults.kinds()) == set(m.FAULTS) and len(m.FAULTS) == 22
     for name, kind in faults.kinds().items():
         assert m.FAULTS[name] is kind.model and fault_name(kind.model) == name
         assert isinstance(kind.handler, Fault)
@@ -32,7 +32,7 @@ def test_the_model_sees_every_fault_whatever_is_imported_first(first: str) -> No
     code = f"import {first}\nfrom chaos.experiment.model import FAULTS\nprint(len(FAULTS))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "18"
+    assert out.stdout.strip() == "22"
 
 
 class Trial(ServerFault):

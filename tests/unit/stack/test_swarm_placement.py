@@ -75,5 +75,16 @@ def test_an_instance_with_kept_data_is_pinned_to_its_node():
     spec = load_stack(STACK).spec
     assert spec.services["state"].volume  # the reference stack keeps the state store's file
     assert SwarmBackend._placement(spec, "state") == PlacementSpec(spread=True)
-    assert SwarmBackend._placement(spec, "edge") is None
+    assert SwarmBackend._placement(spec, "edge") == PlacementSpec(avoid_managers=True, spread=True)
+    assert SwarmBackend._placement(spec, "control") == PlacementSpec(constraints=["node.role==manager"])
     assert SwarmBackend._placement(spec, "crowd") == PlacementSpec(per_node=1)
+
+
+def test_avoid_managers_keeps_a_service_on_workers_only_while_there_is_a_worker_to_run_it():
+    manager, worker = node(1, role="manager"), node(2)
+    placement = PlacementSpec(avoid_managers=True)
+    assert sp.constraints_for("edge", placement, 1, [manager, worker]) == ["node.role==worker"]
+    assert sp.constraints_for("edge", placement, 1, [manager]) == []  # a one-node swarm still runs it
+    assert sp.constraints_for("edge", placement, 1, [manager, node(2, ready=False)]) == []
+    spread = PlacementSpec(avoid_managers=True, spread=True)
+    assert sp.constraints_for("edge", spread, 2, [manager, worker, node(3)]) == ["node.role==worker", "node.id==id3"]
