@@ -25,7 +25,7 @@ import json
 import math
 import string
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal, Protocol, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,7 +33,9 @@ from chaos import scrapes
 from chaos.errors import UsageError
 from chaos.experiment.durations import parse_duration
 
-Value = float | str | bool | None
+if TYPE_CHECKING:
+    from chaos.stack.contract import LiveStack, ProbeValue
+
 HTTP_TIMEOUT_S = 2.0
 
 
@@ -161,20 +163,6 @@ ProbeSpec = Annotated[
 ]
 
 
-class InstanceLike(Protocol):
-    name: str
-    service: str
-    state: str
-
-
-class StackLike(Protocol):
-    """What probes need from a running stack (chaos.stack.RunningStack has it)."""
-
-    def instances(self, service: str | None = None) -> list[Any]: ...
-
-    def address(self, instance: str) -> tuple[str, int]: ...
-
-
 # --- templating -------------------------------------------------------------------
 
 
@@ -282,13 +270,13 @@ def histogram_quantile(samples: Iterable[Sample], name: str, q: float, labels: M
 # --- evaluation --------------------------------------------------------------------
 
 
-def _targets(stack: StackLike, service: str, instance: str | None) -> list[str]:
+def _targets(stack: LiveStack, service: str, instance: str | None) -> list[str]:
     if instance:
         return [instance]
     return [i.name for i in stack.instances(service) if i.state == "running"]
 
 
-def _scrape_service(stack: StackLike, service: str, metrics_path: str) -> list[tuple[str, scrapes.Scrape]] | None:
+def _scrape_service(stack: LiveStack, service: str, metrics_path: str) -> list[tuple[str, scrapes.Scrape]] | None:
     """A fresh scrape of every running instance (never a remembered one); each also goes to the stack's history."""
     taken: list[tuple[str, scrapes.Scrape]] = []
     reached = False
@@ -305,7 +293,7 @@ def _scrape_service(stack: StackLike, service: str, metrics_path: str) -> list[t
     return taken if reached else None
 
 
-def _windowed(stack: StackLike, service: str, metrics_path: str, taken: list[tuple[str, scrapes.Scrape]],
+def _windowed(stack: LiveStack, service: str, metrics_path: str, taken: list[tuple[str, scrapes.Scrape]],
               window_s: float) -> tuple[list[Sample], list[tuple[list[Sample], float]]]:
     """Increases over the window: all instances' samples together, and per instance with its span (for rates)."""
     history = scrapes.history_for(stack)
@@ -323,11 +311,11 @@ def _windowed(stack: StackLike, service: str, metrics_path: str, taken: list[tup
 
 
 def evaluate(
-    spec: Any,
-    stack: StackLike,
+    spec: ProbeSpec,
+    stack: LiveStack,
     params: Mapping[str, Any] | None = None,
     metrics_path: str = "/metrics",
-) -> Value:
+) -> ProbeValue:
     """Read the probe's value now. ``params`` override the spec's defaults."""
     merged = {**spec.params, **(params or {})}
     if isinstance(spec, HttpJsonProbe):

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chaos.checkers import history as checker
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.probes import dig, fill, get_json
 from chaos.run.checks import format_value
+
+if TYPE_CHECKING:
+    from chaos.stack.contract import LiveStack
+    from chaos.stack.spec import HttpSource
 
 FETCH_TIMEOUT_S = 15.0  # a history document of thousands of listeners takes a while on a busy machine
 
@@ -29,19 +33,25 @@ class Collected:
                 "relaunch_records": self.relaunch_records}
 
 
-def _source(stack: Any, part: str) -> Any:
-    return getattr(getattr(getattr(stack, "spec", None), "history", None), part, None)
+Source = Literal["listeners", "relaunches"]
 
 
-def declared(stack: Any, part: str = "listeners") -> bool:
+def _source(stack: LiveStack, part: Source) -> HttpSource | None:
+    history = stack.spec.history
+    if history is None:
+        return None
+    return history.listeners if part == "listeners" else history.relaunches
+
+
+def declared(stack: LiveStack, part: Source = "listeners") -> bool:
     return _source(stack, part) is not None
 
 
-def _running(stack: Any, service: str) -> list[str]:
+def _running(stack: LiveStack, service: str) -> list[str]:
     return [i.name for i in stack.instances(service) if i.state == "running"]
 
 
-def fetch_relaunches(stack: Any, room: str) -> tuple[list[dict[str, Any]] | None, list[str]]:
+def fetch_relaunches(stack: LiveStack, room: str) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """The system's relaunch records for ``room`` (first instance that answers), or None."""
     source = _source(stack, "relaunches")
     if source is None:
@@ -61,7 +71,7 @@ def fetch_relaunches(stack: Any, room: str) -> tuple[list[dict[str, Any]] | None
     return None, errors or [f"no running {source.service} instance to ask for relaunch records"]
 
 
-def collect(stack: Any, room: str, back_within: list[float]) -> Collected:
+def collect(stack: LiveStack, room: str, back_within: list[float]) -> Collected:
     """Read every load instance's listener histories and the relaunch records, and check them."""
     out = Collected(room)
     out.relaunch_records, errors = fetch_relaunches(stack, room)

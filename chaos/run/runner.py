@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos import faults
 from chaos.checkers.relaunches import FaultWindow, attribute
@@ -43,7 +43,12 @@ from chaos.run.journal import Journal, default_dir
 from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
 from chaos.run.relaunches import watch_relaunches
+from chaos.run.stacks import StackOpener, StackRequest
 from chaos.run.verdict import Verdict
+
+if TYPE_CHECKING:
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.contract import LiveStack
 
 
 class AbortRun(Exception):
@@ -52,10 +57,6 @@ class AbortRun(Exception):
 
 class Deviation(Exception):
     """Steady state did not hold before the method: the method is skipped."""
-
-
-# A stack opener returns a context manager yielding a RunningStack-like object.
-StackOpener = Callable[["Runner"], Any]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class RunOptions:
     journal_dir: Path | None = None  # default: $ROOMQUAKE_JOURNAL_DIR or ./journals
     progress: bool = True
     open_stack: StackOpener | None = None  # tests: hand in a fake stack
-    make_proxy: Callable[[str], Any] | None = None  # tests: hand in a fake proxy client
+    make_proxy: Callable[[str], ProxyClient] | None = None  # tests: hand in a fake proxy client
     identity: RunIdentity | None = None
     ledger_dir: Path | None = None  # default: the stack registry's folder (tests with fakes: none unless given)
     stack_origin: ev.StackOrigin | None = None  # what open_stack expects to hand over ("reused": a pooled stack); default from attach
@@ -102,7 +103,7 @@ class Runner:
         self.results: list[ev.CheckResult] = []
         self.active: list[Injection] = []  # every fault step begun, in order, rolled back or not
         self.step_ends: dict[str, float] = {}
-        self.stack: Any = None
+        self.stack: LiveStack | None = None
         self.sampler: Sampler | None = None
         self.reader: ProbeReader | None = None
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
@@ -121,6 +122,7 @@ class Runner:
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
         self.history: histories.Collected | None = None  # the listeners' histories, read at the end
         self.relaunch_audit: ev.RelaunchesAudited | None = None
+        self.request: StackRequest | None = None  # what the stack opener was asked, and what it reported back
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -190,24 +192,28 @@ class Runner:
         delays later steps if ``timeline_offset()`` grows by it. Base runner: nothing.
         """
 
-    def _make_proxy(self) -> Any:
-        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
-        if self.options.make_proxy is not None:
-            client = self.options.make_proxy(self.stack.proxy_url)
-        elif hasattr(self.stack, "proxy_client"):
-            client = self.stack.proxy_client()  # carries the run's proxy token
-        else:
-            from chaos.stack.access import proxy_client
+    def _live(self) -> LiveStack:
+        """The run's stack (the phases that use it run after bring-up)."""
+        if self.stack is None:
+            raise RuntimeError("the run has no stack yet")
+        return self.stack
 
-            client = proxy_client(self.stack.proxy_url)
+    def _make_proxy(self) -> ProxyClient:
+        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
+        stack = self._live()
+        if self.options.make_proxy is not None:
+            client = self.options.make_proxy(stack.proxy_url)
+        else:
+            client = stack.proxy_client()  # carries the run's proxy token
         if isinstance(client, contextlib.AbstractContextManager):
             self._exits.enter_context(client)  # closed before the stack's own exit (last in, first out)
         return client
 
     def _declared(self, table: str, name: str) -> dict[str, Any]:
         """The parameters (with their defaults) that the stack file declares for a probe or a load action."""
-        entry = getattr(getattr(self.stack, "spec", None), table, {}).get(name)
-        return dict(getattr(entry, "params", None) or {})
+        spec = self._live().spec
+        entry = spec.probes.get(name) if table == "probes" else spec.load.get(name)
+        return dict(entry.params) if entry is not None else {}
 
     def _scope(self) -> dict[str, Any]:
         """The run's load parameters: the stack file's ``start`` action's defaults under the experiment's load
@@ -351,7 +357,7 @@ class Runner:
         self.phase = phase
         self.phase_times[phase] = round(self.emit(ev.PhaseStarted(phase=phase)).t, 4)
 
-    def _open_stack(self) -> Any:
+    def _open_stack(self) -> contextlib.AbstractContextManager[LiveStack]:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
             from chaos.stack.sweep import sweep_dead_stacks
 
@@ -360,25 +366,28 @@ class Runner:
             for line in sweep_dead_runs(self.options.ledger_dir) + sweep_dead_stacks():
                 self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
             self.ledger = Ledger(self.identity, self.options.ledger_dir)
+        self.request = StackRequest(
+            self.experiment, self.file, self.backend if self.backend not in ("auto", "attach") else None,
+            self.options.attach, self.identity, self.checkpoint, self.emit, self.stack_origin)
         if self.options.open_stack is not None:
-            return self.options.open_stack(self)
+            return self.options.open_stack(self.request)
         from chaos.run.stacks import open_stack
 
-        return open_stack(self)
+        return open_stack(self.request)
 
     def _stack_ready(self) -> None:
-        stack = self.stack
-        if hasattr(stack, "checkpoint"):
-            stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
-        self.backend = getattr(stack, "backend_kind", self.backend)
-        image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
-        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
+        stack = self._live()
+        if self.request is not None:  # what the opener reported: a pool that started afresh, a renewed stack
+            self.stack_origin, self.reset_lines = self.request.origin, list(self.request.reset_lines)
+        stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
+        self.backend = stack.backend_kind
+        image_ids = stack.image_ids()
+        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=stack.run_id,
                                    stack_origin=self.stack_origin, reset=list(self.reset_lines))
         if self.ledger is not None:
-            self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
-                              str(getattr(stack, "proxy_url", "")))
+            self.ledger.stack(stack.run_id, self.backend, bool(self.options.attach), stack.proxy_url)
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
-                                image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
+                                image_ids=image_ids, proxy_url=stack.proxy_url,
                                 attached=bool(self.options.attach), origin=self.stack_origin))
         self.scope = self._scope()
         self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
@@ -386,7 +395,7 @@ class Runner:
     def _prepare_probes(self) -> None:
         """Check every probe against the stack (before any fault) and register the key probes."""
         exp = self.experiment
-        self.reader = ProbeReader(self.stack)
+        self.reader = ProbeReader(self._live())
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
         every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
@@ -397,8 +406,7 @@ class Runner:
         for ref, given, rate in every:
             self.reader.check(ref)
             self.sampler.add_probe(ref, self._params(ref, given), rate)
-        declared = getattr(getattr(self.stack, "spec", None), "probes", None) or {}
-        watch_relaunches(self.sampler, declared, lambda ref: self._params(ref, {}), self.emit)
+        watch_relaunches(self.sampler, self._live().spec.probes, lambda ref: self._params(ref, {}), self.emit)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
@@ -409,7 +417,7 @@ class Runner:
             self.sampler.watch(watch)
 
     def _load(self, action: str, **params: Any) -> None:
-        self.stack.load(action, **params)
+        self._live().load(action, **params)
         self.emit(ev.LoadChanged(action=action, params=params))
 
     # ------------------------------------------------------------------ phases
@@ -641,14 +649,14 @@ class Runner:
         is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
         spec = self.experiment.history
         back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
-        collected = histories.collect(self.stack, self._room(), back)
+        collected = histories.collect(self._live(), self._room(), back)
         if settle and collected.report is not None and collected.report.relaunches:
             grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
             left = max(r.at for r in collected.report.relaunches) + grace - time.time()
             if left > 0:
                 self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
                 self.sleep_until(self.now() + left)
-                collected = histories.collect(self.stack, self._room(), back)
+                collected = histories.collect(self._live(), self._room(), back)
         report = collected.report
         if report is not None:
             self.emit(ev.HistoryChecked(
@@ -742,8 +750,8 @@ class Runner:
 
     def _verify_teardown(self) -> checker.Leftovers | None:
         """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
-        stack = self.stack
-        if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
+        stack = self._live()
+        if not stack.torn_down:
             return None  # attached or pooled: left up on purpose
         try:
             left = stack.leftovers()

@@ -12,31 +12,20 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chaos import probes as probe_eval
+from chaos.stack.contract import Instance, LinkProxy, ProbeValue
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.spec import LoadStep, Stack
 
-STATES = ("running", "paused", "exited", "missing")
+if TYPE_CHECKING:
+    from chaos.probes import ProbeSpec
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.spec import StackSpec
 
-
-@dataclass(frozen=True)
-class Instance:
-    name: str
-    service: str
-    replica: int
-    state: str  # running | paused | exited | missing
-
-
-@dataclass(frozen=True)
-class LinkProxy:
-    name: str  # "crowd->edge-2"
-    link: str  # "crowd->edge"
-    listen: str
-    upstream: str
+__all__ = ["Backend", "Instance", "LinkProxy", "RunningStack"]
 
 
 class Backend(ABC):
@@ -45,7 +34,7 @@ class Backend(ABC):
     kind: str = ""
 
     @abstractmethod
-    def plan(self, spec: Any, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
         """Instances, ports and proxies as this backend addresses them (secrets: see ``make_plan``)."""
 
     @abstractmethod
@@ -121,7 +110,7 @@ class Backend(ABC):
 
 
 class RunningStack:
-    """A brought-up stack. See docs/ARCHITECTURE.md "Running stack"."""
+    """A brought-up stack, for every backend: implements ``chaos.stack.contract.LiveStack``."""
 
     def __init__(self, stack: Stack, plan: Plan, backend: Backend, run_id: str, proxy_url: str,
                  secrets: dict[str, str] | None = None, proxy_token: str | None = None) -> None:
@@ -147,7 +136,7 @@ class RunningStack:
         self.plan = plan
         self._names = {i.name: i for i in plan.instances}
 
-    def proxy_client(self, **options: Any) -> Any:
+    def proxy_client(self, **options: Any) -> ProxyClient:
         """A Toxiproxy client for this stack's proxy API, with the run's token."""
         from chaos.stack.access import proxy_client
 
@@ -255,14 +244,14 @@ class RunningStack:
 
     # --- domain: probes, selectors, load ---------------------------------------
 
-    def probe(self, name: str, **params: Any) -> float | str | bool | None:
+    def probe(self, name: str, **params: Any) -> ProbeValue:
         try:
             spec = self.spec.probes[name]
         except KeyError:
             raise StackFileError(f"unknown probe {name!r}; the stack offers {', '.join(sorted(self.spec.probes))}") from None
         return probe_eval.evaluate(spec, self, params)
 
-    def probe_spec(self, spec: Any, **params: Any) -> float | str | bool | None:
+    def probe_spec(self, spec: ProbeSpec, **params: Any) -> ProbeValue:
         """Evaluate an inline probe spec (an experiment's own, same kinds as the stack's)."""
         return probe_eval.evaluate(spec, self, params)
 

@@ -24,8 +24,8 @@ def test_container_only_faults_are_refused_for_local_processes() -> None:
     body = "method:\n  - {fault: disconnect, target: {service: edge, count: 1}}\n  - {fault: squeeze, target: {service: edge}, cpus: 0.2}\n"
     assert problems(body, "docker") == []
     assert problems(body, "local") == [
-        "method[0].fault: disconnect needs containers: run with --backend docker",
-        "method[1].fault: squeeze needs containers: run with --backend docker",
+        "method[0].fault: disconnect needs containers: run with --backend docker or swarm",
+        "method[1].fault: squeeze needs containers: run with --backend docker or swarm",
     ]
 
 
