@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from chaos.errors import EngineError, EnvironmentProblem
@@ -58,7 +58,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(linked)
 
 
-def engine_address(environ: dict[str, str] | None = None) -> str:
+def engine_address(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return env.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
 
@@ -68,7 +68,7 @@ def _engine_installed() -> bool:
     return shutil.which("dockerd") is not None
 
 
-def explain(exc: BaseException, environ: dict[str, str] | None = None) -> EngineError:
+def explain(exc: BaseException, environ: Mapping[str, str] | None = None) -> EngineError:
     """The one-line error that says why talking to the engine failed."""
     env = os.environ if environ is None else environ
     address = engine_address(env)

@@ -204,7 +204,8 @@ def get_text(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -
 
     try:
         with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
-            return reply.read().decode("utf-8", "replace")
+            body: bytes = reply.read()
+            return body.decode("utf-8", "replace")
     except (urllib.error.URLError, OSError):
         return None
 
@@ -326,7 +327,8 @@ def evaluate(
                 continue
             value = dig(doc, fill(spec.field, merged))
             if spec.subtract is None or value is None:
-                return value
+                field: ProbeValue = value  # a JSON value
+                return field
             other = dig(doc, fill(spec.subtract, merged))
             if other is None:
                 return None

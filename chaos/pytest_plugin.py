@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from chaos.authoring.handle import StackHandle
     from chaos.authoring.pool import StackPool
     from chaos.proxy.client import ProxyClient
+    from _pytest._code.code import TerminalRepr, TracebackStyle
 
 SUFFIXES = (".yaml", ".yml", ".json")
 EXPERIMENT_KEYS = ("method", "steady_state", "recovery")
@@ -253,7 +254,8 @@ class ExperimentItem(pytest.Item):
         if self.result.exit_code != 0:
             raise Deviated(explain(self.journal or {}, str(self.report_path)))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, (CouldNotRun, Deviated)):
             return str(excinfo.value)
         from chaos.errors import RoomquakeError

@@ -68,10 +68,6 @@ class StackHandle:
     def torn_down(self) -> bool:
         return self.stack.torn_down
 
-    @torn_down.setter
-    def torn_down(self, value: bool) -> None:
-        self.stack.torn_down = value
-
     @property
     def backend_kind(self) -> str:
         return self.stack.backend_kind

@@ -10,7 +10,7 @@ The method's fault steps are the models the fault modules registered
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, PlainSerializer, Tag, WithJsonSchema, model_validator
 
@@ -131,10 +131,13 @@ def _fault_tag(value: Any) -> str | None:
     return f"fault:{kind}" if isinstance(kind, str) else None
 
 
-FaultStep = Annotated[
-    Union[tuple(Annotated[cls, Tag(f"fault:{name}")] for name, cls in FAULTS.items())],  # type: ignore[misc]
-    Discriminator(_fault_tag),
-]
+if TYPE_CHECKING:
+    FaultStep = FaultBase  # what type checkers see: every registered model is a FaultBase
+else:  # the union of the registered models, known only once chaos.faults has loaded them
+    FaultStep = Annotated[
+        Union[tuple(Annotated[cls, Tag(f"fault:{name}")] for name, cls in FAULTS.items())],
+        Discriminator(_fault_tag),
+    ]
 
 
 class CheckStep(StepBase):
@@ -204,7 +207,7 @@ SubStep = Annotated[
     Union[Annotated[FaultStep, Tag("step:fault")], Annotated[CheckStep, Tag("step:check")]],
     Discriminator(_sub_step_tag),
 ]
-ParallelStep.model_fields["parallel"].annotation = list[SubStep]  # type: ignore[assignment]
+ParallelStep.model_fields["parallel"].annotation = list[SubStep]
 ParallelStep.model_rebuild(force=True)
 
 

@@ -106,11 +106,14 @@ def within(
         observed.append((t, value))
         return expect.holds(value) and t <= end_t  # a value in hand after the deadline never passes
 
+    def pause(seconds: float) -> None:  # tenacity's sleep: cut short when the run stops
+        stop.wait(min(seconds, max(0.0, end_t - now())))
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(max(0.0, end_t - now())) | tenacity.stop_when_event_set(stop),
         wait=tenacity.wait_fixed(every),
         retry=tenacity.retry_if_result(lambda ok: not ok),
-        sleep=lambda seconds: stop.wait(min(seconds, max(0.0, end_t - now()))),
+        sleep=pause,
         retry_error_callback=lambda state: False,
     )
     ok = retrying(attempt)

@@ -140,14 +140,14 @@ def judge(spec: m.HistoryCheck, collected: Collected) -> list[Judged]:
             + (f" (e.g. {', '.join(report.never_heard_relaunch[:3])})" if report.never_heard_relaunch else ""))
         add("never_heard_relaunch", spec.never_heard_relaunch, spec.never_heard_relaunch.holds(value), value,
             f"expected {spec.never_heard_relaunch}; {detail} ({where})")
-    for key, value, what in (("max_gap", report.max_gap_s, "the largest gap of any listener"),
+    for key, gap_s, what in (("max_gap", report.max_gap_s, "the largest gap of any listener"),
                              ("max_gap_p99", report.max_gap_p99_s, "p99 over listeners of each one's largest gap")):
         expect = getattr(spec, key)
         if expect is None:
             continue
         worst = ", ".join(f"{lid} {gap:.2f}s" for lid, gap in report.worst_gaps[:3])
-        add(key, expect, expect.holds(value), value,
-            f"expected {expect}; {what} is {_seconds(value)} (worst: {worst or 'none'}; {where})")
+        add(key, expect, expect.holds(gap_s), gap_s,
+            f"expected {expect}; {what} is {_seconds(gap_s)} (worst: {worst or 'none'}; {where})")
     for key, total, listeners in (("duplicates", report.duplicates, report.duplicate_listeners),
                                   ("out_of_order", report.out_of_order, report.out_of_order_listeners)):
         expect = getattr(spec, key)

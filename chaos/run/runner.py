@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chaos import faults
+from chaos.checkers.history import DEFAULT_BACK_WITHIN_S
 from chaos.checkers.relaunches import FaultWindow, attribute
 from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.experiment.expect import Expectation, fill_hits
-from chaos.faults import FaultContext, Injection, Part
+from chaos.faults import FaultContext, Injection, Part, Registrar
 from chaos.faults.undo import roll_back
 from chaos.labels import RunIdentity
 from chaos.run import checks, histories, timeline
@@ -411,10 +412,17 @@ class Runner:
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
                 probe_key(cond.probe, self._params(cond.probe, cond.with_)), label, cond.expect, cond.for_,
-                on_fire=lambda reason, value, label=label: self.abort(reason, observed=value, condition=label), armed=False,
+                on_fire=self._abort_on(label), armed=False,
             )
             self._abort_watches.append(watch)
             self.sampler.watch(watch)
+
+    def _abort_on(self, condition: str) -> Callable[[str, Any], None]:
+        """What an abort condition does when it fires: abort the run, naming it."""
+        def fire(reason: str, value: Any) -> None:
+            self.abort(reason, observed=value, condition=condition)
+
+        return fire
 
     def _load(self, action: str, **params: Any) -> None:
         self._live().load(action, **params)
@@ -454,7 +462,7 @@ class Runner:
         for p in plan:
             if p.is_fault:
                 due.setdefault(p.start, []).append(p)  # faults due at one instant (a parallel group) go together
-                if p.step.for_ is not None:  # type: ignore[union-attr]
+                if p.fault.for_ is not None:
                     actions.append((p.end, 0, "rollback", [p]))
             else:
                 actions.append((p.start, 2, "check", [p]))
@@ -470,9 +478,9 @@ class Runner:
             self.sleep_until(t0 + self.timeline_offset() + at)
             planned = group[0]
             if kind == "inject":
-                self.before_fault(planned.id, planned.step)
+                self.before_fault(planned.id, planned.fault)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
-                if planned.step.for_ is None:  # type: ignore[union-attr]
+                if planned.fault.for_ is None:
                     # an instant fault (kill...) takes effect while the call runs: its start is the anchor
                     self.step_ends[planned.id] = active.injected_t  # type: ignore[assignment]
             elif kind == "rollback":
@@ -485,13 +493,13 @@ class Runner:
         self.step_ends["method"] = self.now()
 
     def _begin(self, planned: timeline.Planned) -> Injection:
-        step = planned.step
+        step = planned.fault
         params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = Injection(planned.id, step.fault, params)  # type: ignore[union-attr]
+        active = Injection(planned.id, step.fault, params)
         self.active.append(active)  # registered before injecting: a half-done step is still rolled back
         return active
 
-    def _registrar(self, active: Injection) -> Callable[[str, tuple[str, ...] | None], None]:
+    def _registrar(self, active: Injection) -> Registrar:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.register(hit, undo)
             if undo is not None and self.ledger is not None:
@@ -508,7 +516,7 @@ class Runner:
         active = self._begin(planned)
         began = active.injected_t = self.now()
         assert self.fault_context is not None
-        faults.inject(planned.step, planned.id, self.fault_context, self._registrar(active))  # type: ignore[arg-type]
+        faults.inject(planned.fault, planned.id, self.fault_context, self._registrar(active))
         self._injected(planned, active, t0, began, self.now())
         return active
 
@@ -523,12 +531,12 @@ class Runner:
         """
         self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
         for planned in group:
-            self.before_fault(planned.id, planned.step)
+            self.before_fault(planned.id, planned.fault)
         assert self.fault_context is not None
         prepared = []
         for planned in group:
             active = self._begin(planned)
-            parts = faults.prepare(planned.step, planned.id, self.fault_context)  # type: ignore[arg-type]
+            parts = faults.prepare(planned.fault, planned.id, self.fault_context)
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
@@ -558,15 +566,15 @@ class Runner:
             mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
             began = min((b for b, _ in mine), default=self.now())
             self._injected(planned, active, t0, began, max((e for _, e in mine), default=began))
-            if planned.step.for_ is None:  # type: ignore[union-attr]
+            if planned.fault.for_ is None:
                 self.step_ends[planned.id] = began
         if starts:
-            spread = {"steps": [p.id for p in group], "planned_at": round(t0 + at, 4),
-                      "start_spread_s": round(max(starts) - min(starts), 4),
-                      "end_spread_s": round(max(ends) - min(ends), 4), "parts": len(jobs)}
-            self.parallel.append(spread)
-            self.emit(ev.Note(message=f"faults {', '.join(spread['steps'])} started within {spread['start_spread_s']:.3f}s "
-                                      f"of each other ({len(jobs)} parts; done within {spread['end_spread_s']:.3f}s)"))
+            steps = [p.id for p in group]
+            start_spread, end_spread = round(max(starts) - min(starts), 4), round(max(ends) - min(ends), 4)
+            self.parallel.append({"steps": steps, "planned_at": round(t0 + at, 4), "start_spread_s": start_spread,
+                                  "end_spread_s": end_spread, "parts": len(jobs)})
+            self.emit(ev.Note(message=f"faults {', '.join(steps)} started within {start_spread:.3f}s "
+                                      f"of each other ({len(jobs)} parts; done within {end_spread:.3f}s)"))
         for future in futures:
             future.result()  # the first failure of a part, now that every part is registered
         return [active for _, active, _ in prepared]
@@ -583,7 +591,7 @@ class Runner:
                                      active_s=round(active.rolled_back_t - started, 4)))  # type: ignore[operator]
 
     def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
-        step: m.CheckStep = planned.step  # type: ignore[assignment]
+        step = planned.check
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
@@ -648,10 +656,10 @@ class Runner:
         """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
         is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
         spec = self.experiment.history
-        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        back = sorted({DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
         collected = histories.collect(self._live(), self._room(), back)
         if settle and collected.report is not None and collected.report.relaunches:
-            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            grace = spec.back_within.seconds if spec and spec.back_within else DEFAULT_BACK_WITHIN_S
             left = max(r.at for r in collected.report.relaunches) + grace - time.time()
             if left > 0:
                 self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))

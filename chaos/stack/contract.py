@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from chaos.proxy.client import ProxyClient
     from chaos.stack.spec import StackSpec
 
-# What a probe reads: a number, a word, a flag, a list of names (a selector's probe), or None (unknown now).
-ProbeValue = float | str | bool | list[Any] | None
+# What a probe reads: a number, a word, a flag, a list of names (a selector's probe), a JSON document's
+# object, or None (unknown now).
+ProbeValue = float | str | bool | list[Any] | dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,22 @@ class LinkProxy:
 class LiveStack(Protocol):
     """A brought-up (or attached) stack. See docs/ARCHITECTURE.md "Running stack"."""
 
-    run_id: str
-    proxy_url: str  # the Toxiproxy API of this stack
-    spec: StackSpec  # the stack file it runs (probes, selectors, load actions, histories, automation)
     checkpoint: Callable[[], None]  # called while it waits (load requests); may raise (a noted Ctrl-C)
-    torn_down: bool  # down() was called: leftovers() then says what is still there
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def proxy_url(self) -> str:
+        """The Toxiproxy API of this stack."""
+
+    @property
+    def spec(self) -> StackSpec:
+        """The stack file it runs: probes, selectors, load actions, histories, automation."""
+
+    @property
+    def torn_down(self) -> bool:
+        """down() was called: leftovers() then says what is still there."""
 
     @property
     def backend_kind(self) -> str: ...
