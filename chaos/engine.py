@@ -18,6 +18,7 @@ from chaos.errors import EngineError, EnvironmentProblem
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.resource import Model
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -149,3 +150,12 @@ def failure(exc: BaseException, doing: str) -> EngineError | DiskFull:
         explanation = getattr(exc, "explanation", None) or str(exc)
         return EngineError(f"the Docker engine refused {doing}: {str(explanation).strip()[:300]}")
     return explain(exc)
+
+
+def id_of(model: Model) -> str:
+    """The id of a Docker object the engine listed or returned (docker's own types leave it optional: an
+    object not yet created has none)."""
+    found = model.id
+    if not isinstance(found, str):
+        raise EngineError(f"the engine gave a {type(model).__name__} without an id")
+    return found

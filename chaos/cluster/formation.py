@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.cluster.network import OVERLAY_POOL
+from chaos.engine import id_of
 from chaos.cluster.system import ClusterError
 
 if TYPE_CHECKING:
@@ -71,4 +72,4 @@ def label(manager: "docker.DockerClient", node: str, cluster: str, index: int) -
 
 def ready_nodes(manager: "docker.DockerClient") -> dict[str, str]:
     """Node id -> state ("ready", "down", ...) as the manager sees them."""
-    return {n.id: str(n.attrs.get("Status", {}).get("State", "?")) for n in manager.nodes.list()}
+    return {id_of(n): str(n.attrs.get("Status", {}).get("State", "?")) for n in manager.nodes.list()}
