@@ -60,7 +60,7 @@ ProbeRef = Annotated[
     Union[Name, dict[str, Any]],
     Field(
         description="a probe the stack declares (room.state, crowd.connected_ratio, ...) "
-        "or an inline probe spec (http / metric / state) as chaos.probes evaluates it"
+        "or an inline probe spec (http / metric / state) as chaos.stack.probes evaluates it"
     ),
 ]
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from chaos.checkers import history as checker
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
-from chaos.probes import dig, fill, get_json
+from chaos.probes import fill
+from chaos.stack.probes import dig, get_json
 from chaos.run.checks import format_value
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import urllib.request
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable
 
-from chaos import probes as probe_eval
+from chaos.probes import fill
+from chaos.stack import probes as probe_eval
 from chaos.stack.contract import Instance, LinkProxy, ProbeValue
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import InstancePlan, Plan
@@ -275,12 +276,12 @@ class RunningStack:
 
     def _load_step(self, step: LoadStep, params: dict[str, Any]) -> None:
         if step.instance:
-            targets = [probe_eval.fill(step.instance, params)]
+            targets = [fill(step.instance, params)]
         else:
             targets = [i.name for i in self.instances(step.service) if i.state == "running"]
         if not targets:
             raise StackError(f"load: no running instance of {step.service!r} to send {step.method} {step.path} to")
-        body = probe_eval.fill(step.body, params) if step.body is not None else None
+        body = fill(step.body, params) if step.body is not None else None
         shares: list[Any] = [None] * len(targets)
         if step.split and body is not None:
             total = int(body.get(step.split, 0))
@@ -290,7 +291,7 @@ class RunningStack:
             payload = dict(body) if body is not None else None
             if payload is not None and step.split:
                 payload[step.split] = share
-            status, text = self._send(target, step.method, probe_eval.fill(step.path, params), payload)
+            status, text = self._send(target, step.method, fill(step.path, params), payload)
             if status not in step.accept:
                 raise StackError(f"load: {step.method} {target}{step.path} answered {status}: {text[:200]}")
 

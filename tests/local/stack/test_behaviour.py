@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chaos.probes import get_json
+from chaos.stack.probes import get_json
 from chaos.stack import bring_up
 from chaos.stack.health import wait_all
 
