@@ -1,52 +1,44 @@
-"""Helpers shared by the tests (and bench/): loaded by tests/conftest.py as the module ``roomquake_testutil``.
+"""Helpers shared by the tests: loaded by tests/conftest.py as the module ``roomquake_testutil``.
 
-- ``free_ports(n)``: loopback ports free right now (the OS picks them);
-- ``wait_for(check, timeout, what)``: poll until ``check()`` returns something truthy;
-- ``proc_stat(pid)``: the fields of /proc/<pid>/stat after the command name;
+- ``until(check, timeout, what)``: poll until ``check()`` returns something truthy;
+- ``free_ports(n)``: loopback ports free right now (chaos.stack.plan's, the one implementation);
 - ``import_graph(package_dir)`` and ``find_cycle(graph)``: the modules of a package and what each imports.
+
+/proc/<pid>/stat fields: ``chaos.labels.proc_stat``.
 """
 
 from __future__ import annotations
 
 import ast
-import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
+from chaos.stack.plan import free_ports
+
+__all__ = ["find_cycle", "free_ports", "import_graph", "until"]
+
 T = TypeVar("T")
 
 
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports nobody listens on now (all bound at once, so no port is handed out twice)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Call ``check`` until it returns something truthy (returned); AssertionError naming ``what`` at ``timeout``."""
+def until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05,
+          ignore: tuple[type[BaseException], ...] = ()) -> T:
+    """Call ``check`` until it returns something truthy, and return that; an exception in ``ignore`` counts as
+    not yet. AssertionError naming ``what`` and the last value once ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except ignore as err:
+            last = err
+        else:
+            if value:
+                return value
+            last = value
         time.sleep(interval)
-
-
-def proc_stat(pid: int) -> list[str]:
-    """Fields 3.. of /proc/<pid>/stat (state first); the command name may hold spaces and parentheses."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    raise AssertionError(f"not within {timeout:.1f}s: {what} (last: {last!r})")
 
 
 # --- import graph ------------------------------------------------------------------------------------------
