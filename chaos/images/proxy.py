@@ -28,7 +28,6 @@ Progress = Callable[[str], None]
 
 RECIPE_VERSION = "1"  # bump when the staging layout or build options change
 CONTEXT_DOCKERFILE = "Dockerfile.proxy"
-API_PORT = 8474  # what the Dockerfile's CMD listens on, as Toxiproxy's image does
 
 
 def proxy_inputs_hash(services: BuiltImage, dockerfile: Path) -> str:

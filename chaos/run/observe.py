@@ -110,10 +110,6 @@ class Series:
             else:
                 points.append(point)
 
-    def between(self, key: str, start: float, end: float) -> list[tuple[float, Value]]:
-        with self.lock:
-            return [(t, v) for t, v in self.data.get(key, []) if start <= t <= end]
-
     def to_json(self) -> dict[str, list[list[Any]]]:
         with self.lock:
             return {k: [[t, v] for t, v in points] for k, points in self.data.items()}

@@ -65,16 +65,12 @@ Sample = scrapes.Sample
 parse_samples = scrapes.parse_samples  # re-exported: tests and callers parse with it
 
 
-def _matches(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in wanted.items())
-
-
 def sum_samples(samples: Iterable[Sample], name: str, labels: Mapping[str, str]) -> float | None:
     """Sum of samples called ``name`` (a counter's ``_total`` name also matches its bare name)."""
     total, seen = 0.0, False
     names = {name, name + "_total"} if not name.endswith("_total") else {name}
     for sample_name, sample_labels, value in samples:
-        if sample_name in names and _matches(sample_labels, labels):
+        if sample_name in names and scrapes.matches(sample_labels, labels):
             total += value
             seen = True
     return total if seen else None
@@ -84,7 +80,7 @@ def histogram_quantile(samples: Iterable[Sample], name: str, q: float, labels: M
     """Prometheus-style quantile: linear interpolation inside the bucket holding rank q*count."""
     buckets: dict[float, float] = {}
     for sample_name, sample_labels, value in samples:
-        if sample_name != name + "_bucket" or not _matches(sample_labels, labels):
+        if sample_name != name + "_bucket" or not scrapes.matches(sample_labels, labels):
             continue
         le = float(sample_labels["le"])
         buckets[le] = buckets.get(le, 0.0) + value

@@ -92,10 +92,3 @@ def sweep_dead_stacks(dry_run: bool = False) -> list[str]:
             continue
         done.append(f"{run_id}: took down the {record.get('backend')} stack of dead owner pid {owner_pid}")
     return done
-
-
-def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
-    """Former name of ``sweep_dead_stacks`` (kept for callers of the earlier API)."""
-    return sweep_dead_stacks(dry_run=dry_run)
-
-
