@@ -44,7 +44,7 @@ from chaos.run.journal import Journal, default_dir
 from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
 from chaos.run.relaunches import watch_relaunches
-from chaos.run.stacks import StackOpener, StackRequest
+from chaos.run.stacks import StackOpener, StackRequest, open_stack
 from chaos.run.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -370,11 +370,7 @@ class Runner:
         self.request = StackRequest(
             self.experiment, self.file, self.backend if self.backend not in ("auto", "attach") else None,
             self.options.attach, self.identity, self.checkpoint, self.emit, self.stack_origin)
-        if self.options.open_stack is not None:
-            return self.options.open_stack(self.request)
-        from chaos.run.stacks import open_stack
-
-        return open_stack(self.request)
+        return (self.options.open_stack or open_stack)(self.request)
 
     def _stack_ready(self) -> None:
         stack = self._live()
