@@ -34,7 +34,6 @@ class Outcome:
     ok: bool
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)
-    first_ok_t: float | None = None
     status: str = ""  # ok | failed | not_disturbed ("" : ok or failed, from ok)
     disturbed_at: float | None = None  # t of the first failing read after the fault
     disturbed_by: str | None = None  # "value" (read, and not as expected) | "unreadable" (no value)
@@ -88,7 +87,7 @@ def once(label: str, read: Reader, expect: Expectation, now: Callable[[], float]
     value = read()
     t = now()
     if expect.holds(value):
-        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, at t={t:.2f}s", [(t, value)], t)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, at t={t:.2f}s", [(t, value)])
     return Outcome(False, f"{label}: expected {expect}; observed {format_value(value)} at t={t:.2f}s", [(t, value)])
 
 
@@ -121,7 +120,7 @@ def within(
     if ok:
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
-        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed)
     if observed and observed[-1][0] > end_t and expect.holds(observed[-1][1]):
         t, value = observed[-1]
         return Outcome(False, f"{label}: expected {expect} {when}; observed {format_value(value)} only at t={t:.2f}s, "
@@ -171,7 +170,7 @@ def from_reads(
         took = max(0.0, ok.t - anchor_t)
         if not disturbance:
             return Outcome(True, f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when})",
-                           observed, ok.t)
+                           observed)
         fail = found.first_fail
         assert fail is not None
         by = "unreadable" if fail.value is None else "value"
@@ -180,7 +179,7 @@ def from_reads(
             True,
             f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
             f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
-            observed, ok.t, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
+            observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
         )
     if stop.is_set() and not closed:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)
