@@ -1,20 +1,29 @@
 """What a run costs beyond the experiment's own timeline, per backend.
 
-Runs a minimal experiment (the reference stack, a small crowd, one steady
-state check, a 1 s method) N times and splits each run's wall time by the
-journal's phase events: bring-up, load start, steady state before, method,
-steady state after, rollback + teardown. Overhead = total - method.
+Runs a minimal experiment (the reference stack at its default scale, a small
+crowd, one steady state check, a 1 s method) N times and splits each run's
+wall time by the journal's phase events: bring-up, load start, steady state
+before, method, steady state after, rollback + teardown (with its
+verification). Overhead = total - method. Prints each phase's median, min-max
+and spread (max - min) over the runs, the load average, and the floor (see
+bench/floor.py). ``--json FILE`` writes every sample.
 
-    .venv/bin/python bench/runner.py --backend local --runs 3
-    .venv/bin/python bench/runner.py --backend docker --runs 3
+    .venv/bin/python bench/runner.py --backend local --runs 5
+    .venv/bin/python bench/runner.py --backend docker --runs 5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floor import describe, floor  # noqa: E402  (bench/floor.py)
 
 from chaos.experiment.validate import validate_text
 from chaos.run import RunOptions, Runner
@@ -50,14 +59,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["local", "docker"], default="local")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write every sample here")
     args = parser.parse_args()
     experiment, problems = validate_text(EXPERIMENT, "bench.yaml")
     assert experiment is not None, problems
-    rows, failed = [], []
+    rows, failed, loads = [], [], [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.runs):
             result = Runner(experiment, ROOT / "bench" / "runner.yaml",
                             RunOptions(backend=args.backend, journal_dir=Path(tmp), progress=False)).run()
+            loads.append(os.getloadavg()[0])
             if result.verdict.value != "passed":
                 failed.append(f"run {n + 1}: {result.verdict.value}: {result.reason}")
                 continue
@@ -66,11 +77,17 @@ def main() -> None:
         print(line)
     if not rows:
         raise SystemExit("no run passed")
-    print(f"backend {args.backend}, {len(rows)} of {args.runs} runs passed; median seconds (min-max)")
+    print(f"backend {args.backend}, {len(rows)} of {args.runs} runs passed; seconds: median (min-max, spread);"
+          f" load average {min(loads):.1f}-{max(loads):.1f}")
     for key in [*PHASES, "total", "overhead"]:
         values = [r[key] for r in rows if key in r]
         if values:
-            print(f"  {key:<20} {statistics.median(values):6.2f}  ({min(values):.2f}-{max(values):.2f})")
+            print(f"  {key:<20} {statistics.median(values):6.2f}  ({min(values):.2f}-{max(values):.2f},"
+                  f" spread {max(values) - min(values):.2f})")
+    base = floor(runs=args.runs)
+    print("  " + describe(base))
+    if args.json:
+        args.json.write_text(json.dumps({"runs": rows, "failed": failed, "floor": base, "load": loads}, indent=1))
 
 
 if __name__ == "__main__":

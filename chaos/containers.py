@@ -182,6 +182,7 @@ class ContainerSpec:
     extra_labels: dict[str, str] = field(default_factory=dict)
     restart: str | None = None  # Docker restart policy name, e.g. "on-failure" (None: never restarted)
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> mount path in the container
+    publish: bool = True  # ports published on 127.0.0.1; False: the host reaches the container at its address
 
 
 @dataclass
@@ -204,8 +205,13 @@ class ManagedContainer:
         return str(self.container.id)
 
     def address(self, port: int) -> tuple[str, int]:
-        """Where the toolkit reaches container ``port``: 127.0.0.1 and a fixed host port."""
-        return ("127.0.0.1", self.host_ports[port])
+        """Where the toolkit reaches container ``port``: 127.0.0.1 and a fixed host port when published,
+        else the container's pinned address on the run's network (the host has a route to it)."""
+        if port in self.host_ports:
+            return ("127.0.0.1", self.host_ports[port])
+        if self.ip is None:
+            raise EngineError(f"container {self.name}: port {port} is not published and its address is not pinned")
+        return (self.ip, port)
 
     @property
     def aliases(self) -> list[str]:
@@ -313,53 +319,78 @@ def container_name(identity: RunIdentity, name: str) -> str:
     return f"rq-{identity.run_id}-{name}"
 
 
-@contextmanager
-def run_container(
-    client: docker.DockerClient, identity: RunIdentity, network: RunNetwork, spec: ContainerSpec
-) -> Iterator[ManagedContainer]:
-    """Create and start a labelled container on the run network; removed (with its volumes) on exit."""
+def create_container(
+    client: docker.DockerClient, identity: RunIdentity, network: RunNetwork, spec: ContainerSpec,
+    host_ports: dict[int, int] | None = None,
+) -> ManagedContainer:
+    """Create (not start) a labelled container on the run network; ``host_ports``: container port -> host port.
+
+    One engine call: the high-level ``containers.create`` inspects the new
+    container afterwards, which a bring-up of a dozen pays a dozen times.
+    """
     import docker
+    from docker.models.containers import _create_container_args  # the SDK's own argument mapping (pinned SDK)
 
     labels = identity.labels(**{SERVICE: spec.service, INSTANCE: spec.instance}, **spec.extra_labels)
     ip = (spec.ip or network.allocate_ip()) if spec.pin_ip else None
     endpoint = client.api.create_endpoint_config(aliases=[spec.instance, *spec.aliases], ipv4_address=ip)
     name = container_name(identity, spec.name)
-    container = None
-    host_ports: dict[int, int] = {}
+    host_ports = dict(host_ports or {})
+    args = _create_container_args(dict(
+        image=spec.image,
+        command=spec.command,
+        name=name,
+        hostname=spec.instance,
+        environment=spec.env,
+        labels=labels,
+        network=network.name,
+        networking_config={network.name: endpoint},
+        ports={f"{port}/tcp": ("127.0.0.1", host) for port, host in host_ports.items()},
+        init=True,  # PID 1 forwards SIGTERM: stop takes ~0.1 s, not its timeout
+        privileged=False,
+        cap_add=list(spec.cap_add) or None,
+        mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
+        restart_policy={"Name": spec.restart} if spec.restart and spec.restart != "no" else None,
+        volumes={vol: {"bind": path, "mode": "rw"} for vol, path in spec.volumes.items()} or None,
+        version=client.api._version,
+    ))
+    try:
+        created = client.api.create_container(**args)
+    except docker.errors.DockerException as exc:
+        raise failure(exc, f"creating container {name} from {spec.image}") from exc
+    container = client.containers.prepare_model({"Id": created["Id"], "Name": f"/{name}"})
+    return ManagedContainer(container=container, spec=spec, network=network, ip=ip, host_ports=host_ports)
+
+
+@contextmanager
+def run_container(
+    client: docker.DockerClient, identity: RunIdentity, network: RunNetwork, spec: ContainerSpec
+) -> Iterator[ManagedContainer]:
+    """Create and start a labelled container on the run network; removed (with its volumes) on exit.
+
+    Ports are published on 127.0.0.1 when ``spec.publish``; a host port taken
+    meanwhile by someone else is retried with another.
+    """
+    import docker
+
+    managed = None
     for attempt in range(5):
-        host_ports = {port: free_port() for port in spec.ports}
+        ports = {port: free_port() for port in spec.ports} if spec.publish else {}
+        managed = create_container(client, identity, network, spec, ports)
         try:
-            container = client.containers.create(
-                spec.image,
-                command=spec.command,
-                name=name,
-                hostname=spec.instance,
-                environment=spec.env,
-                labels=labels,
-                network=network.name,
-                networking_config={network.name: endpoint},
-                ports={f"{port}/tcp": ("127.0.0.1", host) for port, host in host_ports.items()},
-                init=True,  # PID 1 forwards SIGTERM: stop takes ~0.1 s, not its timeout
-                privileged=False,
-                cap_add=list(spec.cap_add) or None,
-                mem_limit=f"{spec.mem_limit_mb}m" if spec.mem_limit_mb else None,
-                restart_policy={"Name": spec.restart} if spec.restart and spec.restart != "no" else None,
-                volumes={name: {"bind": path, "mode": "rw"} for name, path in spec.volumes.items()} or None,
-            )
-            container.start()
+            managed.container.start()
             break
         except docker.errors.APIError as exc:
             taken = "port is already allocated" in str(exc) or "address already in use" in str(exc)
-            if container is not None:
-                with suppress(docker.errors.DockerException):
-                    container.remove(force=True, v=True)
-                container = None
+            with suppress(docker.errors.DockerException):
+                managed.container.remove(force=True, v=True)
             if not taken or attempt == 4:
-                raise failure(exc, f"starting container {name} from {spec.image}") from exc
+                raise failure(exc, f"starting container {managed.name} from {spec.image}") from exc
         except docker.errors.DockerException as exc:
-            raise failure(exc, f"starting container {name} from {spec.image}") from exc
-    assert container is not None
-    managed = ManagedContainer(container=container, spec=spec, network=network, ip=ip, host_ports=host_ports)
+            with suppress(docker.errors.DockerException):
+                managed.container.remove(force=True, v=True)
+            raise failure(exc, f"starting container {managed.name} from {spec.image}") from exc
+    assert managed is not None
     try:
         yield managed
     finally:

@@ -33,7 +33,7 @@ from chaos.experiment.durations import parse_duration
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     params: dict[str, Any] = Field(default_factory=dict, description="defaults for {placeholders}")
     description: str = ""
 
@@ -48,7 +48,7 @@ class HttpJsonProbe(_Spec):
 
 
 class MetricRef(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -9,7 +9,6 @@ union tags and member names in the location, ``Input should be``).
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -67,6 +66,8 @@ def field_name(path: Iterable[str | int], root: str = "experiment") -> str:
 
 
 def suggest(word: str, known: Iterable[str]) -> str:
+    import difflib  # only when a name is unknown: not on every command's path
+
     known = sorted(set(known))
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     if close:

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
 
 LabelSet = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 SeriesKey = tuple[str, LabelSet]  # (sample name, labels)
@@ -36,6 +35,9 @@ MAX_KEEP_S = 600.0  # the longest window a probe may ask for
 def parse_samples(text: str) -> list[Sample]:
     """Every sample of a Prometheus text exposition, via prometheus-client's parser."""
     out: list[Sample] = []
+    # Imported here: the parser (and prometheus_client) is only needed once a run scrapes.
+    from prometheus_client.parser import text_string_to_metric_families
+
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             out.append((s.name, dict(s.labels), float(s.value)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from chaos.stack.errors import StackError
@@ -31,31 +32,43 @@ def verify(stack: Any, within: float = 15.0, checkpoint: Callable[[], None] = _n
     from chaos.experiment.expect import parse_expectation
 
     with stack.proxy_client() as client:
-        proxies = client.proxies()
-        wanted = {p.name for p in stack.links()}
-        if set(proxies) != wanted:
-            extra, missing = sorted(set(proxies) - wanted), sorted(wanted - set(proxies))
-            raise ResetFailed(f"reset not verified: proxies differ from the plan (extra {extra}, missing {missing})")
-        disabled = sorted(name for name, info in proxies.items() if not info.enabled)
-        toxic = sorted(name for name in proxies if client.toxics(name))
+        proxies = client.proxies()  # each with its toxics: one request
+    wanted = {p.name: p for p in stack.links()}
+    if set(proxies) != set(wanted):
+        extra, missing = sorted(set(proxies) - set(wanted)), sorted(set(wanted) - set(proxies))
+        raise ResetFailed(f"reset not verified: proxies differ from the plan (extra {extra}, missing {missing})")
+    disabled = sorted(name for name, info in proxies.items() if not info.enabled)
+    toxic = sorted(name for name, info in proxies.items() if info.toxics)
     if disabled or toxic:
         raise ResetFailed(f"reset not verified: proxies still disabled {disabled} or with toxics {toxic}")
+    astray = sorted(name for name, info in proxies.items() if info.upstream != wanted[name].upstream)
+    if astray:
+        raise ResetFailed(f"reset not verified: proxies lead elsewhere than the plan says: {', '.join(astray)}")
     down = sorted(i.name for i in stack.instances() if i.state != "running")
     if down:
         raise ResetFailed(f"reset not verified: not running after the reset: {', '.join(down)}")
-    checked = []
     deadline = time.monotonic() + within
-    for check in stack.spec.fresh:
+
+    def holds(check: Any) -> str:
         expect = parse_expectation(check.expect)
         while True:
-            checkpoint()
             value = stack.probe(check.probe)
             if expect.holds(value):
-                break
+                return f"{check.probe} {check.expect}"
             if time.monotonic() > deadline:
                 raise ResetFailed(f"reset not verified: {check.probe} is {value!r}, a fresh stack shows {check.expect}")
             time.sleep(0.2)
-        checked.append(f"{check.probe} {check.expect}")
+
+    # The checks side by side (each reads its own instances); the checkpoint between waits, in this thread.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(stack.spec.fresh)))) as pool:
+        futures = [pool.submit(holds, check) for check in stack.spec.fresh]
+        while not all(f.done() for f in futures):
+            checkpoint()
+            wait(futures, timeout=0.1, return_when=FIRST_EXCEPTION)
+            for f in futures:
+                if f.done() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
+        checked = [f.result() for f in futures]
     return [f"reset verified: {len(proxies)} proxies clean, {len(stack.instances())} instances running"
             + (f"; {', '.join(checked)}" if checked else "")]
 

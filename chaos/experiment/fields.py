@@ -21,7 +21,7 @@ Toxicity = Annotated[float, Field(ge=0, le=1)]
 class Strict(BaseModel):
     """Every mapping forbids unknown keys: a typo is an error with a suggestion, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class StepBase(Strict):

@@ -169,7 +169,7 @@ class WaitStep(StepBase):
 
 
 class ParallelStep(StepBase):
-    parallel: list[Annotated[Union[FaultStep, CheckStep], Field()]] = Field(
+    parallel: list[SubStep] = Field(
         min_length=1, description="steps that start together (their own `at` counts from the group's start)"
     )
 
@@ -207,8 +207,8 @@ SubStep = Annotated[
     Union[Annotated[FaultStep, Tag("step:fault")], Annotated[CheckStep, Tag("step:check")]],
     Discriminator(_sub_step_tag),
 ]
-ParallelStep.model_fields["parallel"].annotation = list[SubStep]
-ParallelStep.model_rebuild(force=True)
+# ParallelStep names SubStep before it exists: the models defer their build, so the
+# name resolves when the experiment model is first used (one schema build for all).
 
 
 # ---------------------------------------------------------------- experiment

@@ -53,6 +53,12 @@ def serve(host: str, port: int, config: Path | None, seed: int | None, token_env
         guarded = ", token required" if token else ""
         click.echo(f"roomquake proxy: API on {server.url} (seed {server.seed}{guarded})")
         sys.stdout.flush()
+        ready_fd = os.environ.get("RQ_READY_FD", "")  # a launcher's readiness pipe (roomquake's fork server)
+        if ready_fd.isdigit():
+            try:
+                os.write(int(ready_fd), b"ready\n")
+            except OSError:
+                pass
 
     run(host, port, config=config, seed=seed, token=token or None, ready=ready)
 

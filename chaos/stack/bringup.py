@@ -86,6 +86,17 @@ def _no_checkpoint() -> None:
     return None
 
 
+class Steps:
+    """When each bring-up step ended, in seconds from the start (kept in the run record as ``timings``)."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.marks: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        self.marks[name] = round(time.monotonic() - self.began, 3)
+
+
 def start_stack(
     stack: Stack | str | Path,
     backend: str | None = None,
@@ -117,12 +128,14 @@ def start_stack(
     impl: Backend = _make_backend(kind, stack, identity, keep)
     plan = _with_env(impl.plan(spec, profile, **run_secrets), env)
     proxy_name = f"{spec.proxy.service}-1"
+    steps = Steps()
     meta = {"created": time.time(), "scale": dict(scale or {}), "profile": plan.profile, "keep": keep,
-            "owner": identity.labels(), "secrets": run_secrets}
+            "owner": identity.labels(), "secrets": run_secrets, "timings": steps.marks}
     try:
         _save_pending(identity, impl, meta)
         checkpoint()
         impl.prepare(plan)  # the docker run network is created here: inside the scope that removes it
+        steps("prepared")
         _save_pending(identity, impl, meta)
         # Everything starts at once (the proxy first in line); the link proxies
         # are created as soon as the proxy answers. Services retry their
@@ -132,27 +145,20 @@ def start_stack(
         rest = [i for i in plan.instances if i.service != spec.proxy.service]
         token = run_secrets["proxy_token"] if spec.proxy.token_env else None
         if kind in ("docker", "swarm"):  # labelled resources: a killed bring-up is found by its labels
-            _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets)
+            _launch_docker(stack, impl, plan, proxy_tier, rest, token, checkpoint, run_secrets, steps)
+            _wait_healthy(stack, impl, rest, checkpoint, run_secrets)
         else:
-            # Local processes carry no labels: record each process group as it
-            # starts, so a SIGKILL mid bring-up leaves nothing unfindable.
-            for inst in proxy_tier:
-                impl.launch(inst)
-                _save_pending(identity, impl, meta)
-            _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
-            host, port = impl.address(proxy_name)
-            populate(f"http://{host}:{port}", plan.proxies, token)
-            for inst in rest:
-                checkpoint()
-                impl.launch(inst)
-                _save_pending(identity, impl, meta)
-        _wait_healthy(stack, impl, rest, checkpoint, run_secrets)
+            _launch_local(stack, impl, plan, token, checkpoint, run_secrets, lambda: _save_pending(identity, impl, meta),
+                          steps)
+        steps("healthy")
         host, port = impl.address(proxy_name)
         running = RunningStack(stack, plan, impl, identity.run_id, f"http://{host}:{port}",
                                secrets=run_secrets, proxy_token=token)
         running.meta = meta
         running.registered = True
         running.persist()
+        if hasattr(impl, "record_now"):
+            impl.record_now = running.persist  # a process the backend starts later is recorded by the stack
         if keep:
             impl.detach()
         return running
@@ -175,20 +181,59 @@ def _wait_futures(futures: list[Any], checkpoint: Callable[[], None]) -> None:
 
 
 def _launch_docker(stack: Stack, impl: Backend, plan: Plan, proxy_tier: list[Any], rest: list[Any],
-                   token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str]) -> None:
+                   token: str | None, checkpoint: Callable[[], None], run_secrets: Mapping[str, str],
+                   steps: Steps) -> None:
     proxy_name = proxy_tier[0].name
-    pool = ThreadPoolExecutor(max_workers=8)
+    # One worker per container (up to 16): the engine works on every start at once.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(16, len(proxy_tier) + len(rest))))
     launching = [pool.submit(impl.launch, inst) for inst in proxy_tier + rest]
     try:
         _wait_futures(launching[:1], checkpoint)
+        steps("proxy started")
         _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
+        steps("proxy healthy")
         host, port = impl.address(proxy_name)
         populate(f"http://{host}:{port}", plan.proxies, token)
+        steps("proxies created")
         _wait_futures(launching[1:], checkpoint)
+        steps("all started")
     finally:
         # Launches not begun yet are dropped; those under way finish, so the
         # teardown that follows a failure sees every container they made.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _launch_local(stack: Stack, impl: Any, plan: Plan, token: str | None, checkpoint: Callable[[], None],
+                  run_secrets: Mapping[str, str], record: Callable[[], None], steps: Steps) -> None:
+    """The proxy and the servers nothing else serves (the state store) first, then the rest, all forked.
+
+    Each batch is in the run record before the next step (the fork server's
+    births file has each process before it runs); the link proxies are
+    created as soon as the proxy is healthy, before the clients start.
+    """
+    import chaos.proxy.client  # noqa: F401 - loaded while the fork server preloads: populate needs it soon
+
+    impl.checkpoint = checkpoint
+    impl.record_now = record
+    first_services = set(plan.tiers[0] + (plan.tiers[1] if len(plan.tiers) > 1 else []))
+    first = [i for i in plan.instances if i.service in first_services]
+    rest = [i for i in plan.instances if i.service not in first_services]
+    proxy_tier = [i for i in plan.instances if i.service == stack.spec.proxy.service]
+    checkpoint()
+    impl.launch_all(first)
+    steps("first started")
+    record()
+    _wait_healthy(stack, impl, proxy_tier, checkpoint, run_secrets)
+    steps("proxy healthy")
+    host, port = impl.address(proxy_tier[0].name)
+    populate(f"http://{host}:{port}", plan.proxies, token)
+    steps("proxies created")
+    checkpoint()
+    impl.launch_all(rest)
+    steps("all started")
+    record()
+    _wait_healthy(stack, impl, [i for i in plan.instances if i.service != stack.spec.proxy.service], checkpoint,
+                  run_secrets)
 
 
 def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) -> None:
@@ -201,8 +246,11 @@ def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: C
         (inst.name, stack.spec.services[inst.service].health, (lambda n=inst.name: impl.address(n)))
         for inst in members
     ]
+    # A backend that hears instances say they are ready (the local fork server) checks them at that instant.
+    readiness = getattr(impl, "readiness", None)
     try:
-        health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, secrets=secrets)
+        health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, secrets=secrets,
+                        wake=readiness() if readiness else None)
     except TimeoutError as err:
         raise StackError(f"stack {stack.name}: {err}") from None
 
@@ -254,6 +302,8 @@ def from_record(record: dict[str, Any]) -> RunningStack:
     running.meta = {k: v for k, v in record.items() if k not in ("run_id", "saved", *running.record())}
     running.registered = True
     running.attached = True
+    if hasattr(impl, "record_now"):
+        impl.record_now = running.persist
     return running
 
 

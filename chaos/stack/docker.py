@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import threading
+import time
 from dataclasses import dataclass
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from chaos import labels as L
-from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, run_container, run_network
+from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, create_container, run_container, run_network
 from chaos.errors import EngineError
 from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError
@@ -27,6 +29,10 @@ from chaos.stack.spec import Stack, StackSpec
 
 if TYPE_CHECKING:
     import docker
+
+PUBLISH_ENV = "ROOMQUAKE_DOCKER_PUBLISH"
+FORKSERVER_ONE = ["python", "-m", "chaos.forkserver", "--one"]
+FORKSERVER_IMAGES = {"services"}  # images roomquake builds with the toolkit inside (docker/Dockerfile.services)
 
 
 def _client() -> "docker.DockerClient":
@@ -69,6 +75,12 @@ class DockerBackend(Backend):
         self._lock = threading.Lock()
         self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
         self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
+        # The toolkit reaches each container at its pinned address on the run's network (a Linux host has a
+        # route to its bridges); publishing a port costs every start and removal firewall rules and a proxy
+        # process. An engine whose bridges the host cannot reach (rootless, Docker Desktop) publishes on
+        # 127.0.0.1 with ROOMQUAKE_DOCKER_PUBLISH=1.
+        self.publish = os.environ.get(PUBLISH_ENV, "") == "1"
+        self.generations: dict[str, int] = {}  # fresh instances forked in each container (respawn)
         if state:
             self._reattach(state)
 
@@ -92,12 +104,23 @@ class DockerBackend(Backend):
                 self.network._next = max(used) - int(subnet.network_address) + 1
         except docker.errors.NotFound:
             self.network = None
-        for name, c in state.get("containers", {}).items():
+        def get(c: dict[str, Any]) -> Any:
             try:
-                container = self.client.containers.get(c["id"])
+                return self.client.containers.get(c["id"])
             except docker.errors.NotFound:
+                return None
+
+        recorded = state.get("containers", {})
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(recorded)))) as pool:  # one inspection each, at once
+            found = dict(zip(recorded, pool.map(get, recorded.values())))
+        for name, c in recorded.items():
+            container = found[name]
+            if container is None:
                 continue
-            spec = ContainerSpec(image=c["image"], name=name, service=c["service"], instance=name, ports=(c["port"],))
+            spec = ContainerSpec(image=c["image"], name=name, service=c["service"], instance=name, ports=(c["port"],),
+                                 volumes=dict(c.get("volumes") or {}), publish=bool(c["host_ports"]),
+                                 command=c.get("command"))
+            self.generations[name] = int(c.get("generation") or 0)
             self.managed[name] = ManagedContainer(
                 container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
                 ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
@@ -139,6 +162,7 @@ class DockerBackend(Backend):
     # --- lifecycle -----------------------------------------------------------------
 
     def launch(self, inst: InstancePlan) -> None:
+        """Create the instance's container (in the run's record at once) and start it."""
         assert self.network is not None
         svc = self.stack.spec.services[inst.service]
         volumes = {}
@@ -150,28 +174,80 @@ class DockerBackend(Backend):
             name=inst.name,
             service=inst.service,
             instance=inst.name,
-            command=inst.command,
+            command=self._command(inst),
             env=inst.env,
             ports=(inst.port,),
             pin_ip=self.network.subnet is not None,  # disconnect/reconnect keeps the address: flows resume
             restart=svc.restart,
             volumes=volumes,
             ip=self._released_ips.pop(inst.name, None),
+            publish=self.publish or self.network.subnet is None,
         )
+        if spec.publish:
+            try:
+                cm = run_container(self.client, self.identity, self.network, spec)
+                managed = cm.__enter__()
+            except EngineError as err:
+                raise StackError(f"starting {inst.name}: {err.one_line()}") from None
+            with self._lock:
+                self.managed[inst.name] = managed
+                self._exit.push(cm.__exit__)
+            return
         try:
-            cm = run_container(self.client, self.identity, self.network, spec)
-            managed = cm.__enter__()
+            managed = create_container(self.client, self.identity, self.network, spec)
         except EngineError as err:
-            raise StackError(f"starting {inst.name}: {err.one_line()}") from None
+            raise StackError(f"creating {inst.name}: {err.one_line()}") from None
         with self._lock:
             self.managed[inst.name] = managed
-            self._exit.push(cm.__exit__)
+            self._exit.callback(managed.remove)
+        self._guard(inst.name, "starting", lambda: managed._call("starting", managed.container.start))
+
+    def _command(self, inst: InstancePlan) -> list[str]:
+        """The instance's command; under the fork server when its service preloads and its image holds the toolkit.
+
+        In a container the fork server is the main process and the instance
+        its child: it leaves with the instance's exit code (the engine's
+        restart policy sees every crash), passes a stop on, and on SIGUSR1
+        forks a fresh instance, which resets the container for a renewed
+        stack without the engine creating or starting anything.
+        """
+        svc = self.stack.spec.services[inst.service]
+        if not svc.preload or self.stack.spec.images[svc.image].build not in FORKSERVER_IMAGES:
+            return inst.command
+        wrapper = [*FORKSERVER_ONE, "--preload", ",".join(svc.preload)]
+        if svc.volume:
+            wrapper += ["--empty", svc.volume]
+        return [*wrapper, "--", *inst.command]
+
+    def respawnable(self, name: str) -> bool:
+        """Runs under the fork server and is running: ``respawn`` can replace its instance in place."""
+        m = self.managed.get(name)
+        return (m is not None and list(m.spec.command or [])[:len(FORKSERVER_ONE)] == FORKSERVER_ONE
+                and self.state(name) == "running")
+
+    def respawn(self, name: str, timeout: float = 20.0) -> None:
+        """A fresh instance in the same container (SIGUSR1 to its fork server), confirmed by the server's log line."""
+        import time
+
+        from chaos.forkserver import RESPAWNED
+
+        m = self._m(name)
+        generation = self.generations.get(name, 0) + 1
+        self._guard(name, "respawning", m.kill, signal="SIGUSR1")  # docker-init passes it to the fork server
+        wanted = f"{RESPAWNED} {name} (generation {generation})"
+        deadline = time.monotonic() + timeout
+        while wanted not in m.logs(tail=50):
+            if time.monotonic() > deadline:
+                raise StackError(f"respawning {name}: its fork server did not confirm within {timeout:g}s")
+            time.sleep(0.02)
+        self.generations[name] = generation
 
     def remove(self, name: str) -> None:
         """Remove an instance's container and its kept volume (a renewed stack starts it afresh)."""
         import docker
 
         managed = self.managed.pop(name, None)
+        self.generations.pop(name, None)
         if managed is not None:
             if managed.ip:
                 self._released_ips[name] = managed.ip
@@ -220,17 +296,19 @@ class DockerBackend(Backend):
             return 0
 
     def exit_reason(self, name: str) -> str | None:
-        if self.state(name) in ("running", "paused"):
-            crashed = self.crashes(name) - self._crash_base.get(name, 0)
+        state = self.state(name)  # one engine call: its attributes also hold the restart count
+        if state in ("running", "paused"):
+            m = self.managed[name]
+            crashed = int(m.container.attrs.get("RestartCount") or 0) - self._crash_base.get(name, 0)
             return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed > 0 else None
-        return f"container state {self.state(name)}; {self.log_tail(name)}"
+        return f"container state {state}; {self.log_tail(name)}"
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         return " | ".join(self._m(name).logs(tail=lines).strip().splitlines())
 
     def address(self, name: str) -> tuple[str, int]:
         m = self._m(name)
-        return m.address(m.spec.ports[0])
+        return m.address(m.spec.ports[0])  # its pinned address (or 127.0.0.1 and the published port)
 
     def _stop_timeout(self, name: str) -> float:
         return self.stack.spec.services[self._m(name).spec.service].stop_timeout_s
@@ -298,22 +376,56 @@ class DockerBackend(Backend):
         return out
 
     def teardown(self) -> None:
-        """Remove this run's containers (in parallel) and its network, by id."""
+        """Remove this run's containers (in parallel) and its network, by id.
+
+        A forced removal kills with SIGKILL: nothing of a torn-down stack is
+        kept, so only a container whose kept data must be written out
+        (``volume``) is stopped first (SIGTERM and its stop timeout).
+        """
         import docker
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda m: m.remove(), list(self.managed.values())))
+        def end(m: ManagedContainer) -> None:
+            if m.spec.volumes:
+                with contextlib.suppress(EngineError):
+                    m.stop(timeout=self.stack.spec.services[m.spec.service].stop_timeout_s if self.stack else 3)
+            m.remove()
+
+        managed = list(self.managed.values())
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(managed)))) as pool:
+            list(pool.map(end, managed))
         self._exit.close()  # context exits: removals are no-ops now, then the network
         # Containers caught half-created by a failure carry our run label: sweep them by id.
         for leftover in self.client.api.containers(all=True, filters={"label": f"{L.RUN}={self.run_id}"}):
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_container(leftover["Id"], force=True, v=True)
         for net in self.client.api.networks(filters={"label": f"{L.RUN}={self.run_id}"}):
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.api.remove_network(net["Id"])
+            self._remove_network(net)
         for volume in (self.client.api.volumes(filters={"label": f"{L.RUN}={self.run_id}"}) or {}).get("Volumes") or []:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_volume(volume["Name"], force=True)
+
+    def _remove_network(self, net: dict[str, Any], timeout: float = 10.0) -> None:
+        """Remove the run's network; refused while it has endpoints, asked again until ``timeout``.
+
+        The engine releases a force-removed container's endpoint a little
+        after the removal returns, more so under load. Once (20.10, load
+        15-20) an endpoint with no container behind it stayed for good, which
+        `docker network inspect` does not show; then this fails with one line
+        and the network stays labelled for `roomquake clean`.
+        """
+        import docker
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.api.remove_network(net["Id"])
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as err:
+                if "active endpoints" not in str(err) or time.monotonic() > deadline:
+                    raise _fail(err, f"removing network {net.get('Name', net['Id'][:12])}") from None
+            time.sleep(0.3)
 
     def leftovers(self) -> list[str]:
         query = {"label": f"{L.RUN}={self.run_id}"}
@@ -342,6 +454,9 @@ class DockerBackend(Backend):
                     "port": m.spec.ports[0],
                     "host_ports": {str(k): v for k, v in m.host_ports.items()},
                     "ip": m.ip,
+                    "volumes": m.spec.volumes,
+                    "command": m.spec.command,
+                    "generation": self.generations.get(name, 0),
                 }
                 for name, m in self.managed.items()
             },

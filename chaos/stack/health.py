@@ -6,7 +6,6 @@ import http.client
 import socket
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,10 +40,15 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
     """
     try:
         if health.kind == "http":
+            # http.client, not urllib: a bring-up polls a dozen instances twenty times a second, and urllib's
+            # handler chain made that polling cost more CPU than the instances it waited for.
             headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-            request = urllib.request.Request(f"http://{host}:{port}{health.path}", headers=headers)
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
-                return 200 <= reply.status < 300
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            try:
+                conn.request("GET", health.path, headers=headers)
+                return 200 <= conn.getresponse().status < 300
+            finally:
+                conn.close()
         with socket.create_connection((host, port), timeout=timeout) as sock:
             if health.kind == "tcp":
                 return True
@@ -62,12 +66,16 @@ def fill_secret(template: str | None, secrets: Mapping[str, str] | None) -> str 
     return template.format_map({"secret": values.get("secret", ""), "proxy_token": values.get("proxy_token", "")})
 
 
+ALIVE_EVERY = 0.5  # seconds between two "did it die?" questions about one instance while waiting for it
+
+
 def wait_all(
     targets: Iterable[tuple[str, HealthSpec, Callable[[], tuple[str, int]]]],
     alive: Callable[[str], str | None] = lambda name: None,
     interval: float = 0.05,
     checkpoint: Callable[[], None] = lambda: None,
     secrets: Mapping[str, str] | None = None,
+    wake: Callable[[float], set[str]] | None = None,
 ) -> dict[str, float]:
     """Poll until every target is healthy; returns seconds each took.
 
@@ -76,26 +84,37 @@ def wait_all(
     ``checkpoint()`` is called between rounds; it may raise to stop waiting
     (a Ctrl-C noted by the runner). ``secrets`` fill ``{secret}`` and
     ``{proxy_token}`` in a health spec's password and bearer token.
+    ``wake(timeout)``, when given, waits up to ``timeout`` for instances
+    that say they are ready (or exited) and returns their names: those are
+    checked at once instead of at the next round.
     Raises TimeoutError naming the instances that never became healthy.
     """
     pending = {name: (health, where) for name, health, where in targets}
     start = time.monotonic()
     took: dict[str, float] = {}
+    asked: dict[str, float] = {}  # when alive() was last asked, per instance
+    woken: set[str] = set()
 
     def attempt(name: str) -> tuple[str, bool, str]:
         health, where = pending[name]
-        dead = alive(name)
-        if dead:
-            return name, False, dead
+        # Whether it died is asked at most every ALIVE_EVERY (or at once when it said something): on docker
+        # each answer is an engine call, and a dozen of them per round loaded the engine that starts the stack.
+        if name in woken or time.monotonic() - asked.get(name, 0.0) >= ALIVE_EVERY:
+            asked[name] = time.monotonic()
+            dead = alive(name)
+            if dead:
+                return name, False, dead
         host, port = where()
         password, bearer = fill_secret(health.password, secrets), fill_secret(health.bearer, secrets)
         return name, check(health, host, port, timeout=min(1.0, health.timeout_s), password=password, bearer=bearer), ""
 
     # Checks run side by side: one slow instance must not delay noticing the others.
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(pending)))) as pool:
+        due, full = list(pending), True
+        next_round = 0.0
         while pending:
             checkpoint()
-            for name, ok, dead in pool.map(attempt, list(pending)):
+            for name, ok, dead in pool.map(attempt, due):
                 if dead:
                     raise TimeoutError(f"{name} exited before it became healthy: {dead}")
                 health, where = pending[name]
@@ -105,6 +124,17 @@ def wait_all(
                 elif time.monotonic() - start > health.timeout_s:
                     host, port = where()
                     raise TimeoutError(f"{name} not healthy after {health.timeout_s:g}s ({health.kind} {host}:{port})")
-            if pending:
-                time.sleep(interval)
+            if not pending:
+                break
+            if full:
+                next_round = time.monotonic() + interval
+            left = max(0.0, next_round - time.monotonic())
+            if wake is None:
+                time.sleep(left)
+                woken = set()
+            else:
+                woken = wake(left) & set(pending)
+            # Every instance at each round's time; in between, at once, those that just said they are ready.
+            full = time.monotonic() >= next_round
+            due = list(pending) if full else sorted(woken)
     return took

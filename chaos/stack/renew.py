@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chaos.stack.bringup import _no_checkpoint, _wait_futures, _wait_healthy, _with_env, populate
-from chaos.stack.plan import Plan
+from chaos.stack.errors import StackError
+from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.running import RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
 
@@ -25,7 +26,9 @@ def renew(
     counters, listeners, leases) and its kept data; so a reused or attached
     stack keeps only its proxy process, network and images: every other
     instance is removed (with its kept data) and launched new from the
-    stack file, the proxies are reset and created again for the new plan.
+    stack file, the proxies are reset (and created again when the new plan
+    has other ones; with the same scale, instances keep their ports and the
+    link proxies stay).
     This is also how an experiment's scale and env reach a stack that was
     brought up with others. Returns what was done, one line each.
     """
@@ -35,33 +38,48 @@ def renew(
     stack = Stack(spec=spec, path=base.path)
     impl = running.backend
     proxy_name = f"{spec.proxy.service}-1"
-    fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
+    if impl.kind == "local":  # the same ports where the instances and proxies are the same ones
+        fresh = _with_env(impl.plan(spec, profile, **running.secrets, like=running.plan), env)
+    else:
+        fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
     kept_proxy = running.plan.instance(proxy_name)
     plan = Plan(profile=fresh.profile, instances=[kept_proxy if i.name == proxy_name else i for i in fresh.instances],
                 proxies=fresh.proxies, tiers=fresh.tiers)
     old = [i.name for i in running.plan.instances if i.name != proxy_name]
+    # A container whose instance is planned exactly as before (command and env) and runs under the fork
+    # server gets a fresh instance in place (docker); every other one is removed and launched anew.
+    before = {i.name: i for i in running.plan.instances}
+    in_place = [i.name for i in fresh.instances if i.name != proxy_name and i.name in before
+                and (before[i.name].command, before[i.name].env) == (i.command, i.env)
+                and getattr(impl, "respawnable", lambda name: False)(i.name)]
+    # Link proxies the new plan has unchanged (the same scale) stay, reset: no toxic, all enabled.
+    same_proxies = [(p.name, p.listen, p.upstream) for p in plan.proxies] == \
+                   [(p.name, p.listen, p.upstream) for p in running.plan.proxies]
     with running.proxy_client() as client:
-        toxics = sum(len(client.toxics(name)) for name in client.proxies())
+        toxics = sum(len(info.toxics) for info in client.proxies().values())
         client.reset()
-        for name in client.proxies():
-            client.delete(name)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(impl.remove, old))
-    impl.stack = stack  # launches read the services from it
-    running.adopt(stack, plan)
-    running.meta.update(scale=dict(scale or {}), profile=plan.profile)
-    running.persist()
-    rest = [i for i in plan.instances if i.name != proxy_name]
-    try:
+        if not same_proxies:
+            for name in client.proxies():
+                client.delete(name)
+    if not same_proxies:
         populate(running.proxy_url, plan.proxies, running.proxy_token)
-        if impl.kind in ("docker", "swarm"):
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                _wait_futures([pool.submit(impl.launch, inst) for inst in rest], checkpoint)
+    impl.stack = stack  # launches read the services from it
+    rest = [i for i in plan.instances if i.name != proxy_name]
+    respawned: set[str] = set()
+    try:
+        if impl.kind == "local":
+            impl.remove_all(old)  # all at once (SIGKILL: their data goes too)
+            running.adopt(stack, plan)
+            running.persist()
+            checkpoint()
+            impl.checkpoint = checkpoint
+            impl.launch_all(rest)  # forked: each in the births file before it runs
         else:
-            for inst in rest:
-                checkpoint()
-                impl.launch(inst)
-                running.persist()  # each new process group is findable at once
+            running.adopt(stack, plan)
+            respawned = _replace_containers(impl, rest, [n for n in old if n not in {i.name for i in rest}],
+                                            set(in_place), checkpoint)
+        running.meta.update(scale=dict(scale or {}), profile=plan.profile)
+        running.persist()
         _wait_healthy(stack, impl, rest, checkpoint, running.secrets)
     finally:
         running.persist()
@@ -69,12 +87,41 @@ def renew(
             # Not ours to end: what was launched for a stack brought up by
             # another command must outlive this process, as that stack does.
             impl.detach()
+    gone = len(old) - len(respawned)
     env_text = "; ".join(f"{svc}: {', '.join(f'{k}={v}' for k, v in vars_.items())}" for svc, vars_ in (env or {}).items())
     return [
-        f"proxies reset ({toxics} toxic(s) removed, all enabled) and created again: {len(plan.proxies)} link proxies",
-        f"every instance but {proxy_name} started afresh, kept data emptied: {len(old)} removed, {len(rest)} launched",
+        f"proxies reset ({toxics} toxic(s) removed, all enabled)"
+        + (f", {len(plan.proxies)} link proxies kept" if same_proxies else f" and created again: {len(plan.proxies)} link proxies"),
+        f"every instance but {proxy_name} started afresh, kept data emptied: {gone} removed, "
+        f"{len(rest) - len(respawned)} launched" + (f", {len(respawned)} forked anew in their containers" if respawned else ""),
         f"applied: scale {_scale_text(spec)}, profile {plan.profile}, env {env_text or 'as the stack file says'}",
     ]
+
+
+def _replace_containers(impl: Any, instances: list[InstancePlan], dropped: list[str], in_place: set[str],
+                        checkpoint: Callable[[], None]) -> set[str]:
+    """Every container at once: a fresh instance in place where it can (respawn), else removed and launched anew.
+
+    Returns the names respawned in place; a respawn that is not confirmed
+    falls back to a new container.
+    """
+    respawned: set[str] = set()
+
+    def renew_one(inst: InstancePlan) -> None:
+        if inst.name in in_place:
+            try:
+                impl.respawn(inst.name)
+                respawned.add(inst.name)
+                return
+            except StackError:
+                pass  # replaced by a new container instead
+        impl.remove(inst.name)
+        impl.launch(inst)
+
+    work = [(renew_one, inst) for inst in instances] + [(impl.remove, name) for name in dropped]
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(work)))) as pool:
+        _wait_futures([pool.submit(call, arg) for call, arg in work], checkpoint)
+    return respawned
 
 
 def _scale_text(spec: Any) -> str:

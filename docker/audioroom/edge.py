@@ -267,6 +267,7 @@ async def main(stop: asyncio.Event) -> None:
         backlog=8192,
     ):
         log.info("edge on %s:%s, capacity %d", settings.bind, settings.port, settings.edge_capacity)
+        runtime.notify_ready()
         await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop,
                             runtime.Outage(log, "state store"))
     await state.close()

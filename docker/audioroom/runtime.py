@@ -24,6 +24,20 @@ def setup_logging(settings: Settings) -> logging.Logger:
     return logging.getLogger(f"audioroom.{settings.service}")
 
 
+def notify_ready() -> None:
+    """Say "ready" on the pipe a launcher may hand over in RQ_READY_FD (optional: without it, nothing happens).
+
+    roomquake's fork server passes it on, so the instance is checked at once
+    instead of at the next poll.
+    """
+    fd = os.environ.get("RQ_READY_FD", "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), b"ready\n")
+        except OSError:
+            pass
+
+
 def run(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``main(stop)`` until SIGTERM/SIGINT sets ``stop``; uvloop if installed."""
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from .config import Settings
+from .runtime import notify_ready
 
 HealthCheck = Callable[[], Awaitable[tuple[bool, dict]]]
 
@@ -40,6 +41,7 @@ async def serving(app: web.Application, settings: Settings) -> AsyncIterator[web
     await runner.setup()
     site = web.TCPSite(runner, settings.bind, settings.port, backlog=4096, reuse_address=True)
     await site.start()
+    notify_ready()
     try:
         yield runner
     finally:
