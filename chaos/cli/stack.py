@@ -117,7 +117,7 @@ def down(run_id: str, everything: bool) -> None:
       roomquake stack down latest
     """
     from chaos.stack import registry
-    from chaos.stack.bringup import down as take_down
+    from chaos.stack.sweep import down as take_down
 
     ids = [r["run_id"] for r in registry.records()] if everything else [run_id]
     if not ids or (run_id == "latest" and not registry.records()):

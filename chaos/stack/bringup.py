@@ -311,17 +311,3 @@ def from_record(record: dict[str, Any]) -> RunningStack:
 def attach(run_id: str = "latest") -> Iterator[RunningStack]:
     """Game days: drive a stack someone else brought up; it stays up on exit."""
     yield attach_record(run_id)
-
-
-def down(run_id: str = "latest") -> str:
-    """Tear down a recorded stack; returns its run id."""
-    from chaos.stack.sweep import end_pending
-
-    if run_id != "latest":
-        record = registry.load(run_id)
-        if record.get("pending"):  # its owner died mid bring-up (a live one raises)
-            end_pending(record)
-            return run_id
-    running = attach_record(run_id)
-    running.down()
-    return running.run_id

@@ -33,6 +33,7 @@ class Backend(ABC):
     """What a backend does for one run. Instance names are the plan's (``edge-2``)."""
 
     kind: str = ""
+    stack: Stack  # the stack file it runs (renew hands it the renewed one: launches read the services from it)
 
     @abstractmethod
     def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
@@ -69,6 +70,14 @@ class Backend(ABC):
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
+
+    def respawnable(self, name: str) -> bool:
+        """Whether ``respawn`` can give the instance a fresh process in place (default: never)."""
+        return False
+
+    def respawn(self, name: str) -> None:
+        """A fresh instance in place, keeping its container or slot (see ``respawnable``)."""
+        raise NotImplementedError(f"the {self.kind or type(self).__name__} backend cannot respawn instances")
 
     def remove(self, name: str) -> None:
         """End the instance and forget it, with its kept data (``renew`` launches its successor)."""

@@ -494,7 +494,7 @@ class SwarmBackend(Backend):
         raise Unsupported(f"reconnect {name}: the swarm backend does not disconnect tasks (use a 'down' link fault)")
 
     def _managed(self, name: str, doing: str) -> Any:
-        from chaos.containers import ContainerSpec, ManagedContainer
+        from chaos.stack.containers import ContainerSpec, ManagedContainer
 
         engine, container_id = self._container(name, doing)
         held = self._squeezed.get(name)

@@ -12,18 +12,10 @@ from roomquake_testutil import find_cycle, import_graph
 
 CHAOS = Path(__file__).resolve().parents[2] / "chaos"
 
-# Edges allowed for now, each closing a cycle in files another change was rewriting while this test was written
-# (issue 19's chaos/stack/bringup.py): to be removed with the cycle, never added to.
-PENDING: set[tuple[str, str]] = {
-    ("chaos.stack.sweep", "chaos.stack.bringup"),  # sweep takes dead stacks down with bringup.down; bringup.down ends pending ones with sweep
-}
-
 
 def test_no_import_cycle_in_chaos() -> None:
     graph = import_graph(CHAOS)
     assert {"chaos.run.runner", "chaos.stack.contract", "chaos.faults.base"} <= set(graph)  # really read
-    for importer, imported in PENDING:
-        graph[importer].discard(imported)
     assert find_cycle(graph) == []
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaos.containers import (
+from chaos.stack.containers import (
     ContainerNotReady,
     ContainerSpec,
     ManagedContainer,
