@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chaos.cluster.network import OVERLAY_POOL
-from chaos.engine import id_of
 from chaos.cluster.system import ClusterError
 
 if TYPE_CHECKING:
