@@ -134,7 +134,7 @@ class Runner:
 
     # ------------------------------------------------------------------ helpers
 
-    def emit(self, event: ev.Event) -> ev.Event:
+    def emit(self, event: ev.E) -> ev.E:
         return self.bus.emit(event)
 
     def now(self) -> float:
@@ -242,8 +242,9 @@ class Runner:
         return fill_hits(expect, {a.step: a.hit for a in self.active})
 
     def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
-        assert self.reader is not None
-        return lambda: self.reader.read(ref, params)  # type: ignore[union-attr]
+        reader = self.reader
+        assert reader is not None
+        return lambda: reader.read(ref, params)
 
     def _wait_all(self, futures: list[cf.Future[Any]]) -> list[Any]:
         """Wait for worker futures in the main thread, so signals and aborts are seen promptly."""
@@ -263,14 +264,15 @@ class Runner:
             disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
-        self.results.append(stamped)  # type: ignore[arg-type]
-        return stamped  # type: ignore[return-value]
+        self.results.append(stamped)
+        return stamped
 
     def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
         """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
-        assert self.sampler is not None
+        sampler = self.sampler
+        assert sampler is not None
         key = probe_key(ref, params)
-        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+        return lambda: sampler.reads(key)
 
     def _disturbance_start(self, after: str | None) -> tuple[float, str]:
         """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
@@ -316,11 +318,11 @@ class Runner:
                 self._begin_phase("bring_up")
                 self.stack = self._exits.enter_context(self._open_stack())
                 self._stack_ready()
-                self._prepare_probes()
+                sampler = self._prepare_probes()
                 if exp.load is not None:
                     self._begin_phase("load")
                     self._load("start", **self._load_params())
-                self.sampler.start()  # type: ignore[union-attr]
+                sampler.start()
                 self._steady("steady_state_before")
                 for watch in self._abort_watches:
                     watch.armed = True
@@ -389,8 +391,8 @@ class Runner:
         self.scope = self._scope()
         self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
 
-    def _prepare_probes(self) -> None:
-        """Check every probe against the stack (before any fault) and register the key probes."""
+    def _prepare_probes(self) -> Sampler:
+        """Check every probe against the stack (before any fault) and register the key probes; the run's sampler."""
         exp = self.experiment
         self.reader = ProbeReader(self._live())
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
@@ -412,6 +414,7 @@ class Runner:
             )
             self._abort_watches.append(watch)
             self.sampler.watch(watch)
+        return self.sampler
 
     def _abort_on(self, condition: str) -> Callable[[str, Any], None]:
         """What an abort condition does when it fires: abort the run, naming it."""
@@ -478,7 +481,7 @@ class Runner:
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
                 if planned.fault.for_ is None:
                     # an instant fault (kill...) takes effect while the call runs: its start is the anchor
-                    self.step_ends[planned.id] = active.injected_t  # type: ignore[assignment]
+                    self.step_ends[planned.id] = active.injected_t if active.injected_t is not None else self.now()
             elif kind == "rollback":
                 self._roll_back(by_step[planned.id], "for elapsed")
                 self.step_ends[planned.id] = self.now()
@@ -536,12 +539,12 @@ class Runner:
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
-        barrier = threading.Barrier(len(jobs)) if jobs else None
+        barrier = threading.Barrier(max(1, len(jobs)))  # fire() runs only with jobs
         times: dict[int, tuple[float, float]] = {}
 
         def fire(n: int, active: Injection, part: Part) -> None:
             try:
-                barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
+                barrier.wait(timeout=10)  # every thread is ready: go together
             except threading.BrokenBarrierError:
                 pass
             began = self.now()
@@ -580,11 +583,12 @@ class Runner:
             return
         assert self.fault_context is not None
         errors = roll_back(active, self.fault_context, self.now, undone=self.ledger.done if self.ledger is not None else None)
-        started = active.injected_t if active.injected_t is not None else active.rolled_back_t
+        ended = active.rolled_back_t if active.rolled_back_t is not None else self.now()  # roll_back set it
+        started = active.injected_t if active.injected_t is not None else ended
         self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit,
                                      reason="nothing to undo" if active.one_shot else reason,
                                      ok=not errors, error="; ".join(errors) or None,
-                                     active_s=round(active.rolled_back_t - started, 4)))  # type: ignore[operator]
+                                     active_s=round(ended - started, 4)))
 
     def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
         step = planned.check
@@ -684,7 +688,7 @@ class Runner:
                 check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
                 mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
             ))
-            self.results.append(stamped)  # type: ignore[arg-type]
+            self.results.append(stamped)
 
     def _fault_windows(self) -> list[FaultWindow]:
         """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
@@ -712,7 +716,7 @@ class Runner:
                 found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
                 self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
                                                            unexpected=sum(1 for f in found if f.unexpected), errors=errors)
-            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+            self.relaunch_audit = self.emit(self.relaunch_audit)
         except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
             self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
 

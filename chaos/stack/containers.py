@@ -192,7 +192,7 @@ class ManagedContainer:
 
     container: Container
     spec: ContainerSpec
-    network: RunNetwork
+    network: RunNetwork | None  # None: a swarm task's container (the swarm owns its network)
     ip: str | None
     host_ports: dict[int, int]
     kept: bool = False  # keep(): remove() leaves it running (a stack that outlives this process)
@@ -262,15 +262,22 @@ class ManagedContainer:
     def restart(self, timeout: float = 2) -> None:
         self._call("restarting", lambda: self.container.restart(timeout=int(timeout)))
 
+    def _run_network(self, doing: str) -> RunNetwork:
+        if self.network is None:  # a swarm task's container: its network is the swarm's
+            raise EngineError(f"{doing} container {self.name}: it is on no network of this run")
+        return self.network
+
     def disconnect(self) -> None:  # inverse: reconnect
-        self._call("disconnecting", lambda: self.network.network.disconnect(self.container, force=True))
+        network = self._run_network("disconnecting")
+        self._call("disconnecting", lambda: network.network.disconnect(self.container, force=True))
 
     def reconnect(self) -> None:
-        if self.network.name in self._attached_networks():
+        network = self._run_network("reconnecting")
+        if network.name in self._attached_networks():
             return
         self._call(
             "reconnecting",
-            lambda: self.network.network.connect(self.container, aliases=self.aliases, ipv4_address=self.ip),
+            lambda: network.network.connect(self.container, aliases=self.aliases, ipv4_address=self.ip),
         )
 
     def _attached_networks(self) -> set[str]:

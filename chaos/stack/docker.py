@@ -123,7 +123,7 @@ class DockerBackend(Backend):
                                  command=c.get("command"))
             self.generations[name] = int(c.get("generation") or 0)
             self.managed[name] = ManagedContainer(
-                container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
+                container=container, spec=spec, network=self.network,
                 ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
             )
             self._crash_base[name] = int(container.attrs.get("RestartCount") or 0)

@@ -502,7 +502,7 @@ class SwarmBackend(Backend):
             return held
         container = engine.containers.get(container_id)
         spec = ContainerSpec(image="", name=name, service=self._service_of(name), instance=name)
-        return ManagedContainer(container=container, spec=spec, network=None, ip=None, host_ports={})  # type: ignore[arg-type]
+        return ManagedContainer(container=container, spec=spec, network=None, ip=None, host_ports={})
 
     def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
         if cpus is None and memory_mb is None:
