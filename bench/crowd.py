@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from chaos.stack.plan import free_ports  # the toolkit's (the bench drives the services, not the toolkit)
 
 ROOT = Path(__file__).resolve().parents[1]
 # Game-day timings, with the automation's timeouts long: this measures the
@@ -43,16 +44,6 @@ PROFILE = {"HEARTBEAT_INTERVAL": "1s", "HEARTBEAT_TIMEOUT": "30s", "SUPERVISOR_T
            "CROWD_BACKOFF_MAX": "10s", "FRAME_RATE": "10", "FRAME_BYTES": "160", "EDGE_CAPACITY": "20000",
            "LOG_LEVEL": "WARNING"}
 PER_CROWD_MAX = 9000
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10) -> tuple[int, Any]:

@@ -265,8 +265,10 @@ def cpu_seconds(pid: int | None) -> float:
     """User+system CPU time of a process (0 when unknown): a figure load hardly skews."""
     if pid is None:
         return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    from chaos.labels import proc_stat
+
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
 def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: float,

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 def _is_the_command_line() -> bool:
     """``roomquake ...`` or ``python -m chaos ...`` (not a library import, not ``-m chaos.proxy``)."""
-    argv = getattr(_sys, "orig_argv", _sys.argv)
+    argv: list[str] = getattr(_sys, "orig_argv", _sys.argv)
     if "-m" in argv[:-1]:
         return argv[argv.index("-m") + 1] == "chaos"
     return bool(_sys.argv) and _os.path.basename(_sys.argv[0]) == "roomquake"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chaos.engine import failure, network_is_stuck
+from chaos.engine import failure, id_of, network_is_stuck
 from chaos.labels import OWNER_PID, RUN, owner_alive
 
 if TYPE_CHECKING:
@@ -70,8 +70,8 @@ def labelled_resources(client: docker.DockerClient) -> list[Resource]:
         Resource("container", c["Id"], (c.get("Names") or [c["Id"][:12]])[0].lstrip("/"), dict(c.get("Labels") or {}), client)
         for c in containers
     ]
-    found += [Resource("network", n.id, n.name, dict(n.attrs.get("Labels") or {}), n) for n in networks]
-    found += [Resource("volume", v.id, v.name, dict(v.attrs.get("Labels") or {}), v) for v in volumes]
+    found += [Resource("network", id_of(n), n.name or id_of(n), dict(n.attrs.get("Labels") or {}), n) for n in networks]
+    found += [Resource("volume", id_of(v), v.name, dict(v.attrs.get("Labels") or {}), v) for v in volumes]
     return found
 
 

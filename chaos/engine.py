@@ -11,13 +11,14 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from chaos.errors import EngineError, EnvironmentProblem
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.resource import Model
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 
@@ -58,7 +59,7 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(linked)
 
 
-def engine_address(environ: dict[str, str] | None = None) -> str:
+def engine_address(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     return env.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}"
 
@@ -68,7 +69,7 @@ def _engine_installed() -> bool:
     return shutil.which("dockerd") is not None
 
 
-def explain(exc: BaseException, environ: dict[str, str] | None = None) -> EngineError:
+def explain(exc: BaseException, environ: Mapping[str, str] | None = None) -> EngineError:
     """The one-line error that says why talking to the engine failed."""
     env = os.environ if environ is None else environ
     address = engine_address(env)
@@ -149,6 +150,15 @@ def failure(exc: BaseException, doing: str) -> EngineError | DiskFull:
         explanation = getattr(exc, "explanation", None) or str(exc)
         return EngineError(f"the Docker engine refused {doing}: {str(explanation).strip()[:300]}")
     return explain(exc)
+
+
+def id_of(model: Model) -> str:
+    """The id of a Docker object the engine listed or returned (docker's own types leave it optional: an
+    object not yet created has none)."""
+    found = model.id
+    if not isinstance(found, str):
+        raise EngineError(f"the engine gave a {type(model).__name__} without an id")
+    return found
 
 
 STUCK_NETWORK_HINT = (

@@ -56,7 +56,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 KEEPER_MARK = "roomquake keeper: exited with code"
@@ -163,7 +163,9 @@ def _python_streams() -> None:
     sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), write_through=True, line_buffering=True)
     sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), write_through=True, line_buffering=True,
                                   errors="backslashreplace")
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    # typeshed marks the sys.__std*__ names Final; a forked instance must still rebind them to its own fds
+    for name, stream in (("__stdin__", sys.stdin), ("__stdout__", sys.stdout), ("__stderr__", sys.stderr)):
+        setattr(sys, name, stream)
 
 
 def _runs_in_process(argv: list[str]) -> bool:
@@ -807,7 +809,7 @@ class ForkClient:
         self.sock.close()
 
 
-def environ_room(envs: list[Mapping[str, str]], margin: int = 8192) -> str:
+def environ_room(envs: Sequence[Mapping[str, str]], margin: int = 8192) -> str:
     """Padding for the server's environment so that each of ``envs`` fits its block (see _show_environ)."""
     size = max((sum(len(k) + len(v) + 2 for k, v in env.items()) for env in envs), default=0)
     return "_" * (size + margin)

@@ -21,7 +21,7 @@ INSTANCE = "io.roomquake.instance"
 KEEP = "io.roomquake.keep"  # "1": a long-lived game-day stack, never swept
 
 
-def _stat(pid: int) -> list[str]:
+def proc_stat(pid: int) -> list[str]:
     """Fields 3.. of /proc/PID/stat (state first), [] when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -33,7 +33,7 @@ def _stat(pid: int) -> list[str]:
 
 def process_start_time(pid: int) -> str:
     """Start time of ``pid`` in clock ticks since boot (field 22), '' when unknown."""
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     return fields[19] if len(fields) > 19 else ""
 
 
@@ -73,7 +73,7 @@ def owner_alive(labels: dict[str, str]) -> bool:
         pid = int(labels.get(OWNER_PID, ""))
     except ValueError:
         return False
-    fields = _stat(pid)
+    fields = proc_stat(pid)
     if len(fields) <= 19 or fields[0] in ("Z", "X", "x"):
         return False  # gone, or a zombie: it ran its last line, only its parent has not reaped it yet
     return fields[19] == labels.get(OWNER_START, "")

@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.yamldoc import Document, PathKey
 
@@ -162,7 +162,10 @@ def keys_of(model: Any) -> list[str]:
 
 # ------------------------------------------------------------- the translator
 
-Special = Callable[[Document, dict[str, Any], PathKey, str], "Problem | None"]
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+Special = Callable[[Document, "ErrorDetails", PathKey, str], "Problem | None"]
 
 
 @dataclass(frozen=True)
@@ -181,10 +184,10 @@ class Translator:
     root_name: str = "experiment"
     special: Special | None = None
 
-    def problems(self, doc: Document, errors: Iterable[dict[str, Any]]) -> list[Problem]:
+    def problems(self, doc: Document, errors: Iterable[ErrorDetails]) -> list[Problem]:
         return [self.problem(doc, err) for err in errors]
 
-    def problem(self, doc: Document, err: dict[str, Any]) -> Problem:
+    def problem(self, doc: Document, err: ErrorDetails) -> Problem:
         loc: tuple[Any, ...] = tuple(err["loc"])
         kind = err["type"]
         path = data_path(doc.data, loc, keep_last=kind == "missing")

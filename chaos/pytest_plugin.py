@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+if TYPE_CHECKING:
+    from chaos.authoring.faults import Faults
+    from chaos.authoring.handle import StackHandle
+    from chaos.authoring.pool import StackPool
+    from chaos.proxy.client import ProxyClient
+    from _pytest._code.code import TerminalRepr, TracebackStyle
+
 SUFFIXES = (".yaml", ".yml", ".json")
 EXPERIMENT_KEYS = ("method", "steady_state", "recovery")
-POOL = pytest.StashKey["Any"]()
+POOL = pytest.StashKey["StackPool | None"]()
 
 
 class CouldNotRun(Exception):
@@ -58,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[POOL] = None
 
 
-def _pool(config: pytest.Config) -> Any:
+def _pool(config: pytest.Config) -> StackPool:
     pool = config.stash.get(POOL, None)
     if pool is None:
         from chaos.authoring.pool import StackPool
@@ -247,7 +254,8 @@ class ExperimentItem(pytest.Item):
         if self.result.exit_code != 0:
             raise Deviated(explain(self.journal or {}, str(self.report_path)))
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, (CouldNotRun, Deviated)):
             return str(excinfo.value)
         from chaos.errors import RoomquakeError
@@ -261,7 +269,7 @@ class ExperimentItem(pytest.Item):
 
 
 @pytest.fixture
-def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
+def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     """A running stack (chaos.authoring.StackHandle) for this test, reset if an earlier test used it.
 
     Configure with ``@pytest.mark.roomquake_stack(scale={"edge": 3}, profile="ci", env={...})``.
@@ -275,14 +283,14 @@ def roomquake_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def roomquake_proxy(roomquake_stack: Any) -> Iterator[Any]:
+def roomquake_proxy(roomquake_stack: StackHandle) -> Iterator[ProxyClient]:
     """A Toxiproxy client (chaos.proxy.client.ProxyClient) for the stack's proxy."""
     with roomquake_stack.proxy_client() as client:  # carries the run's proxy token
         yield client
 
 
 @pytest.fixture
-def faults(roomquake_stack: Any) -> Iterator[Any]:
+def faults(roomquake_stack: StackHandle) -> Iterator[Faults]:
     """Faults as context managers on the test's stack (chaos.authoring.Faults); all rolled back at the end."""
     from chaos.authoring.faults import Faults
 

@@ -144,5 +144,5 @@ def history_for(stack: Any) -> ScrapeHistory:
 
 
 def matches(labels: Mapping[str, str] | LabelSet, wanted: Mapping[str, str]) -> bool:
-    have = dict(labels)
+    have = labels if isinstance(labels, Mapping) else dict(labels)
     return all(have.get(k) == v for k, v in wanted.items())

@@ -271,10 +271,11 @@ def _build(events: Any, positions: Positions, aliases: bool = False) -> Any:
 
 def _parse_error(err: Exception, text: str) -> SyntaxProblem:
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    position = getattr(err, "position", None)  # a reader error: an index into the text
     if mark is not None:
         line, col = _at(mark)
-    elif isinstance(getattr(err, "position", None), int):  # a reader error: an index into the text
-        before = text[: err.position]  # type: ignore[attr-defined]
+    elif isinstance(position, int):
+        before = text[:position]
         line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
     else:
         line, col = 1, 1

@@ -65,3 +65,5 @@ node_project = _load_helper("roomquake_compat_harness", "compat/harness.py").nod
 installed_roomquake = _load_helper("roomquake_installed", "installed.py").installed_roomquake
 # strategies and bounds of the hostile-input and fuzz tests: `import roomquake_fuzzing`
 _load_helper("roomquake_fuzzing", "fuzzing.py")
+# free ports, polling, /proc stat fields, import graphs: `import roomquake_testutil`
+_load_helper("roomquake_testutil", "util.py")

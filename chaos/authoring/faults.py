@@ -20,15 +20,20 @@ import contextlib
 import itertools
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from chaos import faults as handlers
+from chaos.authoring.handle import StackHandle
 from chaos.errors import UsageError
 from chaos.experiment import model as m
 from chaos.faults import FaultContext, Injection
 from chaos.faults.undo import roll_back
+
+if TYPE_CHECKING:
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.contract import LiveStack
 
 _STEP = TypeAdapter(m.FaultStep)
 Injected = Injection  # what ``with faults.kill(...) as hit`` gives: ``hit.names``, ``hit.parts``, ``hit.rolled_back``
@@ -39,23 +44,19 @@ class RollbackFailed(RuntimeError):
 
 
 class Faults:
-    def __init__(self, stack: Any, proxy: Any = None, seed: int = 0, run_id: str = "authored") -> None:
-        self.stack = getattr(stack, "stack", stack)  # a StackHandle or a RunningStack
-        self.room = getattr(stack, "room", None)  # a StackHandle's room: where surges go by default
+    def __init__(self, stack: LiveStack, proxy: ProxyClient | None = None, seed: int = 0, run_id: str = "authored") -> None:
+        # a StackHandle's room is where surges go by default
+        self.room = stack.room if isinstance(stack, StackHandle) else None
+        self.stack = stack.stack if isinstance(stack, StackHandle) else stack
         self.rng = random.Random(seed)
         self.run_id = run_id
         self._ids = itertools.count(1)
         self.active: list[Injection] = []
-        self.ctx = FaultContext(self.stack, lambda: proxy if proxy is not None else self._proxy_client(),
+        self.ctx = FaultContext(self.stack, lambda: proxy if proxy is not None else self.stack.proxy_client(),
                                 self.rng, run_id, {"room": self.room} if self.room else {})
 
-    def _proxy_client(self) -> Any:
-        from chaos.stack.access import proxy_client
-
-        return proxy_client(self.stack.proxy_url, getattr(self.stack, "proxy_token", None))
-
     @property
-    def proxy(self) -> Any:
+    def proxy(self) -> ProxyClient:
         return self.ctx.proxy
 
     @staticmethod

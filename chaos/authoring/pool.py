@@ -15,10 +15,16 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from chaos.experiment import model as m
 from chaos.labels import RunIdentity
+
+if TYPE_CHECKING:
+    from chaos.authoring.handle import StackHandle
+    from chaos.run.stacks import StackOpener, StackRequest
+    from chaos.stack.contract import LiveStack
+    from chaos.stack.running import RunningStack
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Lease:
     experiment: m.Experiment
     reused: bool
     uses: int  # how many experiments this stack has served, this one included
-    open_stack: Callable[[Any], Any]  # chaos.run.RunOptions.open_stack
+    open_stack: StackOpener  # chaos.run.RunOptions.open_stack
 
 
 class StackPool:
@@ -59,7 +65,7 @@ class StackPool:
         self._backend = backend
         self.reuse = reuse
         self.key: StackKey | None = None
-        self.stack: Any = None  # chaos.stack.RunningStack
+        self.stack: RunningStack | None = None
         self.uses = 0
         self.cold_starts = 0
 
@@ -82,39 +88,40 @@ class StackPool:
         if stack is not None:
             stack.down()
 
-    def _healthy(self) -> bool:
+    def _healthy(self, stack: RunningStack) -> bool:
         """A stack whose every instance is gone (e.g. killed from outside) is not worth resetting."""
         try:
-            return any(i.state in ("running", "paused") for i in self.stack.instances())
+            return any(i.state in ("running", "paused") for i in stack.instances())
         except Exception:  # noqa: BLE001 - an unreadable stack is replaced
             return False
 
-    def acquire(self, key: StackKey, start: Callable[[], Any]) -> tuple[Any, bool, list[str]]:
+    def acquire(self, key: StackKey, start: Callable[[], RunningStack]) -> tuple[RunningStack, bool, list[str]]:
         """The stack for ``key``: the running one, reset (reused=True), or a fresh one from ``start()``."""
         from chaos.authoring.reset import reset
 
-        if self.reuse and self.stack is not None and self.key == key and self._healthy():
+        running = self.stack
+        if self.reuse and running is not None and self.key == key and self._healthy(running):
             try:
-                done = reset(self.stack, **key.settings())
+                done = reset(running, **key.settings())
                 self.uses += 1
-                return self.stack, True, done
+                return running, True, done
             except Exception as err:  # noqa: BLE001 - a stack that cannot be reset is replaced by a fresh one
                 note = [f"reset failed ({err}); starting a fresh stack"]
                 self.close()
         else:
             note = []
             self.close()
-        self.stack = start()
+        self.stack = fresh = start()
         self.key, self.uses = key, 1
         self.cold_starts += 1
-        return self.stack, False, note
+        return fresh, False, note
 
     # --- experiments (chaos.run.Runner) -----------------------------------------
 
     def lease(self, experiment: m.Experiment, file: str | Path) -> Lease:
         from chaos.authoring.rooms import in_room, room_of
+        from chaos.experiment.stackcheck import stack_file
         from chaos.run import events as ev
-        from chaos.run.stacks import stack_file
         from chaos.stack import start_stack
 
         path = stack_file(experiment.stack, Path(file).parent)
@@ -126,21 +133,21 @@ class StackPool:
         leased = in_room(experiment, f"{room}-{uses}", default) if uses > 1 and room is not None else experiment
 
         @contextlib.contextmanager
-        def open_stack(runner: Any) -> Iterator[Any]:
-            def start() -> Any:
+        def open_stack(request: StackRequest) -> Iterator[LiveStack]:
+            def start() -> RunningStack:
                 return start_stack(path, backend=self.backend, scale=experiment.scale, profile=experiment.profile,
                                    env=experiment.env or None, identity=RunIdentity())
 
             stack, reused, done = self.acquire(key, start)
-            runner.stack_origin = "reused" if reused else "brought_up"  # the truth, even when a reset failed
+            request.origin = "reused" if reused else "brought_up"  # the truth, even when a reset failed
             if reused:
-                runner.reset_lines = [f"renewed pooled stack {stack.run_id} (experiment {self.uses} on it): {line}"
-                                      for line in done]
-                done = list(runner.reset_lines)
+                request.reset_lines = [f"renewed pooled stack {stack.run_id} (experiment {self.uses} on it): {line}"
+                                       for line in done]
+                done = list(request.reset_lines)
             if room_of(leased, default) != room:
                 done.append(f"room {room!r} runs as {room_of(leased, default)!r}: the stack served earlier experiments")
             for line in done:
-                runner.emit(ev.Note(message=line))
+                request.emit(ev.Note(message=line))
             yield stack  # the pool, not the run, takes it down
 
         return Lease(leased, will_reuse, uses, open_stack)
@@ -149,17 +156,20 @@ class StackPool:
 
     def handle(self, stack: str | Path = "audio-room", scale: Mapping[str, int] | None = None, profile: str | None = None,
               env: Mapping[str, Mapping[str, Any]] | None = None, base: str | Path | None = None,
-              backend: str | None = None) -> Any:
+              backend: str | None = None) -> StackHandle:
         """A StackHandle for a test: the running stack (reset) when the key matches, else a fresh one."""
         from chaos.authoring.handle import StackHandle
-        from chaos.run.stacks import stack_file
+        from chaos.experiment.stackcheck import stack_file
         from chaos.stack import start_stack
 
         path = stack_file(str(stack), Path(base or Path.cwd()))
         kind = backend or self.backend
         key = StackKey.of(path, kind, scale, profile, env)
         running, reused, _ = self.acquire(key, lambda: start_stack(path, backend=kind, scale=scale, profile=profile, env=env))
-        return StackHandle(running, room=f"launch-{self.uses}" if self.uses > 1 else "launch", reused=reused)
+        room = _start_room(path)  # the stack file's, never the toolkit's; a reused stack gives each test a room of its own
+        if room is not None and self.uses > 1:
+            room = f"{room}-{self.uses}"
+        return StackHandle(running, room=room, reused=reused)
 
 
 def _start_room(stack_file: Path) -> str | None:

@@ -66,8 +66,9 @@ def verify(stack: Any, within: float = 15.0, checkpoint: Callable[[], None] = _n
             checkpoint()
             wait(futures, timeout=0.1, return_when=FIRST_EXCEPTION)
             for f in futures:
-                if f.done() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+                failed = f.exception() if f.done() else None
+                if failed is not None:
+                    raise failed
         checked = [f.result() for f in futures]
     return [f"reset verified: {len(proxies)} proxies clean, {len(stack.instances())} instances running"
             + (f"; {', '.join(checked)}" if checked else "")]

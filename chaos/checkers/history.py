@@ -210,8 +210,8 @@ def _return(relaunch: Relaunch, listeners: list[_Listener], back_within: list[fl
             continue  # left on its own (drained): nobody to bring back
         population.append(listener)
         firsts = [_number(s.get("first_t")) for s in heard if s["gen"] >= relaunch.generation]
-        firsts = [f for f in firsts if f is not None]
-        back_after.append(max(0.0, min(firsts) - relaunch.at) if firsts else None)
+        known = [f for f in firsts if f is not None]
+        back_after.append(max(0.0, min(known) - relaunch.at) if known else None)
     never = [listener.id for listener, took in zip(population, back_after) if took is None]
     fractions: dict[str, float | None] = {}
     for seconds in back_within:

@@ -16,11 +16,11 @@ def _seconds(value: float | None) -> str:
 
 @click.command(name="history")
 @click.argument("run_id", default="latest")
-@click.option("--room", default="launch", show_default=True, help="The room whose listeners to check.")
+@click.option("--room", default=None, help="The room whose listeners to check (default: the stack file's load room).")
 @click.option("--back-within", "back_within", default="10s", show_default=True,
               help="Report the share of listeners back within this long of each relaunch.")
 @click.option("--json", "as_json", is_flag=True, help="The checker's findings as JSON.")
-def command(run_id: str, room: str, back_within: str, as_json: bool) -> None:
+def command(run_id: str, room: str | None, back_within: str, as_json: bool) -> None:
     """Read every listener's history from a running stack and report what the checker finds.
 
     The same checker a run uses at its end (chaos/checkers/history.py): per
@@ -30,7 +30,7 @@ def command(run_id: str, room: str, back_within: str, as_json: bool) -> None:
 
     \b
     Examples:
-      roomquake history                      # the latest stack, room launch
+      roomquake history                      # the latest stack, the room its stack file's load uses
       roomquake history 20261130-025354-fa58fd --room launch-2 --json
     """
     from chaos.stack.bringup import attach_record
@@ -42,6 +42,12 @@ def command(run_id: str, room: str, back_within: str, as_json: bool) -> None:
     stack = attach_record(run_id)
     if not declared(stack):
         raise UsageError(f"stack {stack.spec.name} declares no history.listeners source (see docs/stack-file.md)")
+    if room is None:  # the stack file's, never the toolkit's
+        start = stack.spec.load.get("start")
+        found = start.params.get("room") if start is not None else None
+        if found is None:
+            raise UsageError(f"stack {stack.spec.name}'s load start action names no room: give --room")
+        room = str(found)
     collected = collect(stack, room, [window])
     if as_json:
         click.echo(json.dumps(collected.to_json(), indent=1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,7 +49,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     from chaos.run import RunOptions, Runner
     from chaos.signals import INTERRUPTS
 
-    results = []
+    results: list[dict[str, Any]] = []
     worst = 0
     for n, (path, experiment) in enumerate(experiments):
         assert experiment is not None
@@ -104,6 +105,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
 def _unexpected_relaunches(journal: Path) -> int | None:
     """Relaunches no injected fault explains, from the run's journal (None: not known)."""
     try:
-        return json.loads(Path(journal).read_text(encoding="utf-8")).get("unexpected_relaunches")
+        found = json.loads(Path(journal).read_text(encoding="utf-8")).get("unexpected_relaunches")
+        return found if isinstance(found, int) else None
     except (OSError, ValueError):
         return None

@@ -104,10 +104,11 @@ def status(run_id: str) -> None:
     console.print(table)
     console.print(f"proxy API {stack.proxy_url}; {len(stack.links())} link proxies")
     listener = getattr(stack.backend, "listener_address", None)
-    for link in stack.links() if listener else []:
-        where = listener(link.listen)
-        if where:
-            console.print(f"  link {link.name}: 127.0.0.1:{where[1]} -> {link.upstream}")
+    if listener is not None:
+        for link in stack.links():
+            where = listener(link.listen)
+            if where:
+                console.print(f"  link {link.name}: 127.0.0.1:{where[1]} -> {link.upstream}")
     others = [r["run_id"] for r in registry.records() if r["run_id"] != stack.run_id]
     if others:
         console.print(f"other recorded runs: {', '.join(others)}")
@@ -124,7 +125,7 @@ def down(run_id: str, everything: bool) -> None:
       roomquake stack down latest
     """
     from chaos.stack import registry
-    from chaos.stack.bringup import down as take_down
+    from chaos.stack.sweep import down as take_down
 
     ids = [r["run_id"] for r in registry.records()] if everything else [run_id]
     if not ids or (run_id == "latest" and not registry.records()):

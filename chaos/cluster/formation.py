@@ -67,8 +67,3 @@ def label(manager: "docker.DockerClient", node: str, cluster: str, index: int) -
         found.update(spec)
     except docker.errors.DockerException as err:
         raise _fail(err, f"labelling node {index}") from err
-
-
-def ready_nodes(manager: "docker.DockerClient") -> dict[str, str]:
-    """Node id -> state ("ready", "down", ...) as the manager sees them."""
-    return {n.id: str(n.attrs.get("Status", {}).get("State", "?")) for n in manager.nodes.list()}

@@ -24,6 +24,7 @@ from chaos.cluster import daemon, formation, images, network
 from chaos.cluster.daemon import DATA_ROOT, RUN_ROOT, NodePaths
 from chaos.cluster.record import COMING_UP, GOING_DOWN, UP, ClusterRecord, load, new_record, records
 from chaos.cluster.system import ClusterError, remove_tree, require_root, require_tools
+from chaos.engine import id_of
 from chaos.errors import UsageError
 from chaos.labels import OWNER_PID, RunIdentity
 
@@ -245,7 +246,7 @@ def node_statuses(record: ClusterRecord) -> list[NodeStatus]:
     seen: dict[str, dict[str, Any]] = {}
     try:
         with daemon.client(NodePaths(record.name, 1), timeout=5) as manager:
-            seen = {n.id: n.attrs for n in manager.nodes.list()}
+            seen = {id_of(n): n.attrs for n in manager.nodes.list()}
     except docker.errors.DockerException:
         pass
     out = []

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from chaos.errors import EnvironmentProblem, RoomquakeError
-from chaos.labels import process_start_time
+from chaos.labels import proc_stat, process_start_time
 
 TOOLS = ("ip", "iptables", "nsenter", "unshare", "dockerd", "umount")
 
@@ -142,11 +142,10 @@ def alive(pid: int, start: str) -> bool:
     """Whether ``pid`` is still the process that started at ``start`` (guards against pid reuse)."""
     if not Path(f"/proc/{pid}").exists():
         return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+    fields = proc_stat(pid)
+    if not fields:
         return False
-    return state not in ("Z", "X") and process_start_time(pid) == start
+    return fields[0] not in ("Z", "X") and process_start_time(pid) == start
 
 
 def end_process(pid: int, start: str, grace: float) -> None:

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chaos.containers import pause_retrying
+from chaos.engine import id_of
+from chaos.stack.containers import pause_retrying
 from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.running import Backend, RunningStack
@@ -207,19 +208,19 @@ class ComposeBackend(Backend):
             aliases = endpoint.get("Aliases") or [c.labels[SERVICE]]
             ip = (endpoint.get("IPAMConfig") or {}).get("IPv4Address") or endpoint.get("IPAddress") or None
             try:  # the same address: open connections resume only then
-                self.client.api.connect_container_to_network(c.id, net, ipv4_address=ip, aliases=aliases)
+                self.client.api.connect_container_to_network(id_of(c), net, ipv4_address=ip, aliases=aliases)
             except docker.errors.APIError as err:
                 # The engine pins an address only on a network whose subnet its user configured; on Compose's
                 # default network it picks one (usually the one just freed).
                 if not ip or "user configured subnets" not in str(err):
                     raise StackError(f"reconnecting {name} (Compose project {self.project}): {err}") from None
-                self._call(name, "reconnecting", self.client.api.connect_container_to_network, c.id, net,
+                self._call(name, "reconnecting", self.client.api.connect_container_to_network, id_of(c), net,
                            aliases=aliases)
 
     def _project_networks(self, name: str) -> dict[str, dict[str, Any]]:
         """After a runner died mid-fault (ledger replay): the project's networks, the service name as alias."""
         nets = self.client.networks.list(filters={"label": f"{PROJECT}={self.project}"})
-        return {n.name: {"Aliases": [self._c(name).labels[SERVICE]]} for n in nets}
+        return {n.name or id_of(n): {"Aliases": [self._c(name).labels[SERVICE]]} for n in nets}
 
     def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
         if cpus is None and memory_mb is None:

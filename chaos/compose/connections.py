@@ -104,9 +104,9 @@ def names_of(services: dict[str, ComposeService], client: ComposeService) -> dic
     for server in services.values():
         for name in server.names:
             out.setdefault(name, server.name)
-    for server, aliases in client.links.items():
+    for linked, aliases in client.links.items():
         for alias in aliases:
-            out[alias] = server
+            out[alias] = linked
     out.pop(client.name, None)
     return {k: v for k, v in out.items() if v != client.name}
 

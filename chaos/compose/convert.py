@@ -123,9 +123,9 @@ def convert(project: Project, out_dir: Path, environ: dict[str, str] | None = No
     }
     aliases: dict[str, list[str]] = {n: [] for n in services}
     for client in services.values():
-        for server, names in client.links.items():
-            if server in aliases:
-                aliases[server] += [a for a in names if a not in aliases[server]]
+        for linked, names in client.links.items():
+            if linked in aliases:
+                aliases[linked] += [a for a in names if a not in aliases[linked]]
     ports_used: set[int] = {PROXY_PORT}
     for name, svc in services.items():
         notes = result.service_notes.setdefault(name, [])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,8 @@ def find_files(directory: Path) -> list[Path]:
 
 def project_name(directory: Path, given: str | None = None, environ: dict[str, str] | None = None) -> str:
     """As docker-compose 1.29 names a project: -p, then COMPOSE_PROJECT_NAME, then the folder, lower-case alphanumerics."""
-    environ = os.environ if environ is None else environ  # type: ignore[assignment]
-    raw = given or environ.get("COMPOSE_PROJECT_NAME") or directory.resolve().name
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    raw = given or env.get("COMPOSE_PROJECT_NAME") or directory.resolve().name
     return re.sub(r"[^-_a-z0-9]", "", raw.lower()) or "default"
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
-    from chaos.experiment.model import Experiment
-    from chaos.experiment.validate import ExperimentInvalid, Problem, load_experiment, validate_file, validate_text
+if TYPE_CHECKING:  # what type checkers see ("x as x": exported); at run time __getattr__ loads them
+    from chaos.experiment.model import Experiment as Experiment
+    from chaos.experiment.validate import ExperimentInvalid as ExperimentInvalid, Problem as Problem
+    from chaos.experiment.validate import load_experiment as load_experiment, validate_file as validate_file
+    from chaos.experiment.validate import validate_text as validate_text
 
 _EXPORTS = {
     "Experiment": "chaos.experiment.model",

@@ -80,9 +80,8 @@ class Expectation:
         if self.op == "one_of":
             return any(_equal(observed, v) for v in self.values)
         if self.op == "between":
-            num = _numeric(observed)
-            lo, hi = self.values
-            return num is not None and float(lo) <= num <= float(hi)  # type: ignore[arg-type]
+            num, low, high = _numeric(observed), _numeric(self.values[0]), _numeric(self.values[1])
+            return num is not None and low is not None and high is not None and low <= num <= high
         expected = self.values[0]
         if self.op == "==":
             return _equal(observed, expected)
@@ -126,9 +125,10 @@ def parse_expectation(raw: Any) -> Expectation:
             if not isinstance(pair, list) or len(pair) != 2:
                 raise ValueError("between takes [low, high]")
             lo, hi = (parse_value(v) for v in pair)
-            if _numeric(lo) is None or _numeric(hi) is None:
+            low, high = _numeric(lo), _numeric(hi)
+            if low is None or high is None:
                 raise ValueError("between takes two numbers, e.g. [0.9, 1.0] or [100ms, 2s]")
-            if float(lo) > float(hi):  # type: ignore[arg-type]
+            if low > high:
                 raise ValueError(f"between: low {pair[0]} is above high {pair[1]}")
             return Expectation("between", (lo, hi), f"between {pair[0]} and {pair[1]}")
         raise ValueError("an expectation mapping is {one_of: [...]} or {between: [low, high]}")

@@ -10,7 +10,7 @@ The method's fault steps are the models the fault modules registered
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, PlainSerializer, Tag, WithJsonSchema, model_validator
 
@@ -60,7 +60,7 @@ ProbeRef = Annotated[
     Union[Name, dict[str, Any]],
     Field(
         description="a probe the stack declares (room.state, crowd.connected_ratio, ...) "
-        "or an inline probe spec (http / metric / state) as chaos.probes evaluates it"
+        "or an inline probe spec (http / metric / state) as chaos.stack.probes evaluates it"
     ),
 ]
 
@@ -131,10 +131,13 @@ def _fault_tag(value: Any) -> str | None:
     return f"fault:{kind}" if isinstance(kind, str) else None
 
 
-FaultStep = Annotated[
-    Union[tuple(Annotated[cls, Tag(f"fault:{name}")] for name, cls in FAULTS.items())],  # type: ignore[misc]
-    Discriminator(_fault_tag),
-]
+if TYPE_CHECKING:
+    FaultStep = FaultBase  # what type checkers see: every registered model is a FaultBase
+else:  # the union of the registered models, known only once chaos.faults has loaded them
+    FaultStep = Annotated[
+        Union[tuple(Annotated[cls, Tag(f"fault:{name}")] for name, cls in FAULTS.items())],
+        Discriminator(_fault_tag),
+    ]
 
 
 class CheckStep(StepBase):

@@ -123,7 +123,7 @@ def check_against_stack(experiment: m.Experiment, spec: Any, doc: Document | Non
         if not isinstance(step, m.FaultBase):
             continue  # a wait
         handler = kind_of(step).handler
-        if attached_compose and getattr(step, "link", None):
+        if attached_compose and isinstance(step, m.LinkFault):
             at((*path, "link"), f"{step.fault} on {step.link}: {COMPOSE_LINK_HINT}")
             continue
         for where, message in handler.check(step, facts):

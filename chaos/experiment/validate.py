@@ -13,13 +13,16 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from chaos.errors import UsageError
 from chaos.experiment import model as m
 from chaos.experiment.expect import hit_refs
 from chaos.problems import Problem, Translator, field_name, plural, suggest
 from chaos.yamldoc import Document, PathKey, SyntaxProblem, parse_text, read_document
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 __all__ = ["ExperimentInvalid", "Problem", "field_name", "load_experiment", "suggest", "validate_document",
            "validate_file", "validate_text"]
@@ -44,7 +47,7 @@ def _tags() -> dict[str, Any]:
     return tags
 
 
-def _special(doc: Document, err: dict[str, Any], path: PathKey, field: str) -> Problem | None:
+def _special(doc: Document, err: ErrorDetails, path: PathKey, field: str) -> Problem | None:
     """The experiment's own wording for unknown faults and steps without a kind."""
     kind, ctx = err["type"], err.get("ctx") or {}
     loc = tuple(err["loc"])
@@ -157,7 +160,8 @@ def _cross_problems(doc: Document) -> list[Problem]:
         if isinstance(during, str) and during not in fault_ids:
             at((*path, "during"), f"no fault step with id '{during}'; {suggest(during, fault_ids) if fault_ids else 'give the fault an id'}")
     every_step = fault_ids | step_ids
-    for i, item in enumerate(data.get("recovery") if isinstance(data.get("recovery"), list) else []):
+    recovery = data.get("recovery")
+    for i, item in enumerate(recovery if isinstance(recovery, list) else []):
         after = item.get("after") if isinstance(item, dict) else None
         if isinstance(after, str) and after not in every_step:
             at(("recovery", i, "after"), f"no method step with id '{after}'; {suggest(after, every_step) if every_step else 'give the step an id'}")

@@ -27,9 +27,14 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from chaos.faults.model import FaultBase
+
+if TYPE_CHECKING:
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.contract import LiveStack
+    from chaos.stack.spec import StackSpec
 
 # What undoes one part of a fault, as data: ("stack", "resume", "supervisor-2"),
 # ("proxy", "remove_toxic", "edge->state-1", "rq...."); see chaos.faults.undo.
@@ -49,16 +54,16 @@ class FaultContext:
     leaves such a parameter out acts where the run's load is.
     """
 
-    stack: Any  # chaos.stack.RunningStack (or a fake in unit tests)
-    make_proxy: Callable[[], Any]  # -> chaos.proxy.client.ProxyClient-like
+    stack: LiveStack
+    make_proxy: Callable[[], ProxyClient]
     rng: random.Random = field(default_factory=random.Random)
     run_id: str = ""
     scope: Mapping[str, Any] = field(default_factory=dict)
-    _proxy: Any = field(default=None, init=False, repr=False)
+    _proxy: ProxyClient | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
-    def proxy(self) -> Any:
+    def proxy(self) -> ProxyClient:
         with self._lock:  # parts of a parallel group run in threads of their own
             if self._proxy is None:
                 self._proxy = self.make_proxy()
@@ -125,7 +130,7 @@ class Injection:
 class StackFacts:
     """What a fault's ``check`` knows before anything starts."""
 
-    spec: Any  # chaos.stack.spec.StackSpec: services, links, selectors, load actions, automation
+    spec: StackSpec  # services, links, selectors, load actions, automation
     instances: dict[str, list[str]]  # instance names per service at the experiment's scale
     backend: str | None = None  # docker | local; None: not known yet
 

@@ -83,7 +83,7 @@ class Toxic(OnLink):
         return self.toxic, self.attributes(step)
 
     def prepare(self, step: LinkFault, step_id: str, ctx: FaultContext) -> list[Part]:
-        streams = ["upstream", "downstream"] if step.direction == "both" else [step.direction]
+        streams: list[str] = ["upstream", "downstream"] if step.direction == "both" else [step.direction]
         return toxic_parts(ctx, self.proxies(step, ctx), step_id, self.toxic, self.attributes(step), streams, step.toxicity)
 
 

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import Field, model_validator
 
 from chaos.errors import UsageError
 from chaos.faults.base import Fault, FaultContext, Part, PathKey, StackFacts, Undo, register
 from chaos.faults.model import FaultBase, Target
+
+if TYPE_CHECKING:
+    from chaos.stack.swarm import SwarmBackend
 from chaos.faults.targets import check_target, resolve
 from chaos.faults.undo import undo_op
 from chaos.stack.errors import StackError
@@ -62,9 +65,19 @@ class NodeDrainFault(NodeFault):
 N = TypeVar("N", bound=NodeFault)
 
 
+def swarm_backend(ctx: FaultContext) -> SwarmBackend:
+    """The swarm the run's stack runs on (node faults are checked as swarm-only before a run starts)."""
+    from chaos.stack.running import RunningStack
+    from chaos.stack.swarm import SwarmBackend
+
+    backend = ctx.stack.backend if isinstance(ctx.stack, RunningStack) else None
+    if not isinstance(backend, SwarmBackend):
+        raise UsageError(f"node faults need a swarm; this stack runs on {ctx.stack.backend_kind}")
+    return backend
+
+
 def _swarm_nodes(ctx: FaultContext) -> list[Any]:
-    backend = ctx.stack.backend
-    return list(backend.nodes())
+    return list(swarm_backend(ctx).nodes())
 
 
 def resolve_nodes(step: NodeFault, ctx: FaultContext) -> list[Any]:
@@ -81,7 +94,7 @@ def resolve_nodes(step: NodeFault, ctx: FaultContext) -> list[Any]:
     assert step.target is not None
     wanted: set[str] = set()
     for instance in resolve(step.target, ctx.stack, ctx.rng):
-        node_id = ctx.stack.backend.node_of(instance)
+        node_id = swarm_backend(ctx).node_of(instance)
         if node_id is None:
             raise UsageError(f"{instance} has no task on any node: no node to hit")
         wanted.add(node_id)
@@ -142,7 +155,7 @@ class NodeDrain(OnNodes[NodeDrainFault]):
 def set_availability(ctx: FaultContext, node_id: str, availability: str) -> None:
     import docker
 
-    manager = ctx.stack.backend.client
+    manager = swarm_backend(ctx).client
     for _ in range(5):  # the node's version moves under us (a heartbeat, a status change): read, write, retry
         try:
             node = manager.nodes.get(node_id)
@@ -164,7 +177,7 @@ def wait_ready(ctx: FaultContext, node_id: str, timeout: float = READY_WAIT_S) -
     state = "?"
     while time.monotonic() < deadline:
         try:
-            state = str(ctx.stack.backend.client.nodes.get(node_id).attrs.get("Status", {}).get("State", "?"))
+            state = str(swarm_backend(ctx).client.nodes.get(node_id).attrs.get("Status", {}).get("State", "?"))
         except Exception as err:  # noqa: BLE001 - the manager may be busy; ask again
             state = str(err)
         if state == "ready":

@@ -12,34 +12,30 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from chaos.errors import UsageError
 from chaos.problems import suggest
 from chaos.faults.base import PathKey, StackFacts
 from chaos.faults.model import Target
 
+if TYPE_CHECKING:
+    from chaos.stack.contract import Instance, LiveStack
+
 
 class TargetError(UsageError):
     """A target or link names nothing in this stack."""
-
-
-class StackView(Protocol):
-    def instances(self, service: str | None = None) -> list[Any]: ...
-    def select(self, selector: str, **params: Any) -> list[str]: ...
-    def links(self) -> list[Any]: ...
 
 
 def describe(target: Target) -> str:
     return ", ".join(f"{k}={v}" for k, v in target.model_dump(exclude_none=True).items())
 
 
-def _labels(instance: Any) -> dict[str, str]:
-    base = {"service": instance.service, "replica": str(instance.replica), "instance": instance.name}
-    return {**base, **(getattr(instance, "labels", None) or {})}
+def _labels(instance: Instance) -> dict[str, str]:
+    return {"service": instance.service, "replica": str(instance.replica), "instance": instance.name}
 
 
-def candidates(target: Target, stack: StackView) -> list[str]:
+def candidates(target: Target, stack: LiveStack) -> list[str]:
     pool = stack.instances(target.service) if target.service else stack.instances()
     if target.instance:
         pool = [i for i in pool if i.name == target.instance]
@@ -68,14 +64,14 @@ def pick(names: list[str], rng: random.Random, count: int | None = None, percent
     return sorted(rng.sample(sorted(names), n))
 
 
-def resolve(target: Target, stack: StackView, rng: random.Random) -> list[str]:
+def resolve(target: Target, stack: LiveStack, rng: random.Random) -> list[str]:
     names = candidates(target, stack)
     if not names:
         raise TargetError(f"target {{{describe(target)}}} matches no instance")
     return pick(names, rng, target.count, target.percent)
 
 
-def link_proxies(link: str, stack: StackView, target: Target | None, rng: random.Random) -> list[str]:
+def link_proxies(link: str, stack: LiveStack, target: Target | None, rng: random.Random) -> list[str]:
     """Proxies of ``link``: 'edge->state' (every proxy of the link) or 'crowd->edge-2' (that one)."""
     proxies = stack.links()
     matched = [p for p in proxies if p.link == link or p.name == link]

@@ -6,9 +6,9 @@ the runner's sampler (the key probes and every probe the experiment judges).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
-import time
 from collections import deque
 from typing import Any, TextIO
 
@@ -140,7 +140,7 @@ class LiveView:
         self.status = status
         self.input = console_input
         self.console = RichConsole()
-        self.live: Any = None
+        self._exits = contextlib.ExitStack()  # the rich Live while the view is shown
 
     def __call__(self, event: ev.Event) -> None:
         pass  # the Live refreshes itself from the shared Status
@@ -183,9 +183,9 @@ class LiveView:
     def __enter__(self) -> LiveView:
         from rich.live import Live
 
-        self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=4, transient=False)
-        self.live.__enter__()
+        self._exits.enter_context(Live(get_renderable=self.render, console=self.console, refresh_per_second=4,
+                                       transient=False))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(None, None, None)
+        self._exits.close()

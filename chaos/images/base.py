@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaos.engine import disk_full, failure, is_disk_full
+from chaos.engine import disk_full, failure, id_of, is_disk_full
 from chaos.errors import EngineError, EnvironmentProblem
 from chaos.images.config import INPUTS, KIND, ImageConfig
 from chaos.images.hashing import combine
@@ -75,18 +75,18 @@ def ensure_base(client: docker.DockerClient, config: ImageConfig, progress: Prog
     if config.base_image:
         found = local_image(client, config.base_image)
         if found is not None:
-            return BuiltImage("base", config.base_image, found.id, False, time.monotonic() - started, "configured")
+            return BuiltImage("base", config.base_image, id_of(found), False, time.monotonic() - started, "configured")
         if config.pull:
             pulled = _try_pull(client, config.base_image, progress)
             if pulled is not None:
-                return BuiltImage("base", config.base_image, pulled.id, True, time.monotonic() - started, "pulled")
+                return BuiltImage("base", config.base_image, id_of(pulled), True, time.monotonic() - started, "pulled")
         else:
             progress(f"{config.base_image} is not present locally (ROOMQUAKE_PULL=1 would pull it); using a Debian base")
     inputs = base_inputs_hash(config)
     tag = f"{config.repository('base')}:{inputs[:12]}"
     found = local_image(client, tag)
     if found is not None:
-        return BuiltImage("base", tag, found.id, False, time.monotonic() - started, "debian")
+        return BuiltImage("base", tag, id_of(found), False, time.monotonic() - started, "debian")
     image_id = build_debian_base(client, config, tag, inputs, progress)
     return BuiltImage("base", tag, image_id, True, time.monotonic() - started, "debian")
 
@@ -169,4 +169,4 @@ def build_debian_base(
     image = local_image(client, tag)
     if image is None:
         raise EngineError(f"docker import reported success but {tag} is missing")
-    return image.id
+    return id_of(image)

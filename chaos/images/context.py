@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaos.engine import failure
+from chaos.engine import failure, id_of
 from chaos.errors import EngineError, UsageError
 from chaos.images.base import BuiltImage, local_image
 from chaos.images.config import INPUTS, KIND
@@ -110,12 +110,12 @@ def ensure_context_image(client: docker.DockerClient, root: Path, stack: str, na
         if found is None:
             raise UsageError(f"{where}: FROM {ref} is not in the engine, and nothing is pulled",
                              hint="build or load that image first (docker load, or roomquake's offline bases)")
-        bases[ref] = found.id
+        bases[ref] = id_of(found)
     inputs = context_hash(context, spec, bases)
     tag = f"{REPOSITORY_PREFIX}{_slug(stack)}-{_slug(name)}:{inputs[:12]}"
     found = local_image(client, tag)
     if found is not None:
-        return BuiltImage("context", tag, found.id, False, time.monotonic() - started, "context")
+        return BuiltImage("context", tag, id_of(found), False, time.monotonic() - started, "context")
     progress(f"building {tag} from {context}")
     lines: list[str] = []
     try:
@@ -134,4 +134,4 @@ def ensure_context_image(client: docker.DockerClient, root: Path, stack: str, na
     image = local_image(client, tag)
     if image is None:
         raise EngineError(f"the build of {where} reported success but {tag} is missing")
-    return BuiltImage("context", tag, image.id, True, time.monotonic() - started, "context")
+    return BuiltImage("context", tag, id_of(image), True, time.monotonic() - started, "context")

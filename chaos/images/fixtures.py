@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chaos.engine import id_of
 from chaos.images.base import BuiltImage, base_inputs_hash, build_debian_base, local_image
 from chaos.images.config import BASE_PACKAGES, ImageConfig, config_from_env
 from chaos.images.lock import file_lock
@@ -66,7 +67,7 @@ def ensure_fixture_base(client: docker.DockerClient, config: ImageConfig | None 
     with file_lock(config.cache_dir / "images.lock", on_wait=progress):
         found = local_image(client, tag)
         built = found is None
-        image_id = found.id if found is not None else build_debian_base(client, config, tag, base_inputs_hash(config),
+        image_id = id_of(found) if found is not None else build_debian_base(client, config, tag, base_inputs_hash(config),
                                                                          progress)
         image = client.images.get(image_id)
         image.tag(config.repository(REPOSITORY), MOVING_TAG)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chaos.engine import id_of
 from chaos.images.base import BuiltImage, local_image
 from chaos.images.config import ImageConfig
 from chaos.images.hashing import combine, file_sha256
@@ -27,7 +28,6 @@ Progress = Callable[[str], None]
 
 RECIPE_VERSION = "1"  # bump when the staging layout or build options change
 CONTEXT_DOCKERFILE = "Dockerfile.proxy"
-API_PORT = 8474  # what the Dockerfile's CMD listens on, as Toxiproxy's image does
 
 
 def proxy_inputs_hash(services: BuiltImage, dockerfile: Path) -> str:
@@ -50,7 +50,7 @@ def ensure_proxy(
     tag = proxy_ref(config, services)
     found = local_image(client, tag)
     if found is not None:
-        return BuiltImage("proxy", tag, found.id, False, time.monotonic() - started, "dockerfile")
+        return BuiltImage("proxy", tag, id_of(found), False, time.monotonic() - started, "dockerfile")
     with tempfile.TemporaryDirectory(prefix="roomquake-proxy-context-", dir=config.cache_dir) as tmp:
         context = Path(tmp)
         shutil.copy2(config.proxy_dockerfile, context / CONTEXT_DOCKERFILE)

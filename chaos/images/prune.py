@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from chaos.engine import failure
+from chaos.engine import failure, id_of
 from chaos.images.base import BuiltImage, base_inputs_hash, local_image
 from chaos.images.config import KIND, ImageConfig
 from chaos.images.proxy import proxy_ref
@@ -22,6 +22,7 @@ from chaos.images.wheels import cached_wheels
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.images import Image
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,17 @@ def current_refs(client: docker.DockerClient, config: ImageConfig) -> set[str]:
     refs.add(base_ref)
     wheels = cached_wheels(config)
     if base is not None and wheels is not None:
-        built = BuiltImage("base", base_ref, base.id, False, 0.0, "")
+        built = BuiltImage("base", base_ref, id_of(base), False, 0.0, "")
         inputs = services_inputs_hash(built, wheels, config.services_dockerfile, context_layout(config))
         services_ref = f"{config.repository('services')}:{inputs[:12]}"
         refs.add(services_ref)
         services = local_image(client, services_ref)
         if services is not None:
-            refs.add(proxy_ref(config, BuiltImage("services", services_ref, services.id, False, 0.0, "")))
+            refs.add(proxy_ref(config, BuiltImage("services", services_ref, id_of(services), False, 0.0, "")))
     return refs
 
 
-def _created(image) -> float:
+def _created(image: Image) -> float:
     text = str(image.attrs.get("Created", ""))
     try:
         return datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00").timestamp()

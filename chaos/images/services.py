@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chaos.engine import disk_full, failure
+from chaos.engine import disk_full, failure, id_of
 from chaos.errors import EngineError
 from chaos.images.base import BuiltImage, local_image
 from chaos.images.config import BASE, INPUTS, KIND, ImageConfig
@@ -74,7 +74,7 @@ def ensure_services(
     tag = f"{config.repository('services')}:{inputs[:12]}"
     found = local_image(client, tag)
     if found is not None:
-        return BuiltImage("services", tag, found.id, False, time.monotonic() - started, "dockerfile")
+        return BuiltImage("services", tag, id_of(found), False, time.monotonic() - started, "dockerfile")
     with tempfile.TemporaryDirectory(prefix="roomquake-context-", dir=config.cache_dir) as tmp:
         context = Path(tmp)
         stage_context(config, wheels, context)
@@ -86,7 +86,7 @@ def ensure_services(
         tag = f"{config.repository('services')}:{inputs[:12]}"
         found = local_image(client, tag)
         if found is not None:  # the sources moved back to a state already built
-            return BuiltImage("services", tag, found.id, False, time.monotonic() - started, "dockerfile")
+            return BuiltImage("services", tag, id_of(found), False, time.monotonic() - started, "dockerfile")
         progress(f"building {tag} on {base.ref}")
         image_id = build_image(client, context, CONTEXT_DOCKERFILE, tag, "services", base, inputs, progress)
     return BuiltImage("services", tag, image_id, True, time.monotonic() - started, "dockerfile")
@@ -137,4 +137,4 @@ def build_image(
     image = local_image(client, tag)
     if image is None:
         raise EngineError(f"the build reported success but {tag} is missing")
-    return image.id
+    return id_of(image)

@@ -210,7 +210,7 @@ def _proxy_entry(doc: _Text, index: int, item: Any, offset: int) -> ProxyEntry:
             continue  # null leaves the default, as in Toxiproxy
         if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
             raise doc.fail(where, f"{what}: field {key!r} must be {_TYPE_WORDS[wanted]}, found {_kind(value)}")
-        if folded == "toxics":
+        if folded == "toxics" and isinstance(value, list):  # a list: checked just above
             for t_index, (toxic, t_offset) in enumerate(zip(value, doc.elements(where)), start=1):
                 if not isinstance(toxic, dict):
                     raise doc.fail(t_offset, f"{what}: toxic {t_index}: expected an object, found {_kind(toxic)}")

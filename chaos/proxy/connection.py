@@ -63,8 +63,8 @@ class Side(asyncio.BufferedProtocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
-        self.out: Link | None = None
-        self.inp: Link | None = None
+        self.out: Link[Side] | None = None
+        self.inp: Link[Side] | None = None
         self.paused = Pause.NONE
         self.early: list[bytes | None] | None = None  # read before the upstream answered; None = EOF
 
@@ -163,7 +163,7 @@ class Connection:
         self.ordinal = ordinal
         self.client = Side(self)
         self.upstream: Side | None = None
-        self.links: dict[Direction, Link] = {}
+        self.links: dict[Direction, Link[Side]] = {}
         self.ended: set[Direction] = set()  # directions whose end reached their destination
         self.gone: set[Side] = set()  # sides lost (reset, abort, error): they read and take nothing more
         self.closed = False
@@ -234,11 +234,11 @@ class Connection:
         for side in (client, upstream):
             # bytes the loop read before the links existed go first
             early, side.early = side.early, None
-            for data in early or ():
-                if data is None:
+            for piece in early or ():
+                if piece is None:
                     side.eof_received()
                 else:
-                    side.data_received(data)
+                    side.data_received(piece)
         for side in list(self.gone):  # lost while the upstream was dialled
             self._side_gone(side)
         if not self.closed:
@@ -258,7 +258,7 @@ class Connection:
             link.remove(spec)
 
     # -- ends ----------------------------------------------------------------------
-    def end(self, link: Link, end: End) -> None:
+    def end(self, link: Link[Side], end: End) -> None:
         """The end of ``link``'s stream reached its destination."""
         if self.closed:
             return
@@ -279,7 +279,7 @@ class Connection:
         else:
             self.close(End.CLOSE)
 
-    def _close_destination(self, link: Link) -> None:
+    def _close_destination(self, link: Link[Side]) -> None:
         """A toxic closed ``link`` (limit_data, timeout): as in Toxiproxy, its
         destination is closed (flushed), and the other direction, whose source
         that was, still delivers what its chain holds, then ends."""
@@ -290,7 +290,7 @@ class Connection:
             transport.close()
         if dst not in self.gone:
             self.gone.add(dst)
-            self._side_gone(dst)  # type: ignore[arg-type]
+            self._side_gone(dst)
 
     def lost(self, side: Side) -> None:
         """A side's transport is gone. Ours closing it is the end; the peer's

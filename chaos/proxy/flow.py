@@ -39,11 +39,13 @@ class ProxyView(Protocol):
 
     name: str
     seed: int
-    timer: Timer
     poller: Poller | None
     counters: dict[Direction, list[int]]  # [received, sent] per direction
     toxics: dict[Direction, list[ToxicSpec]]
     connections: set[Flow]
+
+    @property
+    def timer(self) -> Timer: ...
 
     def cached_target(self) -> tuple[str, int] | None: ...
     async def dial_target(self) -> tuple[str, int]: ...

@@ -415,7 +415,7 @@ def into_struct_list(value: Any, shape: Struct) -> tuple[list[dict[str, Any]], s
     if not isinstance(value, list):
         decoding.fail(_kind_of(value), f"[]{shape.type}", None, [])
         return [], decoding.error
-    items = []
+    items: list[dict[str, Any]] = []
     for item in value:
         if item is None:
             items.append({})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from chaos.proxy.flow import ProxyView
 from chaos.proxy.toxics.base import Chunk, Direction, End, Stub, Timer, ToxicSpec
@@ -34,13 +34,16 @@ class Endpoint(Protocol):
         """Pause (or resume) reading: the link this side feeds is full."""
 
 
+E = TypeVar("E", bound=Endpoint)
+
+
 class Owner(Protocol):
     """The connection a link belongs to (connection.Connection)."""
 
     proxy: ProxyView
     ordinal: int
 
-    def end(self, link: Link, end: End) -> None:
+    def end(self, link: Link[Any], end: End) -> None:
         """The end of ``link``'s stream reached its destination."""
 
 
@@ -49,7 +52,7 @@ class _Sink:
 
     __slots__ = ("link",)
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link[Any]) -> None:
         self.link = link
 
     def push(self, item: Chunk | End) -> None:
@@ -57,14 +60,14 @@ class _Sink:
             self.link.discard(len(item.data))
 
 
-class Link:
+class Link(Generic[E]):
     """Bytes read from ``src`` and written to ``dst`` (one direction); the
-    :class:`~chaos.proxy.toxics.base.Outlet` of its stubs."""
+    :class:`~chaos.proxy.toxics.base.Outlet` of its stubs. ``E``: what its ends are (connection.Side)."""
 
     __slots__ = ("conn", "direction", "src", "dst", "counters", "stubs", "head", "buffered", "limit",
                  "timer", "rng_key", "eof_fed", "holding_back", "severed")
 
-    def __init__(self, conn: Owner, direction: Direction, src: Endpoint, dst: Endpoint, counters: list[int]) -> None:
+    def __init__(self, conn: Owner, direction: Direction, src: E, dst: E, counters: list[int]) -> None:
         self.conn = conn
         self.direction = direction
         self.src = src

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import select
 from collections.abc import Callable
+from typing import Any
 
 Callback = Callable[[], None]
 _IN = select.EPOLLIN | select.EPOLLRDHUP  # RDHUP: the peer's end, told with its last data
@@ -29,7 +30,7 @@ class Poller:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._epoll = select.epoll()
-        self._watched: dict[int, list] = {}  # fd -> [on_readable, on_writable, mask]
+        self._watched: dict[int, list[Any]] = {}  # fd -> [on_readable, on_writable, mask]
         self.events = 0  # of the fd whose callback runs now (PEER_ENDED lets a reader take the end too)
         loop.add_reader(self._epoll.fileno(), self._dispatch)
 

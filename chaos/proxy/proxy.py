@@ -108,7 +108,7 @@ class Proxy:
             if self._resolved is not None:
                 return self._resolved[0], port
             raise OSError(f"cannot resolve upstream {host}") from None
-        self._resolved = (infos[0][4][0], now)
+        self._resolved = (str(infos[0][4][0]), now)
         return self._resolved[0], port
 
     # -- lifecycle ---------------------------------------------------------
@@ -223,7 +223,8 @@ async def listen_socket(loop: asyncio.AbstractEventLoop, listen: str) -> socket.
     except addr.AddressError as err:
         raise ListenError(f"listen tcp: {err}") from None
     if not host:
-        candidates = [(socket.AF_INET6, ("::", port)), (socket.AF_INET, ("0.0.0.0", port))]
+        candidates: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = [
+            (socket.AF_INET6, ("::", port)), (socket.AF_INET, ("0.0.0.0", port))]
     else:
         try:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

@@ -27,7 +27,7 @@ import fcntl
 import os
 import socket
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from chaos.proxy.connection import Connection
 from chaos.proxy.flow import ChainChange, ProxyView
@@ -48,6 +48,10 @@ _SPLICES_PER_WAKEUP = 4  # splices one readable bulk socket gets before the othe
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
+@overload
+def _full(sock: _socket.socket) -> socket.socket: ...
+@overload
+def _full(sock: None) -> None: ...
 def _full(sock: _socket.socket | None) -> socket.socket | None:
     """The same connection as a ``socket.socket``, as asyncio's transports want it.
 

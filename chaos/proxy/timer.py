@@ -15,7 +15,6 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 _CLOCK_MONOTONIC = 1  # time.monotonic() uses CLOCK_MONOTONIC on Linux
 _TFD_NONBLOCK = 0o4000
@@ -34,7 +33,7 @@ class _Itimerspec(ctypes.Structure):
     _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
-def _libc() -> Any | None:
+def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.timerfd_create  # noqa: B018 - probe the symbol
@@ -42,6 +41,12 @@ def _libc() -> Any | None:
         return libc
     except (OSError, AttributeError):
         return None
+
+
+def wake(fut: asyncio.Future[None]) -> None:
+    """Resolve a waiter unless it is done (cancelled) already."""
+    if not fut.done():
+        fut.set_result(None)
 
 
 class Handle:
@@ -84,7 +89,7 @@ class PreciseTimer:
         if when <= time.monotonic():
             return
         fut = self._loop.create_future()
-        handle = self.call_at(when, lambda: fut.done() or fut.set_result(None))
+        handle = self.call_at(when, lambda: wake(fut))
         try:
             await fut
         finally:
@@ -92,7 +97,7 @@ class PreciseTimer:
 
     def _arm(self, when: float) -> None:
         self._armed = when
-        if self._fd >= 0:
+        if self._fd >= 0 and self._libc is not None:
             spec = _Itimerspec()
             when -= _EARLY
             sec = int(when)

@@ -127,7 +127,7 @@ def _when(wall: Any) -> str:
 def _stack_origin(journal: dict[str, Any]) -> str:
     origin = journal.get("stack_origin")
     if origin is None:  # journals from before stack_origin: the stack_ready event still says whether it attached
-        ready = next((e for e in journal.get("events", []) if e.get("kind") == "stack_ready"), {})
+        ready: dict[str, Any] = next((e for e in journal.get("events", []) if e.get("kind") == "stack_ready"), {})
         origin = ready.get("origin")
         attached = bool(ready.get("attached"))
     else:
@@ -158,7 +158,7 @@ def environment(journal: dict[str, Any]) -> list[tuple[str, str]]:
 
 def event_text(event: dict[str, Any]) -> str:
     """One line per journal event (a dict), for the report's event log and failure messages."""
-    kind = event.get("kind", "?")
+    kind = str(event.get("kind", "?"))
     match kind:
         case "run_started":
             return f"run {event.get('run_id')} started (seed {event.get('seed')}, {event.get('backend')})"

@@ -46,7 +46,7 @@ def base_name(key: str) -> str:
 def declared_probes(experiment: m.Experiment, file: str | Path) -> list[str]:
     """Probe names the experiment's stack file declares ([] when the stack cannot be read)."""
     from chaos.errors import RoomquakeError
-    from chaos.run.stacks import stack_file
+    from chaos.experiment.stackcheck import stack_file
     from chaos.stack import load_stack
 
     try:

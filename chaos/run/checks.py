@@ -34,7 +34,6 @@ class Outcome:
     ok: bool
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)
-    first_ok_t: float | None = None
     status: str = ""  # ok | failed | not_disturbed ("" : ok or failed, from ok)
     disturbed_at: float | None = None  # t of the first failing read after the fault
     disturbed_by: str | None = None  # "value" (read, and not as expected) | "unreadable" (no value)
@@ -88,7 +87,7 @@ def once(label: str, read: Reader, expect: Expectation, now: Callable[[], float]
     value = read()
     t = now()
     if expect.holds(value):
-        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, at t={t:.2f}s", [(t, value)], t)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, at t={t:.2f}s", [(t, value)])
     return Outcome(False, f"{label}: expected {expect}; observed {format_value(value)} at t={t:.2f}s", [(t, value)])
 
 
@@ -106,11 +105,14 @@ def within(
         observed.append((t, value))
         return expect.holds(value) and t <= end_t  # a value in hand after the deadline never passes
 
+    def pause(seconds: float) -> None:  # tenacity's sleep: cut short when the run stops
+        stop.wait(min(seconds, max(0.0, end_t - now())))
+
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_delay(max(0.0, end_t - now())) | tenacity.stop_when_event_set(stop),
         wait=tenacity.wait_fixed(every),
         retry=tenacity.retry_if_result(lambda ok: not ok),
-        sleep=lambda seconds: stop.wait(min(seconds, max(0.0, end_t - now()))),
+        sleep=pause,
         retry_error_callback=lambda state: False,
     )
     ok = retrying(attempt)
@@ -118,7 +120,7 @@ def within(
     if ok:
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
-        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed, t)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed)
     if observed and observed[-1][0] > end_t and expect.holds(observed[-1][1]):
         t, value = observed[-1]
         return Outcome(False, f"{label}: expected {expect} {when}; observed {format_value(value)} only at t={t:.2f}s, "
@@ -168,7 +170,7 @@ def from_reads(
         took = max(0.0, ok.t - anchor_t)
         if not disturbance:
             return Outcome(True, f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when})",
-                           observed, ok.t)
+                           observed)
         fail = found.first_fail
         assert fail is not None
         by = "unreadable" if fail.value is None else "value"
@@ -177,7 +179,7 @@ def from_reads(
             True,
             f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
             f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
-            observed, ok.t, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
+            observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
         )
     if stop.is_set() and not closed:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 
 Subscriber = Callable[["Event"], None]
 
@@ -180,6 +180,9 @@ class VerdictReached(Event):
     as_declared: bool | None = None
 
 
+E = TypeVar("E", bound=Event)  # emit() gives back the event it was given, stamped
+
+
 class EventBus:
     """Stamps and fans out events; thread-safe (the sampler and check workers emit too)."""
 
@@ -194,7 +197,7 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def emit(self, event: Event) -> Event:
+    def emit(self, event: E) -> E:
         stamped = dataclasses.replace(event, t=self.now(), wall=time.time())
         with self._lock:
             for subscriber in list(self._subscribers):

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chaos.checkers import history as checker
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
-from chaos.probes import dig, fill, get_json
+from chaos.probes import fill
+from chaos.stack.probes import dig, get_json
 from chaos.run.checks import format_value
+
+if TYPE_CHECKING:
+    from chaos.stack.contract import LiveStack
+    from chaos.stack.spec import HttpSource
 
 FETCH_TIMEOUT_S = 15.0  # a history document of thousands of listeners takes a while on a busy machine
 
@@ -29,19 +34,25 @@ class Collected:
                 "relaunch_records": self.relaunch_records}
 
 
-def _source(stack: Any, part: str) -> Any:
-    return getattr(getattr(getattr(stack, "spec", None), "history", None), part, None)
+Source = Literal["listeners", "relaunches"]
 
 
-def declared(stack: Any, part: str = "listeners") -> bool:
+def _source(stack: LiveStack, part: Source) -> HttpSource | None:
+    history = stack.spec.history
+    if history is None:
+        return None
+    return history.listeners if part == "listeners" else history.relaunches
+
+
+def declared(stack: LiveStack, part: Source = "listeners") -> bool:
     return _source(stack, part) is not None
 
 
-def _running(stack: Any, service: str) -> list[str]:
+def _running(stack: LiveStack, service: str) -> list[str]:
     return [i.name for i in stack.instances(service) if i.state == "running"]
 
 
-def fetch_relaunches(stack: Any, room: str) -> tuple[list[dict[str, Any]] | None, list[str]]:
+def fetch_relaunches(stack: LiveStack, room: str) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """The system's relaunch records for ``room`` (first instance that answers), or None."""
     source = _source(stack, "relaunches")
     if source is None:
@@ -61,7 +72,7 @@ def fetch_relaunches(stack: Any, room: str) -> tuple[list[dict[str, Any]] | None
     return None, errors or [f"no running {source.service} instance to ask for relaunch records"]
 
 
-def collect(stack: Any, room: str, back_within: list[float]) -> Collected:
+def collect(stack: LiveStack, room: str, back_within: list[float]) -> Collected:
     """Read every load instance's listener histories and the relaunch records, and check them."""
     out = Collected(room)
     out.relaunch_records, errors = fetch_relaunches(stack, room)
@@ -130,14 +141,14 @@ def judge(spec: m.HistoryCheck, collected: Collected) -> list[Judged]:
             + (f" (e.g. {', '.join(report.never_heard_relaunch[:3])})" if report.never_heard_relaunch else ""))
         add("never_heard_relaunch", spec.never_heard_relaunch, spec.never_heard_relaunch.holds(value), value,
             f"expected {spec.never_heard_relaunch}; {detail} ({where})")
-    for key, value, what in (("max_gap", report.max_gap_s, "the largest gap of any listener"),
+    for key, gap_s, what in (("max_gap", report.max_gap_s, "the largest gap of any listener"),
                              ("max_gap_p99", report.max_gap_p99_s, "p99 over listeners of each one's largest gap")):
         expect = getattr(spec, key)
         if expect is None:
             continue
         worst = ", ".join(f"{lid} {gap:.2f}s" for lid, gap in report.worst_gaps[:3])
-        add(key, expect, expect.holds(value), value,
-            f"expected {expect}; {what} is {_seconds(value)} (worst: {worst or 'none'}; {where})")
+        add(key, expect, expect.holds(gap_s), gap_s,
+            f"expected {expect}; {what} is {_seconds(gap_s)} (worst: {worst or 'none'}; {where})")
     for key, total, listeners in (("duplicates", report.duplicates, report.duplicate_listeners),
                                   ("out_of_order", report.out_of_order, report.out_of_order_listeners)):
         expect = getattr(spec, key)

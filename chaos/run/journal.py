@@ -70,4 +70,5 @@ class Journal:
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    journal: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return journal

@@ -16,7 +16,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -24,7 +24,11 @@ from chaos.errors import UsageError
 from chaos.problems import suggest
 from chaos.experiment.expect import Expectation
 
-Value = Any
+if TYPE_CHECKING:
+    from chaos.probes import ProbeSpec
+    from chaos.stack.contract import LiveStack, ProbeValue
+
+Value = Any  # a probe's value as the journal keeps it: ProbeValue, or a number the sampler rounded
 
 
 def probe_key(ref: str | dict[str, Any], params: dict[str, Any]) -> str:
@@ -38,21 +42,21 @@ def probe_key(ref: str | dict[str, Any], params: dict[str, Any]) -> str:
 class ProbeReader:
     """Reads stack probes and inline probe specs; a failing read is ``None`` (and remembered)."""
 
-    def __init__(self, stack: Any) -> None:
+    def __init__(self, stack: LiveStack) -> None:
         self.stack = stack
         self.errors: dict[str, str] = {}
-        self._inline: dict[str, Any] = {}
+        self._inline: dict[str, ProbeSpec] = {}
 
     def check(self, ref: str | dict[str, Any]) -> None:
         """Fail early, with one line, on a probe this stack cannot evaluate."""
         if isinstance(ref, dict):
             self._spec(ref)
             return
-        known = getattr(getattr(self.stack, "spec", None), "probes", None)
-        if known is not None and ref not in known:
+        known = self.stack.spec.probes
+        if ref not in known:
             raise UsageError(f"unknown probe {ref!r}; {suggest(ref, known)}")
 
-    def _spec(self, ref: dict[str, Any]) -> Any:
+    def _spec(self, ref: dict[str, Any]) -> ProbeSpec:
         key = json.dumps(ref, sort_keys=True)
         if key not in self._inline:
             from chaos.probes import ProbeSpec
@@ -65,7 +69,7 @@ class ProbeReader:
                 raise UsageError(f"inline probe {ref}: {where}: {first['msg']}") from None
         return self._inline[key]
 
-    def read(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Value:
+    def read(self, ref: str | dict[str, Any], params: dict[str, Any]) -> ProbeValue:
         key = probe_key(ref, params)
         try:
             if isinstance(ref, dict):
@@ -105,10 +109,6 @@ class Series:
                 bisect.insort(points, point, key=lambda p: p[0])
             else:
                 points.append(point)
-
-    def between(self, key: str, start: float, end: float) -> list[tuple[float, Value]]:
-        with self.lock:
-            return [(t, v) for t, v in self.data.get(key, []) if start <= t <= end]
 
     def to_json(self) -> dict[str, list[list[Any]]]:
         with self.lock:

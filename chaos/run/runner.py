@@ -24,15 +24,16 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos import faults
+from chaos.checkers.history import DEFAULT_BACK_WITHIN_S
 from chaos.checkers.relaunches import FaultWindow, attribute
 from chaos.errors import RoomquakeError
 from chaos.experiment import model as m
 from chaos.experiment.durations import format_duration
 from chaos.experiment.expect import Expectation, fill_hits
-from chaos.faults import FaultContext, Injection, Part
+from chaos.faults import FaultContext, Injection, Part, Registrar
 from chaos.faults.undo import roll_back
 from chaos.labels import RunIdentity
 from chaos.run import checks, histories, timeline
@@ -43,7 +44,12 @@ from chaos.run.journal import Journal, default_dir
 from chaos.run.ledger import Ledger, sweep_dead_runs
 from chaos.run.observe import AbortWatch, ProbeReader, Sampler, Watch, probe_key
 from chaos.run.relaunches import watch_relaunches
+from chaos.run.stacks import StackOpener, StackRequest, open_stack
 from chaos.run.verdict import Verdict
+
+if TYPE_CHECKING:
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.contract import LiveStack
 
 
 class AbortRun(Exception):
@@ -52,10 +58,6 @@ class AbortRun(Exception):
 
 class Deviation(Exception):
     """Steady state did not hold before the method: the method is skipped."""
-
-
-# A stack opener returns a context manager yielding a RunningStack-like object.
-StackOpener = Callable[["Runner"], Any]
 
 
 @dataclass
@@ -67,7 +69,7 @@ class RunOptions:
     journal_dir: Path | None = None  # default: $ROOMQUAKE_JOURNAL_DIR or ./journals
     progress: bool = True
     open_stack: StackOpener | None = None  # tests: hand in a fake stack
-    make_proxy: Callable[[str], Any] | None = None  # tests: hand in a fake proxy client
+    make_proxy: Callable[[str], ProxyClient] | None = None  # tests: hand in a fake proxy client
     identity: RunIdentity | None = None
     ledger_dir: Path | None = None  # default: the stack registry's folder (tests with fakes: none unless given)
     stack_origin: ev.StackOrigin | None = None  # what open_stack expects to hand over ("reused": a pooled stack); default from attach
@@ -102,7 +104,7 @@ class Runner:
         self.results: list[ev.CheckResult] = []
         self.active: list[Injection] = []  # every fault step begun, in order, rolled back or not
         self.step_ends: dict[str, float] = {}
-        self.stack: Any = None
+        self.stack: LiveStack | None = None
         self.sampler: Sampler | None = None
         self.reader: ProbeReader | None = None
         self.backend = "attach" if self.options.attach else (self.options.backend or "auto")
@@ -121,6 +123,7 @@ class Runner:
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
         self.history: histories.Collected | None = None  # the listeners' histories, read at the end
         self.relaunch_audit: ev.RelaunchesAudited | None = None
+        self.request: StackRequest | None = None  # what the stack opener was asked, and what it reported back
 
     def _seed(self) -> int:
         if self.options.seed is not None:
@@ -131,7 +134,7 @@ class Runner:
 
     # ------------------------------------------------------------------ helpers
 
-    def emit(self, event: ev.Event) -> ev.Event:
+    def emit(self, event: ev.E) -> ev.E:
         return self.bus.emit(event)
 
     def now(self) -> float:
@@ -190,24 +193,28 @@ class Runner:
         delays later steps if ``timeline_offset()`` grows by it. Base runner: nothing.
         """
 
-    def _make_proxy(self) -> Any:
-        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
-        if self.options.make_proxy is not None:
-            client = self.options.make_proxy(self.stack.proxy_url)
-        elif hasattr(self.stack, "proxy_client"):
-            client = self.stack.proxy_client()  # carries the run's proxy token
-        else:
-            from chaos.stack.access import proxy_client
+    def _live(self) -> LiveStack:
+        """The run's stack (the phases that use it run after bring-up)."""
+        if self.stack is None:
+            raise RuntimeError("the run has no stack yet")
+        return self.stack
 
-            client = proxy_client(self.stack.proxy_url)
+    def _make_proxy(self) -> ProxyClient:
+        """The stack's proxy API client (with the run's token), closed with the run; tests hand in a fake."""
+        stack = self._live()
+        if self.options.make_proxy is not None:
+            client = self.options.make_proxy(stack.proxy_url)
+        else:
+            client = stack.proxy_client()  # carries the run's proxy token
         if isinstance(client, contextlib.AbstractContextManager):
             self._exits.enter_context(client)  # closed before the stack's own exit (last in, first out)
         return client
 
     def _declared(self, table: str, name: str) -> dict[str, Any]:
         """The parameters (with their defaults) that the stack file declares for a probe or a load action."""
-        entry = getattr(getattr(self.stack, "spec", None), table, {}).get(name)
-        return dict(getattr(entry, "params", None) or {})
+        spec = self._live().spec
+        entry = spec.probes.get(name) if table == "probes" else spec.load.get(name)
+        return dict(entry.params) if entry is not None else {}
 
     def _scope(self) -> dict[str, Any]:
         """The run's load parameters: the stack file's ``start`` action's defaults under the experiment's load
@@ -235,8 +242,9 @@ class Runner:
         return fill_hits(expect, {a.step: a.hit for a in self.active})
 
     def _reader(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], Any]:
-        assert self.reader is not None
-        return lambda: self.reader.read(ref, params)  # type: ignore[union-attr]
+        reader = self.reader
+        assert reader is not None
+        return lambda: reader.read(ref, params)
 
     def _wait_all(self, futures: list[cf.Future[Any]]) -> list[Any]:
         """Wait for worker futures in the main thread, so signals and aborts are seen promptly."""
@@ -256,14 +264,15 @@ class Runner:
             disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
-        self.results.append(stamped)  # type: ignore[arg-type]
-        return stamped  # type: ignore[return-value]
+        self.results.append(stamped)
+        return stamped
 
     def _reads(self, ref: str | dict[str, Any], params: dict[str, Any]) -> Callable[[], list[Any]]:
         """The sampler's reads of a probe (every judged probe is sampled, see _prepare_probes)."""
-        assert self.sampler is not None
+        sampler = self.sampler
+        assert sampler is not None
         key = probe_key(ref, params)
-        return lambda: self.sampler.reads(key)  # type: ignore[union-attr]
+        return lambda: sampler.reads(key)
 
     def _disturbance_start(self, after: str | None) -> tuple[float, str]:
         """From when a failing read counts as the fault's disturbance: reads asked for once the `after`
@@ -309,11 +318,11 @@ class Runner:
                 self._begin_phase("bring_up")
                 self.stack = self._exits.enter_context(self._open_stack())
                 self._stack_ready()
-                self._prepare_probes()
+                sampler = self._prepare_probes()
                 if exp.load is not None:
                     self._begin_phase("load")
                     self._load("start", **self._load_params())
-                self.sampler.start()  # type: ignore[union-attr]
+                sampler.start()
                 self._steady("steady_state_before")
                 for watch in self._abort_watches:
                     watch.armed = True
@@ -351,7 +360,7 @@ class Runner:
         self.phase = phase
         self.phase_times[phase] = round(self.emit(ev.PhaseStarted(phase=phase)).t, 4)
 
-    def _open_stack(self) -> Any:
+    def _open_stack(self) -> contextlib.AbstractContextManager[LiveStack]:
         if self.options.ledger_dir is not None or self.options.open_stack is None:
             from chaos.stack.sweep import sweep_dead_stacks
 
@@ -360,33 +369,32 @@ class Runner:
             for line in sweep_dead_runs(self.options.ledger_dir) + sweep_dead_stacks():
                 self.emit(ev.Note(message=f"leftovers of a killed run: {line}"))
             self.ledger = Ledger(self.identity, self.options.ledger_dir)
-        if self.options.open_stack is not None:
-            return self.options.open_stack(self)
-        from chaos.run.stacks import open_stack
-
-        return open_stack(self)
+        self.request = StackRequest(
+            self.experiment, self.file, self.backend if self.backend not in ("auto", "attach") else None,
+            self.options.attach, self.identity, self.checkpoint, self.emit, self.stack_origin)
+        return (self.options.open_stack or open_stack)(self.request)
 
     def _stack_ready(self) -> None:
-        stack = self.stack
-        if hasattr(stack, "checkpoint"):
-            stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
-        self.backend = getattr(stack, "backend_kind", self.backend)
-        image_ids = stack.image_ids() if hasattr(stack, "image_ids") else {}
-        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=getattr(stack, "run_id", None),
+        stack = self._live()
+        if self.request is not None:  # what the opener reported: a pool that started afresh, a renewed stack
+            self.stack_origin, self.reset_lines = self.request.origin, list(self.request.reset_lines)
+        stack.checkpoint = self.checkpoint  # its waits (load requests) notice a Ctrl-C too
+        self.backend = stack.backend_kind
+        image_ids = stack.image_ids()
+        self.journal.header.update(backend=self.backend, image_ids=image_ids, stack_run_id=stack.run_id,
                                    stack_origin=self.stack_origin, reset=list(self.reset_lines))
         if self.ledger is not None:
-            self.ledger.stack(str(getattr(stack, "run_id", "")), self.backend, bool(self.options.attach),
-                              str(getattr(stack, "proxy_url", "")))
+            self.ledger.stack(stack.run_id, self.backend, bool(self.options.attach), stack.proxy_url)
         self.emit(ev.StackReady(backend=self.backend, instances=[i.name for i in stack.instances()],
-                                image_ids=image_ids, proxy_url=getattr(stack, "proxy_url", ""),
+                                image_ids=image_ids, proxy_url=stack.proxy_url,
                                 attached=bool(self.options.attach), origin=self.stack_origin))
         self.scope = self._scope()
         self.fault_context = FaultContext(stack, self._make_proxy, self.rng, self.run_id, self.scope)
 
-    def _prepare_probes(self) -> None:
-        """Check every probe against the stack (before any fault) and register the key probes."""
+    def _prepare_probes(self) -> Sampler:
+        """Check every probe against the stack (before any fault) and register the key probes; the run's sampler."""
         exp = self.experiment
-        self.reader = ProbeReader(self.stack)
+        self.reader = ProbeReader(self._live())
         self.sampler = Sampler(self.reader, self.now, exp.sample_every, self.stop)
         plan = timeline.plan(exp.method)
         every: list[tuple[Any, dict[str, Any], float | None]] = [(c.probe, c.with_, None) for c in exp.steady_state]
@@ -397,19 +405,26 @@ class Runner:
         for ref, given, rate in every:
             self.reader.check(ref)
             self.sampler.add_probe(ref, self._params(ref, given), rate)
-        declared = getattr(getattr(self.stack, "spec", None), "probes", None) or {}
-        watch_relaunches(self.sampler, declared, lambda ref: self._params(ref, {}), self.emit)
+        watch_relaunches(self.sampler, self._live().spec.probes, lambda ref: self._params(ref, {}), self.emit)
         for i, cond in enumerate(exp.abort_if):
             label = cond.id or f"abort_if[{i}] {cond.label()}"
             watch = AbortWatch(
                 probe_key(cond.probe, self._params(cond.probe, cond.with_)), label, cond.expect, cond.for_,
-                on_fire=lambda reason, value, label=label: self.abort(reason, observed=value, condition=label), armed=False,
+                on_fire=self._abort_on(label), armed=False,
             )
             self._abort_watches.append(watch)
             self.sampler.watch(watch)
+        return self.sampler
+
+    def _abort_on(self, condition: str) -> Callable[[str, Any], None]:
+        """What an abort condition does when it fires: abort the run, naming it."""
+        def fire(reason: str, value: Any) -> None:
+            self.abort(reason, observed=value, condition=condition)
+
+        return fire
 
     def _load(self, action: str, **params: Any) -> None:
-        self.stack.load(action, **params)
+        self._live().load(action, **params)
         self.emit(ev.LoadChanged(action=action, params=params))
 
     # ------------------------------------------------------------------ phases
@@ -446,7 +461,7 @@ class Runner:
         for p in plan:
             if p.is_fault:
                 due.setdefault(p.start, []).append(p)  # faults due at one instant (a parallel group) go together
-                if p.step.for_ is not None:  # type: ignore[union-attr]
+                if p.fault.for_ is not None:
                     actions.append((p.end, 0, "rollback", [p]))
             else:
                 actions.append((p.start, 2, "check", [p]))
@@ -462,11 +477,11 @@ class Runner:
             self.sleep_until(t0 + self.timeline_offset() + at)
             planned = group[0]
             if kind == "inject":
-                self.before_fault(planned.id, planned.step)
+                self.before_fault(planned.id, planned.fault)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
-                if planned.step.for_ is None:  # type: ignore[union-attr]
+                if planned.fault.for_ is None:
                     # an instant fault (kill...) takes effect while the call runs: its start is the anchor
-                    self.step_ends[planned.id] = active.injected_t  # type: ignore[assignment]
+                    self.step_ends[planned.id] = active.injected_t if active.injected_t is not None else self.now()
             elif kind == "rollback":
                 self._roll_back(by_step[planned.id], "for elapsed")
                 self.step_ends[planned.id] = self.now()
@@ -477,13 +492,13 @@ class Runner:
         self.step_ends["method"] = self.now()
 
     def _begin(self, planned: timeline.Planned) -> Injection:
-        step = planned.step
+        step = planned.fault
         params = step.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"fault", "id", "description"})
-        active = Injection(planned.id, step.fault, params)  # type: ignore[union-attr]
+        active = Injection(planned.id, step.fault, params)
         self.active.append(active)  # registered before injecting: a half-done step is still rolled back
         return active
 
-    def _registrar(self, active: Injection) -> Callable[[str, tuple[str, ...] | None], None]:
+    def _registrar(self, active: Injection) -> Registrar:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.register(hit, undo)
             if undo is not None and self.ledger is not None:
@@ -500,7 +515,7 @@ class Runner:
         active = self._begin(planned)
         began = active.injected_t = self.now()
         assert self.fault_context is not None
-        faults.inject(planned.step, planned.id, self.fault_context, self._registrar(active))  # type: ignore[arg-type]
+        faults.inject(planned.fault, planned.id, self.fault_context, self._registrar(active))
         self._injected(planned, active, t0, began, self.now())
         return active
 
@@ -515,21 +530,21 @@ class Runner:
         """
         self.sleep_until(t0 + self.timeline_offset() + at - self.GROUP_LEAD_S)
         for planned in group:
-            self.before_fault(planned.id, planned.step)
+            self.before_fault(planned.id, planned.fault)
         assert self.fault_context is not None
         prepared = []
         for planned in group:
             active = self._begin(planned)
-            parts = faults.prepare(planned.step, planned.id, self.fault_context)  # type: ignore[arg-type]
+            parts = faults.prepare(planned.fault, planned.id, self.fault_context)
             prepared.append((planned, active, parts))
         self.sleep_until(t0 + self.timeline_offset() + at)
         jobs = [(active, part) for _, active, parts in prepared for part in parts]
-        barrier = threading.Barrier(len(jobs)) if jobs else None
+        barrier = threading.Barrier(max(1, len(jobs)))  # fire() runs only with jobs
         times: dict[int, tuple[float, float]] = {}
 
         def fire(n: int, active: Injection, part: Part) -> None:
             try:
-                barrier.wait(timeout=10)  # type: ignore[union-attr]  # every thread is ready: go together
+                barrier.wait(timeout=10)  # every thread is ready: go together
             except threading.BrokenBarrierError:
                 pass
             began = self.now()
@@ -550,15 +565,15 @@ class Runner:
             mine = [times[i] for i, (a, _) in enumerate(jobs) if a is active and i in times]
             began = min((b for b, _ in mine), default=self.now())
             self._injected(planned, active, t0, began, max((e for _, e in mine), default=began))
-            if planned.step.for_ is None:  # type: ignore[union-attr]
+            if planned.fault.for_ is None:
                 self.step_ends[planned.id] = began
         if starts:
-            spread = {"steps": [p.id for p in group], "planned_at": round(t0 + at, 4),
-                      "start_spread_s": round(max(starts) - min(starts), 4),
-                      "end_spread_s": round(max(ends) - min(ends), 4), "parts": len(jobs)}
-            self.parallel.append(spread)
-            self.emit(ev.Note(message=f"faults {', '.join(spread['steps'])} started within {spread['start_spread_s']:.3f}s "
-                                      f"of each other ({len(jobs)} parts; done within {spread['end_spread_s']:.3f}s)"))
+            steps = [p.id for p in group]
+            start_spread, end_spread = round(max(starts) - min(starts), 4), round(max(ends) - min(ends), 4)
+            self.parallel.append({"steps": steps, "planned_at": round(t0 + at, 4), "start_spread_s": start_spread,
+                                  "end_spread_s": end_spread, "parts": len(jobs)})
+            self.emit(ev.Note(message=f"faults {', '.join(steps)} started within {start_spread:.3f}s "
+                                      f"of each other ({len(jobs)} parts; done within {end_spread:.3f}s)"))
         for future in futures:
             future.result()  # the first failure of a part, now that every part is registered
         return [active for _, active, _ in prepared]
@@ -568,14 +583,15 @@ class Runner:
             return
         assert self.fault_context is not None
         errors = roll_back(active, self.fault_context, self.now, undone=self.ledger.done if self.ledger is not None else None)
-        started = active.injected_t if active.injected_t is not None else active.rolled_back_t
+        ended = active.rolled_back_t if active.rolled_back_t is not None else self.now()  # roll_back set it
+        started = active.injected_t if active.injected_t is not None else ended
         self.emit(ev.FaultRolledBack(step=active.step, fault=active.fault, hit=active.hit,
                                      reason="nothing to undo" if active.one_shot else reason,
                                      ok=not errors, error="; ".join(errors) or None,
-                                     active_s=round(active.rolled_back_t - started, 4)))  # type: ignore[operator]
+                                     active_s=round(ended - started, 4)))
 
     def _method_check(self, planned: timeline.Planned, t0: float) -> ev.CheckResult:
-        step: m.CheckStep = planned.step  # type: ignore[assignment]
+        step = planned.check
         label = planned.id
         params = self._params(step.probe, step.with_)
         if step.within is not None:
@@ -640,15 +656,15 @@ class Runner:
         """Read and check the listeners' histories; with ``settle``, not before the newest relaunch in them
         is ``back_within`` old (default 10 s): listeners still on their way back are not yet 'never back'."""
         spec = self.experiment.history
-        back = sorted({histories.checker.DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
-        collected = histories.collect(self.stack, self._room(), back)
+        back = sorted({DEFAULT_BACK_WITHIN_S, *([spec.back_within.seconds] if spec and spec.back_within else [])})
+        collected = histories.collect(self._live(), self._room(), back)
         if settle and collected.report is not None and collected.report.relaunches:
-            grace = spec.back_within.seconds if spec and spec.back_within else histories.checker.DEFAULT_BACK_WITHIN_S
+            grace = spec.back_within.seconds if spec and spec.back_within else DEFAULT_BACK_WITHIN_S
             left = max(r.at for r in collected.report.relaunches) + grace - time.time()
             if left > 0:
                 self.emit(ev.Note(message=f"history: waiting {left:.1f}s, until the last relaunch is {format_duration(grace)} old"))
                 self.sleep_until(self.now() + left)
-                collected = histories.collect(self.stack, self._room(), back)
+                collected = histories.collect(self._live(), self._room(), back)
         report = collected.report
         if report is not None:
             self.emit(ev.HistoryChecked(
@@ -672,7 +688,7 @@ class Runner:
                 check=judged.check, phase="history", probe=f"history{{room={collected.room}}}", expect=judged.expect,
                 mode="history", ok=judged.ok, message=judged.message, observed=[(round(self.now(), 4), judged.value)],
             ))
-            self.results.append(stamped)  # type: ignore[arg-type]
+            self.results.append(stamped)
 
     def _fault_windows(self) -> list[FaultWindow]:
         """When each fault was active: from its injection to its rollback; a one-shot fault with nothing to
@@ -700,7 +716,7 @@ class Runner:
                 found = attribute(records, self._fault_windows(), float(self.journal.header.get("t0_wall") or 0.0))
                 self.relaunch_audit = ev.RelaunchesAudited(room=room, relaunches=[f.to_json() for f in found],
                                                            unexpected=sum(1 for f in found if f.unexpected), errors=errors)
-            self.relaunch_audit = self.emit(self.relaunch_audit)  # type: ignore[assignment]
+            self.relaunch_audit = self.emit(self.relaunch_audit)
         except Exception as err:  # noqa: BLE001 - an audit that cannot be done is said, never fatal
             self.emit(ev.Note(message=f"relaunch audit failed: {type(err).__name__}: {err}"))
 
@@ -742,8 +758,8 @@ class Runner:
 
     def _verify_teardown(self) -> checker.Leftovers | None:
         """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
-        stack = self.stack
-        if not getattr(stack, "torn_down", False) or not hasattr(stack, "leftovers"):
+        stack = self._live()
+        if not stack.torn_down:
             return None  # attached or pooled: left up on purpose
         try:
             left = stack.leftovers()

@@ -24,12 +24,26 @@ class Planned:
     def is_fault(self) -> bool:
         return isinstance(self.step, m.FaultBase)
 
+    @property
+    def fault(self) -> m.FaultBase:
+        """The step, which is a fault (``is_fault``)."""
+        if not isinstance(self.step, m.FaultBase):
+            raise TypeError(f"step {self.id} is a check, not a fault")
+        return self.step
+
+    @property
+    def check(self) -> m.CheckStep:
+        """The step, which is a check (not ``is_fault``)."""
+        if not isinstance(self.step, m.CheckStep):
+            raise TypeError(f"step {self.id} is a fault, not a check")
+        return self.step
+
 
 def step_id(step: m.StepBase, path: str) -> str:
     if step.id:
         return step.id
     if isinstance(step, m.FaultBase):
-        return f"{path}:{step.fault}"  # type: ignore[attr-defined]
+        return f"{path}:{step.fault}"
     if isinstance(step, m.CheckStep):
         return f"{path}:{step.label()}"
     return path
@@ -41,17 +55,17 @@ def _length(step: m.FaultBase | m.CheckStep) -> float:
     return step.within or step.throughout or 0.0
 
 
-def plan(method: list) -> list[Planned]:
+def plan(method: list[m.Step]) -> list[Planned]:
     return _plan(method)[0]
 
 
-def length(method: list) -> float:
+def length(method: list[m.Step]) -> float:
     """When the method ends, in method time: its last step's end, waits included."""
     steps, cursor = _plan(method)
     return max([cursor, *(p.end for p in steps)])
 
 
-def _plan(method: list) -> tuple[list[Planned], float]:
+def _plan(method: list[m.Step]) -> tuple[list[Planned], float]:
     out: list[Planned] = []
     cursor = 0.0
     latest = 0.0

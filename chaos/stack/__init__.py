@@ -16,14 +16,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from chaos.stack.bringup import attach, bring_up, default_backend, down, start_stack
-    from chaos.stack.running import Instance, LinkProxy, RunningStack
-    from chaos.stack.spec import Stack, StackSpec, apply_scale, load_stack, parse_scale
+if TYPE_CHECKING:  # "x as x": the names this package exports, for type checkers (loaded lazily below)
+    from chaos.stack.bringup import attach as attach, bring_up as bring_up, default_backend as default_backend
+    from chaos.stack.bringup import start_stack as start_stack
+    from chaos.stack.sweep import down as down
+    from chaos.stack.contract import Instance as Instance, LinkProxy as LinkProxy, LiveStack as LiveStack
+    from chaos.stack.running import RunningStack as RunningStack
+    from chaos.stack.spec import Stack as Stack, StackSpec as StackSpec, apply_scale as apply_scale
+    from chaos.stack.spec import load_stack as load_stack, parse_scale as parse_scale
 
 _HOMES = {
-    "attach": "bringup", "bring_up": "bringup", "default_backend": "bringup", "down": "bringup", "start_stack": "bringup",
-    "Instance": "running", "LinkProxy": "running", "RunningStack": "running",
+    "attach": "bringup", "bring_up": "bringup", "default_backend": "bringup", "down": "sweep", "start_stack": "bringup",
+    "Instance": "contract", "LinkProxy": "contract", "LiveStack": "contract", "RunningStack": "running",
     "Stack": "spec", "StackSpec": "spec", "apply_scale": "spec", "load_stack": "spec", "parse_scale": "spec",
 }
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chaos.proxy.client import ProxyClient
 
 
-def proxy_client(url: str, token: str | None = None, **options: Any) -> Any:
+def proxy_client(url: str, token: str | None = None, **options: Any) -> ProxyClient:
     """A ``chaos.proxy.client.ProxyClient`` for ``url``; sends ``Authorization: Bearer`` when ``token`` is set."""
     from chaos.proxy.client import ProxyClient
 

@@ -287,11 +287,17 @@ def _save_pending(identity: RunIdentity, impl: Backend, meta: dict[str, Any]) ->
     registry.save(identity.run_id, {**meta, "pending": True, "backend": impl.kind, "state": impl.record()})
 
 
+def _address_of(impl: Backend, name: str, listens: bool) -> Callable[[], tuple[str, int]]:
+    """How a health check finds the instance (a service on no port, health kind none, has no address)."""
+    if not listens:
+        return lambda: ("", 0)
+    return lambda: impl.address(name)
+
+
 def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: Callable[[], None] = _no_checkpoint,
                   secrets: Mapping[str, str] | None = None) -> None:
     targets = [
-        (inst.name, stack.spec.services[inst.service].health,
-         (lambda n=inst.name: impl.address(n)) if inst.port is not None else (lambda: ("", 0)))  # port: null: kind none
+        (inst.name, stack.spec.services[inst.service].health, _address_of(impl, inst.name, inst.port is not None))
         for inst in members
     ]
     # A backend that hears instances say they are ready (the local fork server) checks them at that instant.
@@ -359,17 +365,3 @@ def from_record(record: dict[str, Any]) -> RunningStack:
 def attach(run_id: str = "latest") -> Iterator[RunningStack]:
     """Game days: drive a stack someone else brought up; it stays up on exit."""
     yield attach_record(run_id)
-
-
-def down(run_id: str = "latest") -> str:
-    """Tear down a recorded stack; returns its run id."""
-    from chaos.stack.sweep import end_pending
-
-    if run_id != "latest":
-        record = registry.load(run_id)
-        if record.get("pending"):  # its owner died mid bring-up (a live one raises)
-            end_pending(record)
-            return run_id
-    running = attach_record(run_id)
-    running.down()
-    return running.run_id

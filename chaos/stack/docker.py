@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from chaos import labels as L
-from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, create_container, run_container, run_network
-from chaos.engine import STUCK_NETWORK_HINT, network_is_stuck
+from chaos.engine import STUCK_NETWORK_HINT, id_of, network_is_stuck
+from chaos.stack.containers import ContainerSpec, ManagedContainer, RunNetwork, create_container, run_container, run_network
 from chaos.errors import EngineError
 from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError
@@ -130,7 +130,7 @@ class DockerBackend(Backend):
                                  command=c.get("command"))
             self.generations[name] = int(c.get("generation") or 0)
             self.managed[name] = ManagedContainer(
-                container=container, spec=spec, network=self.network,  # type: ignore[arg-type]
+                container=container, spec=spec, network=self.network,
                 ip=c.get("ip"), host_ports={int(k): int(v) for k, v in c["host_ports"].items()},
             )
             self._crash_base[name] = int(container.attrs.get("RestartCount") or 0)
@@ -217,14 +217,14 @@ class DockerBackend(Backend):
             publish=self.publish or self.network.subnet is None,
         )
         if spec.publish:
-            try:
-                cm = run_container(self.client, self.identity, self.network, spec)
-                managed = cm.__enter__()
-            except EngineError as err:
-                raise StackError(f"starting {inst.name}: {err.one_line()}") from None
-            with self._lock:
-                self.managed[inst.name] = managed
-                self._exit.push(cm.__exit__)
+            with contextlib.ExitStack() as own:  # entered here, outside the lock: launches run side by side
+                try:
+                    managed = own.enter_context(run_container(self.client, self.identity, self.network, spec))
+                except EngineError as err:
+                    raise StackError(f"starting {inst.name}: {err.one_line()}") from None
+                with self._lock:
+                    self.managed[inst.name] = managed
+                    self._exit.enter_context(own.pop_all())  # removed at teardown with the rest
             return
         try:
             managed = create_container(self.client, self.identity, self.network, spec)
@@ -397,23 +397,22 @@ class DockerBackend(Backend):
     def detach(self) -> None:
         """Leave network and containers running after this process exits (``stack up``).
 
-        chaos.containers' context managers remove on exit, and a suspended
+        chaos.stack.containers' context managers remove on exit, and a suspended
         generator's ``finally`` also runs when it is garbage-collected at
-        interpreter exit; making these handles' removal a no-op is what
-        lets the stack outlive us. ``stack down`` rebuilds fresh handles.
+        interpreter exit: each handle is told to keep what it holds, and the
+        teardown callbacks are dropped. ``stack down`` rebuilds fresh handles.
         """
-        noop = lambda *args, **kwargs: None  # noqa: E731
         for m in self.managed.values():
-            m.container.remove = noop  # type: ignore[method-assign]
+            m.keep()
         if self.network is not None:
-            self.network.network.remove = noop  # type: ignore[method-assign]
+            self.network.keep()
         self._exit.pop_all()
 
     def image_ids(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for name, ref in self.refs.items():
             try:
-                out[name] = self.client.images.get(ref).id
+                out[name] = id_of(self.client.images.get(ref))
             except Exception:  # noqa: BLE001 - an image removed under us has no id
                 continue
         return out

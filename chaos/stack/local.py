@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from chaos.labels import process_start_time
+from chaos.labels import proc_stat, process_start_time
 from chaos.stack import registry
 from chaos.stack.errors import StackError, Unsupported
 from chaos.forkserver import KEEPER_MARK, ROOM_ENV, ForkClient, ForkServerError, environ_room, wait_line
@@ -42,12 +42,8 @@ SERVER_START_S = 120.0  # importing the preload list on a starved machine; faili
 
 def _proc_state(pid: int, start: str) -> str:
     """running | paused | exited, from /proc (guards against pid reuse with the start time)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return "exited"
-    if fields[19] != start:
+    fields = proc_stat(pid)
+    if len(fields) <= 19 or fields[19] != start:
         return "exited"
     code = fields[0]
     if code in ("Z", "X", "x"):
@@ -95,7 +91,7 @@ class LocalBackend(Backend):
                 or [p.name for p in like.proxies] != [p.name for p in fresh.proxies]:
             return fresh
         # Addressing hands ports out in plan order (instances, then listeners): the same order gives the same ports.
-        ports = [i.port for i in like.instances] + [int(p.listen.rsplit(":", 1)[1]) for p in like.proxies]
+        ports = [i.port for i in like.instances if i.port is not None] + [int(p.listen.rsplit(":", 1)[1]) for p in like.proxies]
         return make_plan(spec, profile, local_addressing(ports, data_root), secret, proxy_token)
 
     def _argv(self, command: list[str]) -> list[str]:
@@ -475,10 +471,8 @@ def live_groups(pgids: set[int]) -> set[int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        fields = proc_stat(int(entry.name))
+        if len(fields) < 3:  # gone
             continue
         if fields[0] not in ("Z", "X", "x") and int(fields[2]) in pgids:
             found.add(int(fields[2]))

@@ -69,7 +69,8 @@ def load(run_id: str = "latest") -> dict[str, Any]:
         return found[0]
     path = state_dir() / f"{run_id}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return record
     except FileNotFoundError:
         known = ", ".join(r["run_id"] for r in records()) or "none"
         raise UnknownRun(f"no running stack with run id {run_id!r} (known: {known})") from None

@@ -9,7 +9,8 @@ from typing import Any
 from chaos.stack.bringup import _no_checkpoint, _wait_futures, _wait_healthy, _with_env, populate
 from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan
-from chaos.stack.running import RunningStack
+from chaos.stack.local import LocalBackend
+from chaos.stack.running import Backend, RunningStack
 from chaos.stack.spec import Stack, apply_scale, load_stack
 
 
@@ -38,7 +39,7 @@ def renew(
     stack = Stack(spec=spec, path=base.path)
     impl = running.backend
     proxy_name = f"{spec.proxy.service}-1"
-    if impl.kind == "local":  # the same ports where the instances and proxies are the same ones
+    if isinstance(impl, LocalBackend):  # the same ports where the instances and proxies are the same ones
         fresh = _with_env(impl.plan(spec, profile, **running.secrets, like=running.plan), env)
     else:
         fresh = _with_env(impl.plan(spec, profile, **running.secrets), env)
@@ -51,7 +52,7 @@ def renew(
     before = {i.name: i for i in running.plan.instances}
     in_place = [i.name for i in fresh.instances if i.name != proxy_name and i.name in before
                 and (before[i.name].command, before[i.name].env) == (i.command, i.env)
-                and getattr(impl, "respawnable", lambda name: False)(i.name)]
+                and impl.respawnable(i.name)]
     # Link proxies the new plan has unchanged (the same scale) stay, reset: no toxic, all enabled.
     same_proxies = [(p.name, p.listen, p.upstream) for p in plan.proxies] == \
                    [(p.name, p.listen, p.upstream) for p in running.plan.proxies]
@@ -67,7 +68,7 @@ def renew(
     rest = [i for i in plan.instances if i.name != proxy_name]
     respawned: set[str] = set()
     try:
-        if impl.kind == "local":
+        if isinstance(impl, LocalBackend):
             impl.remove_all(old)  # all at once (SIGKILL: their data goes too)
             running.adopt(stack, plan)
             running.persist()
@@ -98,7 +99,7 @@ def renew(
     ]
 
 
-def _replace_containers(impl: Any, instances: list[InstancePlan], dropped: list[str], in_place: set[str],
+def _replace_containers(impl: Backend, instances: list[InstancePlan], dropped: list[str], in_place: set[str],
                         checkpoint: Callable[[], None]) -> set[str]:
     """Every container at once: a fresh instance in place where it can (respawn), else removed and launched anew.
 
@@ -118,9 +119,9 @@ def _replace_containers(impl: Any, instances: list[InstancePlan], dropped: list[
         impl.remove(inst.name)
         impl.launch(inst)
 
-    work = [(renew_one, inst) for inst in instances] + [(impl.remove, name) for name in dropped]
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(work)))) as pool:
-        _wait_futures([pool.submit(call, arg) for call, arg in work], checkpoint)
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(instances) + len(dropped)))) as pool:
+        _wait_futures([pool.submit(renew_one, inst) for inst in instances]
+                      + [pool.submit(impl.remove, name) for name in dropped], checkpoint)
     return respawned
 
 

@@ -12,40 +12,31 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from chaos import probes as probe_eval
+from chaos.probes import fill
+from chaos.stack import probes as probe_eval
+from chaos.stack.contract import Instance, LinkProxy, ProbeValue
 from chaos.stack.errors import StackError, StackFileError
 from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.spec import LoadStep, Stack
 
-STATES = ("running", "paused", "exited", "missing")
+if TYPE_CHECKING:
+    from chaos.probes import ProbeSpec
+    from chaos.proxy.client import ProxyClient
+    from chaos.stack.spec import StackSpec
 
-
-@dataclass(frozen=True)
-class Instance:
-    name: str
-    service: str
-    replica: int
-    state: str  # running | paused | exited | missing
-
-
-@dataclass(frozen=True)
-class LinkProxy:
-    name: str  # "crowd->edge-2"
-    link: str  # "crowd->edge"
-    listen: str
-    upstream: str
+__all__ = ["Backend", "Instance", "LinkProxy", "RunningStack"]
 
 
 class Backend(ABC):
     """What a backend does for one run. Instance names are the plan's (``edge-2``)."""
 
     kind: str = ""
+    stack: Stack  # the stack file it runs (renew hands it the renewed one: launches read the services from it)
 
     @abstractmethod
-    def plan(self, spec: Any, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
+    def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:
         """Instances, ports and proxies as this backend addresses them (secrets: see ``make_plan``)."""
 
     @abstractmethod
@@ -79,6 +70,14 @@ class Backend(ABC):
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)
+
+    def respawnable(self, name: str) -> bool:
+        """Whether ``respawn`` can give the instance a fresh process in place (default: never)."""
+        return False
+
+    def respawn(self, name: str) -> None:
+        """A fresh instance in place, keeping its container or slot (see ``respawnable``)."""
+        raise NotImplementedError(f"the {self.kind or type(self).__name__} backend cannot respawn instances")
 
     def remove(self, name: str) -> None:
         """End the instance and forget it, with its kept data (``renew`` launches its successor)."""
@@ -121,7 +120,7 @@ class Backend(ABC):
 
 
 class RunningStack:
-    """A brought-up stack. See docs/ARCHITECTURE.md "Running stack"."""
+    """A brought-up stack, for every backend: implements ``chaos.stack.contract.LiveStack``."""
 
     def __init__(self, stack: Stack, plan: Plan, backend: Backend, run_id: str, proxy_url: str,
                  secrets: dict[str, str] | None = None, proxy_token: str | None = None) -> None:
@@ -147,7 +146,7 @@ class RunningStack:
         self.plan = plan
         self._names = {i.name: i for i in plan.instances}
 
-    def proxy_client(self, **options: Any) -> Any:
+    def proxy_client(self, **options: Any) -> ProxyClient:
         """A Toxiproxy client for this stack's proxy API, with the run's token."""
         from chaos.stack.access import proxy_client
 
@@ -257,14 +256,14 @@ class RunningStack:
 
     # --- domain: probes, selectors, load ---------------------------------------
 
-    def probe(self, name: str, **params: Any) -> float | str | bool | None:
+    def probe(self, name: str, **params: Any) -> ProbeValue:
         try:
             spec = self.spec.probes[name]
         except KeyError:
             raise StackFileError(f"unknown probe {name!r}; the stack offers {', '.join(sorted(self.spec.probes))}") from None
         return probe_eval.evaluate(spec, self, params)
 
-    def probe_spec(self, spec: Any, **params: Any) -> float | str | bool | None:
+    def probe_spec(self, spec: ProbeSpec, **params: Any) -> ProbeValue:
         """Evaluate an inline probe spec (an experiment's own, same kinds as the stack's)."""
         return probe_eval.evaluate(spec, self, params)
 
@@ -288,12 +287,12 @@ class RunningStack:
 
     def _load_step(self, step: LoadStep, params: dict[str, Any]) -> None:
         if step.instance:
-            targets = [probe_eval.fill(step.instance, params)]
+            targets = [fill(step.instance, params)]
         else:
             targets = [i.name for i in self.instances(step.service) if i.state == "running"]
         if not targets:
             raise StackError(f"load: no running instance of {step.service!r} to send {step.method} {step.path} to")
-        body = probe_eval.fill(step.body, params) if step.body is not None else None
+        body = fill(step.body, params) if step.body is not None else None
         shares: list[Any] = [None] * len(targets)
         if step.split and body is not None:
             total = int(body.get(step.split, 0))
@@ -303,7 +302,7 @@ class RunningStack:
             payload = dict(body) if body is not None else None
             if payload is not None and step.split:
                 payload[step.split] = share
-            status, text = self._send(target, step.method, probe_eval.fill(step.path, params), payload)
+            status, text = self._send(target, step.method, fill(step.path, params), payload)
             if status not in step.accept:
                 raise StackError(f"load: {step.method} {target}{step.path} answered {status}: {text[:200]}")
 

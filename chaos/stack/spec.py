@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -200,7 +200,7 @@ class StackSpec(_Model):
     name: str = Field(pattern=NAME)
     description: str = ""
     images: dict[str, ImageSpec]
-    profiles: dict[str, dict[str, Scalar]] = Field(default_factory=lambda: {"default": {}})
+    profiles: dict[str, dict[str, Scalar]] = Field(default_factory=lambda: {"default": dict[str, Scalar]()})
     default_profile: str | None = None
     services: dict[str, ServiceSpec] = Field(min_length=1)
     proxy: ProxySpec = Field(default_factory=ProxySpec)
@@ -432,7 +432,7 @@ def loads_stack(text: str, path: str = "stack.yaml") -> Stack:
     return Stack(spec=parse_stack(_document(lambda: yamldoc.parse_text(text, path), path)), path=Path(path).resolve())
 
 
-def _document(read: Any, path: str) -> yamldoc.Document:
+def _document(read: Callable[[], yamldoc.Document], path: str) -> yamldoc.Document:
     try:
         return read()
     except yamldoc.SyntaxProblem as err:

@@ -110,10 +110,14 @@ class SwarmBackend(Backend):
     @property
     def client(self) -> "docker.DockerClient":
         """The manager's client (raises once the run's local cluster is gone)."""
+        return self._reach().manager
+
+    def _reach(self) -> SwarmEngines:
+        """The swarm's engines (raises once the run's local cluster is gone)."""
         if self.engines is None:
             assert self.gone is not None
             raise self.gone
-        return self.engines.manager
+        return self.engines
 
     @classmethod
     def from_record(cls, stack: Stack, run_id: str, state: dict[str, Any]) -> "SwarmBackend":
@@ -186,10 +190,10 @@ class SwarmBackend(Backend):
         from chaos.cluster.images import load_from
 
         for node in self.nodes():
-            url = self.engines.node_urls.get(node.id)
+            url = self._reach().node_urls.get(node.id)
             if url is None or not node.ready:
                 continue  # a real swarm's node we cannot reach: its images are its operator's business
-            engine = self.engines.node(node.id, "loading images")
+            engine = self._reach().node(node.id, "loading images")
             lacking = [ref for ref in refs if not has_image(engine, ref)]
             if not lacking:
                 continue
@@ -234,7 +238,8 @@ class SwarmBackend(Backend):
                 labels=labels,
                 container_labels=labels,
                 networks=[NetworkAttachmentConfig(target=self.network["id"], aliases=[inst.name])],
-                endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.ports[inst.name]: (inst.port, "tcp", "host")}),
+                # types-docker says the published port is a str; docker takes the int (its docs' own example)
+                endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.ports[inst.name]: (inst.port, "tcp", "host")}),  # type: ignore[dict-item]
                 mode=ServiceMode("replicated", replicas=1),
                 restart_policy=RestartPolicy(condition="on-failure" if svc.restart == "on-failure" else "none",
                                              delay=int(RESTART_DELAY_S * 1e9)),
@@ -295,14 +300,15 @@ class SwarmBackend(Backend):
             return None
         running = [t for t in tasks if t.get("Status", {}).get("State") == "running"]
         pool = running or tasks
-        return max(pool, key=lambda t: (t.get("Version", {}).get("Index", 0)))
+        newest: dict[str, Any] = max(pool, key=lambda t: (t.get("Version", {}).get("Index", 0)))
+        return newest
 
     def _container(self, name: str, doing: str) -> tuple["docker.DockerClient", str]:
         task = self._task(name)
         if task is None or task.get("Status", {}).get("State") != "running":
             raise StackError(f"{doing} {name}: it has no running task")
         container = task["Status"].get("ContainerStatus", {}).get("ContainerID", "")
-        return self.engines.node(task["NodeID"], f"{doing} {name}"), container
+        return self._reach().node(task["NodeID"], f"{doing} {name}"), container
 
     def node_of(self, name: str) -> str | None:
         """The swarm node id the instance's current task is on (None: no task placed)."""
@@ -396,7 +402,7 @@ class SwarmBackend(Backend):
         while time.monotonic() < deadline:
             task = self._task(name)
             is_running = task is not None and task.get("Status", {}).get("State") == "running"
-            if running and is_running and task.get("DesiredState") == "running":
+            if running and is_running and task is not None and task.get("DesiredState") == "running":
                 return
             if not running and not is_running:
                 return
@@ -503,7 +509,7 @@ class SwarmBackend(Backend):
         raise Unsupported(f"reconnect {name}: the swarm backend does not disconnect tasks (use a 'down' link fault)")
 
     def _managed(self, name: str, doing: str) -> Any:
-        from chaos.containers import ContainerSpec, ManagedContainer
+        from chaos.stack.containers import ContainerSpec, ManagedContainer
 
         engine, container_id = self._container(name, doing)
         held = self._squeezed.get(name)
@@ -511,7 +517,7 @@ class SwarmBackend(Backend):
             return held
         container = engine.containers.get(container_id)
         spec = ContainerSpec(image="", name=name, service=self._service_of(name), instance=name)
-        return ManagedContainer(container=container, spec=spec, network=None, ip=None, host_ports={})  # type: ignore[arg-type]
+        return ManagedContainer(container=container, spec=spec, network=None, ip=None, host_ports={})
 
     def squeeze(self, name: str, cpus: float | None = None, memory_mb: int | None = None) -> None:
         if cpus is None and memory_mb is None:

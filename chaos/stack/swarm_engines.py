@@ -24,6 +24,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from chaos.engine import id_of
 from chaos.errors import EngineError
 from chaos.stack.errors import StackError, Unsupported
 
@@ -98,9 +99,9 @@ class SwarmEngines:
             url = os.environ["DOCKER_HOST"]
             _, engines = _cluster_engines(url)
             return cls._open(url, engines, f"DOCKER_HOST ({url})")
-        url, engines = _cluster_engines()
-        if url:
-            return cls._open(url, engines, f"the local cluster ({url})")
+        local_url, engines = _cluster_engines()
+        if local_url:
+            return cls._open(local_url, engines, f"the local cluster ({local_url})")
         from chaos.engine import DEFAULT_SOCKET
 
         return cls._open(f"unix://{DEFAULT_SOCKET}", {}, "the default engine", hint=(
@@ -133,9 +134,9 @@ class SwarmEngines:
             return
         for node in self.manager.nodes.list():
             hostname = node.attrs.get("Description", {}).get("Hostname", "")
-            for key in (node.id, hostname):
+            for key in (id_of(node), hostname):
                 if key in named:
-                    self.node_urls[node.id] = named[key]
+                    self.node_urls[id_of(node)] = named[key]
 
     def node(self, node_id: str, doing: str) -> "docker.DockerClient":
         """The engine of swarm node ``node_id`` (for ``doing`` something to a task on it)."""

@@ -83,8 +83,6 @@ def sweep_dead_stacks(dry_run: bool = False) -> list[str]:
             done.append(f"{run_id}: would take down the {record.get('backend')} stack of dead owner pid {owner_pid}")
             continue
         try:
-            from chaos.stack.bringup import down
-
             down(run_id)
         except Exception as err:  # noqa: BLE001 - its resources may be gone already; forget the record
             registry.remove(run_id)
@@ -94,8 +92,15 @@ def sweep_dead_stacks(dry_run: bool = False) -> list[str]:
     return done
 
 
-def sweep_dead_bringups(dry_run: bool = False) -> list[str]:
-    """Former name of ``sweep_dead_stacks`` (kept for callers of the earlier API)."""
-    return sweep_dead_stacks(dry_run=dry_run)
+def down(run_id: str = "latest") -> str:
+    """Tear down a recorded stack (one whose owner died mid bring-up: what it started); returns its run id."""
+    from chaos.stack.bringup import attach_record
 
-
+    if run_id != "latest":
+        record = registry.load(run_id)
+        if record.get("pending"):  # its owner died mid bring-up (a live one raises)
+            end_pending(record)
+            return run_id
+    running = attach_record(run_id)
+    running.down()
+    return running.run_id

@@ -18,6 +18,7 @@ class Bandwidth(Toxic):
     type_name = "bandwidth"
     go_type = "BandwidthToxic"
     fields = {"rate": "int64"}
+    rate: int
 
     def mistakes(self) -> list[str]:
         return ["rate 0 or less stalls the stream (Toxiproxy does the same)"] if self.rate <= 0 else []

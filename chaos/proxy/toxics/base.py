@@ -63,6 +63,11 @@ class Chunk:
         self.ts = ts  # when it was read (latency counts from here)
 
 
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class _TimedOut:
     def __repr__(self) -> str:
         return "TIMED_OUT"
@@ -225,7 +230,7 @@ class Stub:
         while not self.queue:
             loop = asyncio.get_running_loop()
             waiter = self.waiter = loop.create_future()
-            timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(None)) if timeout else None
+            timer = loop.call_later(timeout, lambda: _wake(waiter)) if timeout else None
             try:
                 await waiter
             finally:

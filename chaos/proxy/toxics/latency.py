@@ -16,11 +16,13 @@ class Latency(Toxic):
     type_name = "latency"
     go_type = "LatencyToxic"
     fields = {"latency": "int64", "jitter": "int64"}
+    latency: int
+    jitter: int
     buffer_hint = 32 * 1024 * 1024  # Toxiproxy buffers 1024 chunks of up to 32 KiB
 
     async def pipe(self, stub: Stub) -> None:
         async for chunk in stub.chunks():
-            delay = self.latency
+            delay: float = self.latency
             if self.jitter > 0:
                 delay += stub.rng.uniform(-self.jitter, self.jitter)
             due = chunk.ts + delay / 1000.0

@@ -13,6 +13,7 @@ class LimitData(Toxic):
     type_name = "limit_data"
     go_type = "LimitDataToxic"
     fields = {"bytes": "int64"}
+    bytes: int
 
     def new_state(self) -> Any:
         return {"sent": 0}

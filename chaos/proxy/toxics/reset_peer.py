@@ -13,6 +13,7 @@ class ResetPeer(Toxic):
     type_name = "reset_peer"
     go_type = "ResetToxic"
     fields = {"timeout": "int64"}
+    timeout: int
 
     async def pipe(self, stub: Stub) -> None:
         chunk = await stub.recv()

@@ -39,6 +39,9 @@ class Slicer(Toxic):
     type_name = "slicer"
     go_type = "SlicerToxic"
     fields = {"average_size": "int", "size_variation": "int", "delay": "int"}
+    average_size: int
+    size_variation: int
+    delay: int
 
     def mistakes(self) -> list[str]:
         found = super().mistakes()

@@ -10,6 +10,7 @@ class SlowClose(Toxic):
     type_name = "slow_close"
     go_type = "SlowCloseToxic"
     fields = {"delay": "int64"}
+    delay: int
 
     async def pipe(self, stub: Stub) -> None:
         while True:

@@ -14,6 +14,7 @@ class Timeout(Toxic):
     type_name = "timeout"
     go_type = "TimeoutToxic"
     fields = {"timeout": "int64"}
+    timeout: int
 
     async def pipe(self, stub: Stub) -> None:
         while True:

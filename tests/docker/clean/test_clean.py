@@ -12,7 +12,7 @@ from contextlib import ExitStack
 import pytest
 
 from chaos.clean import clean
-from chaos.containers import ContainerSpec, run_container, run_network, run_volume
+from chaos.stack.containers import ContainerSpec, run_container, run_network, run_volume
 from chaos.images import ImageSet
 from chaos.labels import KEEP, RUN, RunIdentity
 
@@ -23,7 +23,7 @@ VICTIM = """
 import sys, time
 from chaos.engine import connect
 from chaos.labels import RunIdentity
-from chaos.containers import ContainerSpec, run_container, run_network, run_volume
+from chaos.stack.containers import ContainerSpec, run_container, run_network, run_volume
 client, identity = connect(), RunIdentity()
 spec = ContainerSpec(image=sys.argv[1], name="victim", service="edge", instance="edge-1", command=["sleep", "600"])
 with run_network(client, identity, pinnable=False) as net, run_volume(client, identity):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from roomquake_testutil import until
 
 NAME = os.environ.get("ROOMQUAKE_TEST_CLUSTER", "rqt")  # another name keeps a second checkout's tests apart
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,17 +52,6 @@ def roomquake(*args: str, timeout: float = 600, check: bool = True) -> subproces
     if check and done.returncode != 0:
         raise AssertionError(f"roomquake {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-800:]}")
     return done
-
-
-def until(fn, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:.0f}s: {what} (last: {value!r})")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from chaos.containers import ContainerSpec, ManagedContainer, RunNetwork, run_container, run_network, tcp_probe, wait_ready
+from chaos.stack.containers import ContainerSpec, ManagedContainer, RunNetwork, run_container, run_network, tcp_probe, wait_ready
 from chaos.labels import RunIdentity
 
 

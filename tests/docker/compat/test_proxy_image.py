@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from chaos.containers import ContainerSpec, http_probe, run_container, wait_ready
+from chaos.stack.containers import ContainerSpec, http_probe, run_container, wait_ready
 from chaos.images import ImageSet
 from chaos.images.config import BASE, KIND
 from chaos.proxy.client import ProxyClient

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from chaos.containers import (
+from chaos.stack.containers import (
     ContainerNotReady,
     ContainerSpec,
     ManagedContainer,
@@ -69,6 +69,9 @@ def ping_probe(address: tuple[str, int]):
 
 
 def test_everything_is_labelled_and_published_on_loopback_only(redis: ManagedContainer, network: RunNetwork, identity) -> None:
+    # the handle is sparse until inspected (create_container makes one engine call); a probe that passed at
+    # once never made wait_ready inspect it
+    redis.container.reload()
     labels = redis.container.labels
     assert labels[RUN] == identity.run_id and labels[SERVICE] == "state" and labels[INSTANCE] == "state-1"
     assert network.network.attrs["Labels"][RUN] == identity.run_id

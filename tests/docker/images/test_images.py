@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.containers import ContainerSpec, http_probe, run_container, run_network, wait_ready
+from chaos.stack.containers import ContainerSpec, http_probe, run_container, run_network, wait_ready
 from chaos.images import ImageSet, ensure_images
 from chaos.images.config import BASE, INPUTS, KIND, ImageConfig
 from chaos.images.hashing import stage_tree

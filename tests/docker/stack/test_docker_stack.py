@@ -6,10 +6,10 @@ modest for a 2-core machine).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+from roomquake_testutil import until
 
 from chaos import labels as L
 from chaos.labels import RunIdentity
@@ -21,17 +21,6 @@ from chaos.stack.spec import loads_stack
 STACK = Path(__file__).resolve().parents[3] / "docker" / "stack.yaml"
 SCALE = {"edge": 2, "supervisor": 2, "host": 2, "crowd": 1}
 LISTENERS = 10
-
-
-def until(fn, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:.1f}s: {what} (last: {value!r})")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from roomquake_testutil import free_ports, until
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER_DIR = ROOT / "docker"
@@ -63,19 +63,6 @@ CI_PROFILE = {
 TOLERANT = {"HEARTBEAT_TIMEOUT": "3s", "HOST_GRACE": "3s", "LEASE_TTL": "4s"}
 
 
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def http(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
@@ -92,19 +79,8 @@ def http(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``check`` until it returns a truthy value; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, urllib.error.URLError) as err:
-            last = err
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """Poll ``check`` until it returns a truthy value (a service that does not answer yet: not yet)."""
+    return until(check, timeout, what, interval, ignore=(OSError,))
 
 
 @dataclass

@@ -27,6 +27,13 @@ def test_the_wheel_carries_the_stack_its_services_and_the_experiments(installed_
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
+def test_the_wheel_is_typed(installed_roomquake) -> None:
+    """PEP 561: chaos/py.typed travels in the wheel, so a type checker reads the installed package's annotations."""
+    names = set(zipfile.ZipFile(installed_roomquake.wheel).namelist())
+    assert "chaos/py.typed" in names
+    assert "chaos/stack/contract.py" in names  # the running-stack protocol the fixtures are typed with
+
+
 def test_installed_package_uses_its_own_files(installed_roomquake, tmp_path: Path) -> None:
     probe = ("import json, chaos, chaos.shipped, chaos.images.config as c; "
              "print(json.dumps([chaos.__file__, str(chaos.shipped.root()), str(c.ImageConfig().root), "

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from roomquake_testutil import until
 
 from chaos.experiment.durations import parse_duration
 from chaos.run.histories import collect
@@ -26,17 +25,6 @@ CI = {k: parse_duration(v) for k, v in load_stack(STACK).spec.profiles["ci"].ite
 LISTENERS = 24
 WINDOW_S = 5.0  # the reference stack's default window for quantiles and rates
 MARGIN = 4.0  # a busy 2-core machine: every deadline gets this factor
-
-
-def until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:.1f}s: {what} (last: {value!r})")
 
 
 @pytest.fixture(scope="module")

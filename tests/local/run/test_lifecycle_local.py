@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.labels import proc_stat
 from chaos.stack import registry, start_stack
 from chaos.stack.local import live_groups
 
@@ -50,11 +51,10 @@ def processes_of(ports: set[int]) -> list[int]:
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 env = f.read()
-            with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and any(w in env for w in wanted):
+        fields = proc_stat(int(pid))  # [] once gone
+        if fields and fields[0] != "Z" and any(w in env for w in wanted):
             found.append(int(pid))
     return found
 

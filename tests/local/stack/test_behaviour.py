@@ -12,13 +12,13 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from roomquake_testutil import until
 
-from chaos.probes import get_json
+from chaos.stack.probes import get_json
 from chaos.stack import bring_up
 from chaos.stack.health import wait_all
 
@@ -30,17 +30,6 @@ LISTENERS = 12
 def seconds(text: str) -> float:
     value, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s)?", text).groups()  # type: ignore[union-attr]
     return float(value) / (1000 if unit == "ms" else 1)
-
-
-def until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not within {timeout:.1f}s: {what} (last: {value!r})")
 
 
 @pytest.fixture(scope="module")

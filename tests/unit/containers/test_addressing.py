@@ -8,9 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from chaos import containers
-from chaos.containers import SUBNET_POOL, RunNetwork, candidate_subnets, free_port
+from chaos.stack import containers
+from chaos.stack.containers import SUBNET_POOL, RunNetwork, candidate_subnets
 from chaos.errors import EngineError
+from chaos.stack.plan import free_ports
 
 
 def test_subnets_come_from_our_pool_and_start_where_the_run_id_says() -> None:
@@ -50,5 +51,6 @@ def test_no_pinning_without_our_subnet() -> None:
         RunNetwork(network=SimpleNamespace(name="rq-test"), subnet=None).allocate_ip()
 
 
-def test_free_port_is_a_loopback_port() -> None:
-    assert 1024 <= free_port() <= 65535
+def test_free_ports_are_distinct_loopback_ports() -> None:
+    ports = free_ports(3)
+    assert len(set(ports)) == 3 and all(1024 <= p <= 65535 for p in ports)

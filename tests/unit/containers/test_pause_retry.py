@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from chaos.containers import PAUSE_ATTEMPTS, pause_retrying
+from chaos.stack.containers import PAUSE_ATTEMPTS, pause_retrying
 
 
 def _pause_failing(times: int, message: str) -> tuple[list[int], object]:

@@ -71,6 +71,7 @@ class FakeStack:
     fail_ops: set[tuple[str, str]] = field(default_factory=set)
     value_overrides: dict[str, Any] = field(default_factory=dict)
     down_called: bool = False
+    torn_down: bool = False  # a fake's down() leaves nothing to verify (LeakyStack in test_runner does)
 
     def __post_init__(self) -> None:
         self._inst = {}
@@ -82,13 +83,14 @@ class FakeStack:
         self.lost_at: float | None = None
         self.relaunches = 0
         self.lock = threading.RLock()
+        self.checkpoint = lambda: None
         self.spec = SimpleNamespace(probes={
             "room.state": SimpleNamespace(params={"room": "launch"}),
             "room.edge": SimpleNamespace(params={"room": "launch"}),
             "room.relaunches": SimpleNamespace(params={"room": "launch"}),
             "crowd.connected_ratio": SimpleNamespace(params={}),
             "supervisor.running": SimpleNamespace(params={}),
-        })
+        }, load={}, history=None)
 
     # --- RunningStack API ---
     def instances(self, service: str | None = None) -> list[FakeInstance]:
@@ -105,6 +107,12 @@ class FakeStack:
 
     def image_ids(self) -> dict[str, str]:
         return {"services": "sha256:fake"}
+
+    def proxy_client(self) -> FakeProxy:
+        return FakeProxy(self.proxy_url)
+
+    def leftovers(self) -> list[str]:
+        return []
 
     def _op(self, op: str, name: str, state: str | None) -> None:
         if (op, name) in self.fail_ops:

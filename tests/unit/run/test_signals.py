@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.labels import OWNER_HOST, OWNER_PID, OWNER_START, owner_alive, process_start_time
+from chaos.labels import OWNER_HOST, OWNER_PID, OWNER_START, owner_alive, proc_stat, process_start_time
 from chaos.signals import Interrupted, Interrupts
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,9 +112,8 @@ def test_a_zombie_owner_is_dead() -> None:
     labels = {OWNER_PID: str(child.pid), OWNER_HOST: os.uname().nodename, OWNER_START: process_start_time(child.pid)}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # exited, not reaped: a zombie
-        with open(f"/proc/{child.pid}/stat") as stat:
-            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
+        if proc_stat(child.pid)[:1] == ["Z"]:
+            break
         time.sleep(0.02)
     try:
         assert os.path.exists(f"/proc/{child.pid}")

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from chaos.probes import (
-    HttpJsonProbe, MetricProbe, QuantileProbe, RatioProbe, StateProbe, evaluate, fill, histogram_quantile, parse_samples,
-)
+from chaos.probes import HttpJsonProbe, MetricProbe, QuantileProbe, RatioProbe, StateProbe, fill
+from chaos.stack.probes import evaluate, histogram_quantile, parse_samples
 
 
 def crowd_metrics(connected: int, target: int, latencies: list[float]) -> bytes:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from chaos.engine import failure
 from chaos.errors import EngineError
 from chaos.labels import INSTANCE, SERVICE, RunIdentity
+from chaos.stack.plan import free_ports
 
 if TYPE_CHECKING:
     import docker
@@ -81,12 +82,17 @@ class RunNetwork:
 
     network: Network
     subnet: ipaddress.IPv4Network | None
+    kept: bool = False  # keep(): left in place when its context ends (a stack that outlives this process)
     _next: int = FIRST_HOST
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # backends launch in threads
 
     @property
     def name(self) -> str:
         return str(self.network.name)
+
+    def keep(self) -> None:
+        """Leave the network in place when its ``run_network`` context ends, or at interpreter exit."""
+        self.kept = True
 
     def allocate_ip(self) -> str:
         if self.subnet is None:
@@ -132,13 +138,15 @@ def run_network(
             network = client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
     except docker.errors.DockerException as exc:
         raise failure(exc, f"creating network {name}") from exc
+    made = RunNetwork(network=network, subnet=subnet)
     try:
-        yield RunNetwork(network=network, subnet=subnet)
+        yield made
     finally:
         # Not raised from here: it would hide the error that ended the block, and
         # a network left behind is labelled, so `roomquake clean` removes it later.
-        with suppress(docker.errors.DockerException):
-            network.remove()
+        if not made.kept:
+            with suppress(docker.errors.DockerException):
+                network.remove()
 
 
 @contextmanager
@@ -156,13 +164,6 @@ def run_volume(client: docker.DockerClient, identity: RunIdentity, *, name: str 
     finally:
         with suppress(docker.errors.DockerException):  # left behind: labelled, so `clean` gets it
             volume.remove(force=True)
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now (the engine binds it when the container starts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -217,9 +218,10 @@ class ManagedContainer:
 
     container: Container
     spec: ContainerSpec
-    network: RunNetwork
+    network: RunNetwork | None  # None: a swarm task's container (the swarm owns its network)
     ip: str | None
     host_ports: dict[int, int]
+    kept: bool = False  # keep(): remove() leaves it running (a stack that outlives this process)
     _squeezed_from: dict[str, int] | None = None
 
     @property
@@ -243,9 +245,18 @@ class ManagedContainer:
     def aliases(self) -> list[str]:
         return [self.spec.instance, *self.spec.aliases]
 
+    def keep(self) -> None:
+        """Leave the container running when it would be removed (its context's end, a teardown callback)."""
+        self.kept = True
+
     def state(self) -> str:
         """The engine's status: created, running, paused, exited, ..."""
-        return str(self._call("inspecting", lambda: (self.container.reload(), self.container.status)[1]))
+
+        def inspect() -> str:
+            self.container.reload()
+            return str(self.container.status)
+
+        return str(self._call("inspecting", inspect))
 
     def _call(self, doing: str, action: Callable[[], Any]) -> Any:
         import docker
@@ -277,15 +288,22 @@ class ManagedContainer:
     def restart(self, timeout: float = 2) -> None:
         self._call("restarting", lambda: self.container.restart(timeout=int(timeout)))
 
+    def _run_network(self, doing: str) -> RunNetwork:
+        if self.network is None:  # a swarm task's container: its network is the swarm's
+            raise EngineError(f"{doing} container {self.name}: it is on no network of this run")
+        return self.network
+
     def disconnect(self) -> None:  # inverse: reconnect
-        self._call("disconnecting", lambda: self.network.network.disconnect(self.container, force=True))
+        network = self._run_network("disconnecting")
+        self._call("disconnecting", lambda: network.network.disconnect(self.container, force=True))
 
     def reconnect(self) -> None:
-        if self.network.name in self._attached_networks():
+        network = self._run_network("reconnecting")
+        if network.name in self._attached_networks():
             return
         self._call(
             "reconnecting",
-            lambda: self.network.network.connect(self.container, aliases=self.aliases, ipv4_address=self.ip),
+            lambda: network.network.connect(self.container, aliases=self.aliases, ipv4_address=self.ip),
         )
 
     def _attached_networks(self) -> set[str]:
@@ -298,28 +316,28 @@ class ManagedContainer:
         host = self.container.attrs["HostConfig"]
         if self._squeezed_from is None:
             self._squeezed_from = {k: int(host.get(k) or 0) for k in ("CpuQuota", "CpuPeriod", "Memory", "MemorySwap")}
-        update: dict[str, int] = {}
-        if cpus is not None:
-            update.update(cpu_period=100_000, cpu_quota=max(1_000, int(cpus * 100_000)))
-        if memory_mb is not None:
-            update.update(mem_limit=memory_mb * 2**20, memswap_limit=memory_mb * 2**20)
-        if update:
-            self._call("squeezing", lambda: self.container.update(**update))
+        # None leaves a limit as it is (the SDK sends only what is given)
+        period, quota = (100_000, max(1_000, int(cpus * 100_000))) if cpus is not None else (None, None)
+        memory = memory_mb * 2**20 if memory_mb is not None else None
+        if cpus is not None or memory is not None:
+            self._call("squeezing", lambda: self.container.update(cpu_period=period, cpu_quota=quota, mem_limit=memory,
+                                                                  memswap_limit=memory))
 
     def unsqueeze(self) -> None:
         """Give back what squeeze took: the CPU quota and memory limit from before."""
         before = self._squeezed_from
         if before is None:
             return
-        update: dict[str, int] = {"cpu_period": before["CpuPeriod"] or 100_000, "cpu_quota": before["CpuQuota"] or -1}
         if before["Memory"]:
-            update.update(mem_limit=before["Memory"], memswap_limit=before["MemorySwap"] or -1)
+            memory, swap = before["Memory"], before["MemorySwap"] or -1
         else:
             # The engine cannot unset a memory limit on a live container (cgroup v1
             # refuses -1): the host's RAM is the same as none.
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-            update.update(mem_limit=total, memswap_limit=2 * total)
-        self._call("unsqueezing", lambda: self.container.update(**update))
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            swap = 2 * memory
+        self._call("unsqueezing", lambda: self.container.update(
+            cpu_period=before["CpuPeriod"] or 100_000, cpu_quota=before["CpuQuota"] or -1, mem_limit=memory,
+            memswap_limit=swap))
         self._squeezed_from = None
 
     def logs(self, tail: int = 20) -> str:
@@ -333,6 +351,8 @@ class ManagedContainer:
     def remove(self) -> None:
         import docker
 
+        if self.kept:
+            return
         try:
             self.container.remove(force=True, v=True)
         except docker.errors.NotFound:
@@ -355,7 +375,8 @@ def create_container(
     container afterwards, which a bring-up of a dozen pays a dozen times.
     """
     import docker
-    from docker.models.containers import _create_container_args  # the SDK's own argument mapping (pinned SDK)
+    # the SDK's own argument mapping (pinned SDK); private, so types-docker does not declare it
+    from docker.models.containers import _create_container_args  # type: ignore[attr-defined]
 
     labels = identity.labels(**{SERVICE: spec.service, INSTANCE: spec.instance}, **spec.extra_labels)
     ip = (spec.ip or network.allocate_ip()) if spec.pin_ip else None
@@ -382,7 +403,7 @@ def create_container(
         entrypoint=spec.entrypoint,
         user=spec.user,
         working_dir=spec.workdir,
-        version=client.api._version,
+        version=client.api.api_version,
     ))
     try:
         created = client.api.create_container(**args)
@@ -405,7 +426,8 @@ def run_container(
 
     managed = None
     for attempt in range(5):
-        ports = {port: free_port() for port in spec.ports} if spec.publish else {}
+        # free on 127.0.0.1 right now (the engine binds them when the container starts)
+        ports = dict(zip(spec.ports, free_ports(len(spec.ports)))) if spec.publish else {}
         managed = create_container(client, identity, network, spec, ports)
         try:
             managed.container.start()
@@ -455,7 +477,8 @@ def http_probe(url: str, timeout: float = 1.0) -> Callable[[], bool]:
     def probe() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 - our own loopback URL
-                return 200 <= answer.status < 300
+                status: int = answer.status
+                return 200 <= status < 300
         except (OSError, ValueError):
             return False
 

@@ -1,0 +1,107 @@
+"""Helpers shared by the tests: loaded by tests/conftest.py as the module ``roomquake_testutil``.
+
+- ``until(check, timeout, what)``: poll until ``check()`` returns something truthy;
+- ``free_ports(n)``: loopback ports free right now (chaos.stack.plan's, the one implementation);
+- ``import_graph(package_dir)`` and ``find_cycle(graph)``: the modules of a package and what each imports.
+
+/proc/<pid>/stat fields: ``chaos.labels.proc_stat``.
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from chaos.stack.plan import free_ports
+
+__all__ = ["find_cycle", "free_ports", "import_graph", "until"]
+
+T = TypeVar("T")
+
+
+def until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05,
+          ignore: tuple[type[BaseException], ...] = ()) -> T:
+    """Call ``check`` until it returns something truthy, and return that; an exception in ``ignore`` counts as
+    not yet. AssertionError naming ``what`` and the last value once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except ignore as err:
+            last = err
+        else:
+            if value:
+                return value
+            last = value
+        time.sleep(interval)
+    raise AssertionError(f"not within {timeout:.1f}s: {what} (last: {last!r})")
+
+
+# --- import graph ------------------------------------------------------------------------------------------
+# Hand-written on the standard library's ast: it counts every import statement (those under TYPE_CHECKING
+# and inside functions too, which an import-time tracer would miss) and resolves `from pkg import name` to
+# the submodule when there is one, in some 40 lines; no library to pin for that.
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, root: Path, modules: Mapping[str, Path]) -> set[str]:
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                kept = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(kept + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                found.add(full if full in modules else base)  # a submodule, else a name of the module
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports (``chaos.stack.spec`` -> {``chaos.probes``, ...})."""
+    top = package_dir
+    while (top.parent / "__init__.py").exists():  # chaos/proxy -> chaos: names are full (chaos.proxy.link)
+        top = top.parent
+    root = top.parent
+    modules = {_module_name(p, root): p for p in package_dir.rglob("*.py")}
+    return {name: _imports(path, root, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: Mapping[str, set[str]]) -> list[str]:
+    """One import cycle (``[a, b, a]``), or [] when the graph has none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    trail: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        trail.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return trail[trail.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        state[node] = 2
+        trail.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
