@@ -13,10 +13,11 @@ import http.client
 import socket
 import threading
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from chaos.perstack import PerStack
 
 MAX_KEEP_S = 600.0
 
@@ -45,20 +46,27 @@ def request(host: str, port: int, path: str, method: str = "GET", timeout: float
         conn.close()
 
 
-def tcp_accepts(host: str, port: int, timeout: float = 2.0, settle: float = 0.2) -> bool:
-    """A TCP server listens there: the connection is accepted and not closed at once.
+def stays_open(sock: socket.socket, settle: float = 0.2) -> bool:
+    """A TCP server really listens on this connected socket: it is not closed at once.
 
     A port Docker publishes accepts even while nothing listens in the
     container (its proxy accepts, then closes): only a connection that stays
     open for ``settle`` seconds (or that the server speaks on) counts.
     """
+    sock.settimeout(settle)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except OSError:
+        return False
+
+
+def tcp_accepts(host: str, port: int, timeout: float = 2.0, settle: float = 0.2) -> bool:
+    """A TCP server listens there: the connection is accepted and stays open (``stays_open``)."""
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(settle)
-            try:
-                return sock.recv(1) != b""
-            except TimeoutError:
-                return True
+            return stays_open(sock, settle)
     except OSError:
         return False
 
@@ -82,18 +90,9 @@ class ResponseHistory:
             return [r for r in kept if r.t >= response.t - window_s]
 
 
-_HISTORIES: "weakref.WeakKeyDictionary[Any, ResponseHistory]" = weakref.WeakKeyDictionary()
-_BY_ID: dict[int, ResponseHistory] = {}
-_LOCK = threading.Lock()
+_HISTORIES: PerStack[ResponseHistory] = PerStack(ResponseHistory)
 
 
 def history_for(stack: Any) -> ResponseHistory:
     """The response history of this running stack (created on first use, gone with the stack)."""
-    with _LOCK:
-        try:
-            found = _HISTORIES.get(stack)
-            if found is None:
-                found = _HISTORIES[stack] = ResponseHistory()
-            return found
-        except TypeError:
-            return _BY_ID.setdefault(id(stack), ResponseHistory())
+    return _HISTORIES.of(stack)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chaos.perstack import PerStack
 
 LabelSet = tuple[tuple[str, str], ...]  # sorted (name, value) pairs
 SeriesKey = tuple[str, LabelSet]  # (sample name, labels)
@@ -126,21 +126,12 @@ class ScrapeHistory:
         return span if len(span) >= 2 else None
 
 
-_HISTORIES: "weakref.WeakKeyDictionary[Any, ScrapeHistory]" = weakref.WeakKeyDictionary()
-_BY_ID: dict[int, ScrapeHistory] = {}  # stacks that cannot be weakly referenced (rare: slotted test doubles)
-_LOCK = threading.Lock()
+_HISTORIES: PerStack[ScrapeHistory] = PerStack(ScrapeHistory)
 
 
 def history_for(stack: Any) -> ScrapeHistory:
     """The scrape history of this running stack (created on first use, gone with the stack)."""
-    with _LOCK:
-        try:
-            found = _HISTORIES.get(stack)
-            if found is None:
-                found = _HISTORIES[stack] = ScrapeHistory()
-            return found
-        except TypeError:
-            return _BY_ID.setdefault(id(stack), ScrapeHistory())
+    return _HISTORIES.of(stack)
 
 
 def matches(labels: Mapping[str, str] | LabelSet, wanted: Mapping[str, str]) -> bool:

@@ -9,6 +9,7 @@ import urllib.error
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
+from chaos.responses import stays_open
 from chaos.stack.spec import HealthSpec
 
 
@@ -34,22 +35,6 @@ def _redis_ping(sock: socket.socket, password: str | None) -> bool:
 TCP_SETTLE_S = 0.2
 
 
-def _stays_open(sock: socket.socket) -> bool:
-    """A TCP server really listens: the connection is not closed at once.
-
-    A port Docker publishes accepts even while nothing listens in the
-    container (its proxy accepts, then closes): only a connection that stays
-    open (or that the server speaks on) counts.
-    """
-    sock.settimeout(TCP_SETTLE_S)
-    try:
-        return sock.recv(1) != b""
-    except TimeoutError:
-        return True
-    except OSError:
-        return False
-
-
 def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, password: str | None = None,
           bearer: str | None = None) -> bool:
     """One attempt: True when the instance answers as its health spec says.
@@ -73,7 +58,7 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
             if health.kind == "tcp":
-                return _stays_open(sock)
+                return stays_open(sock, TCP_SETTLE_S)
             return _redis_ping(sock, password)
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False  # whatever answers there is not (yet) a healthy instance

@@ -74,6 +74,13 @@ async def make_link():
     return link, src, dst
 
 
+async def until(done, timeout: float = 5.0) -> None:
+    """Let the loop run until ``done()`` (a loaded machine delays timers: no fixed sleeps)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.002)
+
+
 async def settle(link: Link, timeout: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while link.buffered and asyncio.get_running_loop().time() < deadline:
@@ -121,19 +128,19 @@ async def test_limit_data_closes_after_exactly_n_bytes():
     link.add(spec("limit_data", "lim", bytes=5))
     src.data_received(b"0123")
     src.data_received(b"456789")
-    await asyncio.sleep(0.01)
+    await until(lambda: dst.transport.closed)
     assert dst.transport.data == b"01234"
     assert dst.transport.closed and src.transport.closed
 
 
 async def test_eof_passes_through_the_chain_after_the_data():
     link, src, dst = await make_link()
-    link.add(spec("latency", "lat", latency=20))
+    link.add(spec("latency", "lat", latency=300))  # long enough that the first look comes before it on a loaded machine
     src.data_received(b"last words")
     src.eof_received()
     await asyncio.sleep(0.005)
     assert not dst.transport.eof and dst.transport.data == b""
-    await asyncio.sleep(0.05)
+    await until(lambda: dst.transport.eof)
     assert dst.transport.data == b"last words" and dst.transport.eof
 
 
@@ -149,13 +156,13 @@ async def test_full_chain_pauses_the_reader():
 
 async def test_a_lost_source_still_delivers_what_the_chain_holds_then_closes():
     link, src, dst = await make_link()
-    link.add(spec("latency", "lat", latency=40))
+    link.add(spec("latency", "lat", latency=300))
     src.data_received(b"hi")
     src.transport.closed = True
     src.connection_lost(ConnectionResetError())  # the peer reset right behind its bytes
     await asyncio.sleep(0.005)
     assert dst.transport.data == b"" and not dst.transport.closed  # still held by the toxic
-    await asyncio.sleep(0.1)
+    await until(lambda: dst.transport.closed)
     assert dst.transport.data == b"hi" and dst.transport.closed
 
 
@@ -168,7 +175,7 @@ async def test_bytes_heading_to_a_lost_side_are_dropped():
     src.connection_lost(None)
     dst.data_received(b"more")  # still read (no pause), never written
     assert back.severed and back.counters[1] == len(b"to the lost side")  # the first was written before
-    await asyncio.sleep(0.08)
+    await until(lambda: dst.transport.closed)
     assert dst.transport.closed  # slow_close held the end 30 ms, then the live side was closed
 
 
