@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -40,7 +39,7 @@ def stack(local_cluster3):
 
 
 def faults_on(stack) -> Faults:
-    return Faults(SimpleNamespace(stack=stack, room=None), run_id="nodes")
+    return Faults(stack, run_id="nodes")
 
 
 def node_of(stack, instance: str) -> str:

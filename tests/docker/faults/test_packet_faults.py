@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -57,7 +56,7 @@ def stack(root_only, docker_engine, stack_images, tmp_path_factory):
 
 
 def faults_on(stack) -> Faults:
-    return Faults(SimpleNamespace(stack=stack, room=None), run_id="pkt")  # Faults takes a handle (a RunningStack has .stack too)
+    return Faults(stack, run_id="pkt")
 
 
 def echo_ratio(address: str, port: int, count: int = 400) -> float:
