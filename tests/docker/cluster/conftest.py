@@ -1,10 +1,10 @@
 """A real local cluster for the tests in this folder (root only: namespaces, a bridge, rules, extra engines).
 
 ``local_cluster``: one 2-node cluster (name ``rqt``, or
-``$ROOMQUAKE_TEST_CLUSTER``) for the session, taken down at the end and
-checked to have left nothing; ``local_cluster3``: a 3-node cluster (the
-name and a 3) for the node faults and the cluster experiments.
-Run those modules on their own: one cluster at a time fits a 2-core CI. ``leftovers(name)`` lists
+``$ROOMQUAKE_TEST_CLUSTER``) per test module, taken down at the module's end
+and checked to have left nothing; ``local_cluster3``: a 3-node cluster (the
+name and a 3) for the node faults and the cluster experiments. Never two at
+once: a 2-core CI carries one cluster's engines. ``leftovers(name)`` lists
 what of a cluster still exists on the host: namespaces, links, FORWARD rules,
 processes and folders.
 """
@@ -80,7 +80,9 @@ def cluster_state(tmp_path_factory):
         os.environ["ROOMQUAKE_STATE_DIR"] = old
 
 
-@pytest.fixture(scope="session")
+# Module scope, both: one cluster at a time, so that a run that finds "the local cluster that is up" finds the
+# module's own (two at once made node-loss run on the 2-node one), and 2 cores carry one cluster's engines.
+@pytest.fixture(scope="module")
 def local_cluster(root_only, docker_engine, stack_images, cluster_state):
     """A 2-node cluster with the stack's images on both nodes; down at the end, and nothing left."""
     from chaos.cluster import down, up
@@ -94,7 +96,7 @@ def local_cluster(root_only, docker_engine, stack_images, cluster_state):
         assert leftovers(NAME) == []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_cluster3(root_only, docker_engine, stack_images, cluster_state):
     """A 3-node cluster (one manager, two workers) with the stack's images; down at the end, and nothing left."""
     from chaos.cluster import down, up
