@@ -60,14 +60,19 @@ class KeptIdentity(RunIdentity):
         return super().labels(**{L.KEEP: "1", **extra})
 
 
+def owner_identity(identity: RunIdentity, keep: bool) -> RunIdentity:
+    """The identity a backend labels its resources with: a kept stack's says so (``clean`` leaves it)."""
+    if keep and not isinstance(identity, KeptIdentity):
+        return KeptIdentity(run_id=identity.run_id, pid=identity.pid, host=identity.host)
+    return identity
+
+
 class DockerBackend(Backend):
     kind = "docker"
 
     def __init__(self, stack: Stack, identity: RunIdentity, keep: bool = False, state: dict[str, Any] | None = None) -> None:
         self.stack = stack
-        if keep and not isinstance(identity, KeptIdentity):
-            identity = KeptIdentity(run_id=identity.run_id, pid=identity.pid, host=identity.host)
-        self.identity = identity
+        self.identity = identity = owner_identity(identity, keep)
         self.run_id = identity.run_id
         self.client = _client()
         self.keep = keep

@@ -82,12 +82,10 @@ class SwarmBackend(Backend):
     kind = "swarm"
 
     def __init__(self, stack: Stack, identity: RunIdentity, keep: bool = False, state: dict[str, Any] | None = None) -> None:
-        from chaos.stack.docker import KeptIdentity
+        from chaos.stack.docker import owner_identity
 
         self.stack = stack
-        if keep and not isinstance(identity, KeptIdentity):
-            identity = KeptIdentity(run_id=identity.run_id, pid=identity.pid, host=identity.host)
-        self.identity = identity
+        self.identity = identity = owner_identity(identity, keep)
         self.run_id = identity.run_id
         self.keep = keep
         state = state or {}
