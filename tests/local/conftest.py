@@ -25,6 +25,15 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def module_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One isolated run registry for a module whose tests share a stack."""
+    path = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ROOMQUAKE_STATE_DIR", str(path))
+        yield path
+
+
 class CliProcess:
     """``roomquake VERB ...`` in a subprocess: type into its stdin, wait for its lines."""
 

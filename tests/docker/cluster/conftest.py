@@ -85,25 +85,20 @@ def cluster_state(tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_cluster(root_only, docker_engine, stack_images, cluster_state):
     """A 2-node cluster with the stack's images on both nodes; down at the end, and nothing left."""
-    from chaos.cluster import down, up
-
-    assert not leftovers(NAME), f"leftovers of an earlier cluster {NAME}: {leftovers(NAME)}"
-    record = up(2, NAME)
-    try:
-        yield record
-    finally:
-        down(NAME)
-        assert leftovers(NAME) == []
+    yield from _cluster(NAME, 2)
 
 
 @pytest.fixture(scope="module")
 def local_cluster3(root_only, docker_engine, stack_images, cluster_state):
     """A 3-node cluster (one manager, two workers) with the stack's images; down at the end, and nothing left."""
+    yield from _cluster(f"{NAME}3", 3)
+
+
+def _cluster(name: str, nodes: int):
     from chaos.cluster import down, up
 
-    name = f"{NAME}3"
     assert not leftovers(name), f"leftovers of an earlier cluster {name}: {leftovers(name)}"
-    record = up(3, name)
+    record = up(nodes, name)
     try:
         yield record
     finally:

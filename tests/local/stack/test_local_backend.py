@@ -21,15 +21,8 @@ SMALL = {"edge": 2, "supervisor": 1, "host": 1, "crowd": 1}
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("runs")
-    old = os.environ.get("ROOMQUAKE_STATE_DIR")
-    os.environ["ROOMQUAKE_STATE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("ROOMQUAKE_STATE_DIR", None)
-    else:
-        os.environ["ROOMQUAKE_STATE_DIR"] = old
+def state_dir(module_state_dir):
+    return module_state_dir  # one registry for the module's shared stack and its tests
 
 
 @pytest.fixture(scope="module")
