@@ -212,6 +212,7 @@ class ExperimentItem(pytest.Item):
 
         config = self.config
         pool = _pool(config)
+        self._skip_unless_runs_on(pool.backend)
         experiment = with_key_probes(self.experiment, self.path)
         try:
             lease = pool.lease(experiment, self.path)
@@ -246,6 +247,17 @@ class ExperimentItem(pytest.Item):
             raise KeyboardInterrupt(result.reason)
         if result.verdict is Verdict.ERRORED:
             raise CouldNotRun("the experiment could not run\n" + explain(self.journal, str(self.report_path)))
+
+    def _skip_unless_runs_on(self, backend: str) -> None:
+        """An experiment whose faults need another backend (node faults: swarm) is skipped, saying which."""
+        from chaos.experiment.stackcheck import backends_for
+
+        allowed = backends_for(self.experiment)
+        if allowed is not None and backend not in allowed:
+            needs = " or ".join(sorted(allowed))
+            self._prop("verdict", "skipped")
+            pytest.skip(f"{self.path.name} needs the {needs} backend; this session runs on {backend} "
+                        f"(--roomquake-backend {sorted(allowed)[0]})")
 
     def runtest(self) -> None:
         from chaos.report.text import explain

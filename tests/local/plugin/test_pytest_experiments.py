@@ -68,7 +68,8 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out  # a failure among them; --strict-markers (from pyproject) did not object
-    assert "8 deselected" in out, out  # -m on tags: edge-loss, state-stall, state-crash etc. excluded, baseline and host-loss kept
+    assert "9 deselected" in out, out  # -m on tags: edge-loss, state-stall, state-crash etc. excluded, baseline and host-loss kept
+    assert "2 skipped" in out, out  # node-loss and node-partition need a swarm: skipped on local, saying so
 
     cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
     props = {name: {p.get("name"): p.get("value") for p in c.iter("property")} for name, c in cases.items()}
@@ -100,6 +101,11 @@ def test_pytest_runs_experiments_reuses_the_stack_and_reports(tmp_path: Path) ->
     assert "expected: >= 1" in message and "observed: 0 at t=" in message
     assert "timeline around t=" in message and "fault kill [kill-edge] hit edge-" in message
     assert "report: " in message and "Traceback" not in message
+
+    for title in (n for n in cases if n.startswith(("Losing the node", "A node cut off"))):
+        skipped = cases[title].find("skipped")
+        assert skipped is not None and "needs the swarm backend" in (skipped.get("message") or ""), title
+        assert props[title]["verdict"] == "skipped"
 
     invalid = cases["b-invalid"].find("error")
     assert invalid is not None and "method[0].fault" in (invalid.text or "") and "did you mean 'kill'" in (invalid.text or "")
