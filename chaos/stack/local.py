@@ -62,6 +62,8 @@ def preload_modules(spec: StackSpec) -> list[str]:
     return out
 
 
+KILL_WAIT_S = 30.0  # SIGKILL to a group being gone; seconds only on a loaded machine
+
 class LocalBackend(Backend):
     kind = "local"
 
@@ -317,15 +319,18 @@ class LocalBackend(Backend):
         return False
 
     def kill(self, name: str) -> None:
+        # As `docker kill`: returns once the instance is gone. A loaded machine can take seconds to reap
+        # a group, so wait generously, and say so rather than return with the group still there.
         self._signal_group(name, signal.SIGKILL)
-        self._wait_gone(name, 5)
+        if not self._wait_gone(name, KILL_WAIT_S):
+            raise StackError(f"local backend: {name} was sent SIGKILL but its process group was still there "
+                             f"after {KILL_WAIT_S:g}s")
 
     def stop(self, name: str) -> None:
         if self._signal_group(name, signal.SIGTERM):
             self._signal_group(name, signal.SIGCONT)  # a paused process must run to see SIGTERM
             if not self._wait_gone(name, float(self._rec(name)["stop_timeout"])):
-                self._signal_group(name, signal.SIGKILL)
-                self._wait_gone(name, 5)
+                self.kill(name)
 
     def start(self, name: str) -> None:
         state = self.state(name)
