@@ -264,8 +264,8 @@ def test_latency_above_detection_declares_live_edges_dead_flapping_is_measured(s
     Whether a room is relaunched depends on whether some edge's beat looked
     fresh at that moment, so the outcome alternates between relaunches to
     another (equally slow) edge and rooms stuck without a live edge: flapping.
-    We assert the failure mode exists (a live edge declared dead: a relaunch
-    or a fence), record the figures, and that the room settles once the
+    We assert the failure mode exists (a live edge declared dead: a relaunch,
+    a fence, or the room marked relaunching with no live edge to go to), record the figures, and that the room settles once the
     latency is gone.
     """
     room = "r-lat-high"
@@ -293,7 +293,8 @@ def test_latency_above_detection_declares_live_edges_dead_flapping_is_measured(s
                 f"{changes} state/edge changes seen, states {states}")
     print(measured)
     record_property("flapping", measured)
-    # No edge died, yet live edges were declared dead (relaunched away from, or fenced).
-    assert false_relaunches + fences >= 1
+    # No edge died, yet live edges were declared dead: relaunched away from, fenced, or the room marked
+    # relaunching (its edge judged lost with no live edge left to move to: every edge's beats are late).
+    assert false_relaunches + fences >= 1 or "relaunching" in states, measured
     # ... and once the latency is gone the room settles live again.
     until(lambda: stack.probe("room.state", room=room) == "live", 10 * timing["HEARTBEAT_TIMEOUT"], "room live again")
