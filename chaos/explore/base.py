@@ -40,10 +40,10 @@ class Base:
         return data, _checked(self.path, data, self.backend)
 
 
-def _checked(path: Path, data: dict[str, Any], backend: str) -> m.Experiment:
+def _checked(path: Path, data: dict[str, Any], backend: str, positions: Positions | None = None) -> m.Experiment:
     from chaos.experiment.stackcheck import check_document
 
-    experiment, problems = check_document(Document(str(path), data, Positions()), backend)
+    experiment, problems = check_document(Document(str(path), data, positions or Positions()), backend)
     if experiment is None:
         lines = shown(problems)
         raise BaseInvalid(lines[0] if len(lines) == 1 else f"{lines[0]} (and {len(problems) - 1} more)")
@@ -67,7 +67,7 @@ def load_base(path: str | Path, backend: str) -> Base:
     dropped = len(data.get("method") or [])
     data["method"] = []
     try:
-        experiment = _checked(Path(path), data, backend)
+        experiment = _checked(Path(path), data, backend, doc.positions)
     except BaseInvalid as err:
         raise BaseInvalid(f"{err} - explore replaces the base's method, so its checks cannot refer to its steps") from None
     return Base(Path(path), data, experiment, backend, dropped)

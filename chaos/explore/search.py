@@ -5,7 +5,7 @@ replay, the seed); this module only adapts it to examples that take tens of
 seconds on a real stack:
 
 - a time budget instead of a number of examples: once the search budget is
-  spent every new draw is rejected, so Hypothesis ends; shrinking has a
+  spent the next draw stops Hypothesis (``StopSearch``); shrinking has a
   budget of its own, after which the smallest failure so far stands;
 - each schedule runs at most once (Hypothesis asks again for the same one,
   e.g. to report it): the outcome is remembered by the schedule's key, so
@@ -31,6 +31,14 @@ from chaos.explore.trial import Outcome, RunOne, Trial
 
 class ScheduleFailed(Exception):
     """Raised to Hypothesis for a schedule whose run broke an invariant (always from the same line)."""
+
+
+class StopSearch(BaseException):
+    """The budget is spent or a signal came: ends Hypothesis at once (it passes a BaseException through).
+
+    Each failure Hypothesis found was saved to its database when found, and the
+    smallest so far is kept here, so nothing found is lost.
+    """
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ def search(base: Base, space: FaultSpace, limits: Limits, run_one: RunOne, seed:
 
     ``result`` (filled in as the runs end) lets a caller show it while the search goes on.
     """
-    from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as hypothesis_seed
     from hypothesis.database import DirectoryBasedExampleDatabase
     from hypothesis.errors import HypothesisException
@@ -86,10 +94,12 @@ def search(base: Base, space: FaultSpace, limits: Limits, run_one: RunOne, seed:
         if trial is None:
             if result.interrupted or interrupted():
                 result.interrupted = True
-                reject()
+                raise StopSearch("interrupted")
             now = clock()
-            if (not shrink_ends and now >= search_ends) or (shrink_ends and now >= shrink_ends[0]):
-                reject()  # the budget is spent: Hypothesis ends (with the smallest failure so far, if any)
+            if not shrink_ends and now >= search_ends:
+                raise StopSearch("budget spent, no failure")
+            if shrink_ends and now >= shrink_ends[0]:
+                raise StopSearch("failure found; shrink budget spent")
             trial = seen[key] = run_one(base, schedule, seed)
             ran = Ran(len(result.ran) + 1, "shrink" if shrink_ends else "search", trial)
             result.ran.append(ran)
@@ -99,12 +109,14 @@ def search(base: Base, space: FaultSpace, limits: Limits, run_one: RunOne, seed:
             if trial.outcome is Outcome.FAILED and not shrink_ends:
                 shrink_ends.append(clock() + shrink_budget_s)
         if trial.outcome is Outcome.INTERRUPTED:
-            reject()
+            raise StopSearch("interrupted")
         if trial.outcome is Outcome.FAILED:
             result.smallest = trial  # Hypothesis only tries smaller ones after a failure: the last is the smallest
             raise ScheduleFailed(key)
 
     test = given(schedules(space, limits))(body)
+    # The seed first: hypothesis.seed() turns the database off in the settings it leaves, and ours replace them.
+    test = hypothesis_seed(seed)(test)
     test = settings(
         max_examples=100_000,  # never the limit: the budget is
         deadline=None,
@@ -116,12 +128,13 @@ def search(base: Base, space: FaultSpace, limits: Limits, run_one: RunOne, seed:
         verbosity=Verbosity.quiet,
         print_blob=False,
     )(test)
-    test = hypothesis_seed(seed)(test)
     try:
         test()
-        result.stopped = "interrupted" if result.interrupted else "budget spent, no failure"
+        result.stopped = "every schedule of the space ran"
+    except StopSearch as stop:
+        result.stopped = str(stop)
     except ScheduleFailed:
         result.stopped = "interrupted while shrinking" if result.interrupted else "failure found and shrunk"
-    except HypothesisException as err:  # Unsatisfiable: the budget ended before any run did
+    except HypothesisException as err:  # e.g. Unsatisfiable: no schedule could be drawn
         result.stopped = "interrupted" if result.interrupted else f"no schedule ran ({type(err).__name__})"
     return result

@@ -115,8 +115,12 @@ def explore(
     database: str | Path | None = None,
     display: Display | None = None,
     run_one: RunOne | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ExploreReport:
-    """Search the fault schedules of ``path``'s stack for one that breaks its invariants; see the module doc."""
+    """Search the fault schedules of ``path``'s stack for one that breaks its invariants; see the module doc.
+
+    ``run_one`` and ``clock`` replace the real stack and time (unit tests with a fake system).
+    """
     from chaos.run.journal import default_dir
     from chaos.signals import INTERRUPTS
 
@@ -160,7 +164,7 @@ def explore(
     report.search = SearchResult(seed)
     with _trials(base, journals, run_one) as run:
         found = search(base, space, limits, run, seed, budget_s, shrink_budget_s if shrink_budget_s is not None else budget_s,
-                       db, on_trial=ran, interrupted=interrupted, result=report.search)
+                       db, on_trial=ran, interrupted=interrupted, clock=clock, result=report.search)
         report.save()
         if found.smallest is not None and not found.interrupted:
             def rerun(n: int, trial: Trial) -> None:
