@@ -138,7 +138,11 @@ def explore(
     from chaos.stack import load_stack
 
     spec = load_stack(_stack_path(base)).spec
-    space = build_space(spec, backend, base.experiment.scale, faults, services, links)
+    start = spec.load.get("start")
+    default_room = start.params.get("room") if start is not None else None
+    room = base.experiment.load.room if base.experiment.load is not None and base.experiment.load.room else default_room
+    space = build_space(spec, backend, base.experiment.scale, faults, services, links,
+                        str(room) if room is not None else None)
     seed = seed if seed is not None else secrets.randbits(32)
     journals = Path(journal_dir) if journal_dir is not None else default_dir()
     db_root = Path(database) if database is not None else journals / "explore-db"

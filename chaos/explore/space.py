@@ -85,13 +85,15 @@ def load_generators(spec: StackSpec) -> set[str]:
 
 
 def _places(model: type[Any], spec: StackSpec, names: dict[str, list[str]], services: Sequence[str],
-            links: Sequence[str]) -> Iterable[tuple[dict[str, Any], str]]:
+            links: Sequence[str], room: str | None) -> Iterable[tuple[dict[str, Any], str]]:
     if issubclass(model, ServerFault):
         for service in services:
             for replica, name in enumerate(names.get(service, []), start=1):
                 yield {"target": {"service": service, "replica": replica}}, name
-        for selector in spec.selectors:
-            yield {"target": {"select": {"name": selector}}}, f"<{selector}>"
+        for selector, sel in spec.selectors.items():
+            # the experiment's room named (a pooled stack runs it under another name, and renames it here too)
+            params = {"room": room} if room is not None and "room" in sel.params else {}
+            yield {"target": {"select": {"name": selector, **params}}}, f"<{selector}>"
     elif issubclass(model, LinkFault):
         for link in links:
             yield {"link": link}, link
@@ -104,8 +106,11 @@ def _places(model: type[Any], spec: StackSpec, names: dict[str, list[str]], serv
 
 def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None = None,
                 faults: Sequence[str] | None = None, services: Sequence[str] | None = None,
-                links: Sequence[str] | None = None) -> FaultSpace:
-    """Every atom for this stack at ``scale`` on ``backend``, narrowed to ``faults``/``services``/``links`` if given."""
+                links: Sequence[str] | None = None, room: str | None = None) -> FaultSpace:
+    """Every atom for this stack at ``scale`` on ``backend``, narrowed to ``faults``/``services``/``links`` if given.
+
+    ``room``: the experiment's room, given to the stack's selectors that take one (``hosting``).
+    """
     registry = kinds()
     unknown = sorted(set(faults or ()) - set(registry))
     if unknown:
@@ -132,7 +137,7 @@ def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None =
         if kind.handler.backends is not None and backend not in kind.handler.backends:
             continue
         choices = PARAMS.get(kind_name, [{}])
-        for place, where in _places(kind.model, spec, names, chosen, chosen_links):
+        for place, where in _places(kind.model, spec, names, chosen, chosen_links, room):
             usable = []
             for choice in choices:
                 try:

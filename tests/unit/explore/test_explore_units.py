@@ -89,6 +89,9 @@ def test_the_space_leaves_out_the_proxy_and_the_load_generator_and_what_the_back
     assert not any(x.startswith(("disconnect", "squeeze", "node_")) for x in labels)  # containers / swarm only
     assert "reset_peer crowd->edge" in labels and "reset_peer crowd->edge-2" in labels
     assert "kill <hosting>" in labels
+    hosting = next(a for a in build_space(load_stack(STACK).spec, "local", {}, ["kill"], room="launch").atoms
+                   if a.label == "kill <hosting>")
+    assert hosting.place == {"target": {"select": {"name": "hosting", "room": "launch"}}}  # renamed with a pooled room
     assert [x for x in space.excluded] == ["proxy (the fault proxy)", "crowd (the load generator)"]
     docker = [a.label for a in build_space(load_stack(STACK).spec, "docker", {"edge": 3}).atoms]
     assert "disconnect edge-1" in docker
