@@ -57,6 +57,7 @@ class ExploreReport:
     confirmation: Confirmation | None = None
     written: Path | None = None
     notes: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # the command line's narrowing of the space (for the replay line)
 
     @property
     def status(self) -> str:
@@ -153,6 +154,7 @@ def explore(
         report.notes.append(f"the base's own method ({base.dropped_steps} step(s)) is replaced by each schedule")
     if space.excluded:
         report.notes.append(f"not faulted: {', '.join(space.excluded)} (name them with services to include them)")
+    report.flags = _flags(backend, limits, faults, services, links)
     report.save()
     shown.started(report)
     for line in report.notes:
@@ -179,6 +181,18 @@ def explore(
         report.written = _write(report, base, Path(out_dir))
     report.save()
     return report
+
+
+def _flags(backend: str, limits: Limits, faults: list[str] | None, services: list[str] | None,
+           links: list[str] | None) -> list[str]:
+    from chaos.experiment.durations import format_duration
+
+    flags = [f"--backend {backend}", f"--max-faults {limits.max_faults}", f"--horizon {format_duration(limits.horizon)}",
+             f"--max-for {format_duration(limits.max_for)}"]
+    for name, values in (("faults", faults), ("services", services), ("links", links)):
+        if values:
+            flags.append(f"--{name} {','.join(values)}")
+    return flags
 
 
 def _stack_path(base: Base) -> Path:
@@ -218,6 +232,7 @@ def _write(report: ExploreReport, base: Base, out_dir: Path) -> Path:
         f"Status: {report.status}" + (f", {report.confirmation.summary()}" if report.confirmation else "")
         + f"; {len(report.search.ran)} runs, {len(shrinks)} on the shrink path.",
         f"Failed: {', '.join(smallest.failed) or smallest.reason}",
-        f"Replay the search: roomquake explore {report.base} --seed {report.seed} --budget {round(report.budget_s)}s",
+        f"Replay the search: roomquake explore {report.base} --seed {report.seed} --budget {round(report.budget_s)}s "
+        + " ".join(report.flags),
     ]
     return write(base, smallest.schedule, report.seed, out_dir, how)

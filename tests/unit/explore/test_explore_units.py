@@ -230,6 +230,7 @@ def test_explore_writes_the_smallest_failure_as_an_experiment_that_validates(bas
     assert report.written.parent == tmp_path / "explored" and report.written.name == "reset-peer-crowd-edge.yaml"
     text = report.written.read_text()
     assert text.startswith("# Found by roomquake explore") and "seed 3" in text and "failed 3/3 reruns" in text
+    assert "--seed 3 --budget 3000s --backend local --max-faults 3 --horizon 8s --max-for 8s --faults kill,pause,reset_peer" in text
     checked = check(report.written, "local")  # what `roomquake validate` does
     assert checked.problems == [] and checked.experiment is not None
     exp = checked.experiment
