@@ -41,7 +41,8 @@ def document(base: Base, schedule: Schedule, seed: int, out_dir: Path) -> dict[s
                            f"its invariants. Base: {base.data.get('title', '')}").strip()
     tags = [t for t in data.get("tags", []) if t != "explored"]
     data["tags"] = [*tags, "explored"]
-    order = ["title", "description", "tags", "stack", "profile", "scale", "env", "seed", "load", "settle"]
+    order = ["title", "description", "tags", "stack", "profile", "scale", "env", "seed", "load", "settle", "sample_every",
+             "observe", "steady_state", "method", "recovery", "history", "abort_if"]
     return {**{k: data[k] for k in order if k in data}, **{k: v for k, v in data.items() if k not in order}}
 
 
