@@ -136,14 +136,7 @@ def explore(
     shown = display or Quiet()
     limits = limits or Limits()
     base = load_base(path, backend)
-    from chaos.stack import load_stack
-
-    spec = load_stack(_stack_path(base)).spec
-    start = spec.load.get("start")
-    default_room = start.params.get("room") if start is not None else None
-    room = base.experiment.load.room if base.experiment.load is not None and base.experiment.load.room else default_room
-    space = build_space(spec, backend, base.experiment.scale, faults, services, links,
-                        str(room) if room is not None else None)
+    space = _space_for(base, faults, services, links)
     seed = seed if seed is not None else secrets.randbits(32)
     journals = Path(journal_dir) if journal_dir is not None else default_dir()
     db_root = Path(database) if database is not None else journals / "explore-db"
@@ -168,7 +161,7 @@ def explore(
         shown.ran(item, report)
 
     report.search = SearchResult(seed)
-    with _trials(base, journals, run_one) as run:
+    with _Trials(base, journals, run_one) as run:
         found = search(base, space, limits, run, seed, budget_s, shrink_budget_s if shrink_budget_s is not None else budget_s,
                        db, on_trial=ran, interrupted=interrupted, clock=clock, result=report.search)
         report.save()
@@ -195,13 +188,20 @@ def _flags(backend: str, limits: Limits, faults: list[str] | None, services: lis
     return flags
 
 
-def _stack_path(base: Base) -> Path:
+def _space_for(base: Base, faults: list[str] | None, services: list[str] | None, links: list[str] | None) -> FaultSpace:
+    """The fault space of the base's stack at its scale, with its room (the load's, else the stack file's)."""
     from chaos.experiment.stackcheck import stack_file
+    from chaos.stack import load_stack
 
-    return stack_file(base.experiment.stack, base.path.parent)
+    spec = load_stack(stack_file(base.experiment.stack, base.path.parent)).spec
+    start = spec.load.get("start")
+    load = base.experiment.load
+    room = load.room if load is not None and load.room else (start.params.get("room") if start is not None else None)
+    return build_space(spec, base.backend, base.experiment.scale, faults, services, links,
+                       str(room) if room is not None else None)
 
 
-class _trials:
+class _Trials:
     """The real stack runner (StackTrials) or a given ``run_one``, as one context manager."""
 
     def __init__(self, base: Base, journals: Path, run_one: RunOne | None) -> None:
