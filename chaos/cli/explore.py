@@ -53,7 +53,7 @@ def command(base: str, budget: float, seed: int | None, backend: str | None, rer
 
     \b
     Examples:
-      roomquake explore experiments/baseline.yaml --budget 10m --backend local
+      roomquake explore base.yaml --budget 10m --backend local
       roomquake explore base.yaml --budget 5m --seed 7 --faults kill,pause,down
     """
     from chaos.cli.checking import check, refuse_if_invalid
