@@ -41,6 +41,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "report": ("chaos.cli.report", "Write the HTML report of a run from its journal."),
     "history": ("chaos.cli.history", "Check the listeners' histories of a running stack (gaps, split brain, who came back)."),
     "gameday": ("chaos.cli.gameday", "Run an experiment step by step with a live dashboard."),
+    "explore": ("chaos.cli.explore", "Search fault schedules for the smallest one that breaks an experiment's invariants."),
     "clean": ("chaos.cli.clean", "Remove what killed runs left behind."),
     "cluster": ("chaos.cli.cluster", "A multi-node swarm on this machine (namespaces, one engine per node)."),
 }
@@ -87,7 +88,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 # Verbs that act on Ctrl-C and SIGTERM at their checkpoints (chaos.signals): for
 # them a signal means exit 3 (aborted) from the process's first instant on.
-SIGNAL_AWARE = ("run", "gameday", "stack")
+SIGNAL_AWARE = ("run", "gameday", "stack", "explore")
 
 
 def _verb(args: list[str]) -> str | None:

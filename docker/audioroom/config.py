@@ -69,6 +69,9 @@ class Settings:
     silence_timeout: float = 5.0  # a listener hearing nothing this long asks control where the room is
     hearing_window: float = 1.0  # a listener whose last frame is younger than this is "hearing"
     state_password: str = field(default="", repr=False)  # AUTH to the state store ("" = none); never printed
+    # Bugs planted on purpose (PLANTED_BUG, comma-separated; none by default): the targets that
+    # `roomquake explore` must find. Never set them outside such an experiment.
+    planted_bugs: frozenset[str] = frozenset()
     extra: dict[str, str] = field(default_factory=dict)
 
     def route(self, target: str) -> tuple[str, int]:
@@ -206,7 +209,20 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         silence_timeout=_duration_or_off(env, "CROWD_SILENCE_TIMEOUT", Settings.silence_timeout),
         hearing_window=_duration(env, "CROWD_HEARING_WINDOW", Settings.hearing_window),
         state_password=env.get("STATE_PASSWORD", ""),
+        planted_bugs=_planted_bugs(env),
     )
+
+
+# PLANTED_BUG names (docker/audioroom/README.md, "Planted bugs").
+PLANTED_BUGS = frozenset({"edge-slot-leak", "host-stale-account"})
+
+
+def _planted_bugs(env: Mapping[str, str]) -> frozenset[str]:
+    names = frozenset(n.strip() for n in env.get("PLANTED_BUG", "").split(",") if n.strip())
+    unknown = sorted(names - PLANTED_BUGS)
+    if unknown:
+        raise ConfigError(f"PLANTED_BUG: unknown bug {', '.join(unknown)} (known: {', '.join(sorted(PLANTED_BUGS))})")
+    return names
 
 
 def load_or_exit(service: str) -> Settings:

@@ -167,7 +167,10 @@ class Edge:
             await conn.wait_closed()
         finally:
             room.listeners.discard(conn)
-            self.listeners -= 1
+            # PLANTED_BUG=edge-slot-leak: a listener whose connection ended without a closing
+            # handshake (a reset, a cut link: 1006) keeps its slot, so the edge fills up and refuses.
+            if not ("edge-slot-leak" in self.settings.planted_bugs and conn.close_code == 1006):
+                self.listeners -= 1
             LISTENERS.set(self.listeners)
 
     async def host(self, conn: ServerConnection, room: LiveRoom) -> None:

@@ -129,6 +129,10 @@ class Host:
         chost, cport = settings.route("control")
         self.base = f"http://{chost}:{cport}"
         self.streams: dict[str, tuple[Stream, asyncio.Task[None]]] = {}
+        # PLANTED_BUG=host-stale-account: a host that comes up while a room already names its account
+        # as a backup (it was restarted mid-run) reads its account's rooms once and never again.
+        self.first_listing = True
+        self.stale = False
 
     async def control(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """``(status, json)`` from control; ``(0, {reason})`` when control cannot be reached."""
@@ -150,6 +154,8 @@ class Host:
         STREAMS.set(sum(not t.done() for _, t in self.streams.values()))
 
     async def adopt(self) -> None:
+        if self.stale or (self.first_listing and await self._restarted_with_stale_account()):
+            return
         status, rooms = await self.control("GET", f"/rooms?host={self.account}")
         if status != 200:
             return
@@ -159,6 +165,18 @@ class Host:
                 if room["room"] not in self.streams or room.get("relaunches"):
                     ADOPTED.inc()
                 self.start(room["room"], room)
+
+    async def _restarted_with_stale_account(self) -> bool:
+        """The planted bug host-stale-account (off unless PLANTED_BUG names it), decided at the first listing."""
+        if "host-stale-account" not in self.settings.planted_bugs:
+            self.first_listing = False
+            return False
+        status, rooms = await self.control("GET", "/rooms")
+        if status != 200:
+            return False
+        self.first_listing = False
+        self.stale = any(self.account in room.get("backups", []) for room in rooms)
+        return self.stale
 
     async def create(self, request: web.Request) -> web.Response:
         try:

@@ -1,0 +1,108 @@
+"""Planted bugs (PLANTED_BUG): off by default, one named bug each, an unknown name refused in one line.
+
+edge-slot-leak: a listener whose connection ended without a closing handshake keeps its slot.
+On real processes: tests/local/explore/test_explore_local.py.
+"""
+
+import asyncio
+
+import pytest
+
+from audioroom import config
+from audioroom.edge import KICKED, Edge
+
+ENV = {"RQ_SERVICE": "edge", "RQ_INSTANCE": "edge-1", "RQ_ROUTES": "{}", "EDGE_CAPACITY": "2"}
+
+
+class Conn:
+    def __init__(self, close_code: int) -> None:
+        self.close_code = close_code
+        self.closed_with: tuple[int, str] | None = None
+        self.done = asyncio.Event()
+
+    async def wait_closed(self) -> None:
+        await self.done.wait()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed_with = (code, reason)
+
+
+def test_no_bug_is_planted_by_default():
+    assert config.load(ENV).planted_bugs == frozenset()
+
+
+def test_an_unknown_bug_is_one_line_naming_the_variable():
+    with pytest.raises(config.ConfigError, match=r"^PLANTED_BUG: unknown bug nope \(known: edge-slot-leak, host-stale-account\)$"):
+        config.load({**ENV, "PLANTED_BUG": "nope"})
+
+
+async def _listen_and_end(edge: Edge, close_code: int) -> None:
+    conn = Conn(close_code)
+    task = asyncio.ensure_future(edge.listen(conn, edge.live_room("launch", 1)))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    conn.done.set()
+    await task
+
+
+@pytest.mark.parametrize("planted, code, left", [("", 1006, 0), ("edge-slot-leak", 1000, 0), ("edge-slot-leak", 1006, 1)])
+async def test_only_the_planted_leak_keeps_the_slot_of_a_reset_listener(planted: str, code: int, left: int):
+    edge = Edge(config.load({**ENV, "PLANTED_BUG": planted}), state=None)  # type: ignore[arg-type]
+    await _listen_and_end(edge, code)
+    assert edge.listeners == left
+
+
+async def test_with_the_leak_resets_fill_the_edge_and_it_refuses_listeners():
+    edge = Edge(config.load({**ENV, "PLANTED_BUG": "edge-slot-leak"}), state=None)  # type: ignore[arg-type]
+    for _ in range(2):
+        await _listen_and_end(edge, 1006)
+    newcomer = Conn(1000)
+    await edge.listen(newcomer, edge.live_room("launch", 1))  # type: ignore[arg-type]
+    assert newcomer.closed_with == (KICKED, "kicked")
+
+
+# host-stale-account: a host restarted while a room names it as a backup never reads its account again.
+
+HOST_ENV = {"RQ_SERVICE": "host", "RQ_INSTANCE": "host-2", "RQ_ROUTES": '{"control": "127.0.0.1:1"}',
+            "HOST_ACCOUNT": "account-2"}
+
+
+class Control:
+    """control's answers: every room, and those under an account."""
+
+    def __init__(self, rooms: list[dict]) -> None:
+        self.rooms = rooms
+        self.asked: list[str] = []
+
+    async def __call__(self, method: str, path: str, body=None):
+        self.asked.append(path)
+        if path == "/rooms":
+            return 200, self.rooms
+        account = path.split("host=", 1)[1]
+        return 200, [r for r in self.rooms if r["host"] == account]
+
+
+def _host(planted: str, control: Control):
+    from audioroom.host import Host
+
+    host = Host(config.load({**HOST_ENV, "PLANTED_BUG": planted}), session=None)  # type: ignore[arg-type]
+    host.control = control  # type: ignore[method-assign]
+    started: list[str] = []
+    host.start = lambda room, known=None: started.append(room)  # type: ignore[method-assign]
+    return host, started
+
+
+ROOM = {"room": "launch", "state": "live", "host": "account-1", "backups": ["account-2"], "relaunches": 0}
+
+
+@pytest.mark.parametrize("planted, at_start, adopted", [
+    ("", [ROOM], ["launch"]),                       # no bug: the backup adopts the room moved to it
+    ("host-stale-account", [], ["launch"]),         # a fresh start (no room yet): no bug shows
+    ("host-stale-account", [ROOM], []),             # restarted while the room named it a backup: stale
+])
+async def test_a_backup_host_adopts_the_room_moved_to_it_unless_restarted_with_the_bug(planted, at_start, adopted):
+    control = Control(list(at_start))
+    host, started = _host(planted, control)
+    await host.adopt()  # first listing: the room (if any) is still under account-1
+    control.rooms = [{**ROOM, "host": "account-2", "backups": [], "relaunches": 1}]  # host-1 lost: moved to account-2
+    await host.adopt()
+    assert started == adopted
