@@ -2,7 +2,8 @@
 
 - ``until(check, timeout, what)``: poll until ``check()`` returns something truthy;
 - ``free_ports(n)``: loopback ports free right now (chaos.stack.plan's, the one implementation);
-- ``import_graph(package_dir)`` and ``find_cycle(graph)``: the modules of a package and what each imports.
+- ``import_graph(package_dir)`` and ``find_cycle(graph)``: the modules of a package and what each imports;
+- ``run_cli(argv, capsys)``: roomquake's command line in this process: exit code, stdout, stderr.
 
 /proc/<pid>/stat fields: ``chaos.labels.proc_stat``.
 """
@@ -13,11 +14,11 @@ import ast
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from chaos.stack.plan import free_ports
 
-__all__ = ["find_cycle", "free_ports", "import_graph", "until"]
+__all__ = ["find_cycle", "free_ports", "import_graph", "run_cli", "until"]
 
 T = TypeVar("T")
 
@@ -105,3 +106,16 @@ def find_cycle(graph: Mapping[str, set[str]]) -> list[str]:
             if found:
                 return found
     return []
+
+
+def run_cli(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+    """``roomquake ARGV`` in this process (``capsys``: pytest's fixture): its exit code, stdout and stderr."""
+    from chaos.cli.main import main
+
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

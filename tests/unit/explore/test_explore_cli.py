@@ -7,21 +7,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from roomquake_testutil import run_cli
 
-from chaos.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
 BASE = ROOT / "fixtures" / "explore" / "edge-slot-leak.yaml"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(argv, capsys)
 
 
 def test_the_verb_is_listed_and_its_module_loads_neither_hypothesis_nor_the_runner():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 import pytest
+from roomquake_testutil import run_cli
 
 from chaos.cli.main import cli, main
 
@@ -22,13 +23,7 @@ def _commands() -> list[tuple[str, ...]]:
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(argv, capsys)
 
 
 def test_every_verb_is_listed() -> None:
