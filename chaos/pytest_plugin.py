@@ -254,10 +254,10 @@ class ExperimentItem(pytest.Item):
 
         allowed = backends_for(self.experiment)
         if allowed is not None and backend not in allowed:
-            needs = " or ".join(sorted(allowed))
+            names = sorted(allowed)
             self._prop("verdict", "skipped")
-            pytest.skip(f"{self.path.name} needs the {needs} backend; this session runs on {backend} "
-                        f"(--roomquake-backend {sorted(allowed)[0]})")
+            pytest.skip(f"{self.path.name} needs the {' or '.join(names)} backend; this session runs on {backend} "
+                        f"(--roomquake-backend {names[0]})")
 
     def runtest(self) -> None:
         from chaos.report.text import explain

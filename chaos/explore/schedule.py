@@ -36,7 +36,7 @@ class Planned:
         return self.atom.step(self.level, self.at / 10, self.for_ / 10, step_id)
 
     def describe(self) -> str:
-        params = self.atom.params[min(self.level, len(self.atom.params) - 1)]
+        params = self.atom.chosen(self.level)
         extra = "".join(f" {k}={v}" for k, v in params.items())
         return f"{self.atom.label}{extra} at {self.at / 10:g}s for {self.for_ / 10:g}s"
 

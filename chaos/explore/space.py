@@ -55,11 +55,15 @@ class Atom:
     label: str = ""
     params: tuple[Mapping[str, Any], ...] = field(default=({},), hash=False, compare=False)
 
+    def chosen(self, level: int) -> Mapping[str, Any]:
+        """Parameter choice ``level`` (the last one for a level past the end)."""
+        return self.params[min(level, len(self.params) - 1)]
+
     def step(self, level: int, at: float, for_: float, step_id: str) -> dict[str, Any]:
         """The method step (plain data, as an experiment file has it) for parameter choice ``level``."""
         from chaos.experiment.durations import format_duration
 
-        chosen = self.params[min(level, len(self.params) - 1)]
+        chosen = self.chosen(level)
         return {"id": step_id, "at": format_duration(at), "fault": self.fault, **dict(self.place),
                 **dict(chosen), "for": format_duration(for_)}
 
