@@ -13,7 +13,8 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,7 +162,7 @@ def explore(
         shown.ran(item, report)
 
     report.search = SearchResult(seed)
-    with _Trials(base, journals, run_one) as run:
+    with _trials(base, journals, run_one) as run:
         found = search(base, space, limits, run, seed, budget_s, shrink_budget_s if shrink_budget_s is not None else budget_s,
                        db, on_trial=ran, interrupted=interrupted, clock=clock, result=report.search)
         report.save()
@@ -201,24 +202,16 @@ def _space_for(base: Base, faults: list[str] | None, services: list[str] | None,
                        str(room) if room is not None else None)
 
 
-class _Trials:
-    """The real stack runner (StackTrials) or a given ``run_one``, as one context manager."""
+@contextmanager
+def _trials(base: Base, journals: Path, run_one: RunOne | None) -> Iterator[RunOne]:
+    """The given ``run_one``, else the real stack runner (StackTrials) for the session's length."""
+    if run_one is not None:
+        yield run_one
+        return
+    from chaos.explore.trial import StackTrials
 
-    def __init__(self, base: Base, journals: Path, run_one: RunOne | None) -> None:
-        self.base, self.journals, self.given = base, journals, run_one
-        self.pooled: Any = None
-
-    def __enter__(self) -> RunOne:
-        if self.given is not None:
-            return self.given
-        from chaos.explore.trial import StackTrials
-
-        self.pooled = StackTrials(self.base, self.journals)
-        return self.pooled.__enter__()  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pooled is not None:
-            self.pooled.__exit__(*exc)
+    with StackTrials(base, journals) as run:
+        yield run
 
 
 def _write(report: ExploreReport, base: Base, out_dir: Path) -> Path:
