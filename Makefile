@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 
 setup: $(STAMP)
 
+# The suite on $(JOBS) pytest-xdist workers: most of its time is experiments waiting on
+# recovery, not CPU. Files that act on the whole engine share one worker (tests/conftest.py).
+JOBS ?= 3
 test:
 	@$(SYSTEM) test
 	@$(MAKE) --no-print-directory setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(JOBS)
 
 test-unit:
 	@$(MAKE) --no-print-directory setup

@@ -7,12 +7,18 @@ the Debian base only the first time on a machine. Nothing is ever pulled.
 
 from __future__ import annotations
 
+import fcntl
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from chaos.images import ImageSet, ensure_images
+
+
+IMAGES_LOCK = Path(tempfile.gettempdir()) / "roomquake-test-images.lock"
 
 
 def _say(message: str) -> None:
@@ -24,7 +30,10 @@ def _say(message: str) -> None:
 def stack_images(docker_engine) -> ImageSet:
     """Built images for the reference stack: ``stack_images.services.ref`` runs every service."""
     started = time.monotonic()
-    images = ensure_images(docker_engine, progress=_say)
+    # pytest-xdist workers each ask for the images: one builds, the others then find them cached.
+    with open(IMAGES_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        images = ensure_images(docker_engine, progress=_say)
     if images.built:
         _say(f"built {', '.join(i.ref for i in images.built)} in {time.monotonic() - started:.1f} s")
     return images
