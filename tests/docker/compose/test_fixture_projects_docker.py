@@ -37,3 +37,10 @@ def test_pytest_collection_game_days_and_reports_work_on_an_imported_stack(compo
     assert gameday.returncode == 0, gameday.stdout[-3000:] + gameday.stderr[-2000:]
     [report] = (tmp_path / "gameday").glob("*.html")
     assert "pause-postgres" in report.read_text() and "PASSED" in report.read_text()
+    # the reports speak of the project's own series, not of the audio-room's
+    pages = [*(tmp_path / "pytest").rglob("*.html"), report]
+    assert len(pages) >= 2
+    for page in pages:
+        text = page.read_text()
+        assert "Not sampled in this run" not in text and "Join latency" not in text, page
+        assert "This stack keeps no listener histories." in text, page

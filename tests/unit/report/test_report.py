@@ -204,3 +204,25 @@ def test_history_and_relaunch_audit_are_shown() -> None:
     assert "unexpected relaunches (no fault active when their failure began): 1: generation 2" in text
     plain = render_journal(journal())
     assert "No listener history in this run" in plain and "Relaunches not known" in plain
+
+
+def test_a_stack_of_another_kind_gets_its_own_series_and_no_audio_room_wording() -> None:
+    """An imported Compose project samples none of the audio-room's roles: its own series are
+    charted, and the report neither lists the audio-room's series as missing nor asks for histories."""
+    doc = journal(series={"web.response_p99": [[1.0, 0.02], [2.0, 0.31]], "db.up": [[1.0, 1.0], [2.0, 0.0]]},
+                  experiment={"title": "web->db latency", "stack": "shop/stack.yaml", "profile": "", "scale": {}})
+    doc.pop("history", None)
+    data = extract(doc)
+    assert data.missing_roles == []
+    assert [(p.title, list(p.series)) for p in data.panels] == [("db.up", ["db.up"]), ("web.response_p99", ["web.response_p99"])]
+    html = render_journal(doc)
+    assert "Not sampled in this run" not in html
+    assert "Join latency" not in html and "Frame gaps" not in html and "Listeners connected" not in html
+    assert "This stack keeps no listener histories." in html
+
+
+def test_an_audio_room_run_that_sampled_nothing_of_one_role_still_says_so() -> None:
+    doc = journal(series={"crowd.connected_ratio": [[1.0, 1.0], [2.0, 0.5]]})
+    html = render_journal(doc)
+    assert "Not sampled in this run: Join latency (s), Frame gaps (s)." in html
+    assert "This stack keeps no listener histories." not in html
