@@ -122,4 +122,3 @@ installed_roomquake = _load_helper("roomquake_installed", "installed.py").instal
 _load_helper("roomquake_fuzzing", "fuzzing.py")
 # free ports, polling, /proc stat fields, import graphs: `import roomquake_testutil`
 _load_helper("roomquake_testutil", "util.py")
-

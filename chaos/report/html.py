@@ -86,7 +86,7 @@ def _history(data: ReportData) -> str:
     """What every listener heard: the checker's findings, and the verdict of the history assertions."""
     history = data.history or {}
     report = history.get("report")
-    if not report and data.history is None and not data.missing_roles and not _audio_room(data):
+    if not report and data.history is None and data.panels and not _audio_room(data):
         return '<p class="muted" id="history">This stack keeps no listener histories.</p>'
     if not report:
         why = "; ".join(history.get("errors") or []) or "the stack declares no listener histories, or the run ended before they were read"
@@ -160,6 +160,8 @@ def render(data: ReportData) -> str:
     missing = ""
     if data.missing_roles:
         missing = f'<p class="muted">Not sampled in this run: {escape(", ".join(data.missing_roles))}.</p>'
+    elif not data.panels and not data.strips:
+        missing = '<p class="muted">No series were sampled in this run.</p>'
     legend = ('<p class="legend"><span><i class="swatch" style="background:#f4a582"></i>fault active</span>'
               '<span><i class="swatch" style="background:#b2182b"></i>fault whose rollback failed</span>'
               '<span><i class="swatch" style="border-left:2px dashed #6a3d9a;width:0"></i>relaunch</span></p>')

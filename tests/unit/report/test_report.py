@@ -226,3 +226,11 @@ def test_an_audio_room_run_that_sampled_nothing_of_one_role_still_says_so() -> N
     html = render_journal(doc)
     assert "Not sampled in this run: Join latency (s), Frame gaps (s)." in html
     assert "This stack keeps no listener histories." not in html
+
+
+def test_a_run_that_sampled_nothing_says_so_without_guessing_the_stack() -> None:
+    doc = journal(series={}, verdict="errored", reason="bring-up failed")
+    doc.pop("history", None)
+    html = render_journal(doc)
+    assert "No series were sampled in this run." in html
+    assert "Not sampled in this run:" not in html and "This stack keeps no listener histories." not in html
