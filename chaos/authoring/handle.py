@@ -11,6 +11,8 @@ from chaos.experiment.expect import Expectation, parse_expectation
 from chaos.run import checks
 
 if TYPE_CHECKING:
+    import docker
+
     from chaos.probes import ProbeSpec
     from chaos.proxy.client import ProxyClient
     from chaos.stack.contract import Instance, LinkProxy, LiveStack, ProbeValue
@@ -87,6 +89,9 @@ class StackHandle:
 
     def image_ids(self) -> dict[str, str]:
         return self.stack.image_ids()
+
+    def container_of(self, instance: str) -> tuple[docker.DockerClient, str] | None:
+        return self.stack.container_of(instance)
 
     def proxy_client(self) -> ProxyClient:
         return self.stack.proxy_client()

@@ -3,8 +3,8 @@
 roomquake did not start the project and does not own it. Its containers are
 found by the labels docker-compose puts on them (project, service,
 container number) and named as roomquake names instances (``worker-2``).
-Faults that need no proxy (kill, stop, pause, restart, disconnect, squeeze)
-act on them and are rolled back as on every run; link faults are refused,
+Faults that need no proxy (kill, stop, pause, restart, disconnect, squeeze,
+and the packet faults packet_loss and partition) act on them and are rolled back as on every run; link faults are refused,
 since the project's connections do not go through a fault proxy. Nothing is
 renewed, scaled or taken down: the project is left as it was found.
 
@@ -159,6 +159,12 @@ class ComposeBackend(Backend):
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         return bytes(self._call(name, "reading logs of", self._c(name).logs, tail=lines)).decode(errors="replace")
+
+    def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
+        # None for a name the project does not run (its stack file's fault proxy: nothing is proxied here);
+        # a container that is not running has no process, which the namespace lookup says
+        container = self.containers.get(name)
+        return (self.client, str(container.id)) if container is not None else None
 
     # --- server loss and the way back ---------------------------------------------
     def kill(self, name: str) -> None:

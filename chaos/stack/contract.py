@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import docker
+
     from chaos.probes import ProbeSpec
     from chaos.proxy.client import ProxyClient
     from chaos.stack.spec import StackSpec
@@ -70,6 +72,8 @@ class LiveStack(Protocol):
     def links(self) -> list[LinkProxy]: ...
     def image_ids(self) -> dict[str, str]: ...
     def proxy_client(self) -> ProxyClient: ...
+    def container_of(self, instance: str) -> tuple[docker.DockerClient, str] | None:
+        """Its running container and engine, for packet faults (None: not running; Unsupported: no containers)."""
 
     # server faults
     def kill(self, instance: str) -> None: ...

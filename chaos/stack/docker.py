@@ -344,6 +344,11 @@ class DockerBackend(Backend):
     def log_tail(self, name: str, lines: int = 5) -> str:
         return " | ".join(self._m(name).logs(tail=lines).strip().splitlines())
 
+    def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
+        query = {"label": [f"{L.RUN}={self.run_id}", f"{L.INSTANCE}={name}"]}
+        found = self.client.api.containers(filters=query)  # running ones only
+        return (self.client, str(found[0]["Id"])) if found else None
+
     def address(self, name: str) -> tuple[str, int]:
         m = self._m(name)
         if not m.spec.ports:

@@ -1,24 +1,25 @@
 """Where an instance's container lives: its process (whose network namespace packet faults enter) and its addresses.
 
-Both container backends answer through labels and engines the toolkit
-already has: on ``docker`` the container carrying the run's and the
-instance's labels on the host engine; on ``swarm`` the current task's
+Each backend answers (``Backend.container_of``) through labels and engines
+the toolkit already has: on ``docker`` the container carrying the run's and
+the instance's labels on the host engine; on ``swarm`` the current task's
 container on its node's engine (a local cluster's node engines share the
-host's pid namespace, so the pid is the host's). The local backend has no
-namespaces of its own: packet faults are refused there beforehand.
+host's pid namespace, so the pid is the host's); on an attached Compose
+project the project's container. The local backend has no namespaces of its
+own: packet faults are refused there beforehand.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from chaos import labels as L
-from chaos.stack.errors import StackError, Unsupported
+from chaos.stack.errors import StackError
 
 if TYPE_CHECKING:
     import docker
+
+    from chaos.stack.contract import LiveStack
 
 # Networks a container may be on that are not the run's own (swarm's egress bridge, the routing mesh).
 NOT_THE_RUNS = frozenset({"docker_gwbridge", "ingress", "bridge", "host", "none"})
@@ -51,28 +52,17 @@ def _inspect(engine: "docker.DockerClient", container: str, instance: str) -> Na
     return Namespace(instance, pid, addresses)
 
 
-def _docker_namespace(stack: Any, instance: str) -> Namespace | None:
-    from chaos.engine import connect
+def namespace(stack: LiveStack, instance: str) -> Namespace | None:
+    """The running container of ``instance`` (None: it is not running, so it has no namespace to act on).
 
-    with contextlib.closing(connect(timeout=30)) as engine:
-        query = {"label": [f"{L.RUN}={stack.run_id}", f"{L.INSTANCE}={instance}"]}
-        found = engine.api.containers(filters=query)  # running ones only
-        return _inspect(engine, str(found[0]["Id"]), instance) if found else None
-
-
-def namespace(stack: Any, instance: str) -> Namespace | None:
-    """The running container of ``instance`` (None: it is not running, so it has no namespace to act on)."""
-    kind = stack.backend_kind
-    if kind == "docker":
-        return _docker_namespace(stack, instance)
-    if kind == "swarm":
-        located = stack.backend.task_container(instance)  # the node engine's client: the backend keeps it
-        if located is None:
-            return None
-        engine, container = located
-        return _inspect(engine, container, instance)
-    raise Unsupported(f"{instance}: the {kind} backend runs processes without network namespaces of their own; "
-                      "packet faults need --backend docker or swarm")
+    The backend finds it: by the run's labels on ``docker``, the current task's container on its
+    node on ``swarm``, the project's container when a Compose project is attached; the local
+    backend refuses (``Unsupported``)."""
+    located = stack.container_of(instance)
+    if located is None:
+        return None
+    engine, container = located
+    return _inspect(engine, container, instance)
 
 
 def proxy_port(listen: str) -> int:

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Callable
 from chaos.probes import fill
 from chaos.stack import probes as probe_eval
 from chaos.stack.contract import Instance, LinkProxy, ProbeValue
-from chaos.stack.errors import StackError, StackFileError
+from chaos.stack.errors import StackError, StackFileError, Unsupported
 from chaos.stack.plan import InstancePlan, Plan
 from chaos.stack.spec import LoadStep, Stack
 
 if TYPE_CHECKING:
+    import docker
+
     from chaos.probes import ProbeSpec
     from chaos.proxy.client import ProxyClient
     from chaos.stack.spec import StackSpec
@@ -107,6 +109,12 @@ class Backend(ABC):
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         return ""
+
+    def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
+        """The engine and the running container of an instance, for what enters its network
+        namespace (packet faults); None when it is not running."""
+        raise Unsupported(f"{name}: the {self.kind or type(self).__name__} backend runs processes without network "
+                          "namespaces of their own; packet faults need --backend docker or swarm")
 
     @abstractmethod
     def teardown(self) -> None: ...
@@ -205,6 +213,9 @@ class RunningStack:
 
     def image_ids(self) -> dict[str, str]:
         return self.backend.image_ids()
+
+    def container_of(self, instance: str) -> tuple[docker.DockerClient, str] | None:
+        return self.backend.container_of(instance)
 
     # --- server loss -----------------------------------------------------------
 

@@ -313,7 +313,7 @@ class SwarmBackend(Backend):
         task = self._task(name)
         return str(task["NodeID"]) if task and task.get("NodeID") else None
 
-    def task_container(self, name: str) -> tuple["docker.DockerClient", str] | None:
+    def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
         """The engine of the node running the instance's task, and its container (None: no running task)."""
         task = self._task(name)
         if task is None or task.get("Status", {}).get("State") != "running":

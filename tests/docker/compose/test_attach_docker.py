@@ -145,3 +145,65 @@ def test_a_runner_killed_mid_fault_is_rolled_back_from_its_ledger(docker_engine,
     assert any(f"undid 1 fault part(s) on stack compose:{tasks_project.name}" in line for line in done), done
     assert docker_engine.containers.get(db).status == "running"
     assert set(states(docker_engine, tasks_project.name).values()) == {"running"}  # nothing removed by clean
+
+
+def test_packet_faults_act_on_the_attached_project_and_are_rolled_back(docker_engine, tasks_project, roomquake,
+                                                                      tmp_path: Path) -> None:
+    """packet_loss of every packet on the API's container: the API stops answering during the fault, answers again
+    after it, and no rule is left in the container's namespace."""
+    import os
+    import subprocess
+    import threading
+
+    import pytest
+
+    from chaos.compose.attach import attach_project
+
+    if os.geteuid() != 0:
+        pytest.skip("packet faults add iptables rules inside containers' namespaces: root only")
+    stack = attach_project(tasks_project.name, TASKS / "stack.yaml")
+    host, port = stack.address("api-1")
+    assert _answers_200(host, port, "/healthz", within_s=30)
+    experiment = tmp_path / "drop.yaml"
+    experiment.write_text(f"title: every packet of the API dropped\nstack: {TASKS / 'stack.yaml'}\n"
+                          "method:\n  - {id: drop, fault: packet_loss, probability: 1.0, target: {service: api}}\n"
+                          "  - wait: 6s\n")
+    answers: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=1) as answer:
+                    answers.append((time.monotonic(), answer.status == 200))
+            except OSError:
+                answers.append((time.monotonic(), False))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        done = roomquake("run", "--attach", f"compose:{tasks_project.name}", "--journal-dir", str(tmp_path),
+                         str(experiment))
+    finally:
+        stop.set()
+        poller.join(timeout=10)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "fault packet_loss [drop] hit api-1" in done.stderr and "fault packet_loss [drop] rolled back" in done.stderr
+    assert any(not ok for _, ok in answers), "the API kept answering while every packet was dropped"
+    assert _answers_200(host, port, "/healthz", within_s=30), "the API did not answer after the rollback"
+    api = docker_engine.containers.get(stack.plan.instance("api-1").host)
+    api.reload()
+    listed = subprocess.run(["nsenter", "-t", str(api.attrs["State"]["Pid"]), "-n", "iptables", "-S"],
+                            capture_output=True, text=True, check=True).stdout
+    assert '"rq.' not in listed and " rq." not in listed, listed  # every rule of ours carries an rq.<run>.<step> comment
+
+    # a partition needs both sides' namespaces, and no fault proxy (the attached project has none)
+    experiment.write_text(f"title: the API cut off from its database\nstack: {TASKS / 'stack.yaml'}\n"
+                          "method:\n  - {id: cut, fault: partition, target: {service: api}, from: {service: postgres}}\n"
+                          "  - wait: 2s\n")
+    done = roomquake("run", "--attach", f"compose:{tasks_project.name}", "--journal-dir", str(tmp_path), str(experiment))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "fault partition [cut] hit api-1, postgres-1" in done.stderr, done.stderr[-3000:]
+    assert "fault partition [cut] rolled back" in done.stderr
+    assert _answers_200(host, port, "/healthz", within_s=30), "the API did not answer after the partition's rollback"
