@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from chaos.stack.plan import free_ports
 
-__all__ = ["find_cycle", "free_ports", "import_graph", "run_cli", "until"]
+__all__ = ["find_cycle", "free_ports", "import_graph", "left_networks", "run_cli", "until"]
 
 T = TypeVar("T")
 

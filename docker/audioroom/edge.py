@@ -177,17 +177,23 @@ class Edge:
         if room.host is not None:
             asyncio.ensure_future(room.host.close(1000, "replaced by a newer host connection"))
         room.host = conn
+        where = f"host of room {room.name} (generation {room.generation})"
         try:
             async for message in conn:
-                if room.host is not conn or self.rooms.get(room.name) is not room:
+                if self.rooms.get(room.name) is not room:
+                    # Evicted, and a frame was read before the 4004 that evict() scheduled went out
+                    # (a busy loop after a stall): say 4004 here, or the handler's return would say 1000.
+                    await conn.close(MOVED, "moved")
+                    log.info("%s closed: %d moved", where, MOVED)
                     break
+                if room.host is not conn:
+                    break  # replaced by a newer host connection, which closed this one
                 FRAMES_IN.inc()
                 broadcast(room.listeners, message)
                 FRAMES_OUT.inc(len(room.listeners))
         except ConnectionClosed as closed:
             # Moved out (we closed it 4004) or lost: expected ends of a host connection,
             # one line each instead of the server's "connection handler failed" traceback.
-            where = f"host of room {room.name} (generation {room.generation})"
             if closed.sent is not None and closed.sent.code == MOVED:
                 log.info("%s closed: %d moved", where, MOVED)
             else:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from chaos.labels import proc_stat
+from roomquake_testutil import until
 from chaos.stack import registry, start_stack
 from chaos.stack.local import live_groups
 
@@ -162,13 +163,24 @@ def test_one_ctrl_c_ends_the_whole_command(tmp_path, state_dir, run_process) -> 
     assert not list(state_dir.glob("*.json"))
 
 
+def _catches(pid: int, sig: signal.Signals) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (the SigCgt mask of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        caught = next(line for line in status if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (sig - 1)))
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_before_the_stack_starts_exits_3_with_a_journal(tmp_path, state_dir, run_process, sig) -> None:
     """Item 5: the handler is there from the first instant; a run that has not started yet aborts at once."""
     path = experiment(tmp_path, "early", "  - wait: 1s")
     run = run_process(["--backend", "local", "--journal-dir", str(tmp_path / "j"), str(path)])
-    time.sleep(0.3)  # the command line is still loading
+    # The first instant is roomquake's first line (chaos/__init__.py takes SIGINT and SIGTERM over); before
+    # it, Python's own start-up answers a signal, however long a loaded machine makes that. Python catches
+    # SIGINT by itself, never SIGTERM: SIGTERM caught means ours are in, and the command line is still loading.
+    until(lambda: _catches(run.proc.pid, signal.SIGTERM), timeout=60, what="roomquake's signal handlers",
+          interval=0.005)
     run.proc.send_signal(sig)
     assert run.finish(timeout=60) == 3, run.lines
     (journal,) = journals(tmp_path / "j")
