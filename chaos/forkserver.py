@@ -287,10 +287,14 @@ def _keeper(name: str, argv: list[str], env: Mapping[str, str]) -> None:
         delay = min(delay * 2, 60.0)
 
 
-def _child(request: dict[str, Any], hold: int, ready: int | None) -> None:
-    """The forked child: wait to be recorded, become the instance (or its keeper); never returns."""
+def _child(request: dict[str, Any], hold: int, ready: int | None, grouped: int | None = None) -> None:
+    """The forked child: its own group, said to the server (``grouped``); wait to be recorded, become the
+    instance (or its keeper); never returns."""
     try:
         os.setsid()
+        if grouped is not None:
+            os.write(grouped, b"g")
+            os.close(grouped)
         _default_signals()
         if not os.read(hold, 1):  # the server died before recording us: we never ran
             os._exit(70)
@@ -468,13 +472,20 @@ class _Server:
         name = str(request["name"])
         hold_r, hold_w = os.pipe()
         ready_r, ready_w = os.pipe()
+        grouped_r, grouped_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(hold_w)
             os.close(ready_r)
-            _child(request, hold_r, ready_w)
+            os.close(grouped_r)
+            _child(request, hold_r, ready_w, grouped_w)
         os.close(hold_r)
         os.close(ready_w)
+        os.close(grouped_w)
+        # The reply names a process group: it must exist before the client can signal it (a kill sent
+        # right after a start on a loaded machine otherwise found no group, and the child lived on).
+        os.read(grouped_r, 1)  # b"" if the child died first: nothing to wait for
+        os.close(grouped_r)
         start = start_time(pid)
         line = json.dumps({"name": name, "pid": pid, "start": start}) + "\n"
         os.write(self.births, line.encode())  # recorded before it runs (O_APPEND: one write, one line)
