@@ -287,14 +287,13 @@ def _keeper(name: str, argv: list[str], env: Mapping[str, str]) -> None:
         delay = min(delay * 2, 60.0)
 
 
-def _child(request: dict[str, Any], hold: int, ready: int | None, grouped: int | None = None) -> None:
+def _child(request: dict[str, Any], hold: int, ready: int | None, grouped: int) -> None:
     """The forked child: its own group, said to the server (``grouped``); wait to be recorded, become the
     instance (or its keeper); never returns."""
     try:
         os.setsid()
-        if grouped is not None:
-            os.write(grouped, b"g")
-            os.close(grouped)
+        os.write(grouped, b"g")
+        os.close(grouped)
         _default_signals()
         if not os.read(hold, 1):  # the server died before recording us: we never ran
             os._exit(70)

@@ -4,8 +4,9 @@ roomquake did not start the project and does not own it. Its containers are
 found by the labels docker-compose puts on them (project, service,
 container number) and named as roomquake names instances (``worker-2``).
 Faults that need no proxy (kill, stop, pause, restart, disconnect, squeeze,
-and the packet faults packet_loss and partition) act on them and are rolled back as on every run; link faults are refused,
-since the project's connections do not go through a fault proxy. Nothing is
+and the packet faults packet_loss and partition) act on them and are rolled
+back as on every run; link faults are refused, since the project's
+connections do not go through a fault proxy. Nothing is
 renewed, scaled or taken down: the project is left as it was found.
 
 Services, probes and selectors come from the experiment's stack file (the

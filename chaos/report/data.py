@@ -57,6 +57,8 @@ class ReportData:
     notes: list[tuple[float, str]]
     events: list[tuple[float, str, str]]  # t, kind, text
     missing_roles: list[str] = field(default_factory=list)
+    # any of the audio-room's charted roles sampled (False: a stack of another kind, or nothing sampled)
+    audio_room: bool = False
     start: float = 0.0  # chart start: a second before the first sample (bring-up is not charted)
     history: dict[str, Any] | None = None  # journal["history"]: the listeners' histories, checked
     history_results: list[dict[str, Any]] = field(default_factory=list)  # the history assertions judged
@@ -215,7 +217,8 @@ def extract(journal: dict[str, Any]) -> ReportData:
             used.update(keys)
         else:
             missing.append(role.title)
-    if len(missing) == len(CHARTED):
+    audio_room = len(missing) < len(CHARTED)
+    if not audio_room:
         # None of the audio-room's roles was sampled: a stack of another kind (an imported Compose
         # project), whose own series are charted below; naming the audio-room's would be noise.
         missing = []
@@ -247,6 +250,7 @@ def extract(journal: dict[str, Any]) -> ReportData:
         notes=notes,
         events=[(float(e.get("t", 0.0)), str(e.get("kind", "?")), event_text(e)) for e in events],
         missing_roles=missing,
+        audio_room=audio_room,
         start=start,
         history=journal.get("history") if isinstance(journal.get("history"), dict) else None,
         history_results=[a for a in journal.get("assertions") or [] if a.get("phase") == "history"],

@@ -6,7 +6,6 @@ from html import escape
 from typing import Any
 
 from chaos.report.data import ReportData
-from chaos.report.keyprobes import CHARTED
 from chaos.report.svg import chart
 
 VERDICT_COLORS = {"passed": "#1a7f37", "deviated": "#b35900", "aborted": "#8250df", "errored": "#cf222e"}
@@ -76,17 +75,11 @@ def _fraction(value: Any) -> str:
     return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
 
 
-def _audio_room(data: ReportData) -> bool:
-    """Whether the run sampled any of the audio-room's charted roles (listeners, joins, frame gaps)."""
-    titles = {role.title for role in CHARTED}
-    return any(panel.title in titles for panel in data.panels)
-
-
 def _history(data: ReportData) -> str:
     """What every listener heard: the checker's findings, and the verdict of the history assertions."""
     history = data.history or {}
     report = history.get("report")
-    if not report and data.history is None and data.panels and not _audio_room(data):
+    if not report and data.history is None and data.panels and not data.audio_room:
         return '<p class="muted" id="history">This stack keeps no listener histories.</p>'
     if not report:
         why = "; ".join(history.get("errors") or []) or "the stack declares no listener histories, or the run ended before they were read"
