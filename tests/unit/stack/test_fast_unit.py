@@ -89,12 +89,20 @@ def test_a_child_the_server_could_not_record_never_runs(tmp_path: Path) -> None:
     """The hold pipe: a child whose server died before writing its birth exits without running anything."""
     marker = tmp_path / "ran"
     hold_r, hold_w = os.pipe()
+    grouped_r, grouped_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(hold_w)
-        forkserver._child({"name": "x", "argv": ["sh", "-c", f"touch {marker}"], "env": {"PATH": "/usr/bin:/bin"},
-                           "cwd": str(tmp_path), "log": str(tmp_path / "x.log")}, hold_r, None)
+        try:
+            os.close(hold_w)
+            os.close(grouped_r)
+            forkserver._child({"name": "x", "argv": ["sh", "-c", f"touch {marker}"], "env": {"PATH": "/usr/bin:/bin"},
+                               "cwd": str(tmp_path), "log": str(tmp_path / "x.log")}, hold_r, None, grouped_w)
+        finally:
+            os._exit(99)  # never return into pytest, whatever _child does
     os.close(hold_r)
+    os.close(grouped_w)
+    assert os.read(grouped_r, 1) == b"g"  # the child has its own group before it waits to be recorded
+    os.close(grouped_r)
     os.close(hold_w)  # as when the server is killed between fork and the births line
     assert forkserver._exit_code(os.waitpid(pid, 0)[1]) == 70
     assert not marker.exists()
