@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chaos.experiment import load_experiment  # noqa: E402
+from chaos.experiment.stackcheck import backends_for  # noqa: E402
 from chaos.run import RunOptions, Runner  # noqa: E402
 from chaos.run.journal import read  # noqa: E402
 
@@ -98,6 +99,12 @@ def cpu_hog(cpus: int) -> Iterator[int]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the session it leads, started above: only its own workers
             proc.wait(timeout=15)
+
+
+def _runs_on(path: Path, backend: str) -> bool:
+    """Whether every fault of the experiment can run on ``backend`` (node faults need a swarm)."""
+    allowed = backends_for(load_experiment(path))
+    return allowed is None or backend in allowed
 
 
 def run_once(path: Path, backend: str, journal_dir: Path) -> tuple[str, str, dict]:
@@ -183,11 +190,15 @@ def main() -> None:
     started = time.monotonic()
     for backend in backends:
         runs = args.runs or DEFAULT_RUNS[backend]
+        runnable = [p for p in paths if _runs_on(p, backend)]
+        skipped = sorted(p.stem for p in paths if p not in runnable)
+        if skipped:
+            print(f"{backend}: not run, their faults need another backend: {', '.join(skipped)}", flush=True)
         for cell_name in cell_names:
             hog = cpu_hog(args.hog_cpus) if cell_name == "hog" else contextlib.nullcontext()
             with hog:
                 for n in range(1, runs + 1):
-                    for path in paths:
+                    for path in runnable:
                         began = time.monotonic()
                         verdict, reason, journal = run_once(path, backend, journal_dir)
                         got = outcome(path.stem, backend, cell_name, n, verdict, reason, journal, time.monotonic() - began)
