@@ -59,14 +59,15 @@ def command(base: str, budget: float, seed: int | None, backend: str | None, rer
     from chaos.cli.checking import check, refuse_if_invalid
 
     refuse_if_invalid([check(base, backend)])  # exit 2 with file:line:col, nothing started
-    from chaos.explore.display import Lines, summary
+    from chaos.explore.display import for_terminal, summary
     from chaos.explore.schedule import Limits
     from chaos.explore.session import explore
 
-    report = explore(base, budget, backend=backend, seed=seed, reruns=reruns, out_dir=out_dir,
-                     shrink_budget_s=shrink_budget, limits=Limits(max_faults, horizon, min(0.5, max_for), max_for),
-                     faults=faults, services=services, links=links, journal_dir=journal_dir,
-                     display=Lines(sys.stdout))
+    with for_terminal(sys.stdout) as display:  # a live panel on a terminal, a line per run in a log
+        report = explore(base, budget, backend=backend, seed=seed, reruns=reruns, out_dir=out_dir,
+                         shrink_budget_s=shrink_budget, limits=Limits(max_faults, horizon, min(0.5, max_for), max_for),
+                         faults=faults, services=services, links=links, journal_dir=journal_dir,
+                         display=display)
     for line in summary(report):
         click.echo(line)
     sys.exit(EXIT.get(report.status, 1))

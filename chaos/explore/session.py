@@ -143,7 +143,8 @@ def explore(
     db_root = Path(database) if database is not None else journals / "explore-db"
     db = database_dir(db_root, base, space, limits)
     run_id = f"explore-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    report = ExploreReport(run_id, str(path), seed, budget_s, space, limits, str(db), journals / f"{run_id}.json")
+    report = ExploreReport(run_id, str(path), seed, budget_s, space, limits, str(db), journals / f"{run_id}.json",
+                           started=clock())  # on the search's own clock: the displays' time left follows it
     if base.dropped_steps:
         report.notes.append(f"the base's own method ({base.dropped_steps} step(s)) is replaced by each schedule")
     if space.excluded:

@@ -263,3 +263,37 @@ def test_an_interrupted_exploration_keeps_what_it_found_without_rerunning(base_f
     assert report.search is not None and report.search.interrupted
     assert report.confirmation is None and report.status == "unconfirmed"
     assert report.written is not None and report.written.exists()  # kept
+
+
+def test_the_live_panel_shows_counts_time_left_the_best_failure_and_the_shrink_path(base_file: Path, tmp_path: Path):
+    import io
+
+    from rich.console import Console
+
+    from chaos.explore.display import LivePanel
+
+    system = FakeSystem()
+    console = Console(file=io.StringIO(), width=160, record=True)
+    panel = LivePanel(console=console, clock=system.clock)
+    seen: list[dict[str, str]] = []
+
+    def run_one(base, schedule, seed):
+        seen.append(panel.counts())  # what the panel shows while this run is under way
+        return system(base, schedule, seed)
+
+    report = explore(base_file, 3000, backend="local", seed=3, out_dir=tmp_path / "explored",
+                     journal_dir=tmp_path / "journals", faults=["kill", "pause", "reset_peer"],
+                     run_one=run_one, display=panel, clock=system.clock)
+    assert report.status == "found"
+    assert seen[0]["examples tried"] == "0 (0 failed)" and seen[0]["best failure"] == "none yet"
+    assert seen[0]["time left"] == "3000s of 3000s"
+    first_failure = next(i for i, r in enumerate(report.search.ran) if r.trial.outcome is Outcome.FAILED)
+    after = seen[first_failure + 1]
+    assert after["best failure"] == report.search.ran[first_failure].trial.schedule.describe()
+    assert after["examples tried"] == f"{first_failure + 1} (1 failed)"
+    assert int(after["faults injected"]) == sum(len(r.trial.schedule.faults) for r in report.search.ran[:first_failure + 1])
+    console.print(panel.render())
+    text = console.export_text()
+    assert "reset_peer crowd->edge" in text and "shrink path" in text and "rerun 3: FAILED" in text
+    assert panel.counts()["best failure"] == report.search.smallest.schedule.describe()
+    assert panel.counts()["phase"].startswith("rerun")
