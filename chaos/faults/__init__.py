@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from chaos.faults.base import Fault, FaultContext, Injection, Kind, Part, Registrar, kind_of, kinds, register, run_parts
+from chaos.faults.base import Ahead, Fault, FaultContext, Injection, Kind, Part, Registrar, kind_of, kinds, register, run_parts
 from chaos.faults.model import FaultBase
 
 for _module in pkgutil.iter_modules(__path__):
@@ -25,10 +25,10 @@ def prepare(step: FaultBase, step_id: str, ctx: FaultContext) -> list[Part]:
     return kind_of(step).handler.prepare(step, step_id, ctx)
 
 
-def inject(step: FaultBase, step_id: str, ctx: FaultContext, done: Registrar) -> None:
+def inject(step: FaultBase, step_id: str, ctx: FaultContext, done: Registrar, ahead: Ahead | None = None) -> None:
     """Prepare the step and do its parts one after the other, registering each undo as it is done."""
-    run_parts(prepare(step, step_id, ctx), done)
+    run_parts(prepare(step, step_id, ctx), done, ahead)
 
 
-__all__ = ["Fault", "FaultBase", "FaultContext", "Injection", "Kind", "Part", "Registrar", "inject", "kind_of", "kinds",
+__all__ = ["Ahead", "Fault", "FaultBase", "FaultContext", "Injection", "Kind", "Part", "Registrar", "inject", "kind_of", "kinds",
            "prepare", "register", "run_parts"]

@@ -12,7 +12,10 @@ A fault kind is a model (a ``chaos.faults.model`` subclass with
   can be prepared before its start and then fired all at once.
 - ``Part.do()`` acts (Jepsen's ``invoke!``) and returns what undoes it, as
   data (``chaos.faults.undo``: Jepsen's ``teardown!``, but written down, so
-  the run's ledger can replay it after a SIGKILL).
+  the run's ledger can replay it after a SIGKILL). A part whose undo is known
+  before it acts, and is harmless if the act never happened (remove rules by
+  their tag), says so as ``Part.ahead``: the ledger has it before ``do()``,
+  so a SIGKILL between the act and its record leaves nothing behind.
 
 A fault module registers each kind with one line, as Toxiproxy's toxics do::
 
@@ -76,19 +79,25 @@ class Part:
 
     hit: str
     do: Callable[[], Undo | None]
+    ahead: Undo | None = None  # written down before do(): an undo that finds nothing to undo if do() never acted
 
 
 class Registrar(Protocol):
     def __call__(self, hit: str, undo: Undo | None) -> None: ...
 
 
-def run_parts(parts: list[Part], done: Registrar) -> None:
+Ahead = Callable[[Undo], None]  # writes a part's undo down before the part acts (the run's ledger)
+
+
+def run_parts(parts: list[Part], done: Registrar, ahead: Ahead | None = None) -> None:
     """Do the parts one after the other, registering each undo as soon as its part is done.
 
     A step that fails half-way (the second of three kills) still has its
     first half registered, so it is rolled back.
     """
     for part in parts:
+        if part.ahead is not None and ahead is not None:
+            ahead(part.ahead)
         done(part.hit, part.do())
 
 

@@ -12,7 +12,9 @@ addresses alone would cut nothing the services use).
 Each namespace's rules carry the step's tag; the undo, as data, is
 ``("netfilter", "remove", instance, tag)``: the runner, the authoring API
 and the ledger of a SIGKILLed runner (``roomquake clean``) remove them the
-same way. A container that stopped took its namespace and its rules with it.
+same way. It is in the ledger before the first rule is added (``Part.ahead``:
+removing a tag that has no rule does nothing), so a SIGKILL between the
+rules and their record leaves none behind. A container that stopped took its namespace and its rules with it.
 Containers only: ``--backend docker`` or ``swarm``.
 """
 
@@ -56,8 +58,12 @@ def _namespace(ctx: FaultContext, instance: str) -> Namespace:
     return found
 
 
+def _undo(instance: str, tag: str) -> Undo:
+    return ("netfilter", "remove", instance, tag)
+
+
 def _in_namespace(ns: Namespace, rules: list[iptables.Rule], tag: str) -> Undo:
-    undo: Undo = ("netfilter", "remove", ns.instance, tag)
+    undo = _undo(ns.instance, tag)
     try:
         iptables.add(ns.pid, rules, tag)
     except BaseException:
@@ -89,7 +95,7 @@ class PacketLoss(OnNamespaces[PacketLossFault]):
             rules.append(("OUTPUT", "!", "-o", "lo", *chance))
 
         def part(instance: str) -> Part:
-            return Part(instance, lambda: _in_namespace(_namespace(ctx, instance), rules, tag))
+            return Part(instance, lambda: _in_namespace(_namespace(ctx, instance), rules, tag), ahead=_undo(instance, tag))
 
         return [part(name) for name in resolve(step.target, ctx.stack, ctx.rng)]
 
@@ -134,7 +140,7 @@ class Partition(OnNamespaces[PartitionFault]):
 
         def part(name: str, others: list[str]) -> Part:
             rules = cut_rules(name, [spaces[o] for o in others], proxy, links)
-            return Part(name, lambda: _in_namespace(spaces[name], rules, tag))
+            return Part(name, lambda: _in_namespace(spaces[name], rules, tag), ahead=_undo(name, tag))
 
         return [part(name, far) for name in near] + [part(name, near) for name in far]
 

@@ -118,6 +118,8 @@ class Runner:
         self._pool = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="check")
         self._abort_watches: list[AbortWatch] = []
         self.ledger: Ledger | None = None
+        self._written_ahead: list[tuple[str, ...]] = []  # undos in the ledger before their part acted
+        self._ahead_lock = threading.Lock()  # the parts of a group act in threads of their own
         self._guard = SignalGuard()
         self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
@@ -501,10 +503,23 @@ class Runner:
     def _registrar(self, active: Injection) -> Registrar:
         def done(hit: str, undo: tuple[str, ...] | None) -> None:
             active.register(hit, undo)
-            if undo is not None and self.ledger is not None:
-                self.ledger.add(undo)
+            if undo is None or self.ledger is None:
+                return
+            with self._ahead_lock:
+                if undo in self._written_ahead:  # in the ledger already, since before its part acted
+                    self._written_ahead.remove(undo)
+                    return
+            self.ledger.add(undo)
 
         return done
+
+    def _ahead(self, undo: tuple[str, ...]) -> None:
+        """A part's undo in the ledger before the part acts (``Part.ahead``), once."""
+        if self.ledger is None:
+            return
+        with self._ahead_lock:
+            self._written_ahead.append(undo)
+        self.ledger.add(undo)
 
     def _injected(self, planned: timeline.Planned, active: Injection, t0: float, began: float, ended: float) -> None:
         active.injected_t, active.took_s = began, round(ended - began, 4)
@@ -515,7 +530,7 @@ class Runner:
         active = self._begin(planned)
         began = active.injected_t = self.now()
         assert self.fault_context is not None
-        faults.inject(planned.fault, planned.id, self.fault_context, self._registrar(active))
+        faults.inject(planned.fault, planned.id, self.fault_context, self._registrar(active), self._ahead)
         self._injected(planned, active, t0, began, self.now())
         return active
 
@@ -547,6 +562,8 @@ class Runner:
                 barrier.wait(timeout=10)  # every thread is ready: go together
             except threading.BrokenBarrierError:
                 pass
+            if part.ahead is not None:
+                self._ahead(part.ahead)
             began = self.now()
             try:
                 undo = part.do()

@@ -252,3 +252,46 @@ def test_progress_says_not_disturbed_and_shows_no_time() -> None:
     refused = line_for(ev.CheckResult(check="back", phase="recovery", probe="p", expect=">= 0.9", mode="within", ok=False,
                                       message="back: not disturbed: ...", outcome="not_disturbed"))
     assert refused == "FAIL recovery: back: not disturbed: ..."
+
+
+def test_a_part_with_its_undo_ahead_is_in_the_ledger_before_it_acts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packet rules: a SIGKILL between adding them and recording their undo must leave the undo recorded."""
+    from chaos.faults import Injection, Part, kinds, run_parts
+    from chaos.faults import iptables
+
+    monkeypatch.setattr(iptables, "require", lambda: None)
+    step = exp("method:\n  - {id: drop, fault: packet_loss, target: {service: edge, count: 2}, probability: 0.5}\n").method[0]
+    stack = FakeStack(edges=3)
+    parts = kinds()["packet_loss"].handler.prepare(step, "drop", FaultContext(stack=stack, make_proxy=FakeProxy,  # type: ignore[arg-type]
+                                                                                   rng=random.Random(1), run_id="r1"))
+    assert [p.ahead for p in parts] == [("netfilter", "remove", p.hit, "rq.r1.drop") for p in parts] and len(parts) == 2
+
+    ledger = Ledger(RunIdentity(), tmp_path)
+    undo = ("netfilter", "remove", "edge-1", "rq.r1.drop")
+    seen: list[list[list[str]]] = []
+
+    def act() -> tuple[str, ...]:
+        seen.append(json.loads(ledger.path.read_text())["undo"])
+        raise KeyboardInterrupt  # as if killed right after the rules went in
+
+    injected = Injection("drop", "packet_loss", {})
+    with pytest.raises(KeyboardInterrupt):
+        run_parts([Part("edge-1", act, ahead=undo)], injected.register, ledger.add)
+    assert seen == [[list(undo)]]
+    ledger.close()
+
+
+def test_the_runner_writes_an_undo_given_ahead_once(tmp_path: Path) -> None:
+    from chaos.faults import Injection
+    from chaos.run import RunOptions, Runner
+
+    runner = Runner(exp("stack: nowhere.yaml\n"), tmp_path / "x.yaml", RunOptions(backend="local", progress=False))
+    runner.ledger = Ledger(RunIdentity(), tmp_path)
+    undo = ("netfilter", "remove", "edge-1", "rq.r1.drop")
+    active = Injection("drop", "packet_loss", {})
+    runner._ahead(undo)
+    runner._registrar(active)("edge-1", undo)
+    runner._registrar(active)("edge-2", ("netfilter", "remove", "edge-2", "rq.r1.drop"))  # not ahead: written now
+    assert json.loads(runner.ledger.path.read_text())["undo"] == [list(undo), ["netfilter", "remove", "edge-2", "rq.r1.drop"]]
+    assert active.parts == [("edge-1", undo), ("edge-2", ("netfilter", "remove", "edge-2", "rq.r1.drop"))]
+    runner.ledger.close()
