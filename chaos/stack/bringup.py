@@ -123,8 +123,8 @@ def start_stack(
     spec = apply_scale(stack.spec, scale)
     spec.profile_env(profile)  # unknown profile: error before anything starts
     stack = Stack(spec=spec, path=stack.path)
-    if kind in ("local", "swarm"):
-        _refuse_docker_only(spec, kind)
+    if kind == "local":
+        _refuse_docker_only(spec)
     identity = identity or RunIdentity()
     run_secrets = new_secrets()
     impl: Backend = _make_backend(kind, stack, identity, keep)
@@ -236,18 +236,17 @@ def dependency_waves(spec: Any, instances: list[Any]) -> tuple[list[Any], list[t
     return ordered[0], later
 
 
-def _refuse_docker_only(spec: Any, kind: str = "local") -> None:
-    """What only the docker backend can run: images from build contexts, the image's own command, container options
-    (and on swarm a service on no port)."""
+def _refuse_docker_only(spec: Any) -> None:
+    """What only the container backends (docker, swarm) can run: images from build contexts, the image's own
+    command, container options."""
     for name, svc in spec.services.items():
         image = spec.images[svc.image]
         why = ("its image is built from a build context" if image.context else
                "it runs its image's own command" if not svc.command else
-               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else
-               "it listens on no port" if kind == "swarm" and svc.port is None else None)
+               "it has container options (entrypoint, mounts, aliases, user)" if svc.container else None)
         if why:
-            raise StackFileError(f"the {kind} backend cannot run service {name!r} of stack {spec.name}: {why}; "
-                                 "use --backend docker")
+            raise StackFileError(f"the local backend cannot run service {name!r} of stack {spec.name}: {why}; "
+                                 "use --backend docker or swarm")
 
 
 def _launch_local(stack: Stack, impl: Any, plan: Plan, token: str | None, checkpoint: Callable[[], None],
@@ -304,7 +303,10 @@ def _wait_healthy(stack: Stack, impl: Backend, members: list[Any], checkpoint: C
     readiness = getattr(impl, "readiness", None)
     try:
         health.wait_all(targets, alive=impl.exit_reason, checkpoint=checkpoint, secrets=secrets,
-                        wake=readiness() if readiness else None)
+                        wake=readiness() if readiness else None, timeout_scale=impl.health_timeout_scale)
+    except health.NotHealthy as err:
+        tail = impl.log_tail(err.name)
+        raise StackError(f"stack {stack.name}: {err}" + (f"; its log: {tail}" if tail else "")) from None
     except TimeoutError as err:
         raise StackError(f"stack {stack.name}: {err}") from None
 

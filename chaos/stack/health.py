@@ -22,14 +22,14 @@ def _resp(*parts: str) -> bytes:
     return b"".join(out)
 
 
-def _redis_ping(sock: socket.socket, password: str | None) -> bool:
+def _redis_ping(sock: socket.socket, password: str | None) -> str:
     reader = sock.makefile("rb")
     if password:
         sock.sendall(_resp("AUTH", password))
         if not reader.readline().startswith(b"+OK"):
-            return False
+            return "AUTH refused"
     sock.sendall(_resp("PING"))
-    return reader.readline().startswith(b"+PONG")
+    return "" if reader.readline().startswith(b"+PONG") else "no PONG"
 
 
 TCP_SETTLE_S = 0.2
@@ -42,8 +42,15 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
     ``password``: the filled-in ``health.password`` (Redis AUTH before PING);
     ``bearer``: the filled-in ``health.bearer`` (HTTP ``Authorization: Bearer``).
     """
+    return not answer(health, host, port, timeout, password, bearer)
+
+
+def answer(health: HealthSpec, host: str, port: int, timeout: float = 1.0, password: str | None = None,
+           bearer: str | None = None) -> str:
+    """One attempt: "" when the instance answers as its health spec says, else what it answered
+    (a bring-up that gives up says it: "connection refused" is another story than "HTTP 503")."""
     if health.kind == "none":
-        return True  # healthy once running: the caller's alive() says whether it still runs
+        return ""  # healthy once running: the caller's alive() says whether it still runs
     try:
         if health.kind == "http":
             # http.client, not urllib: a bring-up polls a dozen instances twenty times a second, and urllib's
@@ -52,16 +59,26 @@ def check(health: HealthSpec, host: str, port: int, timeout: float = 1.0, passwo
             conn = http.client.HTTPConnection(host, port, timeout=timeout)
             try:
                 conn.request("GET", health.path, headers=headers)
-                return 200 <= conn.getresponse().status < 300
+                status = conn.getresponse().status
+                return "" if 200 <= status < 300 else f"HTTP {status}"
             finally:
                 conn.close()
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
             if health.kind == "tcp":
-                return stays_open(sock, TCP_SETTLE_S)
+                return "" if stays_open(sock, TCP_SETTLE_S) else "closed at once"
             return _redis_ping(sock, password)
-    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
-        return False  # whatever answers there is not (yet) a healthy instance
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as err:
+        # whatever answers there is not (yet) a healthy instance
+        return (str(getattr(err, "strerror", None) or err) or type(err).__name__).lower()
+
+
+class NotHealthy(TimeoutError):
+    """An instance that did not become healthy in time (``name``: which)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 def fill_secret(template: str | None, secrets: Mapping[str, str] | None) -> str | None:
@@ -82,6 +99,7 @@ def wait_all(
     checkpoint: Callable[[], None] = lambda: None,
     secrets: Mapping[str, str] | None = None,
     wake: Callable[[float], set[str]] | None = None,
+    timeout_scale: float = 1.0,
 ) -> dict[str, float]:
     """Poll until every target is healthy; returns seconds each took.
 
@@ -92,14 +110,18 @@ def wait_all(
     ``{proxy_token}`` in a health spec's password and bearer token.
     ``wake(timeout)``, when given, waits up to ``timeout`` for instances
     that say they are ready (or exited) and returns their names: those are
-    checked at once instead of at the next round.
-    Raises TimeoutError naming the instances that never became healthy.
+    checked at once instead of at the next round. ``timeout_scale``
+    stretches every health spec's ``timeout_s`` (a backend that is slow
+    to start tasks, e.g. swarm's first task on a node).
+    Raises NotHealthy (a TimeoutError) naming the instance that never became healthy and what it last answered.
     """
     pending = {name: (health, where) for name, health, where in targets}
     start = time.monotonic()
     took: dict[str, float] = {}
     asked: dict[str, float] = {}  # when alive() was last asked, per instance
     woken: set[str] = set()
+
+    last: dict[str, str] = {}  # what each instance last answered
 
     def attempt(name: str) -> tuple[str, bool, str]:
         health, where = pending[name]
@@ -112,7 +134,9 @@ def wait_all(
                 return name, False, dead
         host, port = where()
         password, bearer = fill_secret(health.password, secrets), fill_secret(health.bearer, secrets)
-        return name, check(health, host, port, timeout=min(1.0, health.timeout_s), password=password, bearer=bearer), ""
+        said = answer(health, host, port, timeout=min(1.0, health.timeout_s), password=password, bearer=bearer)
+        last[name] = said
+        return name, not said, ""
 
     # Checks run side by side: one slow instance must not delay noticing the others.
     with ThreadPoolExecutor(max_workers=min(16, max(1, len(pending)))) as pool:
@@ -127,9 +151,10 @@ def wait_all(
                 if ok:
                     took[name] = time.monotonic() - start
                     del pending[name]
-                elif time.monotonic() - start > health.timeout_s:
+                elif time.monotonic() - start > health.timeout_s * timeout_scale:
                     host, port = where()
-                    raise TimeoutError(f"{name} not healthy after {health.timeout_s:g}s ({health.kind} {host}:{port})")
+                    raise NotHealthy(f"{name} not healthy after {health.timeout_s * timeout_scale:g}s ({health.kind} "
+                                     f"{host}:{port}; last answer: {last.get(name) or 'none'})", name)
             if not pending:
                 break
             if full:

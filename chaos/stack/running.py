@@ -36,6 +36,7 @@ class Backend(ABC):
 
     kind: str = ""
     stack: Stack  # the stack file it runs (renew hands it the renewed one: launches read the services from it)
+    health_timeout_scale: float = 1.0  # bring-up waits this many times each health spec's timeout_s
 
     @abstractmethod
     def plan(self, spec: StackSpec, profile: str | None, secret: str = "", proxy_token: str = "") -> Plan:

@@ -72,7 +72,7 @@ class MountSpec(_Model):
 
 
 class ContainerOptions(_Model):
-    """How the docker backend runs a service's containers beyond its command (a Compose import sets these)."""
+    """How the container backends (docker, swarm) run a service's containers beyond its command (a Compose import sets these)."""
 
     entrypoint: list[str] | None = Field(default=None, description="replaces the image's entrypoint")
     aliases: list[str] = Field(default_factory=list, description="more names of every instance on the stack's network")
@@ -94,7 +94,7 @@ class PlacementSpec(_Model):
 
 class ServiceSpec(_Model):
     image: str
-    command: list[str] = Field(default_factory=list, description="argv; empty: the image's own command (docker only)")
+    command: list[str] = Field(default_factory=list, description="argv; empty: the image's own command (docker and swarm only)")
     port: int | None = Field(ge=1, le=65535, description="port the service listens on in its own network namespace; "
                                                          "null: none (a worker)")
     replicas: int = Field(default=1, ge=0)
@@ -114,7 +114,7 @@ class ServiceSpec(_Model):
     )
     depends_on: dict[str, Literal["started", "healthy"]] = Field(
         default_factory=dict, description="docker: started only once these services are started (or healthy)")
-    container: ContainerOptions | None = Field(default=None, description="docker only: entrypoint, aliases, mounts, user")
+    container: ContainerOptions | None = Field(default=None, description="docker and swarm only: entrypoint, aliases, mounts, user")
     preload: list[str] = Field(
         default_factory=list,
         description="modules a fork server imports once before forking the instances of this service "

@@ -80,6 +80,9 @@ def choose_ports(run_id: str, names: list[str], taken: set[int]) -> dict[str, in
 
 class SwarmBackend(Backend):
     kind = "swarm"
+    # A node's first task prepares the overlay there, and a loaded cluster's engines start tasks slowly:
+    # bring-up waits twice the stack file's health timeouts (bring-up time, never a verdict's).
+    health_timeout_scale = 2.0
 
     def __init__(self, stack: Stack, identity: RunIdentity, keep: bool = False, state: dict[str, Any] | None = None) -> None:
         from chaos.stack.docker import owner_identity
@@ -135,7 +138,7 @@ class SwarmBackend(Backend):
         spec = apply_scale(spec, placement.replica_counts(spec, nodes))
         plan = make_plan(spec, profile, docker_addressing(f"{spec.proxy.service}-1", spec.proxy.listeners_from),
                          secret=secret, proxy_token=proxy_token)
-        names = [i.name for i in plan.instances]
+        names = [i.name for i in plan.instances if i.port]  # a worker on no port publishes nothing
         kept = {n: p for n, p in self.ports.items() if n in names}  # a renewed stack keeps its proxy and its ports
         fresh = choose_ports(self.run_id, [n for n in names if n not in kept], self._taken_ports() | set(kept.values()))
         self.ports = {**kept, **fresh}
@@ -170,17 +173,31 @@ class SwarmBackend(Backend):
         from chaos.cluster.images import has_image, host_engine
 
         needed = {self.stack.spec.services[i.service].image for i in plan.instances}
+        contexts = {n for n in needed if self.stack.spec.images[n].context}
         builds = {n for n in needed if self.stack.spec.images[n].build}
         with host_engine() as host:
+            for name in sorted(contexts):  # a Compose import's build contexts: built offline here, then loaded
+                self.refs[name] = self._context_image(host, name)
             if builds:
                 from chaos.images import ensure_images
 
                 images = ensure_images(host)
                 for name in builds:
                     self.refs[name] = images.ref(self.stack.spec.images[name].build or name)
-            for name in needed - builds:
+            for name in needed - builds - contexts:
                 self.refs[name] = self.stack.spec.images[name].tag or ""
             self._images_on_nodes(host, sorted(set(self.refs.values())), has_image)
+
+    def _context_image(self, host: "docker.DockerClient", name: str) -> str:
+        from chaos.errors import RoomquakeError
+        from chaos.images.context import ensure_context_image
+
+        try:
+            built = ensure_context_image(host, self.stack.root, self.stack.name, name,
+                                         self.stack.spec.images[name].context)  # type: ignore[arg-type]
+        except RoomquakeError as err:
+            raise StackError(err.one_line()) from None
+        return built.ref
 
     def _images_on_nodes(self, host: "docker.DockerClient", refs: list[str], has_image: Any) -> None:
         """Every node whose engine we reach gets the images it lacks (nothing is ever pulled)."""
@@ -220,24 +237,37 @@ class SwarmBackend(Backend):
         from docker.types import DNSConfig, EndpointSpec, Mount, NetworkAttachmentConfig, RestartPolicy, ServiceMode
 
         svc = self.stack.spec.services[inst.service]
+        options = svc.container
         labels = self.identity.labels(**{L.SERVICE: inst.service, L.INSTANCE: inst.name})
         name = service_name(self.run_id, inst.name)
         mounts = []
         if svc.volume:  # kept for the run on the instance's node; teardown removes it through the node's engine
             mounts.append(Mount(target=svc.volume, source=volume_name(self.run_id, inst.name), type="volume", labels=labels))
+        for m in options.mounts if options else []:
+            # A bind mount of the project's file: the path must exist on the task's node. It does on a local
+            # cluster (its nodes share this machine's files); on a real swarm, put the project there first.
+            mounts.append(Mount(target=m.target, source=str((self.stack.root / m.source).resolve()), type="bind",
+                                read_only=m.read_only))
+        # types-docker says the published port is a str; docker takes the int (its docs' own example)
+        published = {self.ports[inst.name]: (inst.port, "tcp", "host")} if inst.port else None
         try:
             created = self.client.services.create(
                 self.refs[svc.image],
-                command=inst.command,
+                # As the docker backend: an entrypoint replaces the image's, a command its CMD, and neither
+                # given keeps the image's own (swarm's "command" is the entrypoint, its "args" the CMD).
+                command=inst.entrypoint,
+                args=inst.command or None,
                 name=name,
                 env=inst.env,
                 hostname=inst.name,
                 init=True,
                 labels=labels,
                 container_labels=labels,
-                networks=[NetworkAttachmentConfig(target=self.network["id"], aliases=[inst.name])],
-                # types-docker says the published port is a str; docker takes the int (its docs' own example)
-                endpoint_spec=EndpointSpec(mode="dnsrr", ports={self.ports[inst.name]: (inst.port, "tcp", "host")}),  # type: ignore[dict-item]
+                user=options.user if options else None,
+                workdir=options.workdir if options else None,
+                networks=[NetworkAttachmentConfig(target=self.network["id"],
+                                                  aliases=[inst.name, *(options.aliases if options else [])])],
+                endpoint_spec=EndpointSpec(mode="dnsrr", ports=published),  # type: ignore[arg-type]
                 mode=ServiceMode("replicated", replicas=1),
                 restart_policy=RestartPolicy(condition="on-failure" if svc.restart == "on-failure" else "none",
                                              delay=int(RESTART_DELAY_S * 1e9)),
@@ -373,6 +403,8 @@ class SwarmBackend(Backend):
         task = self._task(name)
         if task is None or not task.get("NodeID"):
             raise StackError(f"swarm backend: {name} has no task on any node yet")
+        if name not in self.ports:
+            raise StackError(f"{name} listens on no port (its service has port: null)")
         host = self._node_address(task["NodeID"])
         if not host:
             raise StackError(f"swarm backend: node {task['NodeID'][:12]} of {name} has no address")

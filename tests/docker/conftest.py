@@ -3,6 +3,7 @@
 ``stack_images``: the stack's images (base + services), built once per
 session and cached by input hash across sessions, so a test session builds
 the Debian base only the first time on a machine. Nothing is ever pulled.
+``compose_base``: the fixture Compose projects' offline base, built the same way.
 """
 
 from __future__ import annotations
@@ -37,3 +38,13 @@ def stack_images(docker_engine) -> ImageSet:
     if images.built:
         _say(f"built {', '.join(i.ref for i in images.built)} in {time.monotonic() - started:.1f} s")
     return images
+
+
+@pytest.fixture(scope="session")
+def compose_base(docker_engine) -> str:
+    """roomquake/compose-base (Debian's PostgreSQL, Redis, nginx, Flask), built from Debian packages once."""
+    from chaos.images.fixtures import ensure_fixture_base
+
+    with open(IMAGES_LOCK, "a") as lock:  # the compose tests and the swarm ones may both ask at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return ensure_fixture_base(docker_engine, progress=lambda line: _say(f"compose_base: {line}")).ref

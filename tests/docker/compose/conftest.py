@@ -1,4 +1,7 @@
-"""Fixtures of the Compose tests: the offline fixture base, the CLI, a Compose project brought up by docker-compose."""
+"""Fixtures of the Compose tests: the CLI, a Compose project brought up by docker-compose.
+
+The offline fixture base (``compose_base``) is in tests/docker/conftest.py: the swarm tests use it too.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +20,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "fixtures" / "compose"
 UP_TIMEOUT_S = 600  # a first build of the fixture images on a loaded machine takes minutes
-
-
-@pytest.fixture(scope="session")
-def compose_base(docker_engine) -> str:
-    """roomquake/compose-base (Debian's PostgreSQL, Redis, nginx, Flask), built from Debian packages once."""
-    from chaos.images.fixtures import ensure_fixture_base
-
-    return ensure_fixture_base(docker_engine, progress=lambda line: print(f"[compose_base] {line}", file=sys.__stderr__)).ref
 
 
 @pytest.fixture

@@ -126,25 +126,26 @@ def test_health_wait_checks_an_instance_that_said_ready_at_once() -> None:
         checks.append(time.monotonic() - began)
         return ("127.0.0.1", 1)
 
-    real = health.check
-    health.check = lambda spec, host, port, **kw: said["ready"]  # type: ignore[assignment]
+    real = health.answer
+    health.answer = lambda spec, host, port, *a, **kw: "" if said["ready"] else "not yet"  # type: ignore[assignment]
     try:
         took = health.wait_all([("a", HealthSpec(kind="tcp", timeout_s=30), where)], interval=10.0, wake=wake)
     finally:
-        health.check = real  # type: ignore[assignment]
+        health.answer = real  # type: ignore[assignment]
     assert "a" in took and len(checks) == 2  # the first round, then at the event (the round was 10 s away)
 
 
 def test_health_wait_asks_whether_an_instance_died_at_most_every_half_second() -> None:
     asked: list[float] = []
-    real = health.check
-    health.check = lambda spec, host, port, **kw: False  # type: ignore[assignment]
+    real = health.answer
+    health.answer = lambda spec, host, port, *a, **kw: "HTTP 503"  # type: ignore[assignment]
     try:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(health.NotHealthy) as timed_out:
             health.wait_all([("a", HealthSpec(kind="tcp", timeout_s=1.2), lambda: ("127.0.0.1", 1))],
                             alive=lambda name: asked.append(time.monotonic()) or None, interval=0.01)
     finally:
-        health.check = real  # type: ignore[assignment]
+        health.answer = real  # type: ignore[assignment]
+    assert timed_out.value.name == "a" and str(timed_out.value).endswith("(tcp 127.0.0.1:1; last answer: HTTP 503)")
     gaps = [b - a for a, b in zip(asked, asked[1:])]
     assert 2 <= len(asked) <= 4 and all(gap >= health.ALIVE_EVERY * 0.9 for gap in gaps)
 
@@ -212,3 +213,30 @@ def test_a_network_the_engine_keeps_with_no_container_on_it_is_said_and_not_a_le
     backend._remove_network({"Id": "1", "Name": "rq-x"}, timeout=0.3)
     assert backend.stuck_networks == {"rq-x"}
     assert "rq-x is stuck in the engine" in caplog.text and "moby#42119" in caplog.text
+
+
+def test_a_health_answer_says_what_came_back() -> None:
+    """Not just "unhealthy": refused, a status, a closed socket - a bring-up that gives up says which."""
+    import socket
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    assert health.answer(HealthSpec(kind="tcp"), "127.0.0.1", port, timeout=0.5) == "connection refused"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def reply() -> None:
+            conn, _ = server.accept()
+            conn.recv(1024)
+            conn.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+            conn.close()
+
+        thread = threading.Thread(target=reply)
+        thread.start()
+        assert health.answer(HealthSpec(kind="http", path="/health"), "127.0.0.1", port, timeout=2) == "HTTP 503"
+        thread.join()
+    assert health.answer(HealthSpec(kind="none"), "", 0) == ""
