@@ -103,8 +103,9 @@ register(KillFault, OnInstances(lambda stack, name, step: stack.kill(name), undo
 register(StopFault, OnInstances(lambda stack, name, step: stack.stop(name), undo="start_if_down"))
 register(PauseFault, OnInstances(lambda stack, name, step: stack.pause(name), undo="resume"))
 register(RestartFault, OnInstances(lambda stack, name, step: stack.restart(name), undo=None))  # it is back already
-# A swarm task connected again by hand loses its name on the overlay: on swarm, a 'down' link fault does this.
+# docker disconnects the container from the run's network; swarm drops its packets in its namespace instead
+# (a swarm task connected again by hand loses its name on the overlay).
 register(DisconnectFault, OnInstances(lambda stack, name, step: stack.disconnect(name), undo="reconnect",
-                                      backends=frozenset({"docker"}), needs="containers on one engine"))
+                                      backends=CONTAINERS, needs="containers"))
 register(SqueezeFault, OnInstances(lambda stack, name, step: stack.squeeze(name, cpus=step.cpus, memory_mb=step.memory_mb),
                                    undo="unsqueeze", backends=CONTAINERS, needs="containers"))

@@ -58,7 +58,11 @@ def namespace(stack: LiveStack, instance: str) -> Namespace | None:
     The backend finds it: by the run's labels on ``docker``, the current task's container on its
     node on ``swarm``, the project's container when a Compose project is attached; the local
     backend refuses (``Unsupported``)."""
-    located = stack.container_of(instance)
+    return located_namespace(stack.container_of(instance), instance)
+
+
+def located_namespace(located: tuple["docker.DockerClient", str] | None, instance: str) -> Namespace | None:
+    """The namespace of a container a backend found (``container_of``'s answer; None: not running)."""
     if located is None:
         return None
     engine, container = located

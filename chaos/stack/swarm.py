@@ -22,9 +22,12 @@ engine and holds the instance down (its service scaled to 0) until
 ``start``; ``stop`` scales to 0 (swarm stops the task gracefully); ``start``
 scales back to 1 and waits for a running task; ``restart`` is swarm's forced
 update (a new task); ``pause``/``resume``/``squeeze`` act on the task's
-container through its node's engine. ``disconnect`` is not offered: a swarm
-task connected again by hand loses its name on the overlay (measured), so
-use a ``down`` link fault instead. Crashes that are not faults are restarted
+container through its node's engine. ``disconnect`` cuts the task off in its
+own network namespace (iptables DROP of everything but loopback, both ways)
+and ``reconnect`` removes those rules: a swarm task disconnected from its
+network by the engine and connected again by hand loses its name on the
+overlay (measured), while the rules leave it attached, its address and name
+kept, so its flows resume as a docker container's do. Crashes that are not faults are restarted
 by swarm after ``RESTART_DELAY_S``.
 """
 
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from chaos import labels as L
 from chaos.errors import EngineError
 from chaos.labels import RunIdentity
-from chaos.stack.errors import StackError, Unsupported
+from chaos.stack.errors import StackError
 from chaos.stack.plan import InstancePlan, Plan, docker_addressing, make_plan
 from chaos.stack.running import Backend
 from chaos.stack.spec import PlacementSpec, Stack, StackSpec, apply_scale
@@ -529,14 +532,37 @@ class SwarmBackend(Backend):
         engine, container = self._container(name, "resuming")
         self._guard(name, "resuming", lambda: engine.api.unpause(container))
 
+    CUT: tuple[tuple[str, ...], ...] = (("INPUT", "!", "-i", "lo"), ("OUTPUT", "!", "-o", "lo"))
+
+    def _cut_tag(self, name: str) -> str:
+        from chaos.faults import iptables
+
+        return iptables.tag(self.run_id, f"disconnect-{name}")
+
     def disconnect(self, name: str) -> None:
-        raise Unsupported(
-            f"disconnect {name}: a swarm task connected again by hand loses its name on the overlay; "
-            "use a 'down' link fault on its links instead"
-        )
+        """Every packet in or out of the task but its loopback dropped, in its namespace (see the module's notes)."""
+        from chaos.faults import iptables
+        from chaos.stack.netns import located_namespace
+
+        iptables.require()
+        found = located_namespace(self.container_of(name), name)
+        if found is None:
+            raise StackError(f"disconnecting {name}: it has no running task")
+        tag = self._cut_tag(name)
+        try:
+            iptables.add(found.pid, list(self.CUT), tag)
+        except BaseException:
+            iptables.remove(found.pid, tag)  # half a cut is not left behind
+            raise
 
     def reconnect(self, name: str) -> None:
-        raise Unsupported(f"reconnect {name}: the swarm backend does not disconnect tasks (use a 'down' link fault)")
+        """The disconnect's rules removed (none there, or a task that is gone: nothing to do)."""
+        from chaos.faults import iptables
+        from chaos.stack.netns import located_namespace
+
+        found = located_namespace(self.container_of(name), name)
+        if found is not None:
+            iptables.remove(found.pid, self._cut_tag(name))
 
     def _managed(self, name: str, doing: str) -> Any:
         from chaos.stack.containers import ContainerSpec, ManagedContainer

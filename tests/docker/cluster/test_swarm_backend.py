@@ -15,7 +15,6 @@ import pytest
 from chaos import labels as L
 from chaos.stack import start_stack
 from chaos.stack.bringup import attach_record
-from chaos.stack.errors import Unsupported
 
 STACK = Path(__file__).resolve().parents[3] / "docker" / "stack.yaml"
 SCALE = {"edge": 2, "supervisor": 2, "host": 2}
@@ -93,10 +92,27 @@ def test_pause_resume_restart_and_squeeze_one_task(stack):
     assert {i.state for i in stack.instances()} == {"running"}
 
 
-def test_disconnect_is_refused_in_one_line(stack):
-    with pytest.raises(Unsupported) as err:
-        stack.disconnect("edge-1")
-    assert "down" in str(err.value) and "\n" not in str(err.value)
+def test_disconnect_cuts_a_task_off_and_reconnect_brings_it_back_under_its_name(stack, tools):
+    """Swarm's disconnect: every packet but loopback's dropped in the task's namespace; the task stays attached."""
+    from chaos.faults import iptables
+    from chaos.stack.netns import namespace
+
+    victim = "supervisor-2"
+    host, port = stack.address(victim)
+    before = stack.backend._task(victim)["ID"]
+    stack.disconnect(victim)
+    try:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://{host}:{port}/health", timeout=2)  # the toolkit cannot reach it either
+        ns = namespace(stack, victim)
+        assert ns is not None and len(iptables.tagged(ns.pid, stack.backend._cut_tag(victim))) == 2
+        assert {i.name: i.state for i in stack.instances("supervisor")}[victim] == "running"  # no crash, only silence
+    finally:
+        stack.reconnect(victim)
+    tools.until(lambda: stack.healthy(victim), 30, "the supervisor answers again")
+    assert stack.backend._task(victim)["ID"] == before  # the same task, its name and address kept
+    assert iptables.tagged(namespace(stack, victim).pid, stack.backend._cut_tag(victim)) == []
+    stack.reconnect(victim)  # again, or after a SIGKILLed runner: nothing left to remove, no error
 
 
 def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_state):
