@@ -241,6 +241,8 @@ class ExperimentItem(pytest.Item):
         # recovery times of disturbed checks only; a check that was never disturbed says so instead
         for check, seconds in (self.journal.get("recovery_times") or {}).items():
             self._prop(f"recovery_s:{check}", seconds)
+        for check, seconds in (self.journal.get("back_during") or {}).items():  # back before its fault ended
+            self._prop(f"back_during_s:{check}", seconds)
         for check in self.journal.get("not_disturbed") or []:
             self._prop(f"outcome:{check}", "not_disturbed")
         if result.verdict is Verdict.ABORTED and result.reason.startswith("interrupted by"):

@@ -47,6 +47,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
     refuse_if_invalid(checked)  # exit 2, nothing started
     experiments = [(c.path, c.experiment) for c in checked]
     from chaos.run import RunOptions, Runner
+    from chaos.run.progress import recovery_text
     from chaos.signals import INTERRUPTS
 
     results: list[dict[str, Any]] = []
@@ -73,6 +74,7 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             "exit_code": result.exit_code, "as_declared": result.as_declared, "seed": result.seed,
             "journal": str(result.journal),
             "recovery_times": {r.check: r.recovery_s for r in result.results if r.recovery_s is not None},
+            "back_during": {r.check: r.back_during_s for r in result.results if r.back_during_s is not None},
             "not_disturbed": [r.check for r in result.results if r.outcome == "not_disturbed"],
             "unexpected_relaunches": _unexpected_relaunches(result.journal),
             "failed": [r.message for r in result.results if not r.ok],
@@ -86,8 +88,11 @@ def command(files: tuple[str, ...], backend: str | None, attach: str | None, see
             if result.as_declared is not None:
                 declared = " (known weakness, as declared)" if result.as_declared else " (NOT as declared)"
             click.echo(f"{path}: {result.verdict.value.upper()}{declared} - {result.reason}")
+            anchors = {r.check: r.anchor for r in result.results}
             for name, seconds in results[-1]["recovery_times"].items():
-                click.echo(f"  recovered: {name} in {seconds:.2f}s")
+                back = results[-1]["back_during"].get(name)
+                click.echo(f"  recovered: {name} " + (f"in {seconds:.2f}s" if back is None else
+                                                       recovery_text(seconds, back, anchors.get(name))))
             for name in results[-1]["not_disturbed"]:
                 click.echo(f"  not disturbed: {name} (no recovery time)")
             if results[-1]["unexpected_relaunches"]:

@@ -40,7 +40,9 @@ def _assertions(data: ReportData) -> str:
     for a in data.assertions:
         ok = bool(a.get("ok"))
         undisturbed = a.get("outcome") == "not_disturbed"
-        if a.get("recovery_s") is not None:
+        if a.get("back_during_s") is not None:
+            recovery = f"during the fault: {a['back_during_s']:.2f} s after it began"
+        elif a.get("recovery_s") is not None:
             recovery = f"{a['recovery_s']:.2f} s"
         else:
             recovery = "not disturbed" if undisturbed else ""

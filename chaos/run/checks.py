@@ -38,6 +38,7 @@ class Outcome:
     disturbed_at: float | None = None  # t of the first failing read after the fault
     disturbed_by: str | None = None  # "value" (read, and not as expected) | "unreadable" (no value)
     recovery_s: float | None = None  # anchor -> first pass after the disturbance; None when not disturbed
+    back_during_s: float | None = None  # back before the clock started (during a fault with for): injection -> pass
 
     @property
     def outcome(self) -> str:
@@ -174,12 +175,16 @@ def from_reads(
         fail = found.first_fail
         assert fail is not None
         by = "unreadable" if fail.value is None else "value"
-        early = f" (already back at t={ok.t:.2f}s, before {anchor_name})" if ok.t < anchor_t else ""
+        # Back while the fault still lasted: 0 s from its end is true but says little, so the time from
+        # the fault's injection is kept beside it (and shown instead).
+        during = round(ok.t - since, 4) if ok.t < anchor_t else None
+        early = (f" (already back at t={ok.t:.2f}s, {during:.2f}s after {since_name or 'the fault began'}, "
+                 f"before {anchor_name})" if during is not None else "")
         return Outcome(
             True,
             f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
             f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
-            observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4),
+            observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4), back_during_s=during,
         )
     if stop.is_set() and not closed:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)

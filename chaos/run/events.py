@@ -112,6 +112,7 @@ class CheckResult(Event):
     message: str
     observed: list[tuple[float, Any]] = field(default_factory=list)  # (t, value), latest last
     recovery_s: float | None = None  # recovery within: anchor -> first pass after an observed disturbance; else None
+    back_during_s: float | None = None  # recovered before the anchor (the end of a fault with for): injection -> pass
     anchor: str | None = None
     outcome: str = ""  # ok | failed | not_disturbed (a recovery whose probe never failed after the fault)
     disturbed_at: float | None = None  # recovery within: t of the first failing read after the fault

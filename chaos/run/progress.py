@@ -9,6 +9,15 @@ from chaos.run import events as ev
 from chaos.run.checks import format_value
 
 
+def recovery_text(recovery_s: float | None, back_during_s: float | None, anchor: str | None,
+                  name_anchor: bool = False) -> str:
+    """How long a recovery took, as every view says it. Back while its fault still lasted, "0 s after the
+    fault's end" would say little: then the time from the fault's injection is given instead."""
+    if back_during_s is not None:
+        return f"back {back_during_s:.2f}s after the fault began, before {anchor or 'its end'}"
+    return f"after {recovery_s or 0.0:.2f}s" + (f" (from {anchor})" if name_anchor and anchor else "")
+
+
 def line_for(event: ev.Event) -> str | None:
     """One line per event worth showing; None for the rest."""
     match event:
@@ -31,7 +40,7 @@ def line_for(event: ev.Event) -> str | None:
         case ev.CheckResult() if event.ok and event.outcome == "not_disturbed":
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: not disturbed (accepted; no recovery time)"
         case ev.CheckResult() if event.ok:
-            took = f" after {event.recovery_s:.2f}s" if event.recovery_s is not None else ""
+            took = f" {recovery_text(event.recovery_s, event.back_during_s, event.anchor)}" if event.recovery_s is not None else ""
             last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
@@ -90,7 +99,8 @@ def summary(journal: dict[str, Any]) -> list[str]:
     lines = []
     for result in journal.get("assertions", []):
         if result.get("recovery_s") is not None and result["ok"]:
-            lines.append(f"recovered: {result['check']} after {result['recovery_s']:.2f}s (from {result['anchor']})")
+            lines.append(f"recovered: {result['check']} "
+                         f"{recovery_text(result['recovery_s'], result.get('back_during_s'), result.get('anchor'), name_anchor=True)}")
         elif result.get("outcome") == "not_disturbed":
             lines.append(f"not disturbed: {result['check']} (its probe never failed after the fault: no recovery time)")
     return lines

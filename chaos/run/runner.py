@@ -262,7 +262,7 @@ class Runner:
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
             ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
-            anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
+            back_during_s=outcome.back_during_s, anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
             disturbed_by=outcome.disturbed_by,
         )
         stamped = self.emit(result)
@@ -801,12 +801,14 @@ class Runner:
         ]
         # recovery times of disturbed checks only; the undisturbed ones are listed apart (they measured nothing)
         recovery = {r.check: r.recovery_s for r in self.results if r.recovery_s is not None and r.ok}
+        back_during = {r.check: r.back_during_s for r in self.results if r.back_during_s is not None and r.ok}
         undisturbed = [r.check for r in self.results if r.outcome == "not_disturbed"]
         path = self.journal.write(
             verdict=judged.verdict.value, reason=judged.reason, exit_code=judged.exit_code, as_declared=judged.as_declared,
             ended=self.journal.events[-1]["wall"], duration_s=round(self.now(), 4),
             sample_every=self.experiment.sample_every,
-            assertions=[r.to_json() for r in self.results], recovery_times=recovery, not_disturbed=undisturbed, faults=records,
+            assertions=[r.to_json() for r in self.results], recovery_times=recovery, back_during=back_during,
+            not_disturbed=undisturbed, faults=records,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
             parallel=self.parallel,
