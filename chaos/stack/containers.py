@@ -51,6 +51,19 @@ class ContainerNotReady(EngineError):
     """A container exited or did not become ready in time."""
 
 
+def context_image(client: docker.DockerClient, stack: Any, name: str) -> str:
+    """The ref of the stack's image ``name``, built offline from its build context (a Compose import's),
+    or found built already; a StackError in one line when it cannot be."""
+    from chaos.errors import RoomquakeError
+    from chaos.images.context import ensure_context_image
+    from chaos.stack.errors import StackError
+
+    try:
+        return ensure_context_image(client, stack.root, stack.name, name, stack.spec.images[name].context).ref
+    except RoomquakeError as err:
+        raise StackError(err.one_line()) from None
+
+
 def _host_routes() -> list[ipaddress.IPv4Network]:
     """IPv4 routes of this host, so a run's subnet never shadows a real network."""
     routes: list[ipaddress.IPv4Network] = []

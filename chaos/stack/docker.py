@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from chaos import labels as L
 from chaos.engine import STUCK_NETWORK_HINT, id_of, network_is_stuck
-from chaos.stack.containers import ContainerSpec, ManagedContainer, RunNetwork, create_container, run_container, run_network
+from chaos.stack.containers import (ContainerSpec, ManagedContainer, RunNetwork, context_image, create_container, run_container,
+                                    run_network)
 from chaos.errors import EngineError
 from chaos.labels import RunIdentity
 from chaos.stack.errors import StackError
@@ -152,15 +153,7 @@ class DockerBackend(Backend):
         needed = {self.stack.spec.services[i.service].image for i in plan.instances}
         contexts = {n for n in needed if self.stack.spec.images[n].context}
         for name in sorted(contexts):  # the user's build contexts (a Compose import), built offline
-            from chaos.errors import RoomquakeError
-            from chaos.images.context import ensure_context_image
-
-            try:
-                built = ensure_context_image(self.client, self.stack.root, self.stack.name, name,
-                                             self.stack.spec.images[name].context)  # type: ignore[arg-type]
-            except RoomquakeError as err:
-                raise StackError(err.one_line()) from None
-            self.refs[name] = built.ref
+            self.refs[name] = context_image(self.client, self.stack, name)
         needed -= contexts
         builds = {n for n in needed if self.stack.spec.images[n].build}
         if builds:

@@ -174,13 +174,14 @@ class SwarmBackend(Backend):
 
     def _resolve_images(self, plan: Plan) -> None:
         from chaos.cluster.images import has_image, host_engine
+        from chaos.stack.containers import context_image
 
         needed = {self.stack.spec.services[i.service].image for i in plan.instances}
         contexts = {n for n in needed if self.stack.spec.images[n].context}
         builds = {n for n in needed if self.stack.spec.images[n].build}
         with host_engine() as host:
             for name in sorted(contexts):  # a Compose import's build contexts: built offline here, then loaded
-                self.refs[name] = self._context_image(host, name)
+                self.refs[name] = context_image(host, self.stack, name)
             if builds:
                 from chaos.images import ensure_images
 
@@ -190,17 +191,6 @@ class SwarmBackend(Backend):
             for name in needed - builds - contexts:
                 self.refs[name] = self.stack.spec.images[name].tag or ""
             self._images_on_nodes(host, sorted(set(self.refs.values())), has_image)
-
-    def _context_image(self, host: "docker.DockerClient", name: str) -> str:
-        from chaos.errors import RoomquakeError
-        from chaos.images.context import ensure_context_image
-
-        try:
-            built = ensure_context_image(host, self.stack.root, self.stack.name, name,
-                                         self.stack.spec.images[name].context)  # type: ignore[arg-type]
-        except RoomquakeError as err:
-            raise StackError(err.one_line()) from None
-        return built.ref
 
     def _images_on_nodes(self, host: "docker.DockerClient", refs: list[str], has_image: Any) -> None:
         """Every node whose engine we reach gets the images it lacks (nothing is ever pulled)."""
