@@ -558,12 +558,12 @@ class Runner:
         times: dict[int, tuple[float, float]] = {}
 
         def fire(n: int, active: Injection, part: Part) -> None:
+            if part.ahead is not None:  # written before the barrier: no file write between it and the act
+                self._ahead(part.ahead)
             try:
                 barrier.wait(timeout=10)  # every thread is ready: go together
             except threading.BrokenBarrierError:
                 pass
-            if part.ahead is not None:
-                self._ahead(part.ahead)
             began = self.now()
             try:
                 undo = part.do()
