@@ -62,6 +62,7 @@ class Outcome:
     verdict: str  # passed | deviated | aborted | errored; "as declared" for a known weakness shown
     reason: str
     recovery: dict[str, float]
+    back_during: dict[str, float]  # recoveries that came while their fault lasted: seconds from its injection
     not_disturbed: list[str]
     unexpected_relaunches: int | None
     relaunches: int | None
@@ -120,7 +121,8 @@ def outcome(name: str, backend: str, cell: str, n: int, verdict: str, reason: st
     audit = journal.get("relaunches")
     return Outcome(
         experiment=name, backend=backend, cell=cell, run=n, verdict=verdict, reason=reason,
-        recovery=dict(journal.get("recovery_times") or {}), not_disturbed=list(journal.get("not_disturbed") or []),
+        recovery=dict(journal.get("recovery_times") or {}), back_during=dict(journal.get("back_during") or {}),
+        not_disturbed=list(journal.get("not_disturbed") or []),
         unexpected_relaunches=journal.get("unexpected_relaunches"),
         relaunches=len(audit) if isinstance(audit, list) else None,
         load=round(os.getloadavg()[0], 2), seconds=round(took, 1), journal=journal["_path"],
@@ -144,7 +146,15 @@ def table(cells: dict[tuple[str, str, str], Cell]) -> list[str]:
         verdicts = cell.verdicts()
         verdict_text = ", ".join(f"{v} {c}" for v, c in verdicts.most_common()) + ("" if len(verdicts) == 1 else " **(differ)**")
         checks = sorted({k for o in outs for k in o.recovery})
-        recovery = "; ".join(f"{k} {spread([o.recovery[k] for o in outs if k in o.recovery])}"
+
+        def figure(o: Outcome, k: str) -> float:  # back during its fault: the time from the injection, not 0 s
+            return o.back_during.get(k, o.recovery[k])
+
+        def during(k: str) -> str:
+            n = sum(k in o.back_during for o in outs)
+            return "" if n == 0 else f" (during the fault in {n}, from its start)"
+
+        recovery = "; ".join(f"{k} {spread([figure(o, k) for o in outs if k in o.recovery])}{during(k)}"
                              + ("" if all(k in o.recovery for o in outs) else f" [{sum(k in o.recovery for o in outs)}/{len(outs)}]")
                              for k in checks) or "-"
         undisturbed = Counter(k for o in outs for k in o.not_disturbed)
