@@ -209,14 +209,15 @@ method:
   - {id: kill, fault: kill, target: {service: edge, hosting: launch}, for: 600ms}
   - {id: ratio-during, probe: crowd.connected_ratio, expect: ">= 0.9", during: kill}
 recovery:
-  - {id: live-after, probe: room.state, expect: live, throughout: 300ms}
+  - {id: live-after, probe: room.state, expect: live, throughout: 1s}
 """
+    # a window of several samples: at a load of 10 a 300 ms window could hold too few reads to judge
     result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=0.3))
     assert result.verdict is Verdict.DEVIATED
     by = {a["check"]: a for a in journal["assertions"]}
     assert not by["ratio-during"]["ok"] and "while kill is active" in by["ratio-during"]["message"]
     assert "violated by 0 at t=" in by["ratio-during"]["message"]
-    assert by["live-after"]["ok"]
+    assert by["live-after"]["ok"], by["live-after"]["message"]
 
 
 def test_known_weakness_as_declared_exits_zero(tmp_path: Path) -> None:
@@ -333,7 +334,8 @@ method:
     (group,) = journal["parallel"]
     assert group["steps"] == ["kill-a", "kill-b", "slow"] and group["parts"] == 2 + 3  # 3 crowd->edge proxies
     began = {e["step"]: e["began"] for e in journal["events"] if e["kind"] == "fault_injected"}
-    assert max(began.values()) - min(began.values()) == pytest.approx(group["start_spread_s"], abs=0.002)
+    # each step began with its first part; the group's spread is over every part, so it bounds the steps'
+    assert max(began.values()) - min(began.values()) <= group["start_spread_s"] + 0.002
     assert group["start_spread_s"] < 0.15  # concurrent; in sequence the second kill would start 0.2 s later
     assert any("started within" in e.get("message", "") for e in journal["events"])
     assert proxy.active_toxics() == 0 and {i.state for i in stack.instances()} == {"running"}  # all rolled back
