@@ -21,6 +21,19 @@ MARK = {Outcome.PASSED: "passed", Outcome.FAILED: "FAILED", Outcome.UNSETTLED: "
         Outcome.ERRORED: "errored", Outcome.INTERRUPTED: "interrupted"}
 
 
+def _progress(report: ExploreReport, now: float) -> tuple[list[Ran], int, int, float, Trial | None]:
+    """What both views show: the runs, how many failed, faults injected, search time left, the best
+    failure so far (Hypothesis's smallest once it has one, before that the smallest failure seen)."""
+    search = report.search
+    ran = search.ran if search is not None else []
+    failures = [r.trial for r in ran if r.trial.outcome is Outcome.FAILED]
+    best = search.smallest if search is not None else None
+    if best is None:
+        best = min(failures, key=lambda t: (len(t.schedule.faults), t.schedule.describe()), default=None)
+    injected = sum(len(r.trial.schedule.faults) for r in ran)
+    return ran, len(failures), injected, max(0.0, report.budget_s - (now - report.started)), best
+
+
 class Lines:
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -34,16 +47,13 @@ class Lines:
         self._say(f"  journal: {report.journal}")
 
     def ran(self, ran: Ran, report: ExploreReport) -> None:
-        search = report.search
-        assert search is not None
-        injected = sum(len(r.trial.schedule.faults) for r in search.ran)
-        left = max(0.0, report.budget_s - (time.monotonic() - report.started))
-        best = search.smallest.schedule.describe() if search.smallest is not None else "none"
+        runs, _, injected, left, smallest = _progress(report, time.monotonic())
+        best = smallest.schedule.describe() if smallest is not None else "none"
         t = ran.trial
         self._say(f"[{ran.n:>3}] {ran.phase:<6} {MARK[t.outcome]:<11} {t.schedule.describe()}  ({t.seconds:.0f}s)")
         if t.outcome is not Outcome.PASSED:
             self._say(f"       {t.reason}")
-        self._say(f"       examples {len(search.ran)}, faults injected {injected}, search time left {left:.0f}s, "
+        self._say(f"       examples {len(runs)}, faults injected {injected}, search time left {left:.0f}s, "
                   f"best failure: {best}")
 
     def rerun(self, n: int, trial: Trial, report: ExploreReport) -> None:
@@ -98,20 +108,14 @@ class LivePanel:
         report = self.report
         if report is None:
             return {}
-        search = report.search
-        ran = search.ran if search is not None else []
-        failed = sum(1 for r in ran if r.trial.outcome is Outcome.FAILED)
-        best = search.smallest if search is not None else None
-        if best is None:  # the smallest failure Hypothesis has seen so far, before it ends
-            failures = [r.trial for r in ran if r.trial.outcome is Outcome.FAILED]
-            best = min(failures, key=lambda t: (len(t.schedule.faults), t.schedule.describe()), default=None)
+        ran, failed, injected, left, best = _progress(report, self.clock())
         phase = ran[-1].phase if ran else "search"
         if self.reruns:
             phase = "rerun"
         return {
             "examples tried": f"{len(ran)} ({failed} failed)",
-            "faults injected": str(sum(len(r.trial.schedule.faults) for r in ran)),
-            "time left": f"{max(0.0, report.budget_s - (self.clock() - report.started)):.0f}s of {report.budget_s:g}s",
+            "faults injected": str(injected),
+            "time left": f"{left:.0f}s of {report.budget_s:g}s",
             "phase": phase + (f", run under way for {self.clock() - self.current_since:.0f}s"
                               if self.current_since is not None else ""),
             "best failure": best.schedule.describe() if best is not None else "none yet",
