@@ -18,10 +18,11 @@ after the other (so all three see the same machine):
   has no ``--wait``; then ``docker-compose down``.
 - roomquake local: ``roomquake stack up --backend local``, then ``down``.
 
-And the floor: one bare Python process importing what the stack file
-preloads (``python -c "import ..."``), times the number of Python instances,
-divided by the cores: what starting each instance as its own interpreter
-costs at the least (each container of the docker backend does).
+And the floor: for each Python instance a bare Python process importing
+its service's preload list (``python -c "import ..."``), summed over the
+instances and divided by the cores: what starting each instance as its own
+interpreter costs at the least (each container of the docker backend, and of
+compose, does).
 
 Prints each figure's median, min-max and spread (max - min) over the runs,
 the ratio roomquake / compose per run (median), and the load average. Beside
