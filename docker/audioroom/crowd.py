@@ -246,6 +246,9 @@ class Listener:
                 attempt += 1
                 await asyncio.sleep(self.backoff(attempt))
                 continue
+            if self.stopped:  # drained while joining: wait_for can swallow the cancel of a finished connect
+                proto.close(1000, "drained")
+                return
             attempt, disrupted_at = 0, None
             self.proto = proto
             crowd.connected += 1

@@ -172,6 +172,30 @@ def test_backoff_is_full_jitter_bounded_and_seeded():
     assert [other.backoff(n) for n in range(1, 12)] != delays
 
 
+async def test_a_listener_drained_while_its_join_completes_leaves_instead_of_staying_connected():
+    # stop() cancels a joining task, but wait_for returns a connect that finished as the cancel
+    # arrived (CPython 3.11): the listener then held its slot until the process ended
+    fake = FakeCrowd()
+    fake.connected = 0
+    closed = []
+
+    class Proto:
+        def close(self, code=1000, reason=""):
+            closed.append((code, reason))
+
+    class DrainedWhileJoining(crowd.Listener):
+        __slots__ = ()
+
+        async def join(self):
+            self.stop()
+            return Proto(), ""
+
+    listener = DrainedWhileJoining(fake, "launch", 0)
+    await listener.run(0)
+    assert closed == [(1000, "drained")]
+    assert fake.connected == 0 and listener.proto is None
+
+
 class FailingState(FakeState):
     """The store stalls: every call fails the way redis-py fails on a socket timeout."""
 
