@@ -53,9 +53,9 @@ def journal_of(lines: list[str]) -> dict:
     return json.loads(Path(path.strip()).read_text())
 
 
-# Every shipped experiment gives the same verdict on docker as on local processes. Two run in
-# every CI (the main job's launch-surge, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
-ALWAYS = {"edge-loss", "launch-surge", "state-crash"}
+# Every shipped experiment gives the same verdict on docker as on local processes. Four run in
+# every CI (the main job's launch-surge pair, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
+ALWAYS = {"edge-loss", "launch-surge", "launch-surge-unprotected", "state-crash"}
 
 
 def _runs_on_docker(path: Path) -> bool:
