@@ -54,3 +54,16 @@ async def test_the_lag_watch_sees_a_blocked_loop_and_forgets_it():
     assert lag.value < 0.1
     stop.set()
     await watch
+
+
+async def test_join_checks_run_at_a_lower_priority_than_the_event_loop():
+    import os
+    import threading
+
+    g = gate(EDGE_JOIN_WORK="1ms", EDGE_MAX_HANDSHAKES="1")
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = await asyncio.get_running_loop().run_in_executor(
+        g.pool, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    assert worker == min(19, here + admission.CHECK_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the loop's thread is untouched
+    g.close()
