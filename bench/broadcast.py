@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME_BYTES, FRAME_RATE, ON_TIME_S = 160, 10.0, 0.25
+CONNECT_BUDGET_S = 60.0  # a server too busy to take everyone by then is past its ceiling: measure who is in
 
 
 def _max_files() -> None:
@@ -74,16 +75,18 @@ async def listen(port: int, size: int, window: float) -> None:
 
     joining = asyncio.Semaphore(256)
 
+    started = time.monotonic()
+    give_up = started + CONNECT_BUDGET_S
+
     async def one() -> object:
         async with joining:
-            for _ in range(20):
+            while time.monotonic() < give_up:
                 try:
-                    return await wsclient.connect("127.0.0.1", port, "/", on_message, 10.0)
+                    return await wsclient.connect("127.0.0.1", port, "/", on_message, 5.0)
                 except (OSError, TimeoutError):
                     await asyncio.sleep(0.5)
         return None
 
-    started = time.monotonic()
     protos = [p for p in await asyncio.gather(*(one() for _ in range(size))) if p is not None]
     connect_s = time.monotonic() - started
     await asyncio.sleep(2.0)  # the connections' first frames out of the way
@@ -103,7 +106,7 @@ def ceiling(size: int, window: float, port: int) -> dict[str, object]:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         client = subprocess.Popen([sys.executable, __file__, "--listen", str(port), "--size", str(size),
                                    "--window", str(window)], stdout=subprocess.PIPE, text=True, env=env)
-        out, _ = client.communicate(timeout=120 + window)
+        out, _ = client.communicate(timeout=CONNECT_BUDGET_S + 60 + window)
         got = json.loads(out.strip().splitlines()[-1])
     finally:
         for proc in (client, server):
@@ -111,7 +114,8 @@ def ceiling(size: int, window: float, port: int) -> dict[str, object]:
                 os.kill(proc.pid, signal.SIGTERM)
                 proc.wait(10)
     expected = size * FRAME_RATE * window
-    return {"listeners": size, **got, "on_time_ratio": round(got["on_time"] / expected, 4)}
+    # window edges can count a frame more per listener than were sent in it: a ratio is at most 1
+    return {"listeners": size, **got, "on_time_ratio": round(min(1.0, got["on_time"] / expected), 4)}
 
 
 def main() -> None:
