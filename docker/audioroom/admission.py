@@ -5,7 +5,7 @@ the one event loop that also sends the heartbeats and fans out the frames:
 heartbeats went late, supervisors relaunched rooms nobody had lost, and the
 relaunches cascaded. With admission on, an edge
 - works on at most EDGE_MAX_HANDSHAKES joins at once, in threads (the join
-  check releases the GIL) at a lower CPU priority than the event loop, and
+  check releases the GIL) five nice levels below the event loop, and
   lets at most EDGE_MAX_PENDING wait for them;
 - sheds a join when that queue is full or its event loop runs more than
   EDGE_SHED_LAG late: HTTP 503 with ``Retry-After`` before the WebSocket
@@ -50,9 +50,10 @@ for _reason in ("pending", "lag"):  # probes see zeros, not absent series
 PENDING = Gauge("edge_joins_pending", "Joins being checked or waiting for a check (EDGE_ADMISSION)")
 LAG = Gauge("edge_loop_lag_seconds", "How late the event loop ran a 50 ms timer (recent maximum, decaying)")
 # Niceness added to the join-check threads: on a busy machine the scheduler then gives the event loop's
-# thread (heartbeats, frames, sheds) about ten times their share of CPU. Seen without it in CI (load ~13):
-# two check threads at full tilt starved the loop past HEARTBEAT_TIMEOUT, and the room was relaunched.
-CHECK_NICENESS = 10
+# thread (heartbeats, frames, sheds) about three times a check thread's share of CPU. Both ends were seen in
+# CI (load ~13): at 0, two check threads at full tilt beside the loop and the room was relaunched; at 10,
+# the checks got so little CPU that 300 joins took minutes.
+CHECK_NICENESS = 5
 
 
 class JoinCheck:
