@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import time
 from typing import Awaitable, Callable
@@ -23,19 +22,6 @@ def setup_logging(settings: Settings) -> logging.Logger:
     logging.getLogger("websockets").setLevel(logging.ERROR)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return logging.getLogger(f"audioroom.{settings.service}")
-
-
-def raise_open_files(log: logging.Logger) -> int:
-    """Raise this process's open-file limit to its hard limit (a crowd or an edge holds one socket per
-    listener; the usual soft limit of 1,024 would cap it there). Returns the limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError) as err:
-            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, err)
-    return soft
 
 
 def notify_ready() -> None:
