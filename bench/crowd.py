@@ -3,6 +3,7 @@
     .venv/bin/python bench/crowd.py                       # sustain search + surge, direct
     .venv/bin/python bench/crowd.py --proxy               # crowd -> edge through chaos.proxy
     .venv/bin/python bench/crowd.py --sizes 4000,8000 --surge 10000 --edges 2 --crowds 2
+    .venv/bin/python bench/crowd.py --skip-sustain --set HEARTBEAT_TIMEOUT=5s --set HOST_GRACE=10s
 
 Sustain: listeners are added in steps (one room per edge, listeners spread
 over crowd processes); at each size, after everyone is connected, a window of
@@ -10,7 +11,10 @@ over crowd processes); at each size, after everyone is connected, a window of
 against the frames the host sent (size x FRAME_RATE x window). The largest
 size with >= 99 % on time is the answer. Surge: a fresh stack, --surge
 listeners asked to join at once; the join rate is the connected count over
-time (peak over one second, and mean until all are in).
+time (peak over one second, and mean until all are in), with the relaunches
+the supervisor made, the edges' missed heartbeats, the sheds the crowd saw
+(an edge with admission control; none here yet) and the edges' and crowds'
+resident memory per listener.
 
 Each process holds at most 20,000 files here, so a crowd process carries at
 most ~9,000 listeners and big crowds need several crowd processes (and edges).
@@ -175,6 +179,25 @@ class Bench:
     def connected(self) -> int:
         return sum(s["connected"] for s in self.stats())
 
+    def metric(self, name: str, metric: str) -> float | None:
+        """Sum of a metric's samples on one instance; None when it does not answer within 10 s."""
+        try:
+            with urllib.request.urlopen(self.url(name, "/metrics"), timeout=10) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(metric) and line[len(metric)] in " {")
+
+    def rss_mib(self, names: list[str]) -> float:
+        """Resident memory of these processes now, MiB (from /proc: the bench holds their pids)."""
+        total_kib = 0
+        for name in names:
+            for line in Path(f"/proc/{self.procs[name].pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        return total_kib / 1024
+
 
 def totals(stats: list[dict]) -> dict[str, float]:
     return {
@@ -241,8 +264,15 @@ def surge(args: argparse.Namespace) -> dict:
             if earlier:
                 peak = max(peak, (n - earlier[-1][1]) / (t - earlier[-1][0]))
         stats = bench.stats()
+        missed = [bench.metric(e, "edge_heartbeats_missed_total") for e in bench.edges]
         result = {
             "surge": args.surge, "connected": n_all, "seconds_to_connect": round(t_all, 2),
+            "relaunches": bench.metric("supervisor-1", "supervisor_relaunches_total"),
+            "edge_heartbeats_missed": None if None in missed else sum(m for m in missed if m is not None),
+            "sheds": sum(s.get("sheds", 0) for s in stats),
+            "rss_kib_per_listener": {
+                "edges": round(bench.rss_mib(bench.edges) * 1024 / max(n_all, 1), 1),
+                "crowds": round(bench.rss_mib(bench.crowds) * 1024 / max(n_all, 1), 1)},
             "mean_joins_per_s": round(n_all / t_all, 1) if t_all else None, "peak_joins_per_s": round(peak, 1),
             "join_p50_ms": max(s["joins"]["latency_p50_ms"] or 0 for s in stats),
             "join_p99_ms": max(s["joins"]["latency_p99_ms"] or 0 for s in stats),
