@@ -12,9 +12,7 @@ against the frames the host sent (size x FRAME_RATE x window). The largest
 size with >= 99 % on time is the answer. Surge: a fresh stack, --surge
 listeners asked to join at once; the join rate is the connected count over
 time (peak over one second, and mean until all are in), with the relaunches
-the supervisor made, the edges' missed heartbeats, the sheds the crowd saw
-(an edge with admission control; none here yet) and the edges' and crowds'
-resident memory per listener.
+the supervisor made and the edges' and crowds' resident memory per listener.
 
 Each process holds at most 20,000 files here, so a crowd process carries at
 most ~9,000 listeners and big crowds need several crowd processes (and edges).
@@ -264,12 +262,9 @@ def surge(args: argparse.Namespace) -> dict:
             if earlier:
                 peak = max(peak, (n - earlier[-1][1]) / (t - earlier[-1][0]))
         stats = bench.stats()
-        missed = [bench.metric(e, "edge_heartbeats_missed_total") for e in bench.edges]
         result = {
             "surge": args.surge, "connected": n_all, "seconds_to_connect": round(t_all, 2),
             "relaunches": bench.metric("supervisor-1", "supervisor_relaunches_total"),
-            "edge_heartbeats_missed": None if None in missed else sum(m for m in missed if m is not None),
-            "sheds": sum(s.get("sheds", 0) for s in stats),
             "rss_kib_per_listener": {
                 "edges": round(bench.rss_mib(bench.edges) * 1024 / max(n_all, 1), 1),
                 "crowds": round(bench.rss_mib(bench.crowds) * 1024 / max(n_all, 1), 1)},
