@@ -4,7 +4,7 @@
 
 One server process fans a 160-byte frame out to every connection 10 times a
 second (uvloop, websockets.broadcast, compression off: what the edge does,
-without rooms, state, heartbeats or admission), and one client process holds
+without rooms, state or heartbeats), and one client process holds
 the connections with the crowd's lean client (audioroom.wsclient) and counts
 the frames that arrive within 250 ms of their send time. Nothing else runs:
 no control, no state store, no host. The stack's sustained figure reads as a
