@@ -12,7 +12,8 @@ against the frames the host sent (size x FRAME_RATE x window). The largest
 size with >= 99 % on time is the answer. Surge: a fresh stack, --surge
 listeners asked to join at once; the join rate is the connected count over
 time (peak over one second, and mean until all are in), with the relaunches
-the supervisor made and the edges' and crowds' resident memory per listener.
+the supervisor made and the edges' and crowds' resident memory over the
+listeners connected (the processes' own ~40 MB each included).
 
 Each process holds at most 20,000 files here, so a crowd process carries at
 most ~9,000 listeners and big crowds need several crowd processes (and edges).
@@ -35,7 +36,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from chaos.stack.plan import free_ports  # the toolkit's (the bench drives the services, not the toolkit)
+from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench drives the services, not the toolkit)
+from chaos.stack.plan import free_ports
+from chaos.stack.probes import sum_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 # Game-day timings, with the automation's timeouts long: this measures the
@@ -178,14 +181,14 @@ class Bench:
         return sum(s["connected"] for s in self.stats())
 
     def metric(self, name: str, metric: str) -> float | None:
-        """Sum of a metric's samples on one instance; None when it does not answer within 10 s."""
+        """Sum of a metric's samples on one instance (the toolkit's parser); None when it does not answer
+        within 10 s or has no such metric."""
         try:
             with urllib.request.urlopen(self.url(name, "/metrics"), timeout=10) as resp:
                 text = resp.read().decode()
         except OSError:
             return None
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(metric) and line[len(metric)] in " {")
+        return sum_samples(parse_samples(text), metric, {})
 
     def rss_mib(self, names: list[str]) -> float:
         """Resident memory of these processes now, MiB (from /proc: the bench holds their pids)."""
