@@ -184,21 +184,27 @@ def test_a_runner_sigkilled_mid_fault_leaves_no_rule_after_clean(root_only, dock
                     return found
             return []
 
-        deadline = time.monotonic() + 240
-        try:
-            while not (undos := rules_in_place()):
-                assert time.monotonic() < deadline, "the runner added its rules"
-                assert runner.poll() is None, "the runner ended early"
-                time.sleep(0.2)
-        finally:
-            runner.send_signal(signal.SIGKILL)
-            runner.wait()
         os.environ["ROOMQUAKE_STATE_DIR"] = env["ROOMQUAKE_STATE_DIR"]
         try:
             stack = attach_record(run_id)
+
+            def added(undos: list[list[str]]) -> bool:
+                # the undo is in the ledger before its rule is added (Part.ahead), so the rules themselves are waited for
+                return bool(undos) and all(ns is not None and len(iptables.tagged(ns.pid, tag)) == 2
+                                           for _, _, instance, tag in undos for ns in [namespace(stack, instance)])
+
+            deadline = time.monotonic() + 240
+            try:
+                while not added(undos := rules_in_place()):
+                    assert time.monotonic() < deadline, "the runner added its rules"
+                    assert runner.poll() is None, "the runner ended early"
+                    time.sleep(0.2)
+            finally:
+                runner.send_signal(signal.SIGKILL)
+                runner.wait()
             spaces = {instance: namespace(stack, instance) for _, _, instance, _ in undos}
-            assert all(len(iptables.tagged(ns.pid, tag)) == 2 for (_, _, instance, tag) in undos
-                       for ns in [spaces[instance]] if ns is not None)
+            assert all(ns is not None and len(iptables.tagged(ns.pid, tag)) == 2 for (_, _, instance, tag) in undos
+                       for ns in [spaces[instance]])
             # the exit code is not asserted: on a shared engine clean may also meet another run's leftover it cannot remove
             done = subprocess.run([sys.executable, "-m", "chaos", "clean"], cwd=ROOT, env=env, capture_output=True, text=True,
                                   timeout=600)
