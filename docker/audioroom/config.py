@@ -214,7 +214,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
 
 
 # PLANTED_BUG names (docker/audioroom/README.md, "Planted bugs").
-PLANTED_BUGS = frozenset({"edge-slot-leak", "host-stale-account"})
+PLANTED_BUGS = frozenset({"edge-slot-leak", "edge-no-fence", "host-stale-account"})
 
 
 def _planted_bugs(env: Mapping[str, str]) -> frozenset[str]:

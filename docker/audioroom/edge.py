@@ -100,21 +100,22 @@ class Edge:
         """The in-memory room at ``generation``; an older generation's connections are moved out."""
         room = self.rooms.get(name)
         if room is not None and room.generation < generation:
-            self.evict(name)
+            # PLANTED_BUG=edge-no-fence: the old generation's host is left connected (not fenced).
+            self.evict(name, fence_host="edge-no-fence" not in self.settings.planted_bugs)
             room = None
         if room is None:
             room = self.rooms[name] = LiveRoom(name, generation)
             ROOMS.set(len(self.rooms))
         return room
 
-    def evict(self, name: str) -> None:
+    def evict(self, name: str, fence_host: bool = True) -> None:
         """Close everything of room ``name`` here with 4004 moved (it lives elsewhere now)."""
         room = self.rooms.pop(name, None)
         self._cache.pop(name, None)
         ROOMS.set(len(self.rooms))
         if room is None:
             return
-        for conn in list(room.listeners) + ([room.host] if room.host else []):
+        for conn in list(room.listeners) + ([room.host] if room.host and fence_host else []):
             MOVES.inc()
             asyncio.ensure_future(conn.close(MOVED, "moved"))
 
@@ -180,7 +181,15 @@ class Edge:
         where = f"host of room {room.name} (generation {room.generation})"
         try:
             async for message in conn:
-                if self.rooms.get(room.name) is not room:
+                current = self.rooms.get(room.name)
+                if current is not room and current is not None and "edge-no-fence" in self.settings.planted_bugs:
+                    # PLANTED_BUG=edge-no-fence: an unfenced old host's frames go to the room as it is now,
+                    # whose listeners already heard the newer generation (split brain).
+                    FRAMES_IN.inc()
+                    broadcast(current.listeners, message)
+                    FRAMES_OUT.inc(len(current.listeners))
+                    continue
+                if current is not room:
                     # Evicted, and a frame was read before the 4004 that evict() scheduled went out
                     # (a busy loop after a stall): say 4004 here, or the handler's return would say 1000.
                     await conn.close(MOVED, "moved")

@@ -1,7 +1,9 @@
 """Planted bugs (PLANTED_BUG): off by default, one named bug each, an unknown name refused in one line.
 
 edge-slot-leak: a listener whose connection ended without a closing handshake keeps its slot.
-On real processes: tests/local/explore/test_explore_local.py.
+edge-no-fence: a room's new generation on the same edge leaves the old generation's host connected,
+and what it sends goes to the new generation's listeners.
+On real processes: tests/local/explore/test_explore_local.py, test_planted_fence_local.py.
 """
 
 import asyncio
@@ -32,7 +34,7 @@ def test_no_bug_is_planted_by_default():
 
 
 def test_an_unknown_bug_is_one_line_naming_the_variable():
-    with pytest.raises(config.ConfigError, match=r"^PLANTED_BUG: unknown bug nope \(known: edge-slot-leak, host-stale-account\)$"):
+    with pytest.raises(config.ConfigError, match=r"^PLANTED_BUG: unknown bug nope \(known: edge-no-fence, edge-slot-leak, host-stale-account\)$"):
         config.load({**ENV, "PLANTED_BUG": "nope"})
 
 
@@ -58,6 +60,46 @@ async def test_with_the_leak_resets_fill_the_edge_and_it_refuses_listeners():
     newcomer = Conn(1000)
     await edge.listen(newcomer, edge.live_room("launch", 1))  # type: ignore[arg-type]
     assert newcomer.closed_with == (KICKED, "kicked")
+
+
+# edge-no-fence: the old generation's host is not fenced when a new generation arrives.
+
+class HostConn(Conn):
+    """A host connection: yields the frames put in ``frames``, then ends."""
+
+    def __init__(self) -> None:
+        super().__init__(1000)
+        self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> bytes:
+        frame = await self.frames.get()
+        if frame is None:
+            raise StopAsyncIteration
+        return frame
+
+
+@pytest.mark.parametrize("planted, fenced, heard", [("", True, []), ("edge-no-fence", False, [b"gen1-frame"])])
+async def test_a_new_generation_fences_the_old_host_unless_the_bug_is_planted(monkeypatch, planted, fenced, heard):
+    import audioroom.edge as edge_module
+
+    sent: list[tuple[set, bytes]] = []
+    monkeypatch.setattr(edge_module, "broadcast", lambda conns, message: sent.append((set(conns), message)))
+    edge = Edge(config.load({**ENV, "PLANTED_BUG": planted}), state=None)  # type: ignore[arg-type]
+    old_host = HostConn()
+    serving = asyncio.ensure_future(edge.host(old_host, edge.live_room("launch", 1)))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    newer = edge.live_room("launch", 2)  # relaunched under the backup account on this edge
+    listener = Conn(1000)
+    newer.listeners.add(listener)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert (old_host.closed_with == (4004, "moved")) is fenced
+    await old_host.frames.put(b"gen1-frame")  # the old host, back from a pause, sends what it had
+    await old_host.frames.put(None)
+    await serving
+    assert [message for conns, message in sent if listener in conns] == heard
 
 
 # host-stale-account: a host restarted while a room names it as a backup never reads its account again.
