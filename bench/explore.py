@@ -5,7 +5,8 @@ fixtures/explore/edge-slot-leak.yaml, the planted edge-slot-leak) and
 reports examples per minute and the time to the first failing example
 (search time, shrinking excluded), then the median and spread over seeds.
 ``--unmodified`` runs the same base with ``PLANTED_BUG: ""`` (nothing should
-be found). Nothing is asserted; the figures go to the README with this
+be found). ``--base fixtures/explore/edge-no-fence.yaml`` (with ``--faults
+pause --services host --max-faults 1 --min-for 5s``) measures the split brain. Nothing is asserted; the figures go to the README with this
 command line.
 
     .venv/bin/python bench/explore.py --backend local --seeds 1 2 3 --budget 5m
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -32,7 +34,7 @@ BASE = ROOT / "fixtures" / "explore" / "edge-slot-leak.yaml"
 
 def one(base: Path, backend: str, seed: int, budget: float, args: argparse.Namespace, work: Path) -> dict[str, object]:
     report = explore(base, budget, backend=backend, seed=seed, reruns=args.reruns, out_dir=work / f"explored-{seed}",
-                     shrink_budget_s=args.shrink_budget, limits=Limits(args.max_faults, args.horizon, 0.5, args.max_for),
+                     shrink_budget_s=args.shrink_budget, limits=Limits(args.max_faults, args.horizon, args.min_for, args.max_for),
                      faults=args.faults, services=args.services, links=args.links, journal_dir=work / "journals",
                      database=work / f"db-{seed}")
     journal = json.loads(report.journal.read_text())
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--reruns", type=int, default=5)
     parser.add_argument("--max-faults", type=int, default=3)
     parser.add_argument("--horizon", type=parse_duration, default=8.0)
+    parser.add_argument("--min-for", type=parse_duration, default=0.5)
     parser.add_argument("--max-for", type=parse_duration, default=8.0)
     parser.add_argument("--faults", type=lambda s: s.split(","), default=None)
     parser.add_argument("--services", type=lambda s: s.split(","), default=None)
@@ -79,7 +82,7 @@ def main() -> None:
         if args.unmodified:
             base = work / "unmodified.yaml"
             text = args.base.read_text()
-            base.write_text(text.replace("PLANTED_BUG: edge-slot-leak", 'PLANTED_BUG: ""'))
+            base.write_text(re.sub(r"PLANTED_BUG: [a-z-]+", 'PLANTED_BUG: ""', text))
         samples = []
         for seed in args.seeds:
             sample = one(base, args.backend, seed, args.budget, args, work)

@@ -35,13 +35,15 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @click.option("--shrink-budget", callback=_seconds, help="Time for shrinking a failure (default: the budget).")
 @click.option("--max-faults", type=click.IntRange(1, 10), default=3, show_default=True, help="Faults per schedule, at most.")
 @click.option("--horizon", callback=_seconds, default="8s", show_default=True, help="Latest start of a fault in the method.")
+@click.option("--min-for", callback=_seconds, default="500ms", show_default=True,
+              help="Shortest a fault lasts (shrinking goes no lower).")
 @click.option("--max-for", callback=_seconds, default="8s", show_default=True, help="Longest a fault lasts.")
 @click.option("--faults", callback=_names, help="Fault kinds to draw from, comma-separated (default: every kind that applies).")
 @click.option("--services", callback=_names, help="Services to fault (default: all but the fault proxy and the load generator).")
 @click.option("--links", callback=_names, help="Links to fault (default: every link of the stack file).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
 def command(base: str, budget: float, seed: int | None, backend: str | None, reruns: int, out_dir: str,
-            shrink_budget: float | None, max_faults: int, horizon: float, max_for: float, faults: list[str] | None,
+            shrink_budget: float | None, max_faults: int, horizon: float, min_for: float, max_for: float, faults: list[str] | None,
             services: list[str] | None, links: list[str] | None, journal_dir: str | None) -> None:
     """Search the fault schedules BASE's stack allows for the smallest one that breaks BASE's invariants.
 
@@ -58,6 +60,8 @@ def command(base: str, budget: float, seed: int | None, backend: str | None, rer
     """
     from chaos.cli.checking import check, refuse_if_invalid
 
+    if min_for > max_for:
+        raise click.BadParameter(f"{min_for:g}s is longer than --max-for ({max_for:g}s)", param_hint="--min-for")
     refuse_if_invalid([check(base, backend)])  # exit 2 with file:line:col, nothing started
     from chaos.explore.display import for_terminal, summary
     from chaos.explore.schedule import Limits
@@ -65,7 +69,7 @@ def command(base: str, budget: float, seed: int | None, backend: str | None, rer
 
     with for_terminal(sys.stdout) as display:  # a live panel on a terminal, a line per run in a log
         report = explore(base, budget, backend=backend, seed=seed, reruns=reruns, out_dir=out_dir,
-                         shrink_budget_s=shrink_budget, limits=Limits(max_faults, horizon, min(0.5, max_for), max_for),
+                         shrink_budget_s=shrink_budget, limits=Limits(max_faults, horizon, min_for, max_for),
                          faults=faults, services=services, links=links, journal_dir=journal_dir,
                          display=display)
     for line in summary(report):

@@ -32,6 +32,8 @@ def test_the_verb_is_listed_and_its_module_loads_neither_hypothesis_nor_the_runn
      "explore: unknown fault kind explode"),
     (["explore", str(BASE), "--budget", "1m", "--backend", "local", "--services", "nothing"],
      "explore: no service nothing in stack audio-room"),
+    (["explore", str(BASE), "--budget", "1m", "--backend", "local", "--min-for", "5s", "--max-for", "2s"],
+     "5s is longer than --max-for (2s)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], text: str, tmp_path: Path, monkeypatch,
                                           capsys: pytest.CaptureFixture[str]):
