@@ -20,7 +20,10 @@ follows control to the new edge, and its listeners, hearing silence, ask
 control and move (the crowd's silence watchdog) before the lease runs out.
 
 Every HEARTBEAT_INTERVAL one Lua call records the beat, this edge's load and
-which hosted rooms still have their host; it answers with the rooms that were
+which rooms heard their host lately: a frame since HOST_GRACE/3 before the
+previous beat (a host still connected but sending nothing, e.g. hung or
+paused, counts as gone, so its room moves to a backup; an edge whose own loop
+stalled still counts the frames from before the stall); it answers with the rooms that were
 relaunched elsewhere (or under a new generation), whose listeners are then
 closed with 4004 so they rejoin through control.
 """
@@ -68,6 +71,7 @@ class LiveRoom:
     generation: int
     listeners: set[ServerConnection] = field(default_factory=set)
     host: ServerConnection | None = None
+    heard: float = 0.0  # monotonic time of the host's last frame (or of its connection)
 
 
 class Edge:
@@ -78,6 +82,7 @@ class Edge:
         self.rooms: dict[str, LiveRoom] = {}
         self.listeners = 0
         self.last_beat = 0.0  # monotonic time at which the last successful heartbeat was sent
+        self.last_try = 0.0  # monotonic time at which the last heartbeat was tried
         self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     # admission -------------------------------------------------------------
@@ -178,6 +183,7 @@ class Edge:
         if room.host is not None:
             asyncio.ensure_future(room.host.close(1000, "replaced by a newer host connection"))
         room.host = conn
+        room.heard = time.monotonic()
         where = f"host of room {room.name} (generation {room.generation})"
         try:
             async for message in conn:
@@ -198,6 +204,7 @@ class Edge:
                 if room.host is not conn:
                     break  # replaced by a newer host connection, which closed this one
                 FRAMES_IN.inc()
+                room.heard = time.monotonic()
                 broadcast(room.listeners, message)
                 FRAMES_OUT.inc(len(room.listeners))
         except ConnectionClosed as closed:
@@ -217,10 +224,17 @@ class Edge:
         may have been relaunched elsewhere, so we must not serve them."""
         return time.monotonic() - self.last_beat > self.settings.timings.lease_ttl
 
+    def hosted(self, room: LiveRoom, now: float) -> bool:
+        """Whether ``room``'s host was heard lately: a frame since HOST_GRACE/3 before the previous beat
+        (so frames from before a stall of this edge's own loop count for the first beat after it)."""
+        since = min(now, self.last_try) - self.settings.timings.host_grace / 3
+        return room.host is not None and room.heard >= since
+
     async def heartbeat(self) -> None:
-        hosted = [(r.name, r.generation, r.host is not None) for r in self.rooms.values()]
-        sent = {name: generation for name, generation, _ in hosted}
         started = time.monotonic()
+        hosted = [(r.name, r.generation, self.hosted(r, started)) for r in self.rooms.values()]
+        self.last_try = started
+        sent = {name: generation for name, generation, _ in hosted}
         try:
             moved, gone = await self.state.edge_heartbeat(self.me, self.listeners, self.settings.edge_capacity, hosted)
         except Exception:

@@ -111,3 +111,41 @@ async def test_a_starved_edge_still_admits_listeners_of_a_room_the_store_says_is
     assert conn.closed_with is None and e.listeners == 1  # admitted, not sent away with 4004
     await conn.close()
     await serving
+
+
+# The host's presence as the heartbeat reports it: frames heard lately, not a connection held open.
+
+class Recording(Store):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: list[list] = []
+
+    async def edge_heartbeat(self, edge, listeners, capacity, rooms):
+        self.reported.append(list(rooms))
+        return await super().edge_heartbeat(edge, listeners, capacity, rooms)
+
+
+def edge_hosting(store: Store, heard_ago: float) -> Edge:
+    e = Edge(config.load({**ENV, "HOST_GRACE": "1500ms"}), store)  # type: ignore[arg-type]
+    room = e.live_room("launch", 1)
+    room.host = Conn()  # type: ignore[assignment]
+    room.heard = time.monotonic() - heard_ago
+    return e
+
+
+@pytest.mark.parametrize("heard_ago, hosted", [(0.05, True), (0.4, True), (2.0, False)])
+async def test_a_connected_host_counts_only_while_its_frames_come_in(heard_ago: float, hosted: bool):
+    store = Recording()
+    e = edge_hosting(store, heard_ago)
+    e.last_try = time.monotonic() - 0.1  # beats every 100 ms: a frame within HOST_GRACE/3 (0.5 s) of the last one
+    await e.heartbeat()
+    assert store.reported == [[("launch", 1, hosted)]]
+
+
+async def test_after_a_stall_of_the_edge_itself_the_frames_from_before_it_still_count():
+    store = Recording()
+    e = edge_hosting(store, heard_ago=3.0)  # the last frame came in just before this edge's loop stalled
+    e.last_try = time.monotonic() - 3.0  # the previous beat was tried just before the stall too
+    await e.heartbeat()
+    await e.heartbeat()  # a beat later with still nothing from the host: gone
+    assert store.reported == [[("launch", 1, True)], [("launch", 1, False)]]
