@@ -183,13 +183,21 @@ def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(s
                                str(tmp_path), str(experiment)], cwd=tools.ROOT, env=os.environ.copy(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    from chaos.stack.bringup import attach_record
+
     def both_in_place() -> list[list[str]]:
+        # each undo is in the ledger before its fault is applied (Part.ahead), so the faults themselves are
+        # waited for: the node's link down and the rules in control-1's namespace
         for ledger in state.glob("runner-*.json"):
             try:
                 undo = json.loads(ledger.read_text()).get("undo", [])
             except (OSError, ValueError):
                 continue
-            if {tuple(u[:2]) for u in undo} == {("node", "mend"), ("netfilter", "remove")}:
+            if {tuple(u[:2]) for u in undo} != {("node", "mend"), ("netfilter", "remove")} or local.link_up(victim):
+                continue
+            control = namespace(attach_record(stack.run_id), "control-1")
+            tags = [u[3] for u in undo if u[0] == "netfilter"]
+            if control is not None and len(tags) == 1 and iptables.tagged(control.pid, tags[0]):
                 return undo
         return []
 
@@ -199,7 +207,6 @@ def test_a_runner_sigkilled_mid_node_and_packet_faults_is_rolled_back_by_clean(s
         runner.send_signal(signal.SIGKILL)
         runner.wait()
     (tag,) = [u[3] for u in undos if u[0] == "netfilter"]
-    from chaos.stack.bringup import attach_record
 
     renewed = attach_record(stack.run_id)  # an attached run renews the stack's instances: read them afresh
     try:
