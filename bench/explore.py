@@ -6,8 +6,9 @@ reports examples per minute and the time to the first failing example
 (search time, shrinking excluded), then the median and spread over seeds.
 ``--unmodified`` runs the same base with ``PLANTED_BUG: ""`` (nothing should
 be found). ``--base fixtures/explore/edge-no-fence.yaml`` (with ``--faults
-pause --services host --max-faults 1 --min-for 5s``) measures the split brain. Nothing is asserted; the figures go to the README with this
-command line.
+pause --services host --max-faults 1 --min-for 5s``) measures the split
+brain. Nothing is asserted; the figures go to the README with this command
+line.
 
     .venv/bin/python bench/explore.py --backend local --seeds 1 2 3 --budget 5m
     .venv/bin/python bench/explore.py --backend local --seeds 1 2 3 --budget 5m --unmodified

@@ -83,6 +83,8 @@ class Edge:
         self.listeners = 0
         self.last_beat = 0.0  # monotonic time at which the last successful heartbeat was sent
         self.last_try = 0.0  # monotonic time at which the last heartbeat was tried
+        # PLANTED_BUG=edge-no-fence: a new generation leaves the old generation's host connected (not fenced).
+        self.fences_old_hosts = "edge-no-fence" not in settings.planted_bugs
         self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     # admission -------------------------------------------------------------
@@ -105,8 +107,7 @@ class Edge:
         """The in-memory room at ``generation``; an older generation's connections are moved out."""
         room = self.rooms.get(name)
         if room is not None and room.generation < generation:
-            # PLANTED_BUG=edge-no-fence: the old generation's host is left connected (not fenced).
-            self.evict(name, fence_host="edge-no-fence" not in self.settings.planted_bugs)
+            self.evict(name, fence_host=self.fences_old_hosts)
             room = None
         if room is None:
             room = self.rooms[name] = LiveRoom(name, generation)
@@ -188,7 +189,7 @@ class Edge:
         try:
             async for message in conn:
                 current = self.rooms.get(room.name)
-                if current is not room and current is not None and "edge-no-fence" in self.settings.planted_bugs:
+                if current is not room and current is not None and not self.fences_old_hosts:
                     # PLANTED_BUG=edge-no-fence: an unfenced old host's frames go to the room as it is now,
                     # whose listeners already heard the newer generation (split brain).
                     FRAMES_IN.inc()
