@@ -58,6 +58,7 @@ class Proxy:
         self._ordinals = itertools.count()
         self._upstream_addr: tuple[str, int] | None = None
         self._resolved: tuple[str, float] | None = None  # (ip, monotonic time resolved)
+        self._lookup: asyncio.Task[str | None] | None = None  # the one lookup of the upstream's name in flight
         self._literal = False  # the upstream host is an IP address
 
     # -- the upstream ----------------------------------------------------------
@@ -73,7 +74,7 @@ class Proxy:
         return self._upstream_addr
 
     def cached_target(self) -> tuple[str, int] | None:
-        """The upstream's address if no lookup is needed now (see dial_target)."""
+        """The upstream's address if no lookup must be awaited (see dial_target)."""
         try:
             host, port = self.upstream_addr()
         except OSError:
@@ -81,35 +82,55 @@ class Proxy:
         if self._literal:
             return host, port
         resolved = self._resolved
-        if resolved is not None and time.monotonic() - resolved[1] < RESOLVE_TTL:
-            return resolved[0], port
-        return None
+        if resolved is None:
+            return None
+        if time.monotonic() - resolved[1] >= RESOLVE_TTL:
+            self._refresh()  # looked up again in the background; this dial keeps the last address
+        return resolved[0], port
 
     async def dial_target(self) -> tuple[str, int]:
         """The upstream as an IP address and port, resolved once and reused.
 
         Resolving per dial (as Toxiproxy does) puts every new connection behind
         the resolver's small thread pool: when clients hammer an upstream that
-        just died, its lookups fill that pool and dials to healthy upstreams of
-        other proxies stall for seconds. A name is resolved again after
-        RESOLVE_TTL; if that fails the last address is kept (a container being
-        restarted keeps its pinned address), and with none the dial fails.
+        just died, its lookups fill that pool and dials stall for seconds. So a
+        name is looked up by one lookup at a time (every dial that needs it
+        waits on that one), and once known its address is used at once: after
+        RESOLVE_TTL a new lookup starts in the background, and dials keep the
+        last address until it answers (a container being restarted keeps its
+        pinned address, and its name does not resolve while it is stopped).
+        Only a name never resolved makes a dial wait, for RESOLVE_TIMEOUT.
         """
         target = self.cached_target()
         if target is not None:
             return target
         host, port = self.upstream_addr()
-        now = time.monotonic()
+        lookup = self._refresh()
         try:
-            infos = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM),
-                RESOLVE_TIMEOUT)
-        except (OSError, asyncio.TimeoutError):
-            if self._resolved is not None:
-                return self._resolved[0], port
-            raise OSError(f"cannot resolve upstream {host}") from None
-        self._resolved = (str(infos[0][4][0]), now)
-        return self._resolved[0], port
+            ip = await asyncio.wait_for(asyncio.shield(lookup), RESOLVE_TIMEOUT)
+        except asyncio.TimeoutError:
+            ip = None
+        if ip is None:
+            raise OSError(f"cannot resolve upstream {host}")
+        return ip, port
+
+    def _refresh(self) -> asyncio.Future[str | None]:
+        """The lookup in flight, started if none is."""
+        if self._lookup is None or self._lookup.done():
+            self._lookup = asyncio.get_running_loop().create_task(self._look_up())
+        return self._lookup
+
+    async def _look_up(self) -> str | None:
+        # no timeout of its own: one lookup at a time holds at most one
+        # resolver thread, however long the resolver takes to give up
+        host, port = self.upstream_addr()
+        started = time.monotonic()
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return None
+        self._resolved = (str(infos[0][4][0]), started)
+        return self._resolved[0]
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -118,6 +139,7 @@ class Proxy:
             return
         self._upstream_addr = None
         self._resolved = None
+        self._lookup = None
         loop = self._loop = asyncio.get_running_loop()
         sock = await listen_socket(loop, self.listen)
         if self.poller is None:
@@ -157,6 +179,9 @@ class Proxy:
     async def stop(self) -> None:
         """Stop listening and cut every live connection both ways."""
         self.enabled = False
+        if self._lookup is not None:
+            self._lookup.cancel()
+            self._lookup = None
         sock, self._sock = self._sock, None
         if sock is not None:
             self._loop.remove_reader(sock.fileno())  # type: ignore[union-attr]

@@ -1,6 +1,8 @@
 """Upstream names are resolved once and reused, so a burst of dials never
 queues behind the resolver (found on Docker: clients hammering a killed edge
-stalled dials to the healthy edges for ~9 s)."""
+stalled dials to the healthy edges for ~9 s; and clients hammering a killed
+state store, whose name does not resolve while it is stopped, kept every dial
+waiting on lookups for 4-10 s after it was back)."""
 
 import asyncio
 
@@ -53,3 +55,64 @@ async def test_an_ip_upstream_never_touches_the_resolver(monkeypatch):
     monkeypatch.setattr(loop, "getaddrinfo", failing)
     assert await make("127.0.0.1:5").dial_target() == ("127.0.0.1", 5)
     assert await make("[::1]:5").dial_target() == ("::1", 5)
+
+
+async def test_once_known_a_dial_never_waits_on_a_lookup(monkeypatch):
+    """After the TTL one lookup runs in the background; dials keep the last address meanwhile."""
+    loop = asyncio.get_running_loop()
+    proxy = make("localhost:6379")
+    known = await proxy.dial_target()
+    calls = []
+    release = asyncio.Event()
+
+    async def hanging(*args, **kwargs):  # a name that no longer resolves: the resolver takes its time
+        calls.append(args[0])
+        await release.wait()
+        raise OSError("name not known")
+
+    monkeypatch.setattr(loop, "getaddrinfo", hanging)
+    monkeypatch.setattr(proxy_module, "RESOLVE_TTL", 0.0)
+    for _ in range(200):
+        assert await asyncio.wait_for(proxy.dial_target(), 0.05) == known
+        assert proxy.cached_target() == known
+    await asyncio.sleep(0)
+    assert calls == ["localhost"]  # one lookup in flight, not one per dial
+    release.set()
+    await asyncio.sleep(0.01)
+    assert await proxy.dial_target() == known  # a failed lookup keeps the address
+    await proxy.stop()
+
+
+async def test_dials_of_a_name_never_resolved_share_one_lookup(monkeypatch):
+    loop = asyncio.get_running_loop()
+    calls = []
+    real = loop.getaddrinfo
+
+    async def slow(*args, **kwargs):
+        calls.append(args[0])
+        await asyncio.sleep(0.05)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow)
+    proxy = make("localhost:6379")
+    targets = await asyncio.gather(*(proxy.dial_target() for _ in range(100)))
+    assert len(set(targets)) == 1 and targets[0][1] == 6379
+    assert calls == ["localhost"]
+
+
+async def test_a_name_that_never_resolves_fails_the_dial_within_the_timeout(monkeypatch):
+    loop = asyncio.get_running_loop()
+
+    async def hanging(*args, **kwargs):
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(loop, "getaddrinfo", hanging)
+    monkeypatch.setattr(proxy_module, "RESOLVE_TIMEOUT", 0.05)
+    proxy = make("nowhere.invalid:5")
+    try:
+        await proxy.dial_target()
+    except OSError as err:
+        assert "cannot resolve upstream nowhere.invalid" in str(err)
+    else:
+        raise AssertionError("the dial did not fail")
+    await proxy.stop()
