@@ -39,6 +39,7 @@ class Outcome:
     disturbed_by: str | None = None  # "value" (read, and not as expected) | "unreadable" (no value)
     recovery_s: float | None = None  # anchor -> first pass after the disturbance; None when not disturbed
     back_during_s: float | None = None  # back before the clock started (during a fault with for): injection -> pass
+    passed_with: tuple[float, Any] | None = None  # the read that passed it (t, value): later reads may differ
 
     @property
     def outcome(self) -> str:
@@ -121,7 +122,8 @@ def within(
     if ok:
         t, value = observed[-1]
         took = max(0.0, t - anchor_t)
-        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed)
+        return Outcome(True, f"{label}: observed {format_value(value)}, expected {expect}, after {took:.2f}s ({when})", observed,
+                       passed_with=(t, value))
     if observed and observed[-1][0] > end_t and expect.holds(observed[-1][1]):
         t, value = observed[-1]
         return Outcome(False, f"{label}: expected {expect} {when}; observed {format_value(value)} only at t={t:.2f}s, "
@@ -171,7 +173,7 @@ def from_reads(
         took = max(0.0, ok.t - anchor_t)
         if not disturbance:
             return Outcome(True, f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when})",
-                           observed)
+                           observed, passed_with=(ok.t, ok.value))
         fail = found.first_fail
         assert fail is not None
         by = "unreadable" if fail.value is None else "value"
@@ -185,6 +187,7 @@ def from_reads(
             f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
             f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
             observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4), back_during_s=during,
+            passed_with=(ok.t, ok.value),
         )
     if stop.is_set() and not closed:
         return Outcome(False, f"{label}: stopped before its deadline ({when}); last observed {_last(observed)}", observed)

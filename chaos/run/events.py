@@ -117,6 +117,7 @@ class CheckResult(Event):
     outcome: str = ""  # ok | failed | not_disturbed (a recovery whose probe never failed after the fault)
     disturbed_at: float | None = None  # recovery within: t of the first failing read after the fault
     disturbed_by: str | None = None  # "value" | "unreadable"
+    passed_with: tuple[float, Any] | None = None  # recovery within: the read that passed it (t, value)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,7 +41,9 @@ def line_for(event: ev.Event) -> str | None:
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: not disturbed (accepted; no recovery time)"
         case ev.CheckResult() if event.ok:
             took = f" {recovery_text(event.recovery_s, event.back_during_s, event.anchor)}" if event.recovery_s is not None else ""
-            last = f" (observed {format_value(event.observed[-1][1])})" if event.observed else ""
+            # the read that passed it: a later read (still in flight when it passed) may be unreadable
+            shown = event.passed_with or (event.observed[-1] if event.observed else None)
+            last = f" (observed {format_value(shown[1])})" if shown else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"

@@ -263,7 +263,7 @@ class Runner:
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
             ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
             back_during_s=outcome.back_during_s, anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
-            disturbed_by=outcome.disturbed_by,
+            disturbed_by=outcome.disturbed_by, passed_with=outcome.passed_with,
         )
         stamped = self.emit(result)
         self.results.append(stamped)

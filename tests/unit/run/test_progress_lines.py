@@ -55,3 +55,16 @@ def test_the_stacks_relaunch_probe_is_sampled_and_watched() -> None:
     assert key == "room.relaunches{room=launch}" and sampler.probes == [("room.relaunches", {"room": "launch"})]
     assert isinstance(sampler.watches[0], RelaunchWatch)
     assert watch_relaunches(Sampler(), ["room.state"], lambda ref: {}, lambda event: None) is None
+
+
+def test_a_passed_recovery_shows_the_read_that_passed_it() -> None:
+    """A read still in flight when the check passed may come back unreadable later: the
+    line shows the passing value, never "(observed None)" beside "ok"."""
+    result = ev.CheckResult(
+        check="room-survived", phase="recovery", probe="room.state", expect="live", mode="within", ok=True,
+        message="", observed=[(9.8, None), (14.1, "live"), (14.2, None)], recovery_s=0.07, anchor="crash-state",
+        outcome="ok", disturbed_at=9.8, disturbed_by="unreadable", passed_with=(14.1, "live"),
+    )
+    line = line_for(result)
+    assert line.startswith("ok   recovery: room-survived: live after 0.07s")
+    assert line.endswith("(observed 'live')")
