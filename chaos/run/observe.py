@@ -39,6 +39,9 @@ def probe_key(ref: str | dict[str, Any], params: dict[str, Any]) -> str:
     return name + "{" + ",".join(f"{k}={params[k]}" for k in sorted(params)) + "}"
 
 
+_ERROR_LOG_LIMIT = 50  # entries per probe in the journal's error log
+
+
 class ProbeReader:
     """Reads stack probes and inline probe specs; a failing read is ``None`` (and remembered)."""
 
@@ -184,6 +187,10 @@ class Sampler:
         self.now = now
         self.every = every
         self.series = Series()
+        # why reads failed, for the journal and a failed check's message: key -> [(t, error)], a new
+        # entry only when the error changes (a 10 s outage read 40 times is one or two lines)
+        self.error_log: dict[str, list[tuple[float, str]]] = {}
+        self._last_error: dict[str, tuple[float, str]] = {}
         self._probes: dict[str, tuple[str | dict[str, Any], dict[str, Any]]] = {}
         self._every: dict[str, float] = {}
         self._reads: dict[str, list[Read]] = {}
@@ -233,6 +240,18 @@ class Sampler:
             next_at = max(next_at + self._every.get(key, self.every), self.now())
             self._halt.wait(max(0.0, next_at - self.now()))
 
+    def _log_error(self, key: str, t: float) -> None:
+        error = self.reader.errors.get(key) or "no value"
+        self._last_error[key] = (round(t, 4), error)
+        log = self.error_log.setdefault(key, [])
+        if (not log or log[-1][1] != error) and len(log) < _ERROR_LOG_LIMIT:
+            log.append((round(t, 4), error))
+
+    def last_error(self, key: str) -> tuple[float, str] | None:
+        """The latest logged reason a read of ``key`` failed."""
+        with self._lock:
+            return self._last_error.get(key)
+
     def _sample(self, key: str, ref: str | dict[str, Any], params: dict[str, Any]) -> None:
         try:
             started = self.now()
@@ -246,6 +265,8 @@ class Sampler:
             t = self.now()
             self.series.add(key, t, value)
             with self._lock:
+                if value is None:
+                    self._log_error(key, t)
                 self._reads.setdefault(key, []).append(Read(started, t, value))
                 watches = list(self._watches.get(key, ()))
             for watch in watches:

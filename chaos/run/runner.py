@@ -257,11 +257,17 @@ class Runner:
         return [f.result() for f in futures]
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
-                anchor_t: float | None = None, anchor: str | None = None) -> ev.CheckResult:
+                anchor_t: float | None = None, anchor: str | None = None,
+                params: dict[str, Any] | None = None) -> ev.CheckResult:
         # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
+        message = outcome.message
+        if not outcome.ok and self.sampler is not None and any(v is None for _, v in outcome.observed):
+            why = self.sampler.last_error(probe_key(check.probe, params or {}))
+            if why is not None:  # an unreadable sample is no value: say why, so a failure can be diagnosed
+                message += f"; last read error (t={why[0]:.2f}s): {why[1][:300]}"
         result = ev.CheckResult(
             check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
-            ok=outcome.ok, message=outcome.message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
+            ok=outcome.ok, message=message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
             back_during_s=outcome.back_during_s, anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
             disturbed_by=outcome.disturbed_by, passed_with=outcome.passed_with,
         )
@@ -445,7 +451,7 @@ class Runner:
                                         self.stop, since=anchor, anchor_t=anchor,
                                         deadline_s=check.within if check.within is not None else exp.settle,
                                         anchor_name=phase.replace("_", " "))
-            return self._record(label, phase, check, "within", outcome, anchor, phase)
+            return self._record(label, phase, check, "within", outcome, anchor, phase, params)
 
         results = self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.steady_state)])
         failed = [r for r in results if not r.ok]
@@ -617,7 +623,7 @@ class Runner:
             outcome = checks.from_reads(label, self._reads(step.probe, params), self._expect(step.expect), self.now,
                                         self.stop, since=anchor, anchor_t=anchor, deadline_s=step.within,
                                         anchor_name=f"t={anchor:.2f}s")
-            return self._record(label, "method", step, "within", outcome, anchor, label)
+            return self._record(label, "method", step, "within", outcome, anchor, label, params)
         if step.throughout is not None or step.during is not None:
             watch = Watch(probe_key(step.probe, params), self._expect(step.expect), t0 + planned.start, t0 + planned.end)
             assert self.sampler is not None
@@ -625,8 +631,9 @@ class Runner:
             while self.now() < watch.end and not self.stop.is_set():
                 self.stop.wait(min(0.1, max(0.0, watch.end - self.now())))
             what = f"while {step.during} is active" if step.during else f"throughout {format_duration(step.throughout or 0)}"
-            return self._record(label, "method", step, "throughout", checks.window(label, watch, what))
-        return self._record(label, "method", step, "once", checks.once(label, self._reader(step.probe, params), self._expect(step.expect), self.now))
+            return self._record(label, "method", step, "throughout", checks.window(label, watch, what), params=params)
+        return self._record(label, "method", step, "once", checks.once(label, self._reader(step.probe, params),
+                                                                        self._expect(step.expect), self.now), params=params)
 
     def _recovery(self) -> None:
         exp = self.experiment
@@ -646,7 +653,7 @@ class Runner:
                                             self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
                                             anchor_name=anchor_text, disturbance=True, since_name=since_name,
                                             undisturbed_ok=check.undisturbed == "pass")
-                return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text)
+                return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text, params)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
             self.sampler.watch(watch)
@@ -657,7 +664,7 @@ class Runner:
             while self.now() < watch.end and not self.stop.is_set():
                 self.stop.wait(min(0.1, max(0.0, watch.end - self.now())))
             what = f"throughout {format_duration(check.throughout or 0)} from {anchor_text}"
-            return self._record(label, "recovery", check, "throughout", checks.window(label, watch, what))
+            return self._record(label, "recovery", check, "throughout", checks.window(label, watch, what), params=params)
 
         self._wait_all([self._pool.submit(judge, i, c) for i, c in enumerate(exp.recovery)])
 
@@ -811,6 +818,7 @@ class Runner:
             not_disturbed=undisturbed, faults=records,
             series=self.sampler.series.to_json() if self.sampler else {},
             probe_errors=dict(self.reader.errors) if self.reader else {},
+            probe_error_log=self.sampler.error_log if self.sampler else {},
             parallel=self.parallel,
             history=self.history.to_json() if self.history else None,
             relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,

@@ -189,3 +189,30 @@ recovery:
     assert line == f"recovered: relaunched back {back:.2f}s after the fault began, before kill-edge ending"
     [assertion] = [a for a in journal["assertions"] if a["check"] == "relaunched"]
     assert assertion["back_during_s"] == back and f"{back:.2f}s after kill-edge injected, before kill-edge ending" in assertion["message"]
+
+
+def test_a_failure_on_unreadable_samples_says_why_they_were_unreadable(tmp_path: Path) -> None:
+    """'27 samples, 27 unreadable' alone cannot be diagnosed: the message and the journal keep the read errors."""
+    stack = FakeStack(relaunch_s=0.2)
+    when = killed_at(stack)
+
+    def state() -> str:
+        if since_kill(when) >= 0:
+            raise ConnectionError("503 from control: state unreachable: TimeoutError")
+        return "live"
+
+    stack.value_overrides["room.state"] = state
+    stack.value_overrides["crowd.connected_ratio"] = 1.0
+    body = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: live-again, probe: room.state, expect: live, within: 1s, after: kill-edge}
+"""
+    result, journal, *_ = run(body, tmp_path, stack)
+    assert result.verdict is Verdict.DEVIATED
+    check = next(a for a in journal["assertions"] if a["check"] == "live-again")
+    assert "unreadable" in check["message"]
+    assert "last read error" in check["message"] and "state unreachable: TimeoutError" in check["message"]
+    log = next(v for k, v in journal["probe_error_log"].items() if k.startswith("room.state"))
+    assert len(log) == 1 and "state unreachable" in log[0][1]  # 1 entry for many reads with the same error
