@@ -42,8 +42,8 @@ def line_for(event: ev.Event) -> str | None:
         case ev.CheckResult() if event.ok:
             took = f" {recovery_text(event.recovery_s, event.back_during_s, event.anchor)}" if event.recovery_s is not None else ""
             # the read that passed it: a later read (still in flight when it passed) may be unreadable
-            shown = event.passed_with or (event.observed[-1] if event.observed else None)
-            last = f" (observed {format_value(shown[1])})" if shown else ""
+            passed = event.passed_with or (event.observed[-1] if event.observed else None)
+            last = f" (observed {format_value(passed[1])})" if passed else ""
             return f"ok   {event.phase.replace('_', ' ')}: {event.check}: {event.expect}{took}{last}"
         case ev.CheckResult():
             return f"FAIL {event.phase.replace('_', ' ')}: {event.message}"
