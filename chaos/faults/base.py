@@ -98,7 +98,15 @@ def run_parts(parts: list[Part], done: Registrar, ahead: Ahead | None = None) ->
     for part in parts:
         if part.ahead is not None and ahead is not None:
             ahead(part.ahead)
-        done(part.hit, part.do())
+        try:
+            undo = part.do()
+        except BaseException:
+            if part.ahead is not None:
+                # what it did before failing (a service scaled to 0, a first rule added) is rolled back in
+                # process too, not only by a later sweep: an undo written ahead finds nothing where nothing was done
+                done(part.hit, part.ahead)
+            raise
+        done(part.hit, undo)
 
 
 @dataclass

@@ -35,11 +35,16 @@ class OnInstances(Fault[S]):
 
     def prepare(self, step: S, step_id: str, ctx: FaultContext) -> list[Part]:
         def part(name: str) -> Part:
+            undo: Undo | None = ("stack", self.undo, name) if self.undo else None
+
             def do() -> Undo | None:
                 self.act(ctx.stack, name, step)
-                return ("stack", self.undo, name) if self.undo else None
+                return undo
 
-            return Part(name, do)
+            # in the ledger before it acts: a stop on swarm scales the service to 0, then waits for the task
+            # to end; a runner killed in that wait must still have it started again (each undo below finds
+            # nothing to undo if the fault never acted)
+            return Part(name, do, ahead=undo)
 
         return [part(name) for name in resolve(step.target, ctx.stack, ctx.rng)]
 

@@ -573,6 +573,10 @@ class Runner:
             began = self.now()
             try:
                 undo = part.do()
+            except BaseException:
+                if part.ahead is not None:  # rolled back in process too (see chaos.faults.base.run_parts)
+                    self._registrar(active)(part.hit, part.ahead)
+                raise
             finally:
                 times[n] = (began, self.now())
             self._registrar(active)(part.hit, undo)

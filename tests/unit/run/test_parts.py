@@ -295,3 +295,33 @@ def test_the_runner_writes_an_undo_given_ahead_once(tmp_path: Path) -> None:
     assert json.loads(runner.ledger.path.read_text())["undo"] == [list(undo), ["netfilter", "remove", "edge-2", "rq.r1.drop"]]
     assert active.parts == [("edge-1", undo), ("edge-2", ("netfilter", "remove", "edge-2", "rq.r1.drop"))]
     runner.ledger.close()
+
+
+def test_server_faults_write_their_undo_ahead() -> None:
+    """A swarm stop scales the service to 0 and then waits for its task to end: a runner killed in that wait
+    left the service at 0 replicas, its undo not yet written (found by bench/cluster_interrupts.py)."""
+    from chaos.faults import kinds
+
+    stack = FakeStack(edges=3)
+    ctx = FaultContext(stack=stack, make_proxy=FakeProxy, rng=random.Random(1), run_id="r1")  # type: ignore[arg-type]
+    for fault, undo in (("kill", "start_if_down"), ("stop", "start_if_down"), ("pause", "resume")):
+        step = exp(f"method:\n  - {{id: s, fault: {fault}, target: {{instance: edge-2}}}}\n").method[0]
+        (part,) = kinds()[fault].handler.prepare(step, "s", ctx)
+        assert part.ahead == ("stack", undo, "edge-2")
+    step = exp("method:\n  - {id: s, fault: restart, target: {instance: edge-2}}\n").method[0]
+    (part,) = kinds()["restart"].handler.prepare(step, "s", ctx)
+    assert part.ahead is None  # nothing to undo: it is back by itself
+
+
+def test_a_part_that_fails_half_way_is_still_rolled_back() -> None:
+    from chaos.faults import Injection, Part, run_parts
+
+    undo = ("stack", "start_if_down", "supervisor-2")
+
+    def act() -> tuple[str, ...]:
+        raise RuntimeError("scaled to 0, then the wait for its task to end timed out")
+
+    injected = Injection("fewer", "stop", {})
+    with pytest.raises(RuntimeError):
+        run_parts([Part("supervisor-2", act, ahead=undo)], injected.register)
+    assert injected.parts == [("supervisor-2", undo)]  # the in-process rollback starts it again
