@@ -177,6 +177,7 @@ def test_a_runner_killed_mid_fault_on_swarm_is_rolled_back_by_clean(local_cluste
                                   cwd=tools.ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def killed_edge() -> str | None:
+            # the undo is in the ledger before the kill acts (Part.ahead): the kill itself is waited for too
             for ledger in cluster_state.glob("runner-*.json"):
                 try:
                     undo = json.loads(ledger.read_text()).get("undo", [])
@@ -184,7 +185,8 @@ def test_a_runner_killed_mid_fault_on_swarm_is_rolled_back_by_clean(local_cluste
                     continue
                 for step in undo:
                     if step[:2] == ["stack", "start_if_down"]:
-                        return str(step[2])
+                        states = {i.name: i.state for i in attach_record(run_id).instances("edge")}
+                        return str(step[2]) if states.get(str(step[2])) == "exited" else None
             return None
 
         try:
