@@ -38,10 +38,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from interrupts import Runner  # bench/interrupts.py: `roomquake run` in a subprocess, its lines watched
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "docker" / "stack.yaml"
@@ -87,29 +88,6 @@ class Trial:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-class Runner:
-    """``roomquake run`` in a subprocess whose output lines are watched as they come."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "chaos", "run", *args], cwd=ROOT, env=os.environ.copy(),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_line(self, text: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if any(text in line for line in list(self.lines)):
-                return True
-            time.sleep(0.01)
-        return False
 
 
 def leftovers(run_id: str, state: Path) -> list[str]:
@@ -171,7 +149,7 @@ def one_trial(trial: Trial, run_id: str, work: Path, state: Path, bound: float) 
     experiment = work / f"trial-{trial.n}.yaml"
     drained = 3 if trial.lost == 2 else 2
     experiment.write_text(EXPERIMENT.format(stack=STACK, how=trial.how, lost=trial.lost, drained=drained))
-    run = Runner(["--attach", run_id, "--journal-dir", str(work / f"journals-{trial.n}"), str(experiment)])
+    run = Runner(["--attach", run_id, "--journal-dir", str(work / f"journals-{trial.n}"), str(experiment)], os.environ.copy())
     anchor = "-- rollback" if trial.window == "rollback" else "-- method"
     if not run.wait_line(anchor, 300):
         trial.problems.append(f"never reached {anchor!r}; output: {' | '.join(run.lines[-5:])}")
