@@ -31,7 +31,7 @@ BASE = ROOT / "fixtures" / "explore" / "edge-no-fence.yaml"
 def _with_method(planted: str) -> str:
     text = re.sub(r"PLANTED_BUG: [a-z-]+", f'PLANTED_BUG: "{planted}"', BASE.read_text())
     return text.replace("stack: audio-room", f"stack: {ROOT / 'docker' / 'stack.yaml'}") + (
-        "seed: 1\nmethod:\n  - {id: pause-primary, at: 0s, fault: pause, target: {service: host, replica: 1}, for: 5s}\n")
+        "seed: 1\nmethod:\n  - {id: pause-primary, at: 0s, fault: pause, target: {service: host, replica: 1}, for: 8s}\n")
 
 
 @pytest.mark.timeout(400)
@@ -49,7 +49,10 @@ def test_the_paused_primary_host_is_heard_again_only_with_the_bug(planted: str, 
 
 
 SPACE = {"faults": ["pause"], "services": ["host"]}
-LIMITS = Limits(max_faults=1, horizon=1.0, min_for=5.0, max_for=6.0)
+# Pauses of 8-9 s: HOST_GRACE is 3 s, but on 2 cores shared with a CPU hog and other workers the
+# supervisor relaunched the room up to ~5 s after the pause began; a host resumed before the relaunch
+# is simply heard again (no split brain), so a shorter pause made the bug show only sometimes.
+LIMITS = Limits(max_faults=1, horizon=1.0, min_for=8.0, max_for=9.0)
 SEED = 3
 
 
