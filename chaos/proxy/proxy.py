@@ -59,6 +59,7 @@ class Proxy:
         self._upstream_addr: tuple[str, int] | None = None
         self._resolved: tuple[str, float] | None = None  # (ip, monotonic time resolved)
         self._lookup: asyncio.Task[str | None] | None = None  # the one lookup of the upstream's name in flight
+        self._lookup_started = 0.0  # monotonic time the lookup in flight began
         self._literal = False  # the upstream host is an IP address
 
     # -- the upstream ----------------------------------------------------------
@@ -115,8 +116,15 @@ class Proxy:
         return ip, port
 
     def _refresh(self) -> asyncio.Future[str | None]:
-        """The lookup in flight, started if none is."""
-        if self._lookup is None or self._lookup.done():
+        """The lookup in flight, started if none is or if it has hung past RESOLVE_TIMEOUT.
+
+        A lookup hanging in the resolver (a name server that never answers) would
+        otherwise hold every later dial of a name never resolved until the
+        resolver gives up; the hung one keeps its thread and is left to finish.
+        """
+        now = time.monotonic()
+        if self._lookup is None or self._lookup.done() or now - self._lookup_started >= RESOLVE_TIMEOUT:
+            self._lookup_started = now
             self._lookup = asyncio.get_running_loop().create_task(self._look_up())
         return self._lookup
 
@@ -129,8 +137,10 @@ class Proxy:
             infos = await asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
         except OSError:
             return None
-        self._resolved = (str(infos[0][4][0]), started)
-        return self._resolved[0]
+        address = str(infos[0][4][0])
+        if self._resolved is None or self._resolved[1] <= started:  # a hung older lookup must not undo a newer one
+            self._resolved = (address, started)
+        return address
 
     # -- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
@@ -140,6 +150,7 @@ class Proxy:
         self._upstream_addr = None
         self._resolved = None
         self._lookup = None
+        self._lookup_started = 0.0
         loop = self._loop = asyncio.get_running_loop()
         sock = await listen_socket(loop, self.listen)
         if self.poller is None:

@@ -116,3 +116,35 @@ async def test_a_name_that_never_resolves_fails_the_dial_within_the_timeout(monk
     else:
         raise AssertionError("the dial did not fail")
     await proxy.stop()
+
+
+async def test_a_lookup_hung_past_the_timeout_does_not_hold_later_dials(monkeypatch):
+    """The first lookup of a name hangs (a name server that never answers); a dial after
+    RESOLVE_TIMEOUT starts a fresh lookup instead of waiting on the hung one."""
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+    calls = []
+    release = asyncio.Event()
+
+    async def first_hangs(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 1:
+            await release.wait()
+            return [(0, 0, 0, "", ("127.0.0.9", args[1]))]  # answered late, with an older address
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", first_hangs)
+    monkeypatch.setattr(proxy_module, "RESOLVE_TIMEOUT", 0.05)
+    proxy = make("localhost:6379")
+    try:
+        await proxy.dial_target()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the first dial did not give up on the hung lookup")
+    fresh = await asyncio.wait_for(proxy.dial_target(), 1.0)
+    assert len(calls) == 2 and fresh[0] != "127.0.0.9"
+    release.set()  # the hung lookup answers now: it must not replace the newer address
+    await asyncio.sleep(0.01)
+    assert proxy.cached_target() == fresh
+    await proxy.stop()
