@@ -22,6 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from chaos.errors import UsageError
 from chaos.problems import suggest
+from chaos.stack.probes import forget_unreadable, unreadable_reason
 from chaos.experiment.expect import Expectation
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class ProbeReader:
 
     def read(self, ref: str | dict[str, Any], params: dict[str, Any]) -> ProbeValue:
         key = probe_key(ref, params)
+        forget_unreadable()
         try:
             if isinstance(ref, dict):
                 value = self.stack.probe_spec(self._spec(ref), **params)
@@ -84,7 +86,11 @@ class ProbeReader:
         except Exception as err:  # noqa: BLE001 - an unreadable probe is a None sample, not a crash
             self.errors[key] = f"{type(err).__name__}: {err}"
             return None
-        self.errors.pop(key, None)
+        reason = unreadable_reason() if value is None else None
+        if reason:
+            self.errors[key] = reason  # e.g. "HTTP 503 from ...: state unreachable": said when a check fails
+        else:
+            self.errors.pop(key, None)
         return value
 
 

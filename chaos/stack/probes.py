@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,21 +22,53 @@ if TYPE_CHECKING:
     from chaos.stack.contract import LiveStack, ProbeValue
 
 HTTP_TIMEOUT_S = 2.0
+REASON_CHARS = 300  # of an error answer's body kept as the reason
+
+# Why the last read on this thread gave no value (probe reads run on the sampler's threads):
+# a None sample stays a None sample, and the runner can still say why ("HTTP 503 ...").
+_why = threading.local()
+
+
+def unreadable_reason() -> str | None:
+    """Why the last probe read on this thread gave no value; None if it did, or if nothing is known."""
+    reason: str | None = getattr(_why, "reason", None)
+    return reason
+
+
+def forget_unreadable() -> None:
+    """Start a read with no reason on record (a stack that does not evaluate specs leaves none)."""
+    _why.reason = None
+
+
+def _unreadable(reason: str | None) -> None:
+    _why.reason = reason
 
 
 # --- reading -----------------------------------------------------------------------
 
 
 def get_json(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> Any | None:
-    """GET a JSON document; None when the instance is unreachable or says 4xx/5xx."""
+    """GET a JSON document; None when the instance is unreachable or says 4xx/5xx (see unreadable_reason)."""
     import urllib.error  # here, not at the top: validating a file needs the specs, not HTTP (CLI start-up)
     import urllib.request
 
+    where = f"{host}:{port}{path}"
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=timeout) as reply:
+        with urllib.request.urlopen(f"http://{where}", timeout=timeout) as reply:
             return json.loads(reply.read() or b"null")
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+    except urllib.error.HTTPError as err:
+        try:
+            body = err.read(REASON_CHARS).decode("utf-8", "replace").strip()
+        except OSError:
+            body = ""
+        _unreadable(f"HTTP {err.code} from {where}" + (f": {' '.join(body.split())}" if body else ""))
+    except urllib.error.URLError as err:
+        _unreadable(f"{where}: {err.reason}")
+    except OSError as err:
+        _unreadable(f"{where}: {type(err).__name__}: {err}".rstrip(": "))
+    except ValueError as err:
+        _unreadable(f"{where}: not JSON ({err})")
+    return None
 
 
 def get_text(host: str, port: int, path: str, timeout: float = HTTP_TIMEOUT_S) -> str | None:
@@ -187,6 +220,7 @@ def evaluate(
 ) -> ProbeValue:
     """Read the probe's value now. ``params`` override the spec's defaults."""
     merged = {**spec.params, **(params or {})}
+    _unreadable(None)
     if isinstance(spec, HttpJsonProbe):
         for name in _targets(stack, spec.service, fill(spec.instance, merged) if spec.instance else None):
             host, port = stack.address(name)
@@ -194,6 +228,8 @@ def evaluate(
             if doc is None:
                 continue
             value = dig(doc, fill(spec.field, merged))
+            if value is None:
+                _unreadable(f"no field {fill(spec.field, merged)!r} in {name}'s answer to {fill(spec.path, merged)}")
             if spec.subtract is None or value is None:
                 field: ProbeValue = value  # a JSON value
                 return field

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from chaos.probes import HttpJsonProbe, MetricProbe, QuantileProbe, RatioProbe, StateProbe, fill
-from chaos.stack.probes import evaluate, histogram_quantile, parse_samples
+from chaos.stack.probes import evaluate, forget_unreadable, histogram_quantile, parse_samples, unreadable_reason
 
 
 def crowd_metrics(connected: int, target: int, latencies: list[float]) -> bytes:
@@ -37,8 +37,8 @@ class Server:
                     self.send_response(404)
                     self.end_headers()
                     return
-                ctype, body = routes_[self.path]
-                self.send_response(200)
+                ctype, body, *status = routes_[self.path]
+                self.send_response(status[0] if status else 200)
                 self.send_header("Content-Type", ctype)
                 self.end_headers()
                 self.wfile.write(body)
@@ -102,6 +102,30 @@ def test_http_json_field_and_difference(stack):
     took = HttpJsonProbe(kind="http_json", service="control", path="/rooms/{room}", field="last_relaunch.completed_at",
                          subtract="last_relaunch.detected_at", params={"room": "launch"})
     assert evaluate(took, stack) == pytest.approx(1.25)
+
+
+def test_a_read_without_a_value_says_why():
+    """The sample stays None; the reason is kept for the runner's failure message and journal."""
+    body = b'{"error": "state unreachable: ConnectionError: Error 111 connecting to proxy:16379."}'
+    control = Server({"/rooms/launch": ("application/json", body, 503),
+                      "/rooms/odd": ("application/json", b'{"room": "odd"}')})
+    stack = FakeStack({"control-1": ("control", control, "running")})
+    state = HttpJsonProbe(kind="http_json", service="control", path="/rooms/{room}", field="state",
+                          params={"room": "launch"})
+    try:
+        assert evaluate(state, stack) is None
+        reason = unreadable_reason()
+        assert reason is not None and reason.startswith(f"HTTP 503 from 127.0.0.1:{control.port}/rooms/launch")
+        assert "state unreachable: ConnectionError" in reason
+        assert evaluate(state, stack, {"room": "odd"}) is None
+        assert unreadable_reason() == "no field 'state' in control-1's answer to /rooms/odd"
+        forget_unreadable()
+        assert unreadable_reason() is None
+    finally:
+        control.close()
+    assert evaluate(state, stack) is None  # the server is gone: refused
+    reason = unreadable_reason()
+    assert reason is not None and reason.startswith(f"127.0.0.1:{control.port}/rooms/launch: ")
 
 
 def test_metric_summed_over_running_instances_with_label_filter(stack):
@@ -287,3 +311,23 @@ def test_window_specs_are_validated():
     with pytest.raises(ValidationError, match="at most 600s"):
         RateProbe(kind="rate", service="crowd", metric="m", window="1h")
     assert QuantileProbe(kind="quantile", service="crowd", metric="m", q=0.5, window="cumulative").window == "cumulative"
+
+
+def test_the_reader_keeps_the_reason_of_a_read_without_a_value():
+    from chaos.run.observe import ProbeReader
+
+    body = b'{"error": "state unreachable: TimeoutError"}'
+    control = Server({"/rooms/launch": ("application/json", body, 503)})
+
+    class Stack(FakeStack):
+        def probe(self, name, **params):
+            return evaluate(HttpJsonProbe(kind="http_json", service="control", path="/rooms/{room}", field=name),
+                            self, params)
+
+    reader = ProbeReader(Stack({"control-1": ("control", control, "running")}))  # type: ignore[arg-type]
+    try:
+        assert reader.read("state", {"room": "launch"}) is None
+        assert reader.errors["state{room=launch}"].startswith("HTTP 503 from ")
+        assert "TimeoutError" in reader.errors["state{room=launch}"]
+    finally:
+        control.close()
