@@ -90,6 +90,9 @@ class StackHandle:
     def image_ids(self) -> dict[str, str]:
         return self.stack.image_ids()
 
+    def log_text(self, instance: str, lines: int) -> str:
+        return self.stack.log_text(instance, lines)
+
     def container_of(self, instance: str) -> tuple[docker.DockerClient, str] | None:
         return self.stack.container_of(instance)
 

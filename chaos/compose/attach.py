@@ -158,7 +158,7 @@ class ComposeBackend(Backend):
     def exit_reason(self, name: str) -> str | None:
         return None if self.state(name) in ("running", "paused") else "exited"
 
-    def log_tail(self, name: str, lines: int = 5) -> str:
+    def log_text(self, name: str, lines: int) -> str:
         return bytes(self._call(name, "reading logs of", self._c(name).logs, tail=lines)).decode(errors="replace")
 
     def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:

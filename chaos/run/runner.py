@@ -47,6 +47,8 @@ from chaos.run.relaunches import watch_relaunches
 from chaos.run.stacks import StackOpener, StackRequest, open_stack
 from chaos.run.verdict import Verdict
 
+KEPT_LOG_LINES = 400  # of each instance, kept beside the journal of a run that did not pass
+
 if TYPE_CHECKING:
     from chaos.proxy.client import ProxyClient
     from chaos.stack.contract import LiveStack
@@ -124,6 +126,7 @@ class Runner:
         self.reset_lines: list[str] = []  # what was done to a reused or attached stack before this run (journaled)
         self.parallel: list[dict[str, Any]] = []  # start spread of each group of faults due at one instant
         self.history: histories.Collected | None = None  # the listeners' histories, read at the end
+        self.kept_logs: Path | None = None  # the instances' last lines, kept when the run did not pass
         self.relaunch_audit: ev.RelaunchesAudited | None = None
         self.request: StackRequest | None = None  # what the stack opener was asked, and what it reported back
 
@@ -764,6 +767,7 @@ class Runner:
             self.sampler.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._audit_relaunches()  # while the stack is still up, on every path
+        self._keep_logs(stopped)
         teardown_error, leftovers = None, None
         if self.stack is not None:
             self._begin_phase("teardown")
@@ -783,6 +787,24 @@ class Runner:
             teardown_error=teardown_error, leftovers=leftovers,
             known_weakness=weakness.deviates if weakness is not None else None,
         )
+
+    def _keep_logs(self, stopped: checker.Stopped | None) -> None:
+        """A run that did not pass keeps each instance's last lines beside its journal (the stack is about to
+        go, and with it what its services said about the failure): ``<run id>.logs/<instance>.log``."""
+        if self.stack is None or (stopped is None and all(r.ok for r in self.results)):
+            return
+        folder = self.journal.path.with_name(f"{self.run_id}.logs")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for instance in self.stack.instances():
+                text = self.stack.log_text(instance.name, KEPT_LOG_LINES)
+                if text:
+                    (folder / f"{instance.name}.log").write_text(text if text.endswith("\n") else text + "\n")
+        except Exception as err:  # noqa: BLE001 - keeping logs is a courtesy: never fatal
+            self.emit(ev.Note(message=f"service logs not kept: {type(err).__name__}: {err}"))
+            return
+        self.kept_logs = folder
+        self.emit(ev.Note(message=f"service logs (last {KEPT_LOG_LINES} lines of each instance): {folder}"))
 
     def _verify_teardown(self) -> checker.Leftovers | None:
         """A stack this run took down must be gone; otherwise the run says what is left and how to remove it."""
@@ -827,6 +849,7 @@ class Runner:
             history=self.history.to_json() if self.history else None,
             relaunches=self.relaunch_audit.relaunches if self.relaunch_audit else None,
             unexpected_relaunches=self.relaunch_audit.unexpected if self.relaunch_audit else None,
+            service_logs=str(self.kept_logs) if self.kept_logs else None,
         )
         return RunResult(self.run_id, judged.verdict, judged.reason, judged.exit_code, path, self.seed,
                          judged.as_declared, list(self.results))

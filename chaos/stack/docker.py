@@ -334,8 +334,8 @@ class DockerBackend(Backend):
             return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed > 0 else None
         return f"container state {state}; {self.log_tail(name)}"
 
-    def log_tail(self, name: str, lines: int = 5) -> str:
-        return " | ".join(self._m(name).logs(tail=lines).strip().splitlines())
+    def log_text(self, name: str, lines: int) -> str:
+        return self._m(name).logs(tail=lines)
 
     def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
         query = {"label": [f"{L.RUN}={self.run_id}", f"{L.INSTANCE}={name}"]}

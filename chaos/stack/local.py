@@ -290,12 +290,12 @@ class LocalBackend(Backend):
             return f"crashed {crashed} time(s) and is being restarted; {self.log_tail(name)}" if crashed else None
         return f"exited; {self.log_tail(name)}"
 
-    def log_tail(self, name: str, lines: int = 5) -> str:
+    def log_text(self, name: str, lines: int) -> str:
         try:
             text = (self.logs / f"{name}.log").read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
-        return " | ".join(text.strip().splitlines()[-lines:])
+        return "\n".join(text.splitlines()[-lines:])
 
     def address(self, name: str) -> tuple[str, int]:
         return "127.0.0.1", int(self._rec(name)["port"])

@@ -108,8 +108,17 @@ class Backend(ABC):
         """Why an instance is gone (for bring-up errors), None while it runs."""
         return None if self.state(name) in ("running", "paused") else "exited"
 
-    def log_tail(self, name: str, lines: int = 5) -> str:
+    def log_text(self, name: str, lines: int) -> str:
+        """The last ``lines`` lines an instance wrote (stdout and stderr); "" when the backend keeps none."""
         return ""
+
+    def log_tail(self, name: str, lines: int = 5) -> str:
+        """The last lines on one line, for error messages; never raises (logs are a courtesy there)."""
+        try:
+            text = self.log_text(name, lines)
+        except Exception:  # noqa: BLE001
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])
 
     def container_of(self, name: str) -> tuple[docker.DockerClient, str] | None:
         """The engine and the running container of an instance, for what enters its network
@@ -214,6 +223,13 @@ class RunningStack:
 
     def image_ids(self) -> dict[str, str]:
         return self.backend.image_ids()
+
+    def log_text(self, instance: str, lines: int) -> str:
+        """The last ``lines`` lines the instance wrote; "" when they cannot be read (gone, no logs kept)."""
+        try:
+            return self.backend.log_text(instance, lines)
+        except Exception:  # noqa: BLE001 - logs are kept as a courtesy, never at the cost of the run
+            return ""
 
     def container_of(self, instance: str) -> tuple[docker.DockerClient, str] | None:
         return self.backend.container_of(instance)

@@ -379,13 +379,9 @@ class SwarmBackend(Backend):
             return f"task {status['State']}: {status.get('Err') or status.get('Message', '')}; {self.log_tail(name)}"
         return None
 
-    def log_tail(self, name: str, lines: int = 5) -> str:
-        try:
-            engine, container = self._container(name, "reading the logs of")
-            text = engine.api.logs(container, tail=lines).decode(errors="replace")
-        except Exception:  # noqa: BLE001 - logs are a courtesy in error messages
-            return ""
-        return " | ".join(text.strip().splitlines())
+    def log_text(self, name: str, lines: int) -> str:
+        engine, container = self._container(name, "reading the logs of")
+        return bytes(engine.api.logs(container, tail=lines)).decode(errors="replace")
 
     def _node_address(self, node_id: str) -> str:
         if node_id not in self._node_addr:

@@ -53,6 +53,20 @@ def journal_of(lines: list[str]) -> dict:
     return json.loads(Path(path.strip()).read_text())
 
 
+def kept_logs(journal: dict, services: tuple[str, ...] = ("control", "supervisor", "host", "proxy"),
+              lines: int = 15) -> str:
+    """The last lines of the services' logs the failed run kept (CI shows only the failure message)."""
+    folder = journal.get("service_logs")
+    if not folder:
+        return ""
+    out = []
+    for path in sorted(Path(folder).glob("*.log")):
+        if path.stem.rsplit("-", 1)[0] in services:
+            out.append(f"--- {path.name} (last {lines} lines)")
+            out.extend(path.read_text(errors="replace").splitlines()[-lines:])
+    return "\n" + "\n".join(out)
+
+
 # Every shipped experiment gives the same verdict on docker as on local processes. Two run in
 # every CI (the main job's launch-surge, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
 ALWAYS = {"edge-loss", "launch-surge", "state-crash"}
@@ -79,7 +93,7 @@ def test_shipped_experiment_same_verdict_on_docker(name, docker_engine, stack_im
     code = proc.wait(timeout=380)
     time.sleep(0.2)
     journal = journal_of(lines)
-    assert code == 0, "\n".join(lines)
+    assert code == 0, "\n".join(lines) + kept_logs(journal)
     expected = "deviated" if experiment.known_weakness else "passed"
     assert journal["verdict"] == expected and journal["backend"] == "docker"
     if experiment.known_weakness:

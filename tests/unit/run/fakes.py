@@ -108,6 +108,9 @@ class FakeStack:
     def image_ids(self) -> dict[str, str]:
         return {"services": "sha256:fake"}
 
+    def log_text(self, instance: str, lines: int) -> str:
+        return "\n".join(f"{instance} line {n}" for n in range(1, 4))[-10_000:]
+
     def proxy_client(self) -> FakeProxy:
         return FakeProxy(self.proxy_url)
 

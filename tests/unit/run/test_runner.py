@@ -54,6 +54,7 @@ def test_baseline_passes_and_journals(tmp_path: Path) -> None:
     result, journal, stack, proxy, opener = run("method:\n  - wait: 500ms\n", tmp_path)
     assert result.verdict is Verdict.PASSED and result.exit_code == 0
     assert journal["verdict"] == "passed" and journal["seed"] == 11 and journal["backend"] == "fake"
+    assert journal["service_logs"] is None and not list(tmp_path.glob("*.logs"))  # kept only when it did not pass
     assert journal["image_ids"] == {"services": "sha256:fake"}
     assert journal["experiment"]["title"] == "t"
     assert stack.loads[0] == ("start", {"room": "launch", "listeners": 10, "ramp_s": 0.0})
@@ -101,6 +102,11 @@ recovery:
     assert "fast" in message and "expected >= 1 within 200ms of kill-edge ending" in message
     assert "last observed 0" in message and "t=" in message
     assert ("start", "edge-1") in stack.calls
+    # a run that did not pass keeps what each instance said, beside its journal, before the stack goes
+    kept = Path(journal["service_logs"])
+    assert kept == tmp_path / f"{result.run_id}.logs"
+    assert sorted(p.name for p in kept.iterdir()) == sorted(f"{i.name}.log" for i in stack.instances())
+    assert (kept / "control-1.log").read_text() == "control-1 line 1\ncontrol-1 line 2\ncontrol-1 line 3\n"
 
 
 def test_steady_state_failing_before_skips_the_method(tmp_path: Path) -> None:
