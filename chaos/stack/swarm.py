@@ -509,8 +509,11 @@ class SwarmBackend(Backend):
         raise StackError(f"restarting {name}: no new task ran within {WAIT_S:g}s")
 
     def pause(self, name: str) -> None:
+        from chaos.stack.containers import pause_retrying
+
         engine, container = self._container(name, "pausing")
-        self._guard(name, "pausing", lambda: engine.api.pause(container))
+        # the freezer's "unable to freeze" on a loaded node is asked again, as on docker
+        self._guard(name, "pausing", lambda: pause_retrying(lambda: engine.api.pause(container)))
 
     def resume(self, name: str) -> None:
         if self.state(name) != "paused":

@@ -106,3 +106,21 @@ def test_default_backend_is_swarm_only_when_docker_host_names_a_manager(monkeypa
     else:
         monkeypatch.delenv("DOCKER_HOST", raising=False)
     assert default_backend() == expected
+
+
+def test_a_pause_the_freezer_gives_up_on_is_asked_again_as_on_docker():
+    """Seen in CI on the local cluster at load ~14: 'OCI runtime pause failed: unable to freeze'."""
+    import docker
+
+    calls: list[str] = []
+
+    class Api:
+        def pause(self, container: str) -> None:
+            calls.append(container)
+            if len(calls) < 3:
+                raise docker.errors.APIError("Cannot pause container c1: OCI runtime pause failed: unable to freeze: unknown")
+
+    backend = object.__new__(swarm.SwarmBackend)
+    backend._container = lambda name, doing: (type("Engine", (), {"api": Api()})(), "c1")  # type: ignore[method-assign]
+    backend.pause("postgres-1")
+    assert calls == ["c1", "c1", "c1"]
