@@ -169,7 +169,11 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
     # nothing relaunched, no edge fenced itself, nobody reconnected or went silent, during and after
     # (a detection threshold and a grace later)
     time.sleep(stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE"))
-    assert counts(stack) == before
+    found = counts(stack)
+    if found != before:  # say what the services logged meanwhile (CI shows only this message)
+        logged = {name: stack.procs[name].log.read_text(errors="replace").splitlines()[start:][-12:]
+                  for name, start in log_lines.items()}
+        raise AssertionError(f"changed across the stall: {found} != {before}; logged since the stall: {logged}")
     after = stack.stats()
     assert after["connected"] == LISTENERS + NEWCOMERS
     assert after["joins"]["failed"].get("state_unreachable", 0) >= 1  # the newcomers met the stall
