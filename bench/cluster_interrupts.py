@@ -42,7 +42,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from interrupts import Runner  # bench/interrupts.py: `roomquake run` in a subprocess, its lines watched
+from interrupts import Runner, signal_and_wait  # bench/interrupts.py: `roomquake run` in a subprocess, its lines watched
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "docker" / "stack.yaml"
@@ -154,17 +154,7 @@ def one_trial(trial: Trial, run_id: str, work: Path, state: Path, bound: float) 
     if not run.wait_line(anchor, 300):
         trial.problems.append(f"never reached {anchor!r}; output: {' | '.join(run.lines[-5:])}")
     time.sleep(trial.delay_s)
-    sent = time.monotonic()
-    if run.proc.poll() is None:
-        run.proc.send_signal(SIGNALS[trial.signal])
-        trial.sent = True
-    try:
-        trial.exit_code = run.proc.wait(timeout=bound)
-        trial.ended_s = round(time.monotonic() - sent, 2)
-    except subprocess.TimeoutExpired:
-        trial.problems.append(f"still running {bound:g}s after {trial.signal}")
-        run.proc.kill()
-        trial.exit_code = run.proc.wait()
+    signal_and_wait(run, trial, SIGNALS[trial.signal], bound)
     if trial.sent and trial.signal != "SIGKILL" and trial.exit_code != 3:
         trial.problems.append(f"exit {trial.exit_code}, not 3; output: {' | '.join(run.lines[-4:])}")
     if trial.signal == "SIGKILL" or trial.problems:

@@ -44,6 +44,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "ROOMQUAKE_INTERRUPT_TRIAL"
@@ -90,6 +91,25 @@ class Trial:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def signal_and_wait(run: "Runner", trial: Any, signum: int, bound: float, send: bool = True) -> None:
+    """Send ``signum`` to the run if it still runs (and ``send``), then wait up to ``bound`` for it to end.
+
+    Sets ``trial.sent``, ``trial.exit_code`` and ``trial.ended_s`` (signal to exit); a run that outlives
+    ``bound`` is a problem of the trial and is killed.
+    """
+    sent = time.monotonic()
+    if send and run.proc.poll() is None:
+        run.proc.send_signal(signum)
+        trial.sent = True
+    try:
+        trial.exit_code = run.proc.wait(timeout=bound)
+        trial.ended_s = round(time.monotonic() - sent, 3)
+    except subprocess.TimeoutExpired:
+        trial.problems.append(f"still running {bound:g}s after {trial.signal}")
+        run.proc.kill()
+        trial.exit_code = run.proc.wait()
 
 
 class Runner:
@@ -204,17 +224,7 @@ def one_trial(trial: Trial, experiment: Path, work: Path, bound: float) -> Trial
     else:
         time.sleep(trial.delay_s)
     sent_wall = time.time()
-    sent = time.monotonic()
-    if run.proc.poll() is None and trial.ended_early is None:
-        run.proc.send_signal(SIGNALS[trial.signal])
-        trial.sent = True
-    try:
-        trial.exit_code = run.proc.wait(timeout=bound)
-        trial.ended_s = round(time.monotonic() - sent, 3)
-    except subprocess.TimeoutExpired:
-        trial.problems.append(f"still running {bound:g}s after {trial.signal}")
-        run.proc.kill()
-        trial.exit_code = run.proc.wait()
+    signal_and_wait(run, trial, SIGNALS[trial.signal], bound, send=trial.ended_early is None)
     started_nothing = not any(" run " in line or "journal:" in line for line in run.lines)
     if trial.window == "start" and started_nothing and trial.exit_code in (-2, -15, 1, 130, 143):
         # Python's start-up (site, runpy) runs before chaos/__init__ can install the handler: Python's
