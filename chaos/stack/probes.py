@@ -220,16 +220,17 @@ def evaluate(
 ) -> ProbeValue:
     """Read the probe's value now. ``params`` override the spec's defaults."""
     merged = {**spec.params, **(params or {})}
-    _unreadable(None)
+    forget_unreadable()
     if isinstance(spec, HttpJsonProbe):
+        path, wanted = fill(spec.path, merged), fill(spec.field, merged)
         for name in _targets(stack, spec.service, fill(spec.instance, merged) if spec.instance else None):
             host, port = stack.address(name)
-            doc = get_json(host, port, fill(spec.path, merged))
+            doc = get_json(host, port, path)
             if doc is None:
                 continue
-            value = dig(doc, fill(spec.field, merged))
+            value = dig(doc, wanted)
             if value is None:
-                _unreadable(f"no field {fill(spec.field, merged)!r} in {name}'s answer to {fill(spec.path, merged)}")
+                _unreadable(f"no field {wanted!r} in {name}'s answer to {path}")
             if spec.subtract is None or value is None:
                 field: ProbeValue = value  # a JSON value
                 return field
