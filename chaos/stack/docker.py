@@ -83,6 +83,7 @@ class DockerBackend(Backend):
         self.network: RunNetwork | None = None
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
+        self._leave_lock = threading.Lock()  # containers leave the run network one at a time (teardown)
         self.stuck_networks: set[str] = set()  # refused by the engine with nothing on them (engine.network_is_stuck)
         self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
         self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
@@ -282,6 +283,7 @@ class DockerBackend(Backend):
         if managed is not None:
             if managed.ip:
                 self._released_ips[name] = managed.ip
+            self._leave_network(managed)  # renewals remove in parallel: the leaves one at a time
             managed.remove()
         with contextlib.suppress(docker.errors.NotFound):  # also when its container is gone already
             self.client.api.remove_volume(f"rq-{self.run_id}-{name}-data", force=True)
@@ -436,6 +438,7 @@ class DockerBackend(Backend):
             m.remove()
 
         managed = list(self.managed.values())
+        self._leave_network_one_by_one(managed)
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(managed)))) as pool:
             list(pool.map(end, managed))
         self._exit.close()  # context exits: removals are no-ops now, then the network
@@ -448,6 +451,32 @@ class DockerBackend(Backend):
         for volume in (self.client.api.volumes(filters={"label": f"{L.RUN}={self.run_id}"}) or {}).get("Volumes") or []:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_volume(volume["Name"], force=True)
+
+    def _leave_network_one_by_one(self, managed: list[ManagedContainer]) -> None:
+        """Take the containers off the run network one at a time, before removing them all at once.
+
+        Docker 20.10 (Debian's 20.10.24 included) can deadlock its whole network
+        controller when containers leave one bridge network at the same time
+        (moby/moby#46661, fixed in 20.10.27: ``getSvcRecords`` takes the
+        network's lock then the controller's, the endpoint-delete watcher the
+        reverse). A CI run hung that way: two stacks torn down in parallel,
+        then no engine call answered for 16 minutes. One leave at a time makes the two meet only if
+        the watcher lags by a whole leave; the removals that follow have no
+        endpoint left to release, so they still run in parallel (cheaper than
+        removing one by one: bench/stack.py's "docker down" gives the cost).
+        """
+        for m in managed:
+            self._leave_network(m)
+
+    def _leave_network(self, m: ManagedContainer) -> None:
+        """Disconnect one container from the run network, one leave at a time in this process (see above)."""
+        import docker
+
+        if self.network is None or self.network.kept or m.kept or m.network is None:
+            return
+        with self._leave_lock, contextlib.suppress(docker.errors.DockerException):  # gone or never joined: fine
+            self.client.api.disconnect_container_from_network(str(m.container.id), str(self.network.network.id),
+                                                              force=True)
 
     def _remove_network(self, net: dict[str, Any], timeout: float = 10.0) -> None:
         """Remove the run's network; refused while it has endpoints, asked again until ``timeout``.
