@@ -485,8 +485,8 @@ class Runner:
                 for active in self._inject_together(group, t0, at):
                     by_step[active.step] = active
                 continue
-            self.sleep_until(t0 + self.timeline_offset() + at)
             planned = group[0]
+            self.sleep_until(max(t0 + self.timeline_offset() + at, self._own_end(by_step, planned, kind)))
             if kind == "inject":
                 self.before_fault(planned.id, planned.fault)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
@@ -501,6 +501,20 @@ class Runner:
         self._wait_all(running)
         self.sleep_until(t0 + self.timeline_offset() + timeline.length(self.experiment.method))
         self.step_ends["method"] = self.now()
+
+    @staticmethod
+    def _own_end(by_step: dict[str, Injection], planned: timeline.Planned, kind: str) -> float:
+        """A rollback's earliest time: its fault fully in effect (injection done) for its whole ``for``.
+
+        The timeline puts the rollback at the planned start plus ``for``; an
+        injection that began late or took long (a loaded machine, a slow
+        engine) would otherwise leave the fault active for less than declared.
+        Only this rollback moves; steps after it in the list wait for it, none is planned anew.
+        """
+        active = by_step.get(planned.id) if kind == "rollback" else None
+        if active is None or active.injected_t is None or planned.fault.for_ is None:
+            return 0.0
+        return active.injected_t + (active.took_s or 0.0) + planned.fault.for_
 
     def _begin(self, planned: timeline.Planned) -> Injection:
         step = planned.fault
