@@ -51,7 +51,9 @@ def test_after_an_edge_loss_every_listener_history_shows_both_generations_and_co
         assert all(set(s) == SEGMENT_KEYS for s in x["segments"])
         assert all(a["gen"] <= b["gen"] for a, b in zip(x["segments"], x["segments"][1:]))  # no split brain
         old, new = x["segments"][0], x["segments"][-1]
-        assert old["last_t"] <= killed_at + 0.05 < new["first_t"] and new["frames"] >= 1
+        # Times are when the crowd read a frame: one sent before the kill can be read later by a starved crowd
+        # (0.17 s once, beside a CPU hog), so the kill bounds the new generation only.
+        assert old["last_t"] < new["first_t"] and killed_at < new["first_t"] and new["frames"] >= 1
         assert sum(s["dups"] + s["reorders"] for s in x["segments"]) == 0
         kinds = [e["kind"] for e in x["events"]]
         assert kinds[0] == "connect" and "close" in kinds and kinds[-1] == "connect", kinds
