@@ -128,7 +128,11 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
     stack.http("POST", stack.url("crowd-1", "/load"), {"room": "launch", "listeners": LISTENERS, "ramp_s": 2})
     before = settled(stack)
     log_lines = {name: len(stack.procs[name].log.read_text(errors="replace").splitlines())
-                 for name in SERVICES_WITH_STATE}
+                 for name in (*SERVICES_WITH_STATE, "crowd-1")}
+
+    def logged_since_the_stall() -> dict[str, list[str]]:  # CI shows only the failure's message
+        return {name: stack.procs[name].log.read_text(errors="replace").splitlines()[start:][-12:]
+                for name, start in log_lines.items()}
 
     samples = []
     stack.signal("state", signal.SIGSTOP)
@@ -170,16 +174,16 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
     # (a detection threshold and a grace later)
     time.sleep(stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE"))
     found = counts(stack)
-    if found != before:  # say what the services logged meanwhile (CI shows only this message)
-        logged = {name: stack.procs[name].log.read_text(errors="replace").splitlines()[start:][-12:]
-                  for name, start in log_lines.items()}
-        raise AssertionError(f"changed across the stall: {found} != {before}; logged since the stall: {logged}")
+    if found != before:
+        raise AssertionError(f"changed across the stall: {found} != {before}; "
+                             f"logged since the stall: {logged_since_the_stall()}")
     after = stack.stats()
-    assert after["connected"] == LISTENERS + NEWCOMERS
+    assert after["connected"] == LISTENERS + NEWCOMERS, (
+        f"{after['connected']} connected; stats {after}; logged since the stall: {logged_since_the_stall()}")
     assert after["joins"]["failed"].get("state_unreachable", 0) >= 1  # the newcomers met the stall
     # each service logged the outage in a line or two (none if its one call in flight outlasted it)
-    for name, start in log_lines.items():
-        new = stack.procs[name].log.read_text(errors="replace").splitlines()[start:]
+    for name in SERVICES_WITH_STATE:
+        new = stack.procs[name].log.read_text(errors="replace").splitlines()[log_lines[name]:]
         assert len([ln for ln in new if "state store" in ln]) <= 4, (name, new)
     print(f"\nstall {STALL_S}s: samples {len(samples)}, min connected {min(c for c, _ in samples)}, "
           f"min hearing {min(h for _, h in samples)}; newcomers in {joins_back:.2f}s after the resume")
