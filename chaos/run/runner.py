@@ -486,7 +486,8 @@ class Runner:
                     by_step[active.step] = active
                 continue
             planned = group[0]
-            self.sleep_until(max(t0 + self.timeline_offset() + at, self._own_end(by_step, planned, kind)))
+            when = t0 + self.timeline_offset() + at
+            self.sleep_until(max(when, self._own_end(by_step[planned.id], planned)) if kind == "rollback" else when)
             if kind == "inject":
                 self.before_fault(planned.id, planned.fault)
                 active = by_step[planned.id] = self._inject(planned, t0 + self.timeline_offset())
@@ -503,7 +504,7 @@ class Runner:
         self.step_ends["method"] = self.now()
 
     @staticmethod
-    def _own_end(by_step: dict[str, Injection], planned: timeline.Planned, kind: str) -> float:
+    def _own_end(active: Injection, planned: timeline.Planned) -> float:
         """A rollback's earliest time: its fault fully in effect (injection done) for its whole ``for``.
 
         The timeline puts the rollback at the planned start plus ``for``; an
@@ -511,8 +512,7 @@ class Runner:
         engine) would otherwise leave the fault active for less than declared.
         Only this rollback moves; steps after it in the list wait for it, none is planned anew.
         """
-        active = by_step.get(planned.id) if kind == "rollback" else None
-        if active is None or active.injected_t is None or planned.fault.for_ is None:
+        if active.injected_t is None or planned.fault.for_ is None:
             return 0.0
         return active.injected_t + (active.took_s or 0.0) + planned.fault.for_
 

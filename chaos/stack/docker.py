@@ -83,7 +83,7 @@ class DockerBackend(Backend):
         self.network: RunNetwork | None = None
         self._exit = contextlib.ExitStack()  # in-process owner of network and containers
         self._lock = threading.Lock()
-        self._leave_lock = threading.Lock()  # containers leave the run network one at a time (teardown)
+        self._leave_lock = threading.Lock()  # containers leave the run network one at a time (teardown, renewals)
         self.stuck_networks: set[str] = set()  # refused by the engine with nothing on them (engine.network_is_stuck)
         self._crash_base: dict[str, int] = {}  # restarts before we started watching (attached stacks)
         self._released_ips: dict[str, str] = {}  # pinned address of a removed instance, for its successor
