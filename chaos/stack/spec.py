@@ -84,7 +84,10 @@ class ContainerOptions(_Model):
 class PlacementSpec(_Model):
     """Where the swarm backend runs a service's instances (the docker and local backends ignore it)."""
 
-    spread: bool = Field(default=False, description="instances round robin over the eligible nodes, each pinned to its node")
+    spread: bool = Field(default=False, description="instances round robin over the eligible nodes, each started on its own")
+    reschedule: bool = Field(
+        default=True, description="spread: once placed, an instance whose node is lost is moved by the swarm to another "
+                                  "eligible node (false: it stays pinned to its first node; an instance with kept data always is)")
     per_node: int | None = Field(default=None, ge=1, description="this many instances on every eligible node (the replica count follows the nodes)")
     constraints: list[Annotated[str, Field(pattern=CONSTRAINT)]] = Field(
         default_factory=list, description="swarm constraints, e.g. node.labels.zone==east")

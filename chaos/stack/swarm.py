@@ -47,6 +47,7 @@ from chaos.stack.running import Backend
 from chaos.stack.spec import PlacementSpec, Stack, StackSpec, apply_scale
 from chaos.stack.swarm_engines import SwarmEngines, SwarmGone
 from chaos.stack import swarm_placement as placement
+from chaos.stack import swarm_slots as slots
 
 if TYPE_CHECKING:
     import docker
@@ -107,6 +108,8 @@ class SwarmBackend(Backend):
         self.services: dict[str, str] = dict(state.get("services", {}))  # instance -> service id
         self.ports: dict[str, int] = {k: int(v) for k, v in state.get("ports", {}).items()}
         self.constraints: dict[str, list[str]] = dict(state.get("constraints", {}))
+        # reschedulable instances: their first node and the nodes their slot goes on once placed
+        self.slots: dict[str, dict[str, Any]] = dict(state.get("slots", {}))
         self.network: dict[str, str] = dict(state.get("network", {}))
         self._squeezed: dict[str, Any] = {}  # instance -> ManagedContainer holding what squeeze took
         self._node_addr: dict[str, str] = {}
@@ -145,18 +148,24 @@ class SwarmBackend(Backend):
         kept = {n: p for n, p in self.ports.items() if n in names}  # a renewed stack keeps its proxy and its ports
         fresh = choose_ports(self.run_id, [n for n in names if n not in kept], self._taken_ports() | set(kept.values()))
         self.ports = {**kept, **fresh}
-        self.constraints = {
-            i.name: placement.constraints_for(i.service, self._placement(spec, i.service), i.replica, nodes)
-            for i in plan.instances
-        }
+        owner = slots.owner_value(self.identity)
+        where = {i.name: placement.place(i.service, self._placement(spec, i.service), i.replica, nodes,
+                                         slot=slots.constraint(self.run_id, i.name, owner))
+                 for i in plan.instances}
+        self.constraints = {name: w.constraints for name, w in where.items()}
+        self.slots = {name: {"home": w.home, "spares": list(w.spares), "owner": owner}
+                      for name, w in where.items() if w.reschedulable}
         return plan
 
     @staticmethod
     def _placement(spec: StackSpec, service: str) -> PlacementSpec | None:
         """The service's placement; an instance with kept data is pinned to a node, since its volume lives there."""
         svc = spec.services[service]
-        if svc.volume and not (svc.placement and (svc.placement.spread or svc.placement.per_node)):
-            return PlacementSpec(spread=True, constraints=list(svc.placement.constraints) if svc.placement else [])
+        if svc.volume:
+            if svc.placement and (svc.placement.spread or svc.placement.per_node):
+                return svc.placement.model_copy(update={"reschedule": False})
+            return PlacementSpec(spread=True, reschedule=False,
+                                 constraints=list(svc.placement.constraints) if svc.placement else [])
         return svc.placement
 
     def _taken_ports(self) -> set[int]:
@@ -243,6 +252,11 @@ class SwarmBackend(Backend):
                                 read_only=m.read_only))
         # types-docker says the published port is a str; docker takes the int (its docs' own example)
         published = {self.ports[inst.name]: (inst.port, "tcp", "host")} if inst.port else None
+        slot = self.slots.get(inst.name)
+        if slot:  # its own node label on its first node only (a renewed instance's may be on others still)
+            slot_key = slots.key(self.run_id, inst.name)
+            slots.clear(self.client, slot_key, keep_on=[slot["home"]])
+            slots.put(self.client, [slot["home"]], slot_key, slot["owner"])
         try:
             created = self.client.services.create(
                 self.refs[svc.image],
@@ -277,6 +291,8 @@ class SwarmBackend(Backend):
             raise _fail(err, f"creating swarm service {name}") from err
         self.services[inst.name] = str(created.id)
         self._wait_placed(inst.name)
+        if slot:  # placed: the other eligible nodes may take it from now on, should its node be lost
+            slots.put(self.client, slot["spares"], slots.key(self.run_id, inst.name), slot["owner"])
 
     def _wait_placed(self, name: str, timeout: float = WAIT_S) -> None:
         """Until the scheduler has put the instance's task on a node (its address is known from then on)."""
@@ -620,5 +636,6 @@ class SwarmBackend(Backend):
             "services": self.services,
             "ports": self.ports,
             "constraints": self.constraints,
+            "slots": self.slots,
             "images": self.refs,
         }

@@ -2,7 +2,8 @@
 
 A run's services, overlay network and configs carry ``io.roomquake.run``
 and the owner labels (chaos.labels), exactly as its containers do on the
-docker backend; a run is dead when its owner process is gone, and
+docker backend; its node labels (slots, chaos.stack.swarm_slots) name the
+run in their key and the owner in their value; a run is dead when its owner process is gone, and
 ``io.roomquake.keep=1`` (``stack up``) is never swept. Services go first;
 the network follows once their tasks have left it.
 """
@@ -17,12 +18,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chaos.labels import OWNER_PID, RUN, owner_alive
+from chaos.stack import swarm_slots as slots
 from chaos.stack.errors import StackError
 
 if TYPE_CHECKING:
     import docker
 
-KINDS = ("service", "network", "config", "volume")  # removal order (volumes live on the nodes)
+KINDS = ("service", "network", "config", "volume", "node label")  # removal order (volumes live on the nodes)
 
 
 def labelled(client: "docker.DockerClient", run_id: str | None = None) -> list[tuple[str, str, str, dict[str, str]]]:
@@ -35,11 +37,15 @@ def labelled(client: "docker.DockerClient", run_id: str | None = None) -> list[t
         found.append(("network", net["Id"], net["Name"], dict(net.get("Labels") or {})))
     for cfg in client.api.configs(filters=query):
         found.append(("config", cfg["ID"], cfg["Spec"]["Name"], dict(cfg["Spec"].get("Labels") or {})))
+    for node_id, hostname, label, value in slots.labels_of(client, run_id):
+        run = slots.run_of(label)
+        assert run is not None
+        found.append(("node label", node_id, f"{label} on {hostname or node_id[:12]}", slots.owner_labels(run[0], value)))
     return found
 
 
 def run_resources(client: "docker.DockerClient", run_id: str, nodes: Iterable["docker.DockerClient"] = ()) -> list[tuple[str, str, str]]:
-    """(kind, id, name) of the run's services, networks and configs, and its volumes on ``nodes``."""
+    """(kind, id, name) of the run's services, networks, configs and node labels, and its volumes on ``nodes``."""
     found = [(kind, rid, name) for kind, rid, name, _ in labelled(client, run_id)]
     for node in nodes:
         volumes = (node.api.volumes(filters={"label": f"{RUN}={run_id}"}) or {}).get("Volumes") or []
@@ -49,7 +55,7 @@ def run_resources(client: "docker.DockerClient", run_id: str, nodes: Iterable["d
 
 def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0,
                nodes: Iterable["docker.DockerClient"] = ()) -> None:
-    """Remove every service, overlay network and config of ``run_id``, and its volumes on ``nodes``.
+    """Remove every service, overlay network, config and node label of ``run_id``, and its volumes on ``nodes``.
 
     Raises if some remain after ``timeout``.
     """
@@ -67,12 +73,16 @@ def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0
                     client.api.remove_service(rid)
                 elif kind == "network":
                     client.api.remove_network(rid)  # refused while a task still holds an endpoint on it
+                elif kind == "node label":
+                    slots.remove_run(client, run_id)  # every node of the run's at once
                 else:
                     client.api.remove_config(rid)
             except docker.errors.NotFound:
                 continue
             except docker.errors.APIError as err:
                 last = f"{kind} {name}: {getattr(err, 'explanation', None) or err}"
+            except StackError as err:
+                last = f"{kind} {name}: {err.one_line()}"
         for node in nodes:  # a volume goes once the task container that used it is gone
             last = remove_volumes(node, {"label": f"{RUN}={run_id}"}) or last
         if not run_resources(client, run_id, nodes):

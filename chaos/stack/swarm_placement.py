@@ -3,9 +3,16 @@
 Each instance is its own single-task swarm service (see chaos.stack.swarm
 for why), so "spread the instances of edge over the nodes" cannot be left to
 swarm's per-service spread preference: it is computed here, round robin over
-the eligible nodes, and becomes a ``node.id==`` constraint per instance.
-Without ``spread`` the swarm scheduler places each instance (it favours the
-node running the fewest tasks) and may move it when its node is lost.
+the eligible nodes. An instance that may be rescheduled (``spread`` with
+``reschedule``, the default) is placed by a node label of its own (its
+"slot", chaos.stack.swarm_slots): set on its first node before its service
+is created, and on the other eligible nodes once its task is placed there.
+Swarm never moves a running task when a label is added, so the spread holds,
+and when the node is lost the swarm restarts the task on another node that
+carries the slot. Other spread or ``per_node`` instances get a ``node.id==``
+constraint and stay. Without ``spread`` the swarm scheduler places each
+instance (it favours the node running the fewest tasks) and may move it when
+its node is lost.
 """
 
 from __future__ import annotations
@@ -98,14 +105,40 @@ def replica_counts(spec: StackSpec, nodes: Sequence[Node]) -> dict[str, int]:
     return counts
 
 
-def constraints_for(service: str, placement: PlacementSpec | None, replica: int, nodes: Sequence[Node]) -> list[str]:
-    """The swarm constraints of instance ``replica`` (1-based) of ``service``."""
+@dataclass(frozen=True)
+class Where:
+    """Where one instance goes: its swarm constraints and, for a reschedulable one, its slot's nodes."""
+
+    constraints: list[str]
+    home: str = ""  # node id of its first node (spread and per_node)
+    spares: tuple[str, ...] = ()  # reschedulable: node ids that get its slot once it is placed
+
+    @property
+    def reschedulable(self) -> bool:
+        return bool(self.home) and not any(c.startswith("node.id==") for c in self.constraints)
+
+
+def place(service: str, placement: PlacementSpec | None, replica: int, nodes: Sequence[Node],
+          slot: str | None = None) -> Where:
+    """Where instance ``replica`` (1-based) of ``service`` goes.
+
+    ``slot`` is the constraint of the instance's own node label; without it
+    (or without ``reschedule``) a spread instance is pinned by node id.
+    """
     if placement is None:
-        return []
+        return Where([])
     constraints = _hard_constraints(placement, nodes)
-    if placement.spread or placement.per_node:
-        fit = eligible(nodes, constraints)
-        if not fit:
-            raise StackError(f"service {service}: no ready node satisfies {', '.join(constraints) or 'its placement'}")
-        constraints.append(f"node.id=={fit[(replica - 1) % len(fit)].id}")
-    return constraints
+    if not (placement.spread or placement.per_node):
+        return Where(constraints)
+    fit = eligible(nodes, constraints)
+    if not fit:
+        raise StackError(f"service {service}: no ready node satisfies {', '.join(constraints) or 'its placement'}")
+    home = fit[(replica - 1) % len(fit)]
+    if slot and placement.spread and placement.reschedule and not placement.per_node:
+        return Where([*constraints, slot], home.id, tuple(n.id for n in fit if n.id != home.id))
+    return Where([*constraints, f"node.id=={home.id}"], home.id)
+
+
+def constraints_for(service: str, placement: PlacementSpec | None, replica: int, nodes: Sequence[Node]) -> list[str]:
+    """The swarm constraints of instance ``replica`` (1-based) of ``service``, pinned by node id."""
+    return place(service, placement, replica, nodes).constraints

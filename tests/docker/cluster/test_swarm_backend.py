@@ -53,6 +53,13 @@ def test_every_instance_is_a_labelled_service_reached_on_its_node(stack, local_c
     labels = service.attrs["Spec"]["Labels"]
     assert labels[L.RUN] == stack.run_id and labels[L.INSTANCE] == "edge-2" and labels[L.OWNER_PID] == str(os.getpid())
     assert service.attrs["Spec"]["EndpointSpec"]["Mode"] == "dnsrr"  # no routing mesh (no IPVS here)
+    # a spread edge is placed by its own node label (its slot), so the swarm may move it when its node is lost
+    [slot] = [c for c in service.attrs["Spec"]["TaskTemplate"]["Placement"]["Constraints"] if "slot" in c]
+    key = f"io.roomquake.slot.{stack.run_id}.edge-2"
+    assert slot.startswith(f"node.labels.{key}==")
+    carriers = [n for n in stack.backend.client.nodes.list() if key in (n.attrs["Spec"].get("Labels") or {})]
+    assert [n.id for n in carriers] == [stack.backend.node_of("edge-2")]  # one worker: no other node to move to
+    assert f"node label {key} on " in " ".join(_swarm_resources(stack.backend.client, stack.run_id))
 
 
 def test_one_crowd_per_node_shares_the_load_and_probes_sum_over_nodes(stack, tools):
@@ -130,8 +137,10 @@ def test_a_killed_bring_up_is_removed_by_clean(local_cluster, tools, cluster_sta
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
+            found = _swarm_resources(manager, str(record["run_id"]))
+            # the network, 2 services and the edge's slot label (node labels are swept too)
             if record.get("pending") and record.get("owner", {}).get(L.OWNER_PID) == str(up.pid) \
-                    and len(_swarm_resources(manager, str(record["run_id"]))) >= 3:  # the network and 2 services
+                    and len(found) >= 4 and any(r.startswith("node label") for r in found):
                 return str(record["run_id"])
         return None
 

@@ -124,3 +124,49 @@ def test_a_pause_the_freezer_gives_up_on_is_asked_again_as_on_docker():
     backend._container = lambda name, doing: (type("Engine", (), {"api": Api()})(), "c1")  # type: ignore[method-assign]
     backend.pause("postgres-1")
     assert calls == ["c1", "c1", "c1"]
+
+
+class FakeApi:
+    """What labelled() and the slots read of a manager: no service, network or config, two nodes' labels."""
+
+    def __init__(self, node_labels: dict[str, dict[str, str]]) -> None:
+        self.node_labels = node_labels
+
+    def services(self, filters=None):
+        return []
+
+    def networks(self, filters=None):
+        return []
+
+    def configs(self, filters=None):
+        return []
+
+    def nodes(self):
+        return [{"ID": nid, "Description": {"Hostname": f"host-{nid}"}, "Spec": {"Labels": labels}}
+                for nid, labels in self.node_labels.items()]
+
+
+def test_a_run_that_left_only_its_slot_labels_is_swept_by_their_owner(monkeypatch):
+    from chaos.stack import swarm_slots as slots
+
+    dead = slots.owner_value(L.RunIdentity(run_id="dead", pid=2 ** 22 + 7))
+    live = slots.owner_value(L.RunIdentity(run_id="live"))
+    client = type("Client", (), {"api": FakeApi({
+        "n1": {"zone": "a", slots.key("dead", "edge-1"): dead, slots.key("live", "edge-1"): live},
+        "n2": {slots.key("dead", "edge-1"): dead, slots.key("kept", "edge-2"): "keep"},
+    })})()
+    found = swarm_clean.labelled(client)
+    assert [(kind, rid, name) for kind, rid, name, _ in found] == [
+        ("node label", "n1", f"{slots.key('dead', 'edge-1')} on host-n1"),
+        ("node label", "n1", f"{slots.key('live', 'edge-1')} on host-n1"),
+        ("node label", "n2", f"{slots.key('dead', 'edge-1')} on host-n2"),
+        ("node label", "n2", f"{slots.key('kept', 'edge-2')} on host-n2"),
+    ]
+    assert [r for r in found if r[3][L.RUN] == "dead"] == [r for r in swarm_clean.labelled(client, "dead")]
+    monkeypatch.setattr(swarm_clean, "reachable_managers", lambda: {"unix:///m.sock": FakeManager()})
+    monkeypatch.setattr(swarm_clean, "labelled", lambda c, run_id=None: found)
+    monkeypatch.setattr(swarm_clean, "_nodes_of", lambda url: [])
+    removed = []
+    monkeypatch.setattr(swarm_clean, "remove_run", lambda c, run_id, nodes=(): removed.append(run_id))
+    assert swarm_clean.sweep() == [f"removed swarm run dead on unix:///m.sock (owner pid {2 ** 22 + 7}): 2 node label(s)"]
+    assert removed == ["dead"]  # the live run's label and the kept stack's stay

@@ -74,7 +74,7 @@ def test_an_instance_with_kept_data_is_pinned_to_its_node():
 
     spec = load_stack(STACK).spec
     assert spec.services["state"].volume  # the reference stack keeps the state store's file
-    assert SwarmBackend._placement(spec, "state") == PlacementSpec(spread=True)
+    assert SwarmBackend._placement(spec, "state") == PlacementSpec(spread=True, reschedule=False)
     assert SwarmBackend._placement(spec, "edge") == PlacementSpec(avoid_managers=True, spread=True)
     assert SwarmBackend._placement(spec, "control") == PlacementSpec(constraints=["node.role==manager"])
     assert SwarmBackend._placement(spec, "crowd") == PlacementSpec(per_node=1)
@@ -88,3 +88,37 @@ def test_avoid_managers_keeps_a_service_on_workers_only_while_there_is_a_worker_
     assert sp.constraints_for("edge", placement, 1, [manager, node(2, ready=False)]) == []
     spread = PlacementSpec(avoid_managers=True, spread=True)
     assert sp.constraints_for("edge", spread, 2, [manager, worker, node(3)]) == ["node.role==worker", "node.id==id3"]
+
+
+def test_a_reschedulable_spread_instance_is_placed_by_its_slot_on_its_first_node_then_on_the_others():
+    spread = PlacementSpec(spread=True, avoid_managers=True)
+    nodes = [node(1, role="manager"), node(2), node(3)]
+    first = sp.place("edge", spread, 1, nodes, slot="node.labels.io.roomquake.slot.r.edge-1==me")
+    assert first.constraints == ["node.role==worker", "node.labels.io.roomquake.slot.r.edge-1==me"]
+    assert (first.home, first.spares, first.reschedulable) == ("id2", ("id3",), True)
+    assert sp.place("edge", spread, 2, nodes, slot="s").home == "id3"
+    # without a slot, or with reschedule: false, the instance is pinned to its first node for good
+    assert sp.place("edge", spread, 2, nodes).constraints[-1] == "node.id==id3"
+    pinned = sp.place("edge", spread.model_copy(update={"reschedule": False}), 1, nodes, slot="s")
+    assert (pinned.constraints[-1], pinned.reschedulable) == ("node.id==id2", False)
+    # one crowd on every node stays on its node: per_node is never rescheduled
+    assert sp.place("crowd", PlacementSpec(per_node=1), 3, nodes, slot="s").constraints == ["node.id==id3"]
+    assert not sp.place("edge", None, 1, nodes, slot="s").reschedulable
+
+
+def test_a_slots_label_names_its_run_and_owner():
+    from chaos.labels import RunIdentity, owner_alive
+    from chaos.stack import swarm_slots as slots
+    from chaos.stack.docker import owner_identity
+
+    me = RunIdentity(run_id="20261201-200000-abcdef")
+    key = slots.key(me.run_id, "edge-2")
+    assert slots.run_of(key) == (me.run_id, "edge-2") and slots.run_of("zone") is None
+    assert slots.constraint(me.run_id, "edge-2", "x") == f"node.labels.{key}==x"
+    assert sp.satisfies(sp.Node(id="n", hostname="h", role="worker", labels={key: "x"}), slots.constraint(me.run_id, "edge-2", "x"))
+    mine = slots.owner_labels(me.run_id, slots.owner_value(me))
+    assert owner_alive(mine)  # this process made it
+    gone = slots.owner_labels(me.run_id, slots.owner_value(RunIdentity(run_id=me.run_id, pid=2 ** 22 + 7)))
+    assert not owner_alive(gone)
+    kept = slots.owner_value(owner_identity(me, keep=True))
+    assert kept == "keep" and owner_alive(slots.owner_labels(me.run_id, kept))
