@@ -63,6 +63,8 @@ def preload_modules(spec: StackSpec) -> list[str]:
 
 
 KILL_WAIT_S = 30.0  # SIGKILL to a group being gone; seconds only on a loaded machine
+PAUSE_WAIT_S = 30.0  # SIGSTOP to every process of the group stopped; as long, for the same reason
+
 
 class LocalBackend(Backend):
     kind = "local"
@@ -367,7 +369,15 @@ class LocalBackend(Backend):
     def pause(self, name: str) -> None:
         if not self._signal_group(name, signal.SIGSTOP):
             raise StackError(f"cannot pause {name}: it is not running")
-        self._wait_state(name, "paused")
+        # As `docker pause`: returns once every process of the group is stopped. A process stops only
+        # when it next runs, which on a loaded machine can be seconds after the keeper did (seen in CI).
+        pgid = int(self._rec(name).get("pid", 0))
+        deadline = time.monotonic() + PAUSE_WAIT_S
+        while self.state(name) != "paused" or running_members(pgid):
+            if time.monotonic() > deadline:
+                raise StackError(f"local backend: {name} was sent SIGSTOP but {running_members(pgid)} of its "
+                                 f"processes still ran after {PAUSE_WAIT_S:g}s")
+            time.sleep(0.01)
 
     def resume(self, name: str) -> None:
         if self._signal_group(name, signal.SIGCONT):
@@ -466,6 +476,17 @@ def _signal_pgid(pgid: int, start: str, sig: int, name: str) -> bool:
         return False
     except PermissionError as err:
         raise StackError(f"cannot signal {name} (pgid {pgid}): {err}") from None
+
+
+def running_members(pgid: int) -> int:
+    """How many processes of the group are neither stopped nor zombies (from /proc)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            fields = proc_stat(int(entry.name))
+            if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in ("T", "t", "Z", "X", "x"):
+                count += 1
+    return count
 
 
 def live_groups(pgids: set[int]) -> set[int]:

@@ -63,7 +63,12 @@ CI_PROFILE = {
 TOLERANT = {"HEARTBEAT_TIMEOUT": "3s", "HOST_GRACE": "3s", "LEASE_TTL": "4s"}
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:
+# A read that only gathers what a test asserts on waits long: beside a CPU hog (load 15-22) a
+# supervisor's /metrics once took over 5 s to answer, and that failed a test the stack had passed.
+READ_TIMEOUT_S = 15.0
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = READ_TIMEOUT_S) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
