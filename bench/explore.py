@@ -35,7 +35,7 @@ BASE = ROOT / "fixtures" / "explore" / "edge-slot-leak.yaml"
 
 def one(base: Path, backend: str, seed: int, budget: float, args: argparse.Namespace, work: Path) -> dict[str, object]:
     report = explore(base, budget, backend=backend, seed=seed, reruns=args.reruns, out_dir=work / f"explored-{seed}",
-                     shrink_budget_s=args.shrink_budget, limits=Limits(args.max_faults, args.horizon, args.min_for, args.max_for),
+                     shrink_budget_s=args.shrink_budget, limits=Limits(args.max_faults, args.horizon, args.min_for, args.max_for, args.total_loss),
                      faults=args.faults, services=args.services, links=args.links, journal_dir=work / "journals",
                      database=work / f"db-{seed}")
     journal = json.loads(report.journal.read_text())
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--faults", type=lambda s: s.split(","), default=None)
     parser.add_argument("--services", type=lambda s: s.split(","), default=None)
     parser.add_argument("--links", type=lambda s: s.split(","), default=None)
+    parser.add_argument("--total-loss", action="store_true", help="also schedules that take a whole service down")
     parser.add_argument("--unmodified", action="store_true", help='the base with PLANTED_BUG: "" (no bug)')
     parser.add_argument("--json", type=Path, help="write every sample here")
     args = parser.parse_args()

@@ -7,10 +7,17 @@ allowed ``for``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chaos.explore.space import Atom
+
+# Fault kinds that take their target instance out of service while active.
+DOWN_KINDS = frozenset({"kill", "stop", "pause", "restart", "disconnect"})
+# A restart holds nothing for its 'for' (the instance is back when the call returns): it counts as down this long
+# (tenths of a second; a restart takes well under a second on local, about one on docker).
+RESTART_DOWN = 10
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class Limits:
     horizon: float = 8.0  # the latest start of a fault, in method time
     min_for: float = 0.5
     max_for: float = 8.0
+    total_loss: bool = False  # also schedules that take every instance of a service with several down at once
 
 
 @dataclass(frozen=True)
@@ -63,3 +71,21 @@ class Schedule:
         """Pairs of faults active at the same time."""
         spans = [(p.at, p.at + p.for_) for p in self.faults]
         return sum(1 for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1])
+
+    def loses_all(self, instances: Mapping[str, int]) -> str | None:
+        """The first service of ``instances`` (service -> its instance count) that this schedule takes wholly down at
+        some instant, or None.
+
+        An instance is down while a fault of ``DOWN_KINDS`` on it is active. A selector's target is known only
+        when it runs, so it counts as one more instance down in every service (never too few).
+        """
+        downs = [(p.at, p.at + (min(p.for_, RESTART_DOWN) if p.atom.fault == "restart" else p.for_), p.atom.place.get("target", {}))
+                 for p in self.faults if p.atom.fault in DOWN_KINDS]
+        for start, _, _ in downs:
+            active = [target for a, b, target in downs if a <= start < b]
+            unknown = sum(1 for target in active if "service" not in target)
+            for service, count in instances.items():
+                named = {target.get("replica") for target in active if target.get("service") == service}
+                if len(named) + unknown >= count:
+                    return service
+        return None

@@ -183,7 +183,8 @@ def _flags(backend: str, limits: Limits, faults: list[str] | None, services: lis
     from chaos.experiment.durations import format_duration
 
     flags = [f"--backend {backend}", f"--max-faults {limits.max_faults}", f"--horizon {format_duration(limits.horizon)}",
-             f"--max-for {format_duration(limits.max_for)}"]
+             f"--min-for {format_duration(limits.min_for)}", f"--max-for {format_duration(limits.max_for)}"]
+    flags += ["--total-loss"] if limits.total_loss else []
     for name, values in (("faults", faults), ("services", services), ("links", links)):
         if values:
             flags.append(f"--{name} {','.join(values)}")

@@ -72,6 +72,7 @@ class Atom:
 class FaultSpace:
     atoms: tuple[Atom, ...]
     excluded: tuple[str, ...] = ()  # services left out, and why (shown to the user)
+    redundant: tuple[tuple[str, int], ...] = ()  # (service, instances) of the faulted services with several
 
     def __post_init__(self) -> None:
         if not self.atoms:
@@ -154,4 +155,5 @@ def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None =
                 atoms.append(Atom(kind_name, place, f"{kind_name} {where}".strip(), tuple(usable)))
     if faults and not atoms:
         raise UsageError(f"explore: none of {', '.join(faults)} applies to stack {spec.name} on backend {backend}")
-    return FaultSpace(tuple(atoms), tuple(excluded))
+    redundant = tuple((s, len(names[s])) for s in chosen if len(names.get(s, [])) > 1)
+    return FaultSpace(tuple(atoms), tuple(excluded), redundant)

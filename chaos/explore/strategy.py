@@ -27,6 +27,16 @@ def planned(atoms: tuple[Atom, ...], limits: Limits) -> st.SearchStrategy[Planne
 
 
 def schedules(space: FaultSpace, limits: Limits) -> st.SearchStrategy[Schedule]:
-    """Schedules of 1 to ``limits.max_faults`` faults drawn from ``space``."""
-    return st.lists(planned(space.atoms, limits), min_size=1, max_size=limits.max_faults).map(
+    """Schedules of 1 to ``limits.max_faults`` faults drawn from ``space``.
+
+    Unless ``limits.total_loss``, a schedule leaves at least one instance of every service that has several
+    up at every instant: losing all of them at once shows only that they are all gone (a room without any
+    host ends, as it should), and such schedules would hide the failures worth finding. Hypothesis shrinks
+    within the same rule.
+    """
+    drawn = st.lists(planned(space.atoms, limits), min_size=1, max_size=limits.max_faults).map(
         lambda faults: Schedule(tuple(faults)))
+    redundant = dict(space.redundant)
+    if limits.total_loss or not redundant:
+        return drawn
+    return drawn.filter(lambda schedule: schedule.loses_all(redundant) is None)

@@ -118,6 +118,53 @@ def test_a_schedule_has_one_spelling_whatever_the_order_of_its_faults():
     assert one.overlaps() == 0 and Schedule((Planned(a, 0, 40), Planned(b, 10, 10))).overlaps() == 1
 
 
+def test_a_schedule_that_takes_every_instance_of_a_service_down_at_once_is_told():
+    space = build_space(load_stack(STACK).spec, "local", {"edge": 2, "supervisor": 2}, ["kill", "restart", "latency"])
+    atom = {a.label: a for a in space.atoms}
+    assert dict(space.redundant) == {"edge": 2, "supervisor": 2, "host": 2}  # control and state have one instance
+    hosts = dict(space.redundant)
+    both = Schedule((Planned(atom["kill host-1"], 0, 30), Planned(atom["kill host-2"], 20, 30)))
+    assert both.loses_all(hosts) == "host"
+    # a restart counts as down for 1 s (it holds nothing for its 'for')
+    one_after_the_other = Schedule((Planned(atom["restart host-2"], 0, 50), Planned(atom["kill host-1"], 10, 80)))
+    assert one_after_the_other.loses_all(hosts) is None
+    assert Schedule((Planned(atom["restart host-2"], 0, 50), Planned(atom["kill host-1"], 9, 80))).loses_all(hosts) == "host"
+    assert Schedule((Planned(atom["restart host-2"], 0, 5), Planned(atom["kill host-1"], 5, 80))).loses_all(hosts) is None
+    # a selector's instance is known only at run time: it counts as one more down in every service
+    selected = Schedule((Planned(atom["kill <hosting>"], 0, 30), Planned(atom["kill host-1"], 0, 30)))
+    assert selected.loses_all(hosts) == "host"
+    # link faults take no instance down; nor do faults on another service, or one instance twice
+    assert Schedule((Planned(atom["latency host->edge"], 0, 30), Planned(atom["kill host-1"], 0, 30))).loses_all(hosts) is None
+    assert Schedule((Planned(atom["kill host-1"], 0, 30), Planned(atom["restart host-1"], 0, 30))).loses_all(hosts) is None
+
+
+def test_the_search_never_draws_a_total_loss_unless_asked(base_file: Path):
+    from hypothesis import given, settings
+    from chaos.explore.strategy import schedules
+
+    space = build_space(load_stack(STACK).spec, "local", {"edge": 2, "supervisor": 2}, ["kill"], services=["host"])
+    redundant = dict(space.redundant)
+    drawn: list[Schedule] = []
+
+    @settings(max_examples=60, database=None, deadline=None)
+    @given(schedules(space, Limits(max_faults=2, horizon=1.0, max_for=2.0)))
+    def default(schedule: Schedule) -> None:
+        drawn.append(schedule)
+        assert schedule.loses_all(redundant) is None
+
+    default()
+    lost: list[Schedule] = []
+
+    @settings(max_examples=60, database=None, deadline=None)
+    @given(schedules(space, Limits(max_faults=2, horizon=1.0, max_for=2.0, total_loss=True)))
+    def total(schedule: Schedule) -> None:
+        if schedule.loses_all(redundant):
+            lost.append(schedule)
+
+    total()
+    assert drawn and lost  # the rule is what keeps them out
+
+
 # --------------------------------------------------------------------------- base
 
 
@@ -230,7 +277,7 @@ def test_explore_writes_the_smallest_failure_as_an_experiment_that_validates(bas
     assert report.written.parent == tmp_path / "explored" and report.written.name == "reset-peer-crowd-edge.yaml"
     text = report.written.read_text()
     assert text.startswith("# Found by roomquake explore") and "seed 3" in text and "failed 3/3 reruns" in text
-    assert "--seed 3 --budget 3000s --backend local --max-faults 3 --horizon 8s --max-for 8s --faults kill,pause,reset_peer" in text
+    assert "--seed 3 --budget 3000s --backend local --max-faults 3 --horizon 8s --min-for 500ms --max-for 8s --faults kill,pause,reset_peer" in text
     checked = check(report.written, "local")  # what `roomquake validate` does
     assert checked.problems == [] and checked.experiment is not None
     exp = checked.experiment
