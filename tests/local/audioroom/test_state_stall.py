@@ -173,11 +173,13 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
     # nothing relaunched, no edge fenced itself, nobody reconnected or went silent, during and after
     # (a detection threshold and a grace later)
     time.sleep(stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE"))
+    # The crowd first, then the counts: a listener that left in between (a relaunch or a kick just then,
+    # as twice beside a CPU hog: 107 and 155 of 170 with the counts read first unchanged) is in the counts.
+    after = stack.stats()
     found = counts(stack)
     if found != before:
-        raise AssertionError(f"changed across the stall: {found} != {before}; "
+        raise AssertionError(f"changed across the stall: {found} != {before}; crowd {after}; "
                              f"logged since the stall: {logged_since_the_stall()}")
-    after = stack.stats()
     assert after["connected"] == LISTENERS + NEWCOMERS, (
         f"{after['connected']} connected; stats {after}; logged since the stall: {logged_since_the_stall()}")
     assert after["joins"]["failed"].get("state_unreachable", 0) >= 1  # the newcomers met the stall
