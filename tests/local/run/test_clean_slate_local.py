@@ -74,7 +74,11 @@ def test_the_attach_sequence_gives_the_fresh_verdicts(tmp_path: Path) -> None:
             # edge-loss asks edge=3, supervisor=4 and HOST_GRACE=3s of a stack that runs edge=2, supervisor=2: applied
             assert "edge=3" in reset and "supervisor=4" in reset and "reset verified" in reset
         assert "HOST_GRACE=3s" in " ".join(journals["edge-loss"]["reset"])
-        assert "HOST_GRACE" not in " ".join(journals["no-flap"]["reset"])  # no-flap gets the stack file's own again
+        # no-flap gets exactly its own env (3 values), nothing left from edge-loss's
+        applied = next(line for line in journals["no-flap"]["reset"] if "applied:" in line)
+        env_part = applied.split(", env ", 1)[1]
+        assert env_part.count("=") == 3 and "edge: HEARTBEAT_TIMEOUT=2500ms" in env_part, applied
+        assert "HEARTBEAT_TIMEOUT=2500ms" in env_part.split(";")[0] and "HOST_GRACE=3s" in env_part, applied
     finally:
         down = roomquake("stack", "down", "--all", env=env)
         assert down.returncode == 0, down.stdout + down.stderr
