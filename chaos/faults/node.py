@@ -153,22 +153,12 @@ class NodeDrain(OnNodes[NodeDrainFault]):
 
 
 def set_availability(ctx: FaultContext, node_id: str, availability: str) -> None:
-    import docker
+    from chaos.stack.swarm_placement import edit_node
 
-    manager = swarm_backend(ctx).client
-    for _ in range(5):  # the node's version moves under us (a heartbeat, a status change): read, write, retry
-        try:
-            node = manager.nodes.get(node_id)
-            spec = dict(node.attrs["Spec"])
-            if spec.get("Availability") == availability:
-                return
-            spec["Availability"] = availability
-            node.update(spec)
-            return
-        except docker.errors.APIError as err:
-            if "out of sequence" not in str(err):
-                raise StackError(f"setting node {node_id[:12]} to {availability}: {err.explanation or err}") from None
-    raise StackError(f"setting node {node_id[:12]} to {availability}: the node kept changing under us")
+    def edit(spec: dict[str, Any]) -> dict[str, Any] | None:
+        return None if spec.get("Availability") == availability else {**spec, "Availability": availability}
+
+    edit_node(swarm_backend(ctx).client, node_id, edit, f"setting node {node_id[:12]} to {availability}")
 
 
 def wait_ready(ctx: FaultContext, node_id: str, timeout: float = READY_WAIT_S) -> None:

@@ -253,10 +253,8 @@ class SwarmBackend(Backend):
         # types-docker says the published port is a str; docker takes the int (its docs' own example)
         published = {self.ports[inst.name]: (inst.port, "tcp", "host")} if inst.port else None
         slot = self.slots.get(inst.name)
-        if slot:  # its own node label on its first node only (a renewed instance's may be on others still)
-            slot_key = slots.key(self.run_id, inst.name)
-            slots.clear(self.client, slot_key, keep_on=[slot["home"]])
-            slots.put(self.client, [slot["home"]], slot_key, slot["owner"])
+        if slot:  # its own node label, on its first node only until it is placed
+            slots.put(self.client, [slot["home"]], slots.key(self.run_id, inst.name), slot["owner"])
         try:
             created = self.client.services.create(
                 self.refs[svc.image],
@@ -495,6 +493,8 @@ class SwarmBackend(Backend):
         if sid is not None:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_service(sid)
+        if self.engines is not None:  # its slot, if it had one (the new plan may not say): a successor's starts anew
+            slots.clear(self.client, slots.key(self.run_id, name))
         if self.stack.spec.services[self._service_of(name)].volume and self.engines is not None:
             deadline = time.monotonic() + WAIT_S
             query = {"label": f"{L.RUN}={self.run_id}", "name": volume_name(self.run_id, name)}

@@ -37,10 +37,9 @@ def labelled(client: "docker.DockerClient", run_id: str | None = None) -> list[t
         found.append(("network", net["Id"], net["Name"], dict(net.get("Labels") or {})))
     for cfg in client.api.configs(filters=query):
         found.append(("config", cfg["ID"], cfg["Spec"]["Name"], dict(cfg["Spec"].get("Labels") or {})))
-    for node_id, hostname, label, value in slots.labels_of(client, run_id):
-        run = slots.run_of(label)
-        assert run is not None
-        found.append(("node label", node_id, f"{label} on {hostname or node_id[:12]}", slots.owner_labels(run[0], value)))
+    for slot in slots.labels_of(client, run_id):
+        found.append(("node label", slot.node_id, f"{slot.key} on {slot.hostname or slot.node_id[:12]}",
+                      slots.owner_labels(slot.run_id, slot.value)))
     return found
 
 
@@ -67,14 +66,18 @@ def remove_run(client: "docker.DockerClient", run_id: str, timeout: float = 90.0
     while True:
         # In KINDS order: the services first, so their tasks begin to leave the network at once.
         left = sorted(run_resources(client, run_id), key=lambda r: KINDS.index(r[0]))
+        labels_done = False
         for kind, rid, name in left:
+            if kind == "node label" and labels_done:
+                continue
             try:
                 if kind == "service":
                     client.api.remove_service(rid)
                 elif kind == "network":
                     client.api.remove_network(rid)  # refused while a task still holds an endpoint on it
                 elif kind == "node label":
-                    slots.remove_run(client, run_id)  # every node of the run's at once
+                    labels_done = True
+                    slots.remove_run(client, run_id)  # every label of the run, on every node, at once
                 else:
                     client.api.remove_config(rid)
             except docker.errors.NotFound:

@@ -18,12 +18,16 @@ its node is lost.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chaos.stack.errors import StackError
 from chaos.stack.spec import PlacementSpec, StackSpec
+
+if TYPE_CHECKING:
+    import docker
 
 NODE_LABEL = "io.roomquake.node"  # set by chaos.cluster: the node's index in a local cluster
 _CONSTRAINT = re.compile(r"^\s*node\.([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S+)\s*$")
@@ -142,3 +146,30 @@ def place(service: str, placement: PlacementSpec | None, replica: int, nodes: Se
 def constraints_for(service: str, placement: PlacementSpec | None, replica: int, nodes: Sequence[Node]) -> list[str]:
     """The swarm constraints of instance ``replica`` (1-based) of ``service``, pinned by node id."""
     return place(service, placement, replica, nodes).constraints
+
+
+def edit_node(client: "docker.DockerClient", node_id: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None],
+              doing: str, gone_ok: bool = False, tries: int = 20) -> None:
+    """Read-modify-write a node's spec with the version read, again when another writer moved it meanwhile
+    (a heartbeat, a status change, a parallel launch). ``edit`` returns the new spec, or None: nothing to change.
+    ``gone_ok``: a node that left the swarm is no error."""
+    import docker
+
+    last: Exception | None = None
+    for _ in range(tries):
+        try:
+            node = client.nodes.get(node_id)
+            spec = edit(dict(node.attrs["Spec"]))
+            if spec is not None:
+                node.update(spec)  # refused if the node's version moved since the read
+            return
+        except docker.errors.NotFound:
+            if gone_ok:
+                return
+            raise StackError(f"{doing}: node {node_id[:12]} is not in the swarm") from None
+        except docker.errors.APIError as err:
+            if "out of sequence" not in str(err):
+                raise StackError(f"{doing}: {getattr(err, 'explanation', None) or err}") from None
+            last = err
+            time.sleep(0.05)
+    raise StackError(f"{doing}: node {node_id[:12]} kept changing under us ({last})")

@@ -11,23 +11,21 @@ A node label carries no owner labels, so its value names the owner
 (``host:pid:start``, or ``keep`` for a kept stack): ``roomquake clean`` can
 then judge a run that left nothing but labels. Labels are written with the
 node's version and written again when another writer moved it (a parallel
-launch, a drain fault).
+launch, a drain fault): chaos.stack.swarm_placement.edit_node.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chaos.labels import KEEP, OWNER_HOST, OWNER_PID, OWNER_START, RUN, RunIdentity
-from chaos.stack.errors import StackError
+from chaos.stack.swarm_placement import edit_node
 
 if TYPE_CHECKING:
     import docker
 
 PREFIX = "io.roomquake.slot."
-WRITE_TRIES = 20
 
 
 def key(run_id: str, instance: str) -> str:
@@ -64,32 +62,13 @@ def run_of(label: str) -> tuple[str, str] | None:
 
 
 def _write(client: "docker.DockerClient", node_id: str, changes: dict[str, str | None], doing: str) -> None:
-    """Set (or with None, remove) labels on one node, read-modify-write with the node's version."""
-    import docker
+    """Set (or with None, remove) labels on one node."""
+    def edit(spec: dict[str, Any]) -> dict[str, Any] | None:
+        labels = dict(spec.get("Labels") or {})
+        wanted = {k: v for k, v in {**labels, **changes}.items() if v is not None}
+        return None if wanted == labels else {**spec, "Labels": wanted}
 
-    last: Exception | None = None
-    for _ in range(WRITE_TRIES):
-        try:
-            node = client.nodes.get(node_id)
-            spec = dict(node.attrs["Spec"])
-            labels = dict(spec.get("Labels") or {})
-            wanted = {**labels, **{k: v for k, v in changes.items() if v is not None}}
-            for k, v in changes.items():
-                if v is None:
-                    wanted.pop(k, None)
-            if wanted == labels:
-                return
-            spec["Labels"] = wanted
-            node.update(spec)  # with the version read above: refused if the node moved since
-            return
-        except docker.errors.NotFound:
-            return  # the node left the swarm: nothing of ours is on it
-        except docker.errors.APIError as err:
-            if "out of sequence" not in str(err):
-                raise StackError(f"{doing}: {getattr(err, 'explanation', None) or err}") from err
-            last = err
-            time.sleep(0.05)
-    raise StackError(f"{doing}: node {node_id[:12]} kept changing under us ({last})")
+    edit_node(client, node_id, edit, doing, gone_ok=True)  # a node that left the swarm holds nothing of ours
 
 
 def put(client: "docker.DockerClient", node_ids: Iterable[str], slot_key: str, owner: str) -> None:
@@ -97,28 +76,36 @@ def put(client: "docker.DockerClient", node_ids: Iterable[str], slot_key: str, o
         _write(client, node_id, {slot_key: owner}, f"labelling node {node_id[:12]} for {slot_key}")
 
 
-def clear(client: "docker.DockerClient", slot_key: str, keep_on: Iterable[str] = ()) -> None:
-    """Remove the slot's label from every node but ``keep_on``."""
-    keep = set(keep_on)
+def clear(client: "docker.DockerClient", slot_key: str) -> None:
+    """Remove the slot's label from every node."""
     for node in client.api.nodes():
-        if node["ID"] not in keep and slot_key in (node["Spec"].get("Labels") or {}):
+        if slot_key in (node["Spec"].get("Labels") or {}):
             _write(client, node["ID"], {slot_key: None}, f"unlabelling node {node['ID'][:12]}")
 
 
-def labels_of(client: "docker.DockerClient", run_id: str | None = None) -> list[tuple[str, str, str, str]]:
-    """(node id, hostname, key, value) of every slot label (of ``run_id`` only, if given)."""
+class SlotLabel(NamedTuple):
+    node_id: str
+    hostname: str
+    key: str
+    run_id: str
+    value: str
+
+
+def labels_of(client: "docker.DockerClient", run_id: str | None = None) -> list[SlotLabel]:
+    """Every slot label on the swarm's nodes (of ``run_id`` only, if given)."""
     found = []
     for node in client.api.nodes():
         for label, value in (node["Spec"].get("Labels") or {}).items():
             owner = run_of(label)
             if owner and (run_id is None or owner[0] == run_id):
-                found.append((node["ID"], str(node.get("Description", {}).get("Hostname", "")), label, str(value)))
+                found.append(SlotLabel(node["ID"], str(node.get("Description", {}).get("Hostname", "")), label,
+                                       owner[0], str(value)))
     return found
 
 
 def remove_run(client: "docker.DockerClient", run_id: str) -> None:
     by_node: dict[str, dict[str, str | None]] = {}
-    for node_id, _, label, _ in labels_of(client, run_id):
-        by_node.setdefault(node_id, {})[label] = None
+    for found in labels_of(client, run_id):
+        by_node.setdefault(found.node_id, {})[found.key] = None
     for node_id, changes in by_node.items():
         _write(client, node_id, changes, f"removing run {run_id}'s slots from node {node_id[:12]}")
