@@ -133,6 +133,7 @@ class Host:
         # as a backup (it was restarted mid-run) reads its account's rooms once and never again.
         self.first_listing = True
         self.stale = False
+        self.started_ms = time.time() * 1000.0  # the store's clock (state.now_ms): wall time
 
     async def control(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """``(status, json)`` from control; ``(0, {reason})`` when control cannot be reached."""
@@ -167,7 +168,12 @@ class Host:
                 self.start(room["room"], room)
 
     async def _restarted_with_stale_account(self) -> bool:
-        """The planted bug host-stale-account (off unless PLANTED_BUG names it), decided at the first listing."""
+        """The planted bug host-stale-account (off unless PLANTED_BUG names it), decided at the first listing.
+
+        Only a room the store created before this process started counts: a host started before the room
+        (a renewed stack whose load creates the room while the host comes up) is not restarted mid-run,
+        whenever its first listing happens to run.
+        """
         if "host-stale-account" not in self.settings.planted_bugs:
             self.first_listing = False
             return False
@@ -175,7 +181,8 @@ class Host:
         if status != 200:
             return False
         self.first_listing = False
-        self.stale = any(self.account in room.get("backups", []) for room in rooms)
+        self.stale = any(self.account in room.get("backups", []) and 0 < room.get("created_ms", 0) < self.started_ms
+                         for room in rooms)
         return self.stale
 
     async def create(self, request: web.Request) -> web.Response:

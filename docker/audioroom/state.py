@@ -102,6 +102,7 @@ class Room:
     last_relaunch: dict[str, Any] | None
     host_seen_ms: float
     relaunch_history: tuple[dict[str, Any], ...] = ()  # oldest first, as written by supervisors
+    created_ms: float = 0.0  # wall clock (ms) of the room's creation, as the store recorded it
 
     @classmethod
     def from_hash(cls, data: dict[str, str], history: list[str] | None = None) -> "Room":
@@ -117,6 +118,7 @@ class Room:
             last_relaunch=json.loads(last) if last else None,
             host_seen_ms=float(data.get("host_seen_ms", 0) or 0),
             relaunch_history=tuple(json.loads(r) for r in history or ()),
+            created_ms=float(data.get("created_ms", 0) or 0),
         )
 
     def public(self) -> dict[str, Any]:
@@ -131,6 +133,7 @@ class Room:
             "relaunches": self.relaunches,
             "last_relaunch": self.last_relaunch,
             "relaunch_history": [history_entry(r) for r in self.relaunch_history],
+            "created_ms": self.created_ms,
         }
 
 

@@ -7,6 +7,7 @@ On real processes: tests/local/explore/test_explore_local.py, test_planted_fence
 """
 
 import asyncio
+import time
 
 import pytest
 
@@ -133,13 +134,17 @@ def _host(planted: str, control: Control):
     return host, started
 
 
-ROOM = {"room": "launch", "state": "live", "host": "account-1", "backups": ["account-2"], "relaunches": 0}
+ROOM = {"room": "launch", "state": "live", "host": "account-1", "backups": ["account-2"], "relaunches": 0,
+        "created_ms": 1_000.0}  # long before the host under test started
+# Created after the host started (a renewed stack: its load creates the room while the hosts come up).
+ROOM_AFTER_START = {**ROOM, "created_ms": time.time() * 1000.0 + 3_600_000.0}
 
 
 @pytest.mark.parametrize("planted, at_start, adopted", [
     ("", [ROOM], ["launch"]),                       # no bug: the backup adopts the room moved to it
     ("host-stale-account", [], ["launch"]),         # a fresh start (no room yet): no bug shows
     ("host-stale-account", [ROOM], []),             # restarted while the room named it a backup: stale
+    ("host-stale-account", [ROOM_AFTER_START], ["launch"]),  # its first listing ran after the room was made: no bug
 ])
 async def test_a_backup_host_adopts_the_room_moved_to_it_unless_restarted_with_the_bug(planted, at_start, adopted):
     control = Control(list(at_start))
