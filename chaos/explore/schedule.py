@@ -77,15 +77,16 @@ class Schedule:
         some instant, or None.
 
         An instance is down while a fault of ``DOWN_KINDS`` on it is active. A selector's target is known only
-        when it runs, so it counts as one more instance down in every service (never too few).
+        when it runs, so it counts as one more instance down in the service it picks (the stack file's
+        ``service``), or in every service when it names none (never too few).
         """
-        downs = [(p.at, p.at + (min(p.for_, RESTART_DOWN) if p.atom.fault == "restart" else p.for_), p.atom.place.get("target", {}))
-                 for p in self.faults if p.atom.fault in DOWN_KINDS]
-        for start, _, _ in downs:
-            active = [target for a, b, target in downs if a <= start < b]
-            unknown = sum(1 for target in active if "service" not in target)
+        downs = [(p.at, p.at + (RESTART_DOWN if p.atom.fault == "restart" else p.for_), p.atom.place.get("target", {}),
+                  p.atom.picks) for p in self.faults if p.atom.fault in DOWN_KINDS]
+        for start, _, _, _ in downs:
+            active = [(target, picks) for a, b, target, picks in downs if a <= start < b]
             for service, count in instances.items():
-                named = {target.get("replica") for target in active if target.get("service") == service}
+                named = {target.get("replica") for target, _ in active if target.get("service") == service}
+                unknown = sum(1 for target, picks in active if "service" not in target and picks in (None, service))
                 if len(named) + unknown >= count:
                     return service
         return None

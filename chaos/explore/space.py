@@ -54,6 +54,7 @@ class Atom:
     place: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     label: str = ""
     params: tuple[Mapping[str, Any], ...] = field(default=({},), hash=False, compare=False)
+    picks: str | None = field(default=None, compare=False)  # a selector's service, when the stack file names it
 
     def chosen(self, level: int) -> Mapping[str, Any]:
         """Parameter choice ``level`` (the last one for a level past the end)."""
@@ -90,23 +91,26 @@ def load_generators(spec: StackSpec) -> set[str]:
 
 
 def _places(model: type[Any], spec: StackSpec, names: dict[str, list[str]], services: Sequence[str],
-            links: Sequence[str], room: str | None) -> Iterable[tuple[dict[str, Any], str]]:
+            links: Sequence[str], room: str | None) -> Iterable[tuple[dict[str, Any], str, str | None]]:
+    """(place, label, the service a selector picks) for each place a fault of ``model`` can go."""
     if issubclass(model, ServerFault):
         for service in services:
             for replica, name in enumerate(names.get(service, []), start=1):
-                yield {"target": {"service": service, "replica": replica}}, name
+                yield {"target": {"service": service, "replica": replica}}, name, None
         for selector, sel in spec.selectors.items():
+            if sel.service is not None and sel.service not in services:
+                continue  # it picks from a service left out
             # the experiment's room named (a pooled stack runs it under another name, and renames it here too)
             params = {"room": room} if room is not None and "room" in sel.params else {}
-            yield {"target": {"select": {"name": selector, **params}}}, f"<{selector}>"
+            yield {"target": {"select": {"name": selector, **params}}}, f"<{selector}>", sel.service
     elif issubclass(model, LinkFault):
         for link in links:
-            yield {"link": link}, link
+            yield {"link": link}, link, None
             client, _, server = link.partition("->")
             for name in names.get(server, []) if len(names.get(server, [])) > 1 else []:
-                yield {"link": f"{client}->{name}"}, f"{client}->{name}"
+                yield {"link": f"{client}->{name}"}, f"{client}->{name}", None
     else:
-        yield {}, ""
+        yield {}, "", None
 
 
 def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None = None,
@@ -142,7 +146,7 @@ def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None =
         if kind.handler.backends is not None and backend not in kind.handler.backends:
             continue
         choices = PARAMS.get(kind_name, [{}])
-        for place, where in _places(kind.model, spec, names, chosen, chosen_links, room):
+        for place, where, picks in _places(kind.model, spec, names, chosen, chosen_links, room):
             usable = []
             for choice in choices:
                 try:
@@ -152,7 +156,7 @@ def build_space(spec: StackSpec, backend: str, scale: Mapping[str, int] | None =
                 if not list(kind.handler.check(step, facts)):
                     usable.append(choice)
             if usable:
-                atoms.append(Atom(kind_name, place, f"{kind_name} {where}".strip(), tuple(usable)))
+                atoms.append(Atom(kind_name, place, f"{kind_name} {where}".strip(), tuple(usable), picks))
     if faults and not atoms:
         raise UsageError(f"explore: none of {', '.join(faults)} applies to stack {spec.name} on backend {backend}")
     redundant = tuple((s, len(names[s])) for s in chosen if len(names.get(s, [])) > 1)

@@ -153,6 +153,9 @@ class SelectorSpec(_Model):
     probe: str
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    service: str | None = Field(default=None, description="the service whose instances it picks, if always one "
+                                "(explore then counts it against that service only, and leaves it out when "
+                                "--services leaves the service out)")
 
 
 class LoadStep(_Model):
@@ -355,6 +358,8 @@ def cross_check(doc: yamldoc.Document, spec: StackSpec) -> None:
     for sname, sel in spec.selectors.items():
         if sel.probe not in spec.probes:
             raise _fail(doc, ("selectors", sname, "probe"), f"unknown probe {sel.probe!r}")
+        if sel.service is not None and sel.service not in services:
+            raise _fail(doc, ("selectors", sname, "service"), f"unknown service {sel.service!r}")
     for part in ("listeners", "relaunches"):
         source = getattr(spec.history, part, None) if spec.history else None
         if source is not None and source.service not in services:

@@ -145,6 +145,7 @@ def test_scale_parsing_and_application():
         ("  - crowd->edge\n", "  - crowd to edge\n", "must read 'client->server'"),
         ("automation:\n  service: supervisor\n", "automation:\n  service: staff\n", "automation.service: unknown service 'staff'"),
         ("    probe: room.edge\n", "    probe: room.where\n", "selectors.hosting.probe: unknown probe 'room.where'"),
+        ("    params: {room: launch}\n    service: edge\n", "    params: {room: launch}\n    service: edges\n", "selectors.hosting.service: unknown service 'edges'"),
         ("    kind: state\n    service: supervisor\n", "    kind: state\n    service: supervisors\n", "probes.supervisor.running.service: unknown service"),
         ("    kind: state\n    service: supervisor\n", "    kind: state\n", "exactly one of instance or service"),
         ("    build: services", "    build: services\n    tag: x:1", "exactly one of build, tag or context"),
