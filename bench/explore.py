@@ -36,7 +36,7 @@ BASE = ROOT / "fixtures" / "explore" / "edge-slot-leak.yaml"
 def one(base: Path, backend: str, seed: int, budget: float, args: argparse.Namespace, work: Path) -> dict[str, object]:
     report = explore(base, budget, backend=backend, seed=seed, reruns=args.reruns, out_dir=work / f"explored-{seed}",
                      shrink_budget_s=args.shrink_budget, limits=Limits(args.max_faults, args.horizon, args.min_for, args.max_for, args.total_loss),
-                     faults=args.faults, services=args.services, links=args.links, journal_dir=work / "journals",
+                     small_first=args.small_first, faults=args.faults, services=args.services, links=args.links, journal_dir=work / "journals",
                      database=work / f"db-{seed}")
     journal = json.loads(report.journal.read_text())
     runs = journal["runs"]
@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--services", type=lambda s: s.split(","), default=None)
     parser.add_argument("--links", type=lambda s: s.split(","), default=None)
     parser.add_argument("--total-loss", action="store_true", help="also schedules that take a whole service down")
+    parser.add_argument("--small-first", type=float, default=0.5, help="share of the budget for singles, then pairs")
     parser.add_argument("--unmodified", action="store_true", help='the base with PLANTED_BUG: "" (no bug)')
     parser.add_argument("--json", type=Path, help="write every sample here")
     args = parser.parse_args()

@@ -57,7 +57,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 # The longest groups start first (measured: a few minutes each), so that the run does not end
 # with one worker on a long file while the others wait.
-LONG_FIRST = ("engine-wide", "local/explore/test_explore_local.py", "compose", "local/run/test_shipped_local.py",
+LONG_FIRST = ("engine-wide", "local/explore/test_explore_local.py", "local/explore/test_explore_host_local.py", "compose", "local/run/test_shipped_local.py",
               "docker/run/test_docker_run.py", "docker/stack/test_lifecycle_docker.py",
               "local/run/test_clean_slate_local.py")
 

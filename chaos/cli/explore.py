@@ -41,13 +41,16 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None) -> lis
 @click.option("--total-loss", is_flag=True,
               help="Also draw schedules that take every instance of a service with several down at once "
                    "(by default one stays up: losing them all only shows they are all gone).")
+@click.option("--small-first", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of the budget for trying every fault alone, then ordered pairs, before Hypothesis draws "
+                   "(0: Hypothesis from the start).")
 @click.option("--faults", callback=_names, help="Fault kinds to draw from, comma-separated (default: every kind that applies).")
 @click.option("--services", callback=_names, help="Services to fault (default: all but the fault proxy and the load generator).")
 @click.option("--links", callback=_names, help="Links to fault (default: every link of the stack file).")
 @click.option("--journal-dir", type=click.Path(file_okay=False), help="Where journals go (default: ./journals).")
 def command(base: str, budget: float, seed: int | None, backend: str | None, reruns: int, out_dir: str,
             shrink_budget: float | None, max_faults: int, horizon: float, min_for: float, max_for: float, total_loss: bool,
-            faults: list[str] | None,
+            small_first: float, faults: list[str] | None,
             services: list[str] | None, links: list[str] | None, journal_dir: str | None) -> None:
     """Search the fault schedules BASE's stack allows for the smallest one that breaks BASE's invariants.
 
@@ -74,7 +77,7 @@ def command(base: str, budget: float, seed: int | None, backend: str | None, rer
     with for_terminal(sys.stdout) as display:  # a live panel on a terminal, a line per run in a log
         report = explore(base, budget, backend=backend, seed=seed, reruns=reruns, out_dir=out_dir,
                          shrink_budget_s=shrink_budget, limits=Limits(max_faults, horizon, min_for, max_for, total_loss),
-                         faults=faults, services=services, links=links, journal_dir=journal_dir,
+                         small_first=small_first, faults=faults, services=services, links=links, journal_dir=journal_dir,
                          display=display)
     for line in summary(report):
         click.echo(line)

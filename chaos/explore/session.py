@@ -79,7 +79,7 @@ class ExploreReport:
             "space": {"atoms": [a.label for a in self.space.atoms], "excluded": list(self.space.excluded)},
             "limits": vars(self.limits), "database": self.database, "status": self.status,
             "stopped": self.search.stopped if self.search else "",
-            "runs": [{"n": r.n, "phase": r.phase, **trial(r.trial)} for r in (self.search.ran if self.search else [])],
+            "runs": [{"n": r.n, "phase": r.phase, "drawn": r.drawn, **trial(r.trial)} for r in (self.search.ran if self.search else [])],
             "smallest": trial(found) if found else None,
             "reruns": ([trial(t) for t in self.confirmation.trials] if self.confirmation else []),
             "reruns_failed": self.confirmation.failed if self.confirmation else None,
@@ -110,6 +110,7 @@ def explore(
     out_dir: str | Path = "explored",
     shrink_budget_s: float | None = None,
     limits: Limits | None = None,
+    small_first: float = 0.5,
     faults: list[str] | None = None,
     services: list[str] | None = None,
     links: list[str] | None = None,
@@ -121,6 +122,7 @@ def explore(
 ) -> ExploreReport:
     """Search the fault schedules of ``path``'s stack for one that breaks its invariants; see the module doc.
 
+    ``small_first``: the share of the budget the small-first pass may take (chaos.explore.systematic; 0: none).
     ``run_one`` and ``clock`` replace the real stack and time (unit tests with a fake system).
     """
     from chaos.run.journal import default_dir
@@ -130,6 +132,10 @@ def explore(
         from chaos.errors import UsageError
 
         raise UsageError("explore: the budget must be positive, e.g. --budget 10m")
+    if not 0 <= small_first <= 1:
+        from chaos.errors import UsageError
+
+        raise UsageError(f"explore: --small-first is a share of the budget from 0 to 1, not {small_first:g}")
     if backend is None:
         from chaos.stack import default_backend
 
@@ -149,7 +155,7 @@ def explore(
         report.notes.append(f"the base's own method ({base.dropped_steps} step(s)) is replaced by each schedule")
     if space.excluded:
         report.notes.append(f"not faulted: {', '.join(space.excluded)} (name them with services to include them)")
-    report.flags = _flags(backend, limits, faults, services, links)
+    report.flags = _flags(backend, limits, faults, services, links, small_first)
     report.save()
     shown.started(report)
     for line in report.notes:
@@ -163,15 +169,17 @@ def explore(
         shown.ran(item, report)
 
     report.search = SearchResult(seed)
-    with _trials(base, journals, run_one) as run:
+    with _trials(base, journals, run_one) as (run, rerun_fresh):
         found = search(base, space, limits, run, seed, budget_s, shrink_budget_s if shrink_budget_s is not None else budget_s,
-                       db, on_trial=ran, interrupted=interrupted, clock=clock, result=report.search)
+                       db, on_trial=ran, interrupted=interrupted, clock=clock, result=report.search,
+                       small_first_share=small_first)
         report.save()
         if found.smallest is not None and not found.interrupted:
             def rerun(n: int, trial: Trial) -> None:
                 shown.rerun(n, trial, report)
 
-            report.confirmation = confirm(base, found.smallest.schedule, run, seed, reruns, rerun, interrupted)
+            shown.note(f"rerunning the smallest failure {reruns} times, each on a fresh stack (as roomquake run does)")
+            report.confirmation = confirm(base, found.smallest.schedule, rerun_fresh, seed, reruns, rerun, interrupted)
     if found.smallest is not None:
         report.written = _write(report, base, Path(out_dir))
     report.save()
@@ -179,12 +187,13 @@ def explore(
 
 
 def _flags(backend: str, limits: Limits, faults: list[str] | None, services: list[str] | None,
-           links: list[str] | None) -> list[str]:
+           links: list[str] | None, small_first: float = 0.5) -> list[str]:
     from chaos.experiment.durations import format_duration
 
     flags = [f"--backend {backend}", f"--max-faults {limits.max_faults}", f"--horizon {format_duration(limits.horizon)}",
              f"--min-for {format_duration(limits.min_for)}", f"--max-for {format_duration(limits.max_for)}"]
     flags += ["--total-loss"] if limits.total_loss else []
+    flags += [f"--small-first {small_first:g}"] if small_first != 0.5 else []
     for name, values in (("faults", faults), ("services", services), ("links", links)):
         if values:
             flags.append(f"--{name} {','.join(values)}")
@@ -205,15 +214,16 @@ def _space_for(base: Base, faults: list[str] | None, services: list[str] | None,
 
 
 @contextmanager
-def _trials(base: Base, journals: Path, run_one: RunOne | None) -> Iterator[RunOne]:
-    """The given ``run_one``, else the real stack runner (StackTrials) for the session's length."""
+def _trials(base: Base, journals: Path, run_one: RunOne | None) -> Iterator[tuple[RunOne, RunOne]]:
+    """What runs the search's examples and what runs the reruns: the given ``run_one`` for both, else the real
+    stack runner (StackTrials) for the session's length, the reruns each on a fresh stack."""
     if run_one is not None:
-        yield run_one
+        yield run_one, run_one
         return
     from chaos.explore.trial import StackTrials
 
     with StackTrials(base, journals) as run:
-        yield run
+        yield run, run.fresh
 
 
 def _write(report: ExploreReport, base: Base, out_dir: Path) -> Path:

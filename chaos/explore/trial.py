@@ -77,18 +77,32 @@ class StackTrials:
         self.pool.close()
 
     def __call__(self, base: Base, schedule: Schedule, seed: int) -> Trial:
+        """One example of the search, on the pooled stack."""
+        return self._run(base, schedule, seed, pooled=True)
+
+    def fresh(self, base: Base, schedule: Schedule, seed: int) -> Trial:
+        """One run on a stack of its own, as ``roomquake run`` does it (the reruns: a finding must not depend on
+        what earlier examples left in the reused stack). The search is over by then: its stack goes first."""
+        self.pool.close()
+        return self._run(base, schedule, seed, pooled=False)
+
+    def _run(self, base: Base, schedule: Schedule, seed: int, pooled: bool) -> Trial:
         import time
 
         from chaos.run import RunOptions, Runner
         from chaos.signals import INTERRUPTS
 
         _, experiment = base.make(schedule.method(), seed)
-        lease = self.pool.lease(experiment, base.path)
         started = time.monotonic()
-        runner = Runner(lease.experiment, base.path, RunOptions(
-            backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir,
-            open_stack=lease.open_stack, stack_origin="reused" if lease.reused else "brought_up",
-        ))
+        if pooled:
+            lease = self.pool.lease(experiment, base.path)
+            runner = Runner(lease.experiment, base.path, RunOptions(
+                backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir,
+                open_stack=lease.open_stack, stack_origin="reused" if lease.reused else "brought_up",
+            ))
+        else:
+            runner = Runner(experiment, base.path, RunOptions(
+                backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir))
         result = runner.run()
         outcome = classify(result, bool(INTERRUPTS.received))
         return Trial(schedule, outcome, result.reason, str(result.journal),

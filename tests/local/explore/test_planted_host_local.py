@@ -1,11 +1,8 @@
 """The planted host-stale-account bug on real processes: the two-fault schedule that shows it (the backup
 host restarted, then the primary lost past HOST_GRACE) breaks the room with the bug and not without it.
 
-Explore is not run here. Its space no longer holds the schedules that legitimately end the room (both hosts
-lost at once: explore leaves one instance of a service up unless --total-loss), but 4-minute searches did not
-draw the ordered pair, and what seed 3 reported (kill host-1 alone, failing on the reused stack through the
-bug's startup race) passed on fresh stacks (README, "Finding the failures nobody wrote down"). This is the
-bug's own proof, as tests/unit/audioroom/test_planted_bugs.py is its logic's.
+This is the bug's own proof, as tests/unit/audioroom/test_planted_bugs.py is its logic's; explore finding it
+from a base that names no fault is test_explore_host_local.py.
 """
 
 from __future__ import annotations

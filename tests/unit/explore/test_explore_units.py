@@ -129,13 +129,25 @@ def test_a_schedule_that_takes_every_instance_of_a_service_down_at_once_is_told(
     one_after_the_other = Schedule((Planned(atom["restart host-2"], 0, 50), Planned(atom["kill host-1"], 10, 80)))
     assert one_after_the_other.loses_all(hosts) is None
     assert Schedule((Planned(atom["restart host-2"], 0, 50), Planned(atom["kill host-1"], 9, 80))).loses_all(hosts) == "host"
-    assert Schedule((Planned(atom["restart host-2"], 0, 5), Planned(atom["kill host-1"], 5, 80))).loses_all(hosts) is None
-    # a selector's instance is known only at run time: it counts as one more down in every service
-    selected = Schedule((Planned(atom["kill <hosting>"], 0, 30), Planned(atom["kill host-1"], 0, 30)))
-    assert selected.loses_all(hosts) == "host"
+    # however short its 'for': the instance is back when the restart returns, up to a second later
+    assert Schedule((Planned(atom["restart host-2"], 0, 5), Planned(atom["kill host-1"], 5, 80))).loses_all(hosts) == "host"
+    # a selector's instance is known only at run time: it counts as one more down in the service it picks
+    # (hosting: an edge, says the stack file), or in every service when the stack file names none
+    selected = Schedule((Planned(atom["kill <hosting>"], 0, 30), Planned(atom["kill edge-1"], 0, 30)))
+    assert selected.loses_all(hosts) == "edge"
+    assert Schedule((Planned(atom["kill <hosting>"], 0, 30), Planned(atom["kill host-1"], 0, 30))).loses_all(hosts) is None
+    anyone = Atom("kill", {"target": {"select": {"name": "anyone"}}}, "kill <anyone>")
+    assert Schedule((Planned(anyone, 0, 30), Planned(atom["kill host-1"], 0, 30))).loses_all(hosts) == "host"
     # link faults take no instance down; nor do faults on another service, or one instance twice
     assert Schedule((Planned(atom["latency host->edge"], 0, 30), Planned(atom["kill host-1"], 0, 30))).loses_all(hosts) is None
     assert Schedule((Planned(atom["kill host-1"], 0, 30), Planned(atom["restart host-1"], 0, 30))).loses_all(hosts) is None
+
+
+def test_a_selector_that_picks_a_service_left_out_is_left_out():
+    spec = load_stack(STACK).spec
+    assert {a.label for a in build_space(spec, "local", {}, ["kill"], services=["host"]).atoms} == {"kill host-1", "kill host-2"}
+    edges = {a.label: a.picks for a in build_space(spec, "local", {"edge": 2}, ["kill"], services=["edge"]).atoms}
+    assert edges == {"kill edge-1": None, "kill edge-2": None, "kill <hosting>": "edge"}
 
 
 def test_the_search_never_draws_a_total_loss_unless_asked(base_file: Path):
@@ -189,14 +201,18 @@ def test_an_invalid_base_is_one_line_with_file_line_and_field(tmp_path: Path):
 
 
 def _search(base_file: Path, system: FakeSystem, budget: float = 3000, faults=("kill", "pause", "reset_peer"),
-            database: Path | None = None, seed: int = 5):
+            database: Path | None = None, seed: int = 5, small_first: float = 0.5, space=None):
     base = load_base(base_file, "local")
-    return search(base, _space(list(faults)), Limits(), system, seed, budget, budget, database, clock=system.clock)
+    return search(base, space or _space(list(faults)), Limits(), system, seed, budget, budget, database, clock=system.clock,
+                  small_first_share=small_first)
 
 
-def test_a_failure_is_found_and_shrunk_to_one_fault_at_the_start_for_the_shortest_time(base_file: Path):
+@pytest.mark.parametrize("small_first", [0.5, 0.0], ids=["small-first", "hypothesis-only"])
+def test_a_failure_is_found_and_shrunk_to_one_fault_at_the_start_for_the_shortest_time(base_file: Path,
+                                                                                       small_first: float):
     system = FakeSystem()
-    result = _search(base_file, system)
+    result = _search(base_file, system, small_first=small_first)
+    assert {r.drawn for r in result.ran} == ({"small-first"} if small_first else {"hypothesis"})
     assert result.smallest is not None
     smallest = result.smallest.schedule
     assert len(smallest.faults) == 1
@@ -215,6 +231,53 @@ def test_a_healthy_system_reports_nothing_and_the_budget_bounds_the_runs(base_fi
     assert result.smallest is None and result.shrink_path == []
     assert 1 <= len(system.runs) <= 600 / 30 + 1
     assert result.stopped == "budget spent, no failure"
+    # the small-first pass takes its share (half), plainest first, then Hypothesis draws
+    drawn = [r.drawn for r in result.ran]
+    assert drawn == ["small-first"] * 10 + ["hypothesis"] * (len(drawn) - 10) and len(drawn) > 10
+    space = _space(["kill", "pause", "reset_peer"])
+    assert [r.trial.schedule.faults[0].atom for r in result.ran[:10]] == list(space.atoms[:10])
+
+
+class OrderedPairBug(FakeSystem):
+    """Fails only when the backup host (host-2) is restarted and the primary (host-1) is killed afterwards."""
+
+    def fails(self, schedule: Schedule) -> bool:
+        restarts = [p.at for p in schedule.faults if p.atom.label == "restart host-2"]
+        kills = [p.at for p in schedule.faults if p.atom.label == "kill host-1"]
+        return any(r < k for r in restarts for k in kills)
+
+
+def test_the_small_first_pass_finds_an_ordered_pair_and_moves_its_second_fault_as_early_as_it_still_fails(
+        base_file: Path):
+    space = build_space(load_stack(STACK).spec, "local", {"edge": 3, "supervisor": 4}, ["kill", "restart"],
+                        services=["host", "edge"])
+    system = OrderedPairBug(cost=20)
+    result = _search(base_file, system, budget=20_000, space=space, seed=7)  # pairs: every ordered two of 14 atoms
+    assert result.smallest is not None and result.stopped == "failure found by the small-first pass and shrunk"
+    labels = [(p.atom.label, p.at) for p in result.smallest.schedule.ordered()]
+    # the restart of host-2 counts as down for 1 s: the kill of host-1 may not start before it ends
+    assert labels == [("restart host-2", 0), ("kill host-1", 10)]
+    singles = [r for r in result.ran if len(r.trial.schedule.faults) == 1 and r.phase == "search"]
+    assert len(singles) == len(space.atoms)  # every fault alone before any pair
+    path = result.shrink_path
+    assert path[0].trial.schedule.ordered()[1].at == 80  # the pair as first drawn: the second at the horizon
+    # each fault alone at its time: the restart at 0 s had run alone already (no schedule runs twice)
+    assert [(r.trial.schedule.describe(), r.trial.outcome) for r in path if len(r.trial.schedule.faults) == 1] == [
+        ("kill host-1 at 8s for 0.5s", Outcome.PASSED)]
+    assert [r.trial.schedule.ordered()[1].at for r in path if len(r.trial.schedule.faults) == 2] == [80, 40, 20, 10]
+    assert len({r.trial.schedule.key() for r in result.ran}) == len(result.ran)
+    assert all(r.trial.schedule.loses_all(dict(space.redundant)) is None for r in result.ran)
+
+
+def test_a_pair_is_not_tried_when_schedules_have_one_fault(base_file: Path):
+    from chaos.explore.systematic import schedules
+
+    space = _space(["kill", "pause"])
+    assert all(len(s.faults) == 1 for s in schedules(space, Limits(max_faults=1), seed=1))
+    two = list(schedules(space, Limits(max_faults=2), seed=1))
+    again = list(schedules(space, Limits(max_faults=2), seed=1))
+    other = list(schedules(space, Limits(max_faults=2), seed=2))
+    assert [s.key() for s in two] == [s.key() for s in again] != [s.key() for s in other]  # the seed orders the pairs
 
 
 def test_the_same_seed_draws_the_same_schedules(base_file: Path):
@@ -224,13 +287,15 @@ def test_the_same_seed_draws_the_same_schedules(base_file: Path):
     assert [s.key() for s in first.runs] == [s.key() for s in second.runs]
 
 
-def test_the_example_database_replays_the_failure_first(base_file: Path, tmp_path: Path):
+@pytest.mark.parametrize("small_first", [0.5, 0.0], ids=["small-first", "hypothesis-only"])
+def test_the_example_database_replays_the_failure_first(base_file: Path, tmp_path: Path, small_first: float):
     db = tmp_path / "db"
-    _search(base_file, FakeSystem(), database=db, seed=1)
+    _search(base_file, FakeSystem(), database=db, seed=1, small_first=small_first)
     again = FakeSystem()
-    result = _search(base_file, again, database=db, seed=2)
+    result = _search(base_file, again, database=db, seed=2, small_first=small_first)
     assert again.fails(again.runs[0])  # the stored failure, before anything new is drawn
     assert result.smallest is not None and len(result.smallest.schedule.faults) == 1
+    assert result.ran[0].drawn == ("stored" if small_first else "hypothesis")
 
 
 # --------------------------------------------------------------------------- reruns
