@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 setup: $(STAMP)
 
 # The suite on $(JOBS) pytest-xdist workers: most of its time is experiments waiting on
-# recovery, not CPU. Files that act on the whole engine share one worker (tests/conftest.py).
-JOBS ?= 3
+# recovery, not CPU, so 3 on a quiet machine; 2 when the CPU is already over half busy
+# (scripts/test-jobs says why). Files that act on the whole engine share one worker (tests/conftest.py).
+JOBS ?= $(shell $(PYTHON) scripts/test-jobs 2>/dev/null || echo 3)
 test:
 	@$(SYSTEM) test
 	@$(MAKE) --no-print-directory setup
