@@ -1,6 +1,6 @@
 """roomquake explore finds the planted host-stale-account on real processes (local backend), from a base that
 names no fault, by its small-first pass (every fault alone, then ordered pairs), and the file it writes
-reproduces the failure with ``roomquake run`` on a fresh stack.
+reproduces the failure with ``roomquake run`` on a fresh stack (the room ends: the base's abort condition).
 
 The bug needs an ordered pair: restart the backup host (host-2), then lose the primary (host-1) past
 HOST_GRACE. Time-boxed for the suite: the hosts only (kill, restart), at most 2 faults, 4 singles and then 8
@@ -50,5 +50,6 @@ def test_explore_finds_the_stale_backup_host_by_an_ordered_pair_and_its_file_rep
                           "--journal-dir", str(tmp_path / "reproduced"), str(report.written)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     verdict = [line for line in run.stdout.splitlines() if line.startswith(str(report.written))]
-    assert run.returncode == 1 and len(verdict) == 1, run.stdout + run.stderr
-    assert ": DEVIATED" in verdict[0] or ": ABORTED" in verdict[0], run.stdout
+    # the room ends (the abort condition) or stays silent (a recovery check): deviated 1 or aborted 3
+    assert len(verdict) == 1 and (run.returncode, verdict[0].split(": ")[1].split(" ")[0]) in {
+        (1, "DEVIATED"), (3, "ABORTED")}, run.stdout + run.stderr
