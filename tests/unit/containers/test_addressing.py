@@ -51,6 +51,29 @@ def test_no_pinning_without_our_subnet() -> None:
         RunNetwork(network=SimpleNamespace(name="rq-test"), subnet=None).allocate_ip()
 
 
-def test_free_ports_are_distinct_loopback_ports() -> None:
+def test_free_ports_are_distinct_loopback_ports_below_the_ephemeral_range() -> None:
+    from chaos.stack.plan import LOWEST_PORT, _ephemeral_start
+
     ports = free_ports(3)
     assert len(set(ports)) == 3 and all(1024 <= p <= 65535 for p in ports)
+    # an outgoing connection never takes one between the draw and the bind (the kernel draws those above)
+    assert all(LOWEST_PORT <= p < _ephemeral_start() for p in ports)
+    assert free_ports(3) != ports  # drawn at random: concurrent runs do not walk the same order
+
+
+def test_a_port_in_use_is_not_drawn_and_too_few_below_the_range_falls_back_to_the_kernel() -> None:
+    import socket
+
+    from chaos.stack import plan
+
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    taken = held.getsockname()[1]
+    try:
+        original = plan.LOWEST_PORT, plan._ephemeral_start
+        plan.LOWEST_PORT, plan._ephemeral_start = taken, lambda: taken + 1  # the one candidate is taken
+        drawn = free_ports(2)  # so both come from the kernel, as bind(0) picks them
+        assert taken not in drawn and len(set(drawn)) == 2
+    finally:
+        plan.LOWEST_PORT, plan._ephemeral_start = original
+        held.close()
