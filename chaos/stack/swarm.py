@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 PORTS = range(27000, 30000)  # host-mode published ports on the nodes
 RESTART_DELAY_S = 5.0  # swarm's own default; also the window in which kill holds an instance down
+START_FAILURES = 3  # failed tasks of a restart: on-failure service that bring-up waits through
 WAIT_S = 60.0  # a task to start or stop (the first task on a node prepares its overlay: slow under load)
 
 
@@ -384,14 +385,44 @@ class SwarmBackend(Backend):
         return "paused" if status.get("Paused") else "running" if status.get("Running") else "exited"
 
     def exit_reason(self, name: str) -> str | None:
-        """Why bring-up should stop waiting: the newest task failed or was rejected (e.g. no such image)."""
+        """Why bring-up should stop waiting: the newest task was rejected (e.g. no such image), or failed more
+        than ``START_FAILURES`` times under ``restart: on-failure`` (once without it).
+
+        A service that restarts on failure gets the tries Compose's restart policy would give it: a task
+        that reads a name another node has only just published (the overlay's DNS follows a task's health
+        across nodes with a lag, seen beside a CPU hog: nginx's upstream not found) comes in on a later one.
+        """
         task = self._task(name)
         if task is None:
             return None if self._inspect(name) is not None else "its swarm service is gone"
         status = task.get("Status", {})
-        if status.get("State") in ("failed", "rejected"):
-            return f"task {status['State']}: {status.get('Err') or status.get('Message', '')}; {self.log_tail(name)}"
-        return None
+        state = status.get("State")
+        if state not in ("failed", "rejected"):
+            return None
+        why = f"task {state}: {status.get('Err') or status.get('Message', '')}; {self.log_tail(name)}"
+        if state == "rejected":
+            return why
+        failed = self._failed_tasks(name)
+        spec = self._inspect(name) or {}
+        policy = spec.get("Spec", {}).get("TaskTemplate", {}).get("RestartPolicy", {}).get("Condition")
+        if policy == "on-failure" and failed < START_FAILURES:
+            return None  # swarm starts another task after RESTART_DELAY_S
+        return f"{why} ({failed} failed task(s))" if policy == "on-failure" else why
+
+    def _failed_tasks(self, name: str, within_s: float = 120.0) -> int:
+        """Tasks of the instance that failed and were created in the last ``within_s`` (a bring-up's, not the
+        killed ones of earlier experiments that swarm keeps in the service's history)."""
+        import datetime
+
+        import docker
+
+        try:
+            tasks = self.client.api.tasks(filters={"service": self._service_id(name)})
+        except docker.errors.NotFound:
+            return 0
+        since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=within_s)).isoformat()[:19]
+        return sum(1 for t in tasks if t.get("Status", {}).get("State") == "failed"
+                   and str(t.get("CreatedAt", ""))[:19] >= since)
 
     def log_text(self, name: str, lines: int) -> str:
         engine, container = self._container(name, "reading the logs of")

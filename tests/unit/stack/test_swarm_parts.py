@@ -170,3 +170,33 @@ def test_a_run_that_left_only_its_slot_labels_is_swept_by_their_owner(monkeypatc
     monkeypatch.setattr(swarm_clean, "remove_run", lambda c, run_id, nodes=(): removed.append(run_id))
     assert swarm_clean.sweep() == [f"removed swarm run dead on unix:///m.sock (owner pid {2 ** 22 + 7}): 2 node label(s)"]
     assert removed == ["dead"]  # the live run's label and the kept stack's stay
+
+
+@pytest.mark.parametrize("policy, failed_before, reason", [
+    ("on-failure", 0, None),      # swarm restarts it: bring-up waits (a name another node had not published yet)
+    ("on-failure", 2, "task failed: task: non-zero exit (1); nginx: host not found in upstream (3 failed task(s))"),
+    ("none", 0, "task failed: task: non-zero exit (1); nginx: host not found in upstream"),
+])
+def test_a_failed_task_of_a_service_that_restarts_on_failure_gets_a_few_tries_at_bring_up(policy, failed_before, reason):
+    import datetime
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    old = (now - datetime.timedelta(minutes=10)).isoformat()
+    failed = {"Status": {"State": "failed", "Err": "task: non-zero exit (1)"}, "CreatedAt": now.isoformat(),
+              "Version": {"Index": 10}}
+    history = [{"Status": {"State": "failed"}, "CreatedAt": old, "Version": {"Index": 1}}] * 4  # killed long ago
+    recent = [{"Status": {"State": "failed"}, "CreatedAt": now.isoformat(), "Version": {"Index": 5 + n}}
+              for n in range(failed_before)]
+
+    class Api:
+        def tasks(self, filters=None):
+            return [*history, *recent, failed]
+
+        def inspect_service(self, service_id):
+            return {"Spec": {"TaskTemplate": {"RestartPolicy": {"Condition": policy}}}}
+
+    backend = object.__new__(swarm.SwarmBackend)
+    backend.engines = type("Engines", (), {"manager": type("Client", (), {"api": Api()})()})()  # type: ignore[assignment]
+    backend.services = {"frontend-1": "svc-1"}
+    backend.log_tail = lambda name: "nginx: host not found in upstream"  # type: ignore[method-assign]
+    assert backend.exit_reason("frontend-1") == reason
