@@ -110,7 +110,9 @@ def search(base: Base, space: FaultSpace, limits: Limits, run_one: RunOne, seed:
             trial = seen[key] = run_one(base, schedule, seed)
             ran = Ran(len(result.ran) + 1, "shrink" if shrink_ends else "search", trial, drawn)
             result.ran.append(ran)
-            on_trial(ran)
+            if trial.outcome is Outcome.FAILED:
+                result.smallest = trial  # the first failure, or a smaller one (a shrink only tries smaller ones)
+            on_trial(ran)  # after: the display's "best failure" is this one
             if trial.outcome is Outcome.INTERRUPTED:
                 result.interrupted = True
             if trial.outcome is Outcome.FAILED and not shrink_ends:
