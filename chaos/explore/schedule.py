@@ -90,3 +90,9 @@ class Schedule:
                 if len(named) + unknown >= count:
                     return service
         return None
+
+
+def allowed(schedule: Schedule, limits: Limits, redundant: Mapping[str, int]) -> bool:
+    """Whether the search may run ``schedule``: never every instance of a service of ``redundant`` (service ->
+    instances, those with several) down at once, unless ``limits.total_loss``."""
+    return limits.total_loss or not redundant or schedule.loses_all(redundant) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from chaos.explore.schedule import Limits, Planned, Schedule
+from chaos.explore.schedule import Limits, Planned, Schedule, allowed
 from chaos.explore.space import Atom, FaultSpace
 
 
@@ -39,4 +39,4 @@ def schedules(space: FaultSpace, limits: Limits) -> st.SearchStrategy[Schedule]:
     redundant = dict(space.redundant)
     if limits.total_loss or not redundant:
         return drawn
-    return drawn.filter(lambda schedule: schedule.loses_all(redundant) is None)
+    return drawn.filter(lambda schedule: allowed(schedule, limits, redundant))

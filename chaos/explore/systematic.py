@@ -22,15 +22,12 @@ import json
 import random
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from chaos.explore.schedule import Limits, Planned, Schedule
+from chaos.explore.schedule import Limits, Planned, Schedule, allowed
 from chaos.explore.space import FaultSpace
 
 STORED = "systematic.json"
-
-
-def _allowed(schedule: Schedule, limits: Limits, redundant: Mapping[str, int]) -> bool:
-    return limits.total_loss or not redundant or schedule.loses_all(redundant) is None
 
 
 def schedules(space: FaultSpace, limits: Limits, seed: int) -> Iterator[Schedule]:
@@ -39,7 +36,7 @@ def schedules(space: FaultSpace, limits: Limits, seed: int) -> Iterator[Schedule
     shortest, latest = round(limits.min_for * 10), round(limits.horizon * 10)
     for atom in space.atoms:
         single = Schedule((Planned(atom, 0, shortest),))
-        if _allowed(single, limits, redundant):
+        if allowed(single, limits, redundant):
             yield single
     if limits.max_faults < 2:
         return
@@ -47,7 +44,7 @@ def schedules(space: FaultSpace, limits: Limits, seed: int) -> Iterator[Schedule
     random.Random(seed).shuffle(pairs)
     for first, second in pairs:
         pair = Schedule((Planned(first, 0, shortest), Planned(second, latest, shortest)))
-        if _allowed(pair, limits, redundant):
+        if allowed(pair, limits, redundant):
             yield pair
 
 
@@ -63,7 +60,7 @@ def smaller(schedule: Schedule, limits: Limits, redundant: Mapping[str, int], al
     while at > floor:
         at = max(floor, at // 2)
         moved = Schedule((*earlier, Planned(last.atom, at, last.for_, last.level)))
-        if _allowed(moved, limits, redundant):
+        if allowed(moved, limits, redundant):
             yield moved
 
 
@@ -73,7 +70,7 @@ def store(database: Path | None, schedule: Schedule) -> None:
         return
     database.mkdir(parents=True, exist_ok=True)
     path = database / STORED
-    kept = stored_raw(path)
+    kept = _read(path)
     entry = [{"atom": p.atom.label, "at": p.at, "for": p.for_, "level": p.level} for p in schedule.ordered()]
     if entry not in kept:
         kept.insert(0, entry)
@@ -82,7 +79,8 @@ def store(database: Path | None, schedule: Schedule) -> None:
     tmp.replace(path)
 
 
-def stored_raw(path: Path) -> list[list[dict[str, object]]]:
+def _read(path: Path) -> list[list[dict[str, Any]]]:
+    """The kept entries; none from a file that is missing or not ours to read."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -96,10 +94,9 @@ def stored(database: Path | None, space: FaultSpace) -> list[Schedule]:
         return []
     atoms = {a.label: a for a in space.atoms}
     found: list[Schedule] = []
-    for entry in stored_raw(database / STORED):
+    for entry in _read(database / STORED):
         try:
-            faults = tuple(Planned(atoms[str(p["atom"])], int(p["at"]), int(p["for"]), int(p["level"]))  # type: ignore[call-overload]
-                           for p in entry)
+            faults = tuple(Planned(atoms[str(p["atom"])], int(p["at"]), int(p["for"]), int(p["level"])) for p in entry)
         except (KeyError, TypeError, ValueError):
             continue
         if faults:
