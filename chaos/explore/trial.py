@@ -87,6 +87,7 @@ class StackTrials:
         return self._run(base, schedule, seed, pooled=False)
 
     def _run(self, base: Base, schedule: Schedule, seed: int, pooled: bool) -> Trial:
+        import dataclasses
         import time
 
         from chaos.run import RunOptions, Runner
@@ -94,15 +95,13 @@ class StackTrials:
 
         _, experiment = base.make(schedule.method(), seed)
         started = time.monotonic()
+        options = RunOptions(backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir)
         if pooled:
             lease = self.pool.lease(experiment, base.path)
-            runner = Runner(lease.experiment, base.path, RunOptions(
-                backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir,
-                open_stack=lease.open_stack, stack_origin="reused" if lease.reused else "brought_up",
-            ))
-        else:
-            runner = Runner(experiment, base.path, RunOptions(
-                backend=base.backend, seed=seed, progress=False, journal_dir=self.journal_dir))
+            experiment = lease.experiment
+            options = dataclasses.replace(options, open_stack=lease.open_stack,
+                                          stack_origin="reused" if lease.reused else "brought_up")
+        runner = Runner(experiment, base.path, options)
         result = runner.run()
         outcome = classify(result, bool(INTERRUPTS.received))
         return Trial(schedule, outcome, result.reason, str(result.journal),

@@ -83,6 +83,15 @@ def choose_ports(run_id: str, names: list[str], taken: set[int]) -> dict[str, in
         raise StackError(f"no free port left in {PORTS.start}-{PORTS.stop - 1} on the swarm for {len(names)} instances") from None
 
 
+def _failed_lately(tasks: list[dict[str, Any]], within_s: float = 120.0) -> int:
+    """Tasks that failed and were created in the last ``within_s`` (a bring-up's, not the killed ones of
+    earlier experiments that swarm keeps in a service's history)."""
+    import datetime
+
+    since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=within_s)).isoformat()[:19]
+    return sum(1 for t in tasks if t.get("Status", {}).get("State") == "failed" and str(t.get("CreatedAt", ""))[:19] >= since)
+
+
 class SwarmBackend(Backend):
     kind = "swarm"
     # A node's first task prepares the overlay there, and a loaded cluster's engines start tasks slowly:
@@ -324,14 +333,18 @@ class SwarmBackend(Backend):
     def _replicas(self, spec: dict[str, Any]) -> int:
         return int(spec["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 1))
 
-    def _task(self, name: str) -> dict[str, Any] | None:
-        """The instance's newest task (the running one if any)."""
+    def _tasks(self, name: str) -> list[dict[str, Any]]:
+        """Every task of the instance's service that swarm still lists (its history too)."""
         import docker
 
         try:
-            tasks = self.client.api.tasks(filters={"service": self._service_id(name)})
+            return list(self.client.api.tasks(filters={"service": self._service_id(name)}))
         except docker.errors.NotFound:
-            return None
+            return []
+
+    def _task(self, name: str, tasks: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+        """The instance's newest task (the running one if any), from ``tasks`` if already read."""
+        tasks = self._tasks(name) if tasks is None else tasks
         if not tasks:
             return None
         running = [t for t in tasks if t.get("Status", {}).get("State") == "running"]
@@ -392,7 +405,8 @@ class SwarmBackend(Backend):
         that reads a name another node has only just published (the overlay's DNS follows a task's health
         across nodes with a lag, seen beside a CPU hog: nginx's upstream not found) comes in on a later one.
         """
-        task = self._task(name)
+        tasks = self._tasks(name)
+        task = self._task(name, tasks)
         if task is None:
             return None if self._inspect(name) is not None else "its swarm service is gone"
         status = task.get("Status", {})
@@ -400,29 +414,11 @@ class SwarmBackend(Backend):
         if state not in ("failed", "rejected"):
             return None
         why = f"task {state}: {status.get('Err') or status.get('Message', '')}; {self.log_tail(name)}"
-        if state == "rejected":
+        if state == "rejected" or self.stack.spec.services[self._service_of(name)].restart != "on-failure":
             return why
-        failed = self._failed_tasks(name)
-        spec = self._inspect(name) or {}
-        policy = spec.get("Spec", {}).get("TaskTemplate", {}).get("RestartPolicy", {}).get("Condition")
-        if policy == "on-failure" and failed < START_FAILURES:
-            return None  # swarm starts another task after RESTART_DELAY_S
-        return f"{why} ({failed} failed task(s))" if policy == "on-failure" else why
-
-    def _failed_tasks(self, name: str, within_s: float = 120.0) -> int:
-        """Tasks of the instance that failed and were created in the last ``within_s`` (a bring-up's, not the
-        killed ones of earlier experiments that swarm keeps in the service's history)."""
-        import datetime
-
-        import docker
-
-        try:
-            tasks = self.client.api.tasks(filters={"service": self._service_id(name)})
-        except docker.errors.NotFound:
-            return 0
-        since = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=within_s)).isoformat()[:19]
-        return sum(1 for t in tasks if t.get("Status", {}).get("State") == "failed"
-                   and str(t.get("CreatedAt", ""))[:19] >= since)
+        failed = _failed_lately(tasks)
+        # swarm starts another task after RESTART_DELAY_S
+        return None if failed < START_FAILURES else f"{why} ({failed} failed task(s))"
 
     def log_text(self, name: str, lines: int) -> str:
         engine, container = self._container(name, "reading the logs of")

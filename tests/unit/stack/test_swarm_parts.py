@@ -192,10 +192,10 @@ def test_a_failed_task_of_a_service_that_restarts_on_failure_gets_a_few_tries_at
         def tasks(self, filters=None):
             return [*history, *recent, failed]
 
-        def inspect_service(self, service_id):
-            return {"Spec": {"TaskTemplate": {"RestartPolicy": {"Condition": policy}}}}
+    from types import SimpleNamespace
 
     backend = object.__new__(swarm.SwarmBackend)
+    backend.stack = SimpleNamespace(spec=SimpleNamespace(services={"frontend": SimpleNamespace(restart=policy)}))  # type: ignore[assignment]
     backend.engines = type("Engines", (), {"manager": type("Client", (), {"api": Api()})()})()  # type: ignore[assignment]
     backend.services = {"frontend-1": "svc-1"}
     backend.log_tail = lambda name: "nginx: host not found in upstream"  # type: ignore[method-assign]
