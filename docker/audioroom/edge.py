@@ -263,7 +263,9 @@ class Edge:
                 # the beat was in flight (the room relaunched back here) stays: the next beat checks it.
                 continue
             log.warning("room %s is no longer here at this generation: closing it (4004 moved)", name)
-            self.evict(name)
+            # PLANTED_BUG=edge-no-fence: here too (the beat may learn of the new generation before its
+            # host connects), or whether the old host is fenced would be a race, not the bug.
+            self.evict(name, fence_host=self.fences_old_hosts)
         for name in [n for n, r in self.rooms.items() if not r.listeners and r.host is None]:
             self.rooms.pop(name, None)
         ROOMS.set(len(self.rooms))

@@ -103,6 +103,38 @@ async def test_a_new_generation_fences_the_old_host_unless_the_bug_is_planted(mo
     assert [message for conns, message in sent if listener in conns] == heard
 
 
+class MovedState:
+    """The store's answer to a heartbeat: room ``launch`` lives at another generation now."""
+
+    async def edge_heartbeat(self, *_: object) -> tuple[list[str], list[str]]:
+        return ["launch"], []
+
+
+@pytest.mark.parametrize("planted, fenced, heard", [("", True, []), ("edge-no-fence", False, [b"gen1-frame"])])
+async def test_a_heartbeat_that_learns_of_the_new_generation_first_fences_unless_the_bug_is_planted(
+        monkeypatch, planted, fenced, heard):
+    # The beat may hear of the relaunch before the backup host connects: the bug must not depend on
+    # which comes first, or explore's reruns of the same schedule disagree.
+    import audioroom.edge as edge_module
+
+    sent: list[tuple[set, bytes]] = []
+    monkeypatch.setattr(edge_module, "broadcast", lambda conns, message: sent.append((set(conns), message)))
+    edge = Edge(config.load({**ENV, "PLANTED_BUG": planted}), state=MovedState())  # type: ignore[arg-type]
+    old_host = HostConn()
+    serving = asyncio.ensure_future(edge.host(old_host, edge.live_room("launch", 1)))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    await edge.heartbeat()
+    await asyncio.sleep(0)
+    assert (old_host.closed_with == (4004, "moved")) is fenced
+    newer = edge.live_room("launch", 2)  # then the backup host and the listeners arrive
+    listener = Conn(1000)
+    newer.listeners.add(listener)  # type: ignore[arg-type]
+    await old_host.frames.put(b"gen1-frame")
+    await old_host.frames.put(None)
+    await serving
+    assert [message for conns, message in sent if listener in conns] == heard
+
+
 # host-stale-account: a host restarted while a room names it as a backup never reads its account again.
 
 HOST_ENV = {"RQ_SERVICE": "host", "RQ_INSTANCE": "host-2", "RQ_ROUTES": '{"control": "127.0.0.1:1"}',
