@@ -1,7 +1,8 @@
 """Each toxic measured through real TCP connections (timing asserted with margins).
 
 Tolerances: a delay is never shorter than asked (minus 2 ms for clock
-granularity of other servers) and at most MARGIN longer; bandwidth within 10%.
+granularity of other servers) and at most MARGIN longer; bandwidth never faster
+than its rate beyond one 100 ms slice, and at most MARGIN late over the whole transfer.
 """
 
 from __future__ import annotations
@@ -91,23 +92,24 @@ def test_toxicity_zero_never_applies(client, name, echo, sockets):
     assert rtt(sockets, port) < 0.5
 
 
-def test_bandwidth_within_ten_percent(client, name, upstream, sockets):
+def test_bandwidth_is_never_faster_than_its_rate_and_keeps_its_schedule(client, name, upstream, sockets):
     size = 400_000
     up = upstream(source(b"b" * size))
     port = proxy_to(client, name, up)
     client.add_toxic(name, "bandwidth", attributes={"rate": 400})  # KB/s: 1 s for 400 KB
-    marks = []  # (time, bytes so far)
     total = 0
+    # Timed from before the connection: the proxy's schedule starts after it, so a reader that
+    # wakes late (a busy machine) sees the transfer slower, never faster. Timed from the first
+    # chunk read, a late first read made the rest arrive in a burst: 445 KB/s beside a CPU hog.
+    started = time.perf_counter()
     with sockets.connect(port, timeout=10) as s:
         while chunk := s.recv(65536):
             total += len(chunk)
-            marks.append((time.perf_counter(), total))
+        took = time.perf_counter() - started
     assert total == size
-    # the rate between the first slice and the end (connection set-up excluded);
-    # the schedule is absolute, so a late wake-up under load is caught up
-    (t0, b0), (t1, b1) = marks[0], marks[-1]
-    rate = (b1 - b0) / (t1 - t0) / 1000
-    assert 400 * 0.9 <= rate <= 400 * 1.1, rate
+    ideal = size / 400_000  # s
+    # Idle time counts as credit for one 100 ms slice (as Toxiproxy's sleep per chunk allows a burst).
+    assert (size - 40_000) / 400_000 * 0.98 <= took <= ideal + MARGIN, took
 
 
 def test_slow_close_delays_the_close_not_the_data(client, name, upstream, sockets):
