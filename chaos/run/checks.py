@@ -202,8 +202,8 @@ def from_reads(
         return Outcome(
             undisturbed_ok,
             f"{label}: not disturbed: {expect} held at all {len(found.reads)} samples from {since_name} "
-            f"(t={since:.2f}s) to the deadline (t={end:.2f}s), so nothing recovered and no recovery time is recorded; "
-            f"{verdict}",
+            f"(t={since:.2f}s) to the deadline (t={end:.2f}s){_held_before(snapshot, expect, since, since_name)}, "
+            f"so nothing recovered and no recovery time is recorded; {verdict}",
             observed, status="not_disturbed",
         )
     disturbed = f"; disturbed at t={fail.t:.2f}s" if fail is not None else ""
@@ -214,6 +214,18 @@ def from_reads(
         observed, disturbed_at=fail.t if fail is not None else None,
         disturbed_by=None if fail is None else ("unreadable" if fail.value is None else "value"),
     )
+
+
+def _held_before(snapshot: list[Read], expect: Expectation, since: float, since_name: str) -> str:
+    """Why a check may be undisturbed: its probe already held before the fault (a counter that something
+    else, e.g. a relaunch nobody injected, had already moved), so the fault cannot be told from it."""
+    before = [r for r in snapshot if r.started < since and r.value is not None]
+    if not before:
+        return ""
+    last = max(before, key=lambda r: r.t)
+    if not expect.holds(last.value):
+        return ""
+    return f" and already before it ({format_value(last.value)} at t={last.t:.2f}s)"
 
 
 def _last(observed: list[tuple[float, Any]]) -> str:

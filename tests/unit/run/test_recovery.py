@@ -116,6 +116,8 @@ recovery:
     assert result.verdict is Verdict.DEVIATED  # the default: a recovery check that measured nothing fails
     assert check["outcome"] == "not_disturbed" and not check["ok"] and check["recovery_s"] is None
     assert "not disturbed" in check["message"] and "undisturbed: pass" in check["message"]
+    # it says the probe held before the fault too (the ratio was 1.0 all along), the usual cause
+    assert "and already before it (1 at t=" in check["message"], check["message"]
     assert journal["recovery_times"] == {} and journal["not_disturbed"] == ["listeners-back"]
 
     accepted = body.replace("after: kill-edge}", "after: kill-edge, undisturbed: pass}")
