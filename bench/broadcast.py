@@ -132,7 +132,7 @@ def main() -> None:
 
         uvloop.run(serve(args.serve) if args.serve else listen(args.listen, args.size, args.window))
         return
-    from chaos.stack.plan import free_ports
+    from chaos.stack.ports import free_ports
 
     results = []
     for size in args.sizes:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench drives the services, not the toolkit)
-from chaos.stack.plan import free_ports
+from chaos.stack.ports import free_ports
 from chaos.stack.probes import sum_samples
 
 ROOT = Path(__file__).resolve().parents[1]

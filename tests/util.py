@@ -1,7 +1,7 @@
 """Helpers shared by the tests: loaded by tests/conftest.py as the module ``roomquake_testutil``.
 
 - ``until(check, timeout, what)``: poll until ``check()`` returns something truthy;
-- ``free_ports(n)``: loopback ports free right now (chaos.stack.plan's, the one implementation);
+- ``free_ports(n)``: loopback ports free right now (chaos.stack.ports', the one implementation, leased like a stack's);
 - ``import_graph(package_dir)`` and ``find_cycle(graph)``: the modules of a package and what each imports;
 - ``run_cli(argv, capsys)``: roomquake's command line in this process: exit code, stdout, stderr.
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chaos.stack.plan import free_ports
+from chaos.stack.ports import free_ports
 
 __all__ = ["find_cycle", "free_ports", "import_graph", "left_networks", "run_cli", "until"]
 

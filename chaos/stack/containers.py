@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from chaos.engine import failure
 from chaos.errors import EngineError
 from chaos.labels import INSTANCE, SERVICE, RunIdentity
-from chaos.stack.plan import free_ports
+from chaos.stack.ports import free_ports
 
 if TYPE_CHECKING:
     import docker

@@ -33,7 +33,8 @@ from chaos.stack import registry
 from chaos.stack.errors import StackError, Unsupported
 from chaos.forkserver import KEEPER_MARK, ROOM_ENV, ForkClient, ForkServerError, environ_room, wait_line
 from chaos.stack.running import Backend
-from chaos.stack.plan import InstancePlan, Plan, free_ports, local_addressing, make_plan, ports_needed
+from chaos.stack.plan import InstancePlan, Plan, local_addressing, make_plan, ports_needed
+from chaos.stack.ports import free_ports, release_ports
 from chaos.stack.spec import Stack, StackSpec
 
 SERVER = "forkserver"  # its key in ``procs`` (instance names always end in -<replica>)
@@ -89,8 +90,8 @@ class LocalBackend(Backend):
         """Free loopback ports for every instance and listener; with ``like`` (a renewal), its ports where it has
         the same instances and proxies, so that the link proxies stay as they are."""
         data_root = str(registry.state_dir() / self.run_id / "data")
-        fresh = make_plan(spec, profile, local_addressing(free_ports(ports_needed(spec)), data_root), secret,
-                          proxy_token)
+        ports = free_ports(ports_needed(spec), owner=registry.state_dir() / self.run_id)  # leased until teardown
+        fresh = make_plan(spec, profile, local_addressing(ports, data_root), secret, proxy_token)
         if like is None or [i.name for i in like.instances] != [i.name for i in fresh.instances] \
                 or [p.name for p in like.proxies] != [p.name for p in fresh.proxies]:
             return fresh
@@ -454,6 +455,7 @@ class LocalBackend(Backend):
                 self._server.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
+        release_ports(registry.state_dir() / self.run_id)  # nothing of ours will bind them again
 
     def leftovers(self) -> list[str]:
         groups = self._groups()

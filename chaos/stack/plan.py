@@ -11,7 +11,6 @@ those proxies' listeners, never at the server itself.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -92,50 +91,6 @@ def docker_addressing(proxy_instance: str, listeners_from: int) -> Addressing:
         host_of=lambda instance: instance,
         listener=lambda i: (f"0.0.0.0:{listeners_from + i}", f"{proxy_instance}:{listeners_from + i}"),
     )
-
-
-# Ports are drawn below the kernel's ephemeral range: the kernel gives ports of that range to outgoing
-# connections (thousands a second in a loaded suite), and one of them can take a port we found free before
-# the service that is to listen on it binds it (seen once beside a CPU hog: a link proxy's bind failed).
-LOWEST_PORT = 15000
-
-
-def _ephemeral_start() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports free right now, below the ephemeral range (see ``LOWEST_PORT``) and in random
-    order (concurrent runs draw different ones), held open together so that none repeats; from the ephemeral
-    range, as the kernel picks them, when too few are free below it."""
-    import random
-
-    socks: list[socket.socket] = []
-    candidates = list(range(LOWEST_PORT, max(LOWEST_PORT, _ephemeral_start())))
-    random.shuffle(candidates)
-    try:
-        for port in candidates:
-            if len(socks) == count:
-                break
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind((host, port))
-            except OSError:
-                s.close()
-                continue
-            socks.append(s)
-        while len(socks) < count:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def local_addressing(ports: list[int], data_root: str = "") -> Addressing:

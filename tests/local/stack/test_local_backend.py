@@ -122,20 +122,28 @@ def roomquake(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_cli_up_status_down_across_processes(tmp_path):
-    env = {**os.environ, "ROOMQUAKE_STATE_DIR": str(tmp_path)}
+def test_cli_up_status_down_across_processes(tmp_path, tmp_path_factory):
+    leases = tmp_path_factory.mktemp("leases") / "ports.json"
+    env = {**os.environ, "ROOMQUAKE_STATE_DIR": str(tmp_path), "ROOMQUAKE_PORT_LEASES": str(leases)}
     up = roomquake("stack", "up", "--backend", "local", "--scale", "edge=1,supervisor=1,host=1,crowd=0", env=env)
     assert up.returncode == 0, up.stderr
     assert "instances healthy" in up.stdout
     record = json.loads(next(tmp_path.glob("*.json")).read_text())
     procs = record["state"]["procs"]
     assert all(alive(p["pid"], p["start"]) for p in procs.values())  # outlived the `up` command
+    # its ports stay leased to the run (the `up` process is gone, the stack is not): no other draw takes
+    # one while its instance is down for a fault
+    leased = {int(port) for port, lease in json.loads(leases.read_text()).items()
+              if lease["owner"] == str(tmp_path / record["run_id"])}
+    ports = {p["port"] for p in procs.values() if p.get("port")}
+    assert ports and ports <= leased, (ports, leased)
     status = roomquake("stack", "status", env=env)
     assert status.returncode == 0 and "edge-1" in status.stdout and "running" in status.stdout
     down = roomquake("stack", "down", env=env)
     assert down.returncode == 0 and "down in" in down.stdout
     assert not [n for n, p in procs.items() if alive(p["pid"], p["start"])]
     assert not list(tmp_path.iterdir())  # no record, no logs: nothing left behind
+    assert not json.loads(leases.read_text())  # and no port leased to it
     assert "no stack is up" in roomquake("stack", "status", env=env).stdout
 
 

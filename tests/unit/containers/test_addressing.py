@@ -11,7 +11,7 @@ import pytest
 from chaos.stack import containers
 from chaos.stack.containers import SUBNET_POOL, RunNetwork, candidate_subnets
 from chaos.errors import EngineError
-from chaos.stack.plan import free_ports
+from chaos.stack.ports import free_ports
 
 
 def test_subnets_come_from_our_pool_and_start_where_the_run_id_says() -> None:
@@ -52,7 +52,7 @@ def test_no_pinning_without_our_subnet() -> None:
 
 
 def test_free_ports_are_distinct_loopback_ports_below_the_ephemeral_range() -> None:
-    from chaos.stack.plan import LOWEST_PORT, _ephemeral_start
+    from chaos.stack.ports import LOWEST_PORT, _ephemeral_start
 
     ports = free_ports(3)
     assert len(set(ports)) == 3 and all(1024 <= p <= 65535 for p in ports)
@@ -64,7 +64,7 @@ def test_free_ports_are_distinct_loopback_ports_below_the_ephemeral_range() -> N
 def test_a_port_in_use_is_not_drawn_and_too_few_below_the_range_falls_back_to_the_kernel() -> None:
     import socket
 
-    from chaos.stack import plan
+    from chaos.stack import ports as plan
 
     held = socket.socket()
     held.bind(("127.0.0.1", 0))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from chaos.stack.errors import StackFileError
-from chaos.stack.plan import Plan, docker_addressing, free_ports, local_addressing, make_plan, ports_needed
+from chaos.stack.plan import Plan, docker_addressing, local_addressing, make_plan, ports_needed
+from chaos.stack.ports import free_ports
 from chaos.stack.spec import apply_scale, load_stack, loads_stack
 
 REFERENCE = Path(__file__).resolve().parents[3] / "docker" / "stack.yaml"
