@@ -202,7 +202,7 @@ def from_reads(
         return Outcome(
             undisturbed_ok,
             f"{label}: not disturbed: {expect} held at all {len(found.reads)} samples from {since_name} "
-            f"(t={since:.2f}s) to the deadline (t={end:.2f}s){_held_before(snapshot, expect, since, since_name)}, "
+            f"(t={since:.2f}s) to the deadline (t={end:.2f}s){_held_before(snapshot, expect, since)}, "
             f"so nothing recovered and no recovery time is recorded; {verdict}",
             observed, status="not_disturbed",
         )
@@ -216,7 +216,7 @@ def from_reads(
     )
 
 
-def _held_before(snapshot: list[Read], expect: Expectation, since: float, since_name: str) -> str:
+def _held_before(snapshot: list[Read], expect: Expectation, since: float) -> str:
     """Why a check may be undisturbed: its probe already held before the fault (a counter that something
     else, e.g. a relaunch nobody injected, had already moved), so the fault cannot be told from it."""
     before = [r for r in snapshot if r.started < since and r.value is not None]
