@@ -15,6 +15,11 @@ variant then fails):
   without the lease they would fence and drop everyone. (The heartbeat they
   retry lands right at the resume, about HEARTBEAT_TIMEOUT old, so whether
   supervisors would relaunch without their guard is a coin toss here.)
+  The supervisors detect at 2.5 s here (HEARTBEAT_TIMEOUT and HOST_GRACE),
+  the edges keep the profile's 1 s: in a CI run at load 12-16 an edge's
+  loop, busy with the newcomers right after the resume, landed no beat for
+  1.28 s and the room was relaunched, the load's doing and not the stall's;
+  the edges' own 1 s is what this variant is about.
 - ``ci, stale beats``: the same with HEARTBEAT_TIMEOUT and HOST_GRACE at
   2.5 s, still shorter than the stall: an edge's one heartbeat in flight
   spans the stall, so every beat and host report is about 3 s old when the
@@ -84,9 +89,15 @@ def counts(stack) -> dict:
     }
 
 
+def detection(stack) -> float:
+    """The supervisors' detection threshold plus their host grace: how long a room must stay unmoved."""
+    own = stack.per_instance.get("supervisor-1", {})
+    return sum(seconds(own[v]) if v in own else stack.seconds(v) for v in ("HEARTBEAT_TIMEOUT", "HOST_GRACE"))
+
+
 def settled(stack) -> dict:
     """Everyone hearing, and the room unmoved for a detection threshold and a grace; the counts then."""
-    quiet = stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE")
+    quiet = detection(stack)
     load = open("/proc/loadavg").read().split()[0]
     for _ in range(SETUP_TRIES):
         stack.wait_for(lambda: connected_and_hearing(stack) == (LISTENERS, LISTENERS), 60,
@@ -115,12 +126,15 @@ def joins_ok(stack) -> bool:
 
 
 STALE_BEATS = {"HEARTBEAT_TIMEOUT": "2500ms", "HOST_GRACE": "2500ms"}
+SUPERVISORS_AT_STALE_BEATS = {"supervisor-1": STALE_BEATS, "supervisor-2": STALE_BEATS}
 
 
-@pytest.mark.parametrize("override", [{}, STALE_BEATS], ids=["ci", "ci-stale-beats"])
-def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_joins_come_back(make_stack, override):
+@pytest.mark.parametrize("override, supervisors", [({}, SUPERVISORS_AT_STALE_BEATS), (STALE_BEATS, {})],
+                         ids=["ci", "ci-stale-beats"])
+def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_joins_come_back(make_stack, override,
+                                                                                           supervisors):
     assert all(seconds(v) < STALL_S for v in override.values())
-    stack = make_stack(BASE, env={**stack_profile("ci"), **override}, per_instance=ACCOUNTS)
+    stack = make_stack(BASE, env={**stack_profile("ci"), **override}, per_instance={**ACCOUNTS, **supervisors})
     stack.start_all(["edge-1", "control-1"])
     stack.start_all(["edge-2", "supervisor-1", "supervisor-2", "host-1", "host-2", "crowd-1"])
     status, body = stack.http("POST", stack.url("host-1", "/rooms"), {"room": "launch", "backups": ["bob"]})
@@ -172,7 +186,7 @@ def test_pausing_the_state_store_for_3s_relaunches_nothing_drops_nobody_and_join
 
     # nothing relaunched, no edge fenced itself, nobody reconnected or went silent, during and after
     # (a detection threshold and a grace later)
-    time.sleep(stack.seconds("HEARTBEAT_TIMEOUT") + stack.seconds("HOST_GRACE"))
+    time.sleep(detection(stack))
     # The crowd first, then the counts: a listener that left in between (a relaunch or a kick just then,
     # as twice beside a CPU hog: 107 and 155 of 170 with the counts read first unchanged) is in the counts.
     after = stack.stats()
