@@ -218,6 +218,22 @@ def recv_all(s: socket.socket) -> bytes:
         buf += chunk
 
 
+def fastest_echo(s: socket.socket, payload: bytes, tries: int = 5) -> float:
+    """The quickest of `tries` echo round trips, in seconds.
+
+    A latency toxic delays every try, while a loaded machine delays only some:
+    the minimum tells a toxic still applied from a scheduling stall (a single
+    round trip read 0.24 s for a 0 ms toxic at load 7)."""
+    best = float("inf")
+    for _ in range(tries):
+        t0 = time.perf_counter()
+        s.sendall(payload)
+        got = recv_exactly(s, len(payload))
+        assert got == payload, got
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 @pytest.fixture
 def sockets() -> object:
     """connect / recv_exactly / recv_all helpers (tests run with importlib: no shared modules)."""
@@ -229,5 +245,6 @@ def sockets() -> object:
     h.connect = connect  # type: ignore[attr-defined]
     h.recv_exactly = recv_exactly  # type: ignore[attr-defined]
     h.recv_all = recv_all  # type: ignore[attr-defined]
+    h.fastest_echo = fastest_echo  # type: ignore[attr-defined]
     h.time = time  # type: ignore[attr-defined]
     return h
