@@ -548,6 +548,7 @@ class Crowd:
 async def main(stop: asyncio.Event) -> None:
     settings = config.load_or_exit("crowd")
     log = runtime.setup_logging(settings)
+    limit = runtime.raise_open_files(log)  # one socket per listener
     connector = aiohttp.TCPConnector(limit=256, force_close=False)
     timeout = aiohttp.ClientTimeout(total=max(5.0, 4 * settings.timings.state_timeout))
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -559,7 +560,7 @@ async def main(stop: asyncio.Event) -> None:
         app.router.add_get("/stats", crowd.stats_handler)
         app.router.add_get("/history", crowd.history_handler)
         async with webutil.serving(app, settings):
-            log.info("crowd on %s:%s (seed %d)", settings.bind, settings.port, settings.seed)
+            log.info("crowd on %s:%s (seed %d, open files up to %d)", settings.bind, settings.port, settings.seed, limit)
             await crowd.watch_silence(stop)
             await stop.wait()
         for listener in crowd.listeners:

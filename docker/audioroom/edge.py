@@ -290,6 +290,7 @@ class Edge:
 async def main(stop: asyncio.Event) -> None:
     settings = config.load_or_exit("edge")
     log = runtime.setup_logging(settings)
+    limit = runtime.raise_open_files(log)  # one socket per listener
     state = State(connect(settings, settings.timings.heartbeat_timeout), settings.shards)
     edge = Edge(settings, state)
     async with serve(
@@ -301,7 +302,8 @@ async def main(stop: asyncio.Event) -> None:
         max_size=64 * 1024,
         backlog=8192,
     ):
-        log.info("edge on %s:%s, capacity %d", settings.bind, settings.port, settings.edge_capacity)
+        log.info("edge on %s:%s, capacity %d, open files up to %d", settings.bind, settings.port,
+                 settings.edge_capacity, limit)
         runtime.notify_ready()
         await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop,
                             runtime.Outage(log, "state store"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import time
 from typing import Awaitable, Callable
@@ -22,6 +23,19 @@ def setup_logging(settings: Settings) -> logging.Logger:
     logging.getLogger("websockets").setLevel(logging.ERROR)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return logging.getLogger(f"audioroom.{settings.service}")
+
+
+def raise_open_files(log: logging.Logger) -> int:
+    """Raise this process's open-file limit to its hard limit: a crowd or an edge holds one socket per
+    listener, and the usual soft limit of 1,024 would cap it there. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and soft != resource.RLIM_INFINITY:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as err:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, err)
+    return soft
 
 
 def notify_ready() -> None:

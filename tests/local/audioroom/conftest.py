@@ -155,7 +155,8 @@ class LocalStack:
         return redis.Redis(port=self.procs["state"].port, decode_responses=True, socket_timeout=2,
                            password=self.env.get("STATE_PASSWORD") or None)
 
-    def start(self, name: str, wait: bool = True) -> None:
+    def start(self, name: str, wait: bool = True, preexec: Callable[[], None] | None = None) -> None:
+        """Start one instance; ``preexec`` runs in the child before the service (e.g. to set a limit)."""
         proc = self.procs[name]
         service = name.rsplit("-", 1)[0]
         env = {
@@ -167,7 +168,7 @@ class LocalStack:
         proc.log = self.tmp / f"{name}.log"
         proc.popen = subprocess.Popen(
             [sys.executable, "-m", f"audioroom.{service}"], env=env, cwd=self.tmp,
-            stdout=proc.log.open("ab"), stderr=subprocess.STDOUT,
+            stdout=proc.log.open("ab"), stderr=subprocess.STDOUT, preexec_fn=preexec,
         )
         if wait:
             self.wait_healthy(name)
