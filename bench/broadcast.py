@@ -1,6 +1,7 @@
 """The ceiling of a bare broadcast on this machine: the yardstick for bench/crowd.py's figures.
 
     .venv/bin/python bench/broadcast.py --sizes 5000,10000,20000
+    .venv/bin/python bench/broadcast.py --server picows --client picows   # pip install picows first
 
 One server process fans a 160-byte frame out to every connection 10 times a
 second (uvloop, websockets.broadcast, compression off: what the edge does,
@@ -8,7 +9,10 @@ without rooms, state or heartbeats), and one client process holds
 the connections with the crowd's lean client (audioroom.wsclient) and counts
 the frames that arrive within 250 ms of their send time. Nothing else runs:
 no control, no state store, no host. The stack's sustained figure reads as a
-fraction of this one. Both processes are ended by pid; loopback only.
+fraction of this one. ``--server picows`` / ``--client picows`` measure the
+same with picows, a Cython WebSocket layer (not a dependency of roomquake:
+this is how a switch would be judged before making it). Both processes are
+ended by pid; loopback only.
 """
 
 from __future__ import annotations
@@ -36,6 +40,47 @@ def _max_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _frame() -> bytes:
+    return struct.pack(">d", time.time()) + b"\0" * (FRAME_BYTES - 8)
+
+
+async def _paced(send_to_all) -> None:  # noqa: ANN001 - one frame to every connection
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        send_to_all(_frame())
+        due += 1 / FRAME_RATE
+        await asyncio.sleep(max(0.0, due - loop.time()))
+
+
+async def serve_picows(port: int) -> None:
+    """The same broadcast with picows (a Cython WebSocket layer): one send per connection, no framing in Python."""
+    from picows import WSListener, WSMsgType, ws_create_server
+
+    conns: set = set()
+
+    class Listener(WSListener):
+        def on_ws_connected(self, transport) -> None:  # noqa: ANN001
+            conns.add(transport)
+
+        def on_ws_disconnected(self, transport) -> None:  # noqa: ANN001
+            conns.discard(transport)
+
+        def on_ws_frame(self, transport, frame) -> None:  # noqa: ANN001
+            if frame.msg_type == WSMsgType.CLOSE:
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    def send_to_all(data: bytes) -> None:
+        for transport in conns:
+            transport.send(WSMsgType.BINARY, data)
+
+    server = await ws_create_server(lambda _request: Listener(), "127.0.0.1", port, backlog=8192)
+    async with server:
+        print("ready", flush=True)
+        await _paced(send_to_all)
+
+
 async def serve(port: int) -> None:
     from websockets.asyncio.server import broadcast
     from websockets.asyncio.server import serve as ws_serve
@@ -51,18 +96,40 @@ async def serve(port: int) -> None:
 
     async with ws_serve(handler, "127.0.0.1", port, compression=None, backlog=8192):
         print("ready", flush=True)
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        pad = b"\0" * (FRAME_BYTES - 8)
-        while True:
-            broadcast(conns, struct.pack(">d", time.time()) + pad)
-            due += 1 / FRAME_RATE
-            await asyncio.sleep(max(0.0, due - loop.time()))
+        await _paced(lambda data: broadcast(conns, data))
 
 
-async def listen(port: int, size: int, window: float) -> None:
+async def connect_picows(port: int, on_message, timeout: float) -> object:  # noqa: ANN001
+    """One picows client connection whose binary frames go to ``on_message`` (as the lean client's do)."""
+    from picows import WSListener, WSMsgType, ws_connect
+
+    class Listener(WSListener):
+        def on_ws_frame(self, transport, frame) -> None:  # noqa: ANN001
+            if frame.msg_type == WSMsgType.BINARY:
+                on_message(frame.get_payload_as_memoryview())
+            elif frame.msg_type == WSMsgType.CLOSE:
+                transport.disconnect()
+
+    transport, _ = await ws_connect(Listener, f"ws://127.0.0.1:{port}/", websocket_handshake_timeout=timeout)
+    return transport
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    from chaos.labels import proc_stat
+
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def listen(port: int, size: int, window: float, client: str = "wsclient", server_pid: int = 0) -> None:
     sys.path.insert(0, str(ROOT / "docker"))
     from audioroom import wsclient
+
+    async def connect(on_message) -> object:  # noqa: ANN001
+        if client == "picows":
+            return await connect_picows(port, on_message, 5.0)
+        return await wsclient.connect("127.0.0.1", port, "/", on_message, 5.0)
 
     counts = {"received": 0, "on_time": 0}
     measuring = False
@@ -82,30 +149,38 @@ async def listen(port: int, size: int, window: float) -> None:
         async with joining:
             while time.monotonic() < give_up:
                 try:
-                    return await wsclient.connect("127.0.0.1", port, "/", on_message, 5.0)
-                except (OSError, TimeoutError):
+                    return await connect(on_message)
+                except (OSError, TimeoutError, ConnectionError):
                     await asyncio.sleep(0.5)
         return None
 
     protos = [p for p in await asyncio.gather(*(one() for _ in range(size))) if p is not None]
     connect_s = time.monotonic() - started
     await asyncio.sleep(2.0)  # the connections' first frames out of the way
+    # CPU per frame received: what each side spends, which a loaded machine changes far less than lateness
+    cpu_before = cpu_seconds(os.getpid()), cpu_seconds(server_pid)
     measuring = True
     await asyncio.sleep(window)
     measuring = False
-    print(json.dumps({"connected": len(protos), "connect_s": round(connect_s, 2), **counts}), flush=True)
+    server_cpu = cpu_seconds(server_pid) - cpu_before[1]
+    client_cpu = cpu_seconds(os.getpid()) - cpu_before[0]
+    per_frame = {f"{side}_us_per_frame": round(cpu * 1e6 / counts["received"], 2) if counts["received"] else None
+                 for side, cpu in (("server", server_cpu), ("client", client_cpu))}
+    print(json.dumps({"connected": len(protos), "connect_s": round(connect_s, 2), **counts, **per_frame}), flush=True)
 
 
-def ceiling(size: int, window: float, port: int) -> dict[str, object]:
+def ceiling(size: int, window: float, port: int, server_lib: str = "websockets",
+            client_lib: str = "wsclient") -> dict[str, object]:
     """One size: a fresh server and client; the share of frames on time against what was sent."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "docker")}
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], stdout=subprocess.PIPE, text=True,
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--server", server_lib], stdout=subprocess.PIPE, text=True,
                               env=env)
     client = None
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         client = subprocess.Popen([sys.executable, __file__, "--listen", str(port), "--size", str(size),
-                                   "--window", str(window)], stdout=subprocess.PIPE, text=True, env=env)
+                                   "--window", str(window), "--client", client_lib, "--server-pid", str(server.pid)],
+                                  stdout=subprocess.PIPE, text=True, env=env)
         out, _ = client.communicate(timeout=CONNECT_BUDGET_S + 60 + window)
         got = json.loads(out.strip().splitlines()[-1])
     finally:
@@ -115,28 +190,36 @@ def ceiling(size: int, window: float, port: int) -> dict[str, object]:
                 proc.wait(10)
     expected = size * FRAME_RATE * window
     # window edges can count a frame more per listener than were sent in it: a ratio is at most 1
-    return {"listeners": size, **got, "on_time_ratio": round(min(1.0, got["on_time"] / expected), 4)}
+    return {"listeners": size, "server": server_lib, "client": client_lib, **got, "on_time_ratio": round(min(1.0, got["on_time"] / expected), 4)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="5000,10000,15000,20000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--window", type=float, default=10.0)
+    parser.add_argument("--server", choices=["websockets", "picows"], default="websockets",
+                        help="the broadcasting server's WebSocket layer (websockets: what the edge uses)")
+    parser.add_argument("--client", choices=["wsclient", "picows"], default="wsclient",
+                        help="the listeners' client (wsclient: the crowd's lean client)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--listen", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--server-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     _max_files()
     if args.serve or args.listen:
         import uvloop
 
-        uvloop.run(serve(args.serve) if args.serve else listen(args.listen, args.size, args.window))
+        if args.serve:
+            uvloop.run(serve_picows(args.serve) if args.server == "picows" else serve(args.serve))
+        else:
+            uvloop.run(listen(args.listen, args.size, args.window, args.client, args.server_pid))
         return
     from chaos.stack.ports import free_ports
 
     results = []
     for size in args.sizes:
-        result = ceiling(size, args.window, free_ports(1)[0])
+        result = ceiling(size, args.window, free_ports(1)[0], args.server, args.client)
         print(json.dumps(result), flush=True)
         results.append(result)
     ok = [r["listeners"] for r in results if r["on_time_ratio"] >= 0.99]
