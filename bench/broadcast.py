@@ -223,7 +223,14 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         results.append(result)
     ok = [r["listeners"] for r in results if r["on_time_ratio"] >= 0.99]
-    print(json.dumps({"bare_broadcast_ceiling": max(ok) if ok else 0, "load_average": os.getloadavg()[0]}))
+    summary: dict[str, object] = {"bare_broadcast_ceiling": max(ok) if ok else 0, "load_average": os.getloadavg()[0]}
+    costed = [r for r in results if r.get("server_us_per_frame") and r.get("client_us_per_frame")]
+    if costed:  # what one listener costs both sides, from the largest size measured: the cores a crowd needs
+        top = max(costed, key=lambda r: int(r["connected"]))  # type: ignore[call-overload]
+        us = float(top["server_us_per_frame"]) + float(top["client_us_per_frame"])  # type: ignore[arg-type]
+        summary["cpu_us_per_listener_frame"] = round(us, 2)
+        summary["cores_for"] = {n: round(n * FRAME_RATE * us / 1e6, 2) for n in (5_000, 10_000, 20_000)}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
