@@ -36,6 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from chaos.labels import proc_stat
 from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench drives the services, not the toolkit)
 from chaos.stack.ports import free_ports
 from chaos.stack.probes import sum_samples
@@ -200,6 +201,15 @@ class Bench:
         return total_kib / 1024
 
 
+    def cpu_s(self, names: list[str]) -> float:
+        """User + system CPU these processes have used so far, seconds (/proc/PID/stat fields 14, 15)."""
+        ticks = 0
+        for name in names:
+            fields = proc_stat(self.procs[name].pid)
+            ticks += int(fields[11]) + int(fields[12]) if fields else 0
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def totals(stats: list[dict]) -> dict[str, float]:
     return {
         "received": sum(s["frames"]["received"] for s in stats),
@@ -213,7 +223,9 @@ def totals(stats: list[dict]) -> dict[str, float]:
 
 def window(bench: Bench, size: int, seconds: float) -> dict[str, Any]:
     before = totals(bench.stats())
+    cpu_before = bench.cpu_s(bench.edges), bench.cpu_s(bench.crowds)
     time.sleep(seconds)
+    cpu = bench.cpu_s(bench.edges) - cpu_before[0], bench.cpu_s(bench.crowds) - cpu_before[1]
     after = totals(bench.stats())
     # Frames the host sent for these listeners in the window; window edges make the
     # count off by a frame or so per listener, so never let it fall below what arrived.
@@ -222,7 +234,11 @@ def window(bench: Bench, size: int, seconds: float) -> dict[str, Any]:
     on_time = after["on_time"] - before["on_time"]
     return {"listeners": size, "expected": int(expected), "received": int(received),
             "on_time_ratio": round(on_time / expected, 4), "delay_p50_ms_cum": after["p50"],
-            "delay_p99_ms_cum": after["p99"], "kicks": int(after["kicks"])}
+            "delay_p99_ms_cum": after["p99"], "kicks": int(after["kicks"]),
+            # CPU per frame received (fan-out in the edges, reading and measuring in the crowds): load-robust,
+            # it says how many cores a size needs where the on-time ratio only says whether it got them
+            "edge_us_per_frame": round(cpu[0] * 1e6 / received, 2) if received else None,
+            "crowd_us_per_frame": round(cpu[1] * 1e6 / received, 2) if received else None}
 
 
 def sustain(args: argparse.Namespace) -> list[dict]:
