@@ -1,7 +1,8 @@
 # The two commands: `make test` runs the tests, `make demo` runs the main job.
 # Each does its own set-up and is idempotent: the system packages it needs
 # (scripts/system-packages: installed when root, else one line saying what to
-# run), a virtualenv with the pinned install, the images when Docker is used.
+# run), a virtualenv with the pinned install, the images when Docker is used
+# (make test builds them before pytest: scripts/test-images says why).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +25,7 @@ JOBS ?= $(shell $(PYTHON) scripts/test-jobs 2>/dev/null || echo 3)
 test:
 	@$(SYSTEM) test
 	@$(MAKE) --no-print-directory setup
+	$(BIN)/python scripts/test-images
 	$(BIN)/pytest -n $(JOBS)
 
 test-unit:
