@@ -114,14 +114,6 @@ async def connect_picows(port: int, on_message, timeout: float) -> object:  # no
     return transport
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
-    from chaos.labels import proc_stat
-
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def listen(port: int, size: int, window: float, client: str = "wsclient", server_pid: int = 0) -> None:
     sys.path.insert(0, str(ROOT / "docker"))
     from audioroom import wsclient
@@ -157,6 +149,8 @@ async def listen(port: int, size: int, window: float, client: str = "wsclient", 
     protos = [p for p in await asyncio.gather(*(one() for _ in range(size))) if p is not None]
     connect_s = time.monotonic() - started
     await asyncio.sleep(2.0)  # the connections' first frames out of the way
+    from chaos.labels import cpu_seconds
+
     # CPU per frame received: what each side spends, which a loaded machine changes far less than lateness
     cpu_before = cpu_seconds(os.getpid()), cpu_seconds(server_pid)
     measuring = True

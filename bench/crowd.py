@@ -36,7 +36,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from chaos.labels import proc_stat
+from chaos.labels import cpu_seconds
 from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench drives the services, not the toolkit)
 from chaos.stack.ports import free_ports
 from chaos.stack.probes import sum_samples
@@ -203,11 +203,7 @@ class Bench:
 
     def cpu_s(self, names: list[str]) -> float:
         """User + system CPU these processes have used so far, seconds (/proc/PID/stat fields 14, 15)."""
-        ticks = 0
-        for name in names:
-            fields = proc_stat(self.procs[name].pid)
-            ticks += int(fields[11]) + int(fields[12]) if fields else 0
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_seconds(self.procs[name].pid) for name in names)
 
 
 def totals(stats: list[dict]) -> dict[str, float]:

@@ -265,10 +265,9 @@ def cpu_seconds(pid: int | None) -> float:
     """User+system CPU time of a process (0 when unknown): a figure load hardly skews."""
     if pid is None:
         return 0.0
-    from chaos.labels import proc_stat
+    from chaos.labels import cpu_seconds as of_pid
 
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+    return of_pid(pid)
 
 
 def measure_all(targets: dict[str, Api | None], ports: dict[str, int], seconds: float,

@@ -31,6 +31,12 @@ def proc_stat(pid: int) -> list[str]:
         return []
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (fields 14 and 15), 0.0 when the process is gone."""
+    fields = proc_stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
 def process_start_time(pid: int) -> str:
     """Start time of ``pid`` in clock ticks since boot (field 22), '' when unknown."""
     fields = proc_stat(pid)
