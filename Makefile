@@ -35,11 +35,13 @@ test-unit:
 clean: $(STAMP)
 	$(BIN)/roomquake clean
 
-# The main job: the launch incident in miniature (join surge + slow state store:
-# listeners kicked, the room survives), on Docker when an engine answers, else
-# as local processes. Prints the timeline, the verdict and the journal's path.
+# The main job: the launch incident in miniature, twice: a join surge on edges
+# without admission control (heartbeats starve, the room is relaunched: a known
+# weakness, as declared), then the same surge with it (shed with Retry-After,
+# nothing relaunched, everyone in). On Docker when an engine answers, else as
+# local processes. Prints each timeline, verdict, journal and report.
 demo:
 	@$(SYSTEM) demo
 	@$(MAKE) --no-print-directory setup
 	@$(BIN)/python -c "from chaos.stack import default_backend as d; print('roomquake demo: backend', d(), '(docker when an engine answers, else local processes)')"
-	$(BIN)/roomquake run --report experiments/launch-surge.yaml
+	$(BIN)/roomquake run --report experiments/launch-surge-unprotected.yaml experiments/launch-surge.yaml

@@ -3,7 +3,7 @@
     .venv/bin/python bench/crowd.py                       # sustain search + surge, direct
     .venv/bin/python bench/crowd.py --proxy               # crowd -> edge through chaos.proxy
     .venv/bin/python bench/crowd.py --sizes 4000,8000 --surge 10000 --edges 2 --crowds 2
-    .venv/bin/python bench/crowd.py --skip-sustain --set HEARTBEAT_TIMEOUT=5s --set HOST_GRACE=10s
+    .venv/bin/python bench/crowd.py --skip-sustain --set HEARTBEAT_TIMEOUT=5s --set HOST_GRACE=10s --set EDGE_ADMISSION=on
 
 Sustain: listeners are added in steps (one room per edge, listeners spread
 over crowd processes); at each size, after everyone is connected, a window of
@@ -12,7 +12,8 @@ against the frames the host sent (size x FRAME_RATE x window). The largest
 size with >= 99 % on time is the answer. Surge: a fresh stack, --surge
 listeners asked to join at once; the join rate is the connected count over
 time (peak over one second, and mean until all are in), with the relaunches
-the supervisor made and the edges' and crowds' resident memory over the
+the supervisor made, the edges' missed heartbeats, the sheds the crowd saw
+(EDGE_ADMISSION on) and the edges' and crowds' resident memory over the
 listeners connected (the processes' own ~40 MB each included).
 
 Each process holds at most 20,000 files here, so a crowd process carries at
@@ -277,9 +278,13 @@ def surge(args: argparse.Namespace) -> dict:
             if earlier:
                 peak = max(peak, (n - earlier[-1][1]) / (t - earlier[-1][0]))
         stats = bench.stats()
+        missed = [bench.metric(e, "edge_heartbeats_missed_total") for e in bench.edges]
         result = {
             "surge": args.surge, "connected": n_all, "seconds_to_connect": round(t_all, 2),
+            "admission": PROFILE.get("EDGE_ADMISSION", "off"),
             "relaunches": bench.metric("supervisor-1", "supervisor_relaunches_total"),
+            "edge_heartbeats_missed": None if None in missed else sum(m for m in missed if m is not None),
+            "sheds": sum(s.get("sheds", 0) for s in stats),
             "rss_kib_per_listener": {
                 "edges": round(bench.rss_mib(bench.edges) * 1024 / max(n_all, 1), 1),
                 "crowds": round(bench.rss_mib(bench.crowds) * 1024 / max(n_all, 1), 1)},

@@ -49,6 +49,20 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """An edge's admission control (EDGE_ADMISSION and friends; docker/audioroom/README.md, "Admission")."""
+
+    enabled: bool = False
+    join_work: float = 0.0  # CPU seconds one join costs before admission (verifying a join ticket)
+    join_wait: float = 0.0  # seconds one join's check blocks, waiting (a synchronous ticket-service call)
+    max_handshakes: int = 8  # joins worked on at once (off the event loop) when enabled
+    max_pending: int = 256  # joins waiting for one of those; beyond: shed
+    shed_lag: float = 0.1  # event-loop lag above which new joins are shed
+    retry_after: int = 1  # seconds the shed join is asked to wait (HTTP Retry-After)
+    backlog: int = 8192  # the listening socket's backlog: connections the kernel holds before accept
+
+
+@dataclass(frozen=True)
 class Settings:
     service: str
     instance: str
@@ -68,6 +82,7 @@ class Settings:
     max_joining: int = 256
     silence_timeout: float = 5.0  # a listener hearing nothing this long asks control where the room is
     hearing_window: float = 1.0  # a listener whose last frame is younger than this is "hearing"
+    admission: Admission = field(default_factory=Admission)
     state_password: str = field(default="", repr=False)  # AUTH to the state store ("" = none); never printed
     # Bugs planted on purpose (PLANTED_BUG, comma-separated; none by default): the targets that
     # `roomquake explore` must find. Never set them outside such an experiment.
@@ -144,6 +159,11 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _duration_or_none(env: Mapping[str, str], name: str) -> float:
+    """A cost that is 0 (none) when unset or ``0``."""
+    return 0.0 if (env.get(name) or "").strip() in ("", "0") else _duration(env, name, 0.0)
+
+
 def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
     """A duration where ``0`` means "never" (infinity); unset means ``default``."""
     raw = env.get(name)
@@ -210,6 +230,36 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         hearing_window=_duration(env, "CROWD_HEARING_WINDOW", Settings.hearing_window),
         state_password=env.get("STATE_PASSWORD", ""),
         planted_bugs=_planted_bugs(env),
+        admission=load_admission(env),
+    )
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}={env[name]!r}: expected on or off")
+
+
+def load_admission(env: Mapping[str, str]) -> Admission:
+    enabled = _switch(env, "EDGE_ADMISSION", False)
+    max_pending = _int(env, "EDGE_MAX_PENDING", Admission.max_pending, low=1)
+    retry_after = _duration(env, "EDGE_RETRY_AFTER", float(Admission.retry_after))
+    return Admission(
+        enabled=enabled,
+        join_work=_duration_or_none(env, "EDGE_JOIN_WORK"),
+        join_wait=_duration_or_none(env, "EDGE_JOIN_WAIT"),
+        max_handshakes=_int(env, "EDGE_MAX_HANDSHAKES", Admission.max_handshakes, low=1),
+        max_pending=max_pending,
+        shed_lag=_duration(env, "EDGE_SHED_LAG", Admission.shed_lag),
+        retry_after=max(1, math.ceil(retry_after)),  # Retry-After carries whole seconds (RFC 9110)
+        # with admission on the edge accepts at once and sheds cheaply, so the kernel needs to hold only a
+        # loop turn's arrivals (a backlog as small as EDGE_MAX_PENDING drops SYNs: clients time out instead)
+        backlog=_int(env, "EDGE_BACKLOG", 1024 if enabled else Admission.backlog, low=1),
     )
 
 

@@ -62,6 +62,7 @@ ATTEMPTED = Counter("crowd_joins_attempted_total", "Join attempts (control, then
 SUCCEEDED = Counter("crowd_joins_succeeded_total", "Joins that opened an edge connection")
 FAILED = Counter("crowd_joins_failed_total", "Joins that failed, by reason", ["reason"])
 KICKS = Counter("crowd_kicks_total", "Connections closed by the edge with 4001 kicked")
+SHEDS = Counter("crowd_sheds_total", "Joins the edge shed with 503 and Retry-After (its admission control)")
 RECONNECTS = Counter("crowd_reconnects_total", "Rejoins after a connection ended")
 GAVE_UP = Counter("crowd_gave_up_total", "Listeners who gave up after a disruption")
 RECOVERED = Counter("crowd_recovered_after_relaunch_total", "Listeners who got a frame of a room's newer generation")
@@ -79,7 +80,7 @@ for _result in ("ok", "failed", "timeout"):
     JOIN_ATTEMPT.labels(_result)
 HISTORY_SLICE = 500  # listeners per write of GET /history
 JOIN_FAILURES = ("control_unreachable", "state_unreachable", "relaunching", "not_found", "ended", "no_route",
-                 "edge_refused", "edge_timeout")
+                 "edge_refused", "edge_timeout", "shed")
 for _reason in JOIN_FAILURES:  # probes see zeros, not absent series
     FAILED.labels(_reason)
 
@@ -128,7 +129,7 @@ class Stats:
 
 class Listener:
     __slots__ = ("crowd", "stats", "room", "index", "track", "gen", "proto", "stopped", "task", "rng", "history",
-                 "edge", "joined_gen", "move_to", "checking", "next_check", "silent_round")
+                 "edge", "joined_gen", "move_to", "checking", "next_check", "silent_round", "retry_after")
 
     def __init__(self, crowd: "Crowd", room: str, index: int) -> None:
         self.crowd = crowd
@@ -148,6 +149,7 @@ class Listener:
         self.checking = False  # a silence check is asking control
         self.next_check = 0.0  # wall ms before which a silent listener does not ask control again
         self.silent_round = 0  # silence checks in the current silence (0: hearing)
+        self.retry_after = 0.0  # the edge's Retry-After on its last shed of this listener
 
     def random(self) -> random.Random:
         if self.rng is None:
@@ -243,6 +245,9 @@ class Listener:
                 if failure == "ended" or (failure == "not_found" and self.gen):
                     self.room_gone(failure)
                     return
+                if failure == "shed":  # the edge said when: come back then, spread so we don't return as one
+                    await asyncio.sleep(self.retry_after * self.random().uniform(1.0, 2.0))
+                    continue
                 attempt += 1
                 await asyncio.sleep(self.backoff(attempt))
                 continue
@@ -314,6 +319,12 @@ class Listener:
             proto = await wsclient.connect(host, port, f"/listen/{self.room}", self.on_frame, crowd.connect_timeout)
         except TimeoutError:
             return self.join_failed("edge_timeout", started, timed_out=True)
+        except wsclient.Refused as refused:
+            if refused.status != 503 or refused.retry_after is None:
+                return self.join_failed("edge_refused", started)
+            SHEDS.inc()
+            self.retry_after = refused.retry_after
+            return self.join_failed("shed", started)
         except (OSError, ConnectionError):
             return self.join_failed("edge_refused", started)
         SUCCEEDED.inc()
@@ -507,6 +518,7 @@ class Crowd:
                       "failed": failed, "latency_p50_ms": ms(s.join.quantile(0.5)),
                       "latency_p99_ms": ms(s.join.quantile(0.99))},
             "kicks": int(KICKS._value.get()),
+            "sheds": int(SHEDS._value.get()),
             "reconnects": int(RECONNECTS._value.get()),
             "hearing": self.hearing(),
             "silences": self.silences,

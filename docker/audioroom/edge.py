@@ -7,6 +7,8 @@
   listeners the edge sheds the newcomer with close code 4001 ``kicked``; a
   room that is not (or no longer) here closes with 4004 ``moved``.
 - ``/health`` and ``/metrics`` on the same port (``process_request``).
+- Admission control (EDGE_ADMISSION, ``admission.py``): a join is checked and
+  admitted or shed with 503 and Retry-After before its WebSocket upgrade.
 
 An edge's hold on its rooms is a lease of LEASE_TTL, renewed by every
 heartbeat that reaches the state store (counted from when the beat was sent).
@@ -45,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from . import config, runtime
+from .admission import Gate, LoopLag
 from .state import Assignment, State, connect
 
 KICKED, MOVED = 4001, 4004
@@ -61,6 +64,10 @@ BEAT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 BEAT_FAILURES = Counter("edge_heartbeat_failures_total", "Heartbeats that failed")
+BEAT_GAP = Gauge("edge_heartbeat_gap_max_seconds", "Longest time between the starts of two heartbeats")
+MISSED = Counter("edge_heartbeats_missed_total",
+                 "Heartbeats that started more than HEARTBEAT_TIMEOUT after the previous one (a starved loop): "
+                 "supervisors may have taken the edge for dead")
 FENCED = Counter("edge_fenced_total", "Times this edge dropped its rooms after its lease (LEASE_TTL without a heartbeat) ran out")
 GONE = Counter("edge_rooms_gone_total", "Rooms closed because the state store no longer knows them (its data was lost)")
 
@@ -78,6 +85,8 @@ class Edge:
     def __init__(self, settings: config.Settings, state: State) -> None:
         self.settings = settings
         self.state = state
+        self.lag = LoopLag()
+        self.gate = Gate(settings.admission, self.lag)
         self.me = settings.instance
         self.rooms: dict[str, LiveRoom] = {}
         self.listeners = 0
@@ -85,6 +94,7 @@ class Edge:
         self.last_try = 0.0  # monotonic time at which the last heartbeat was tried
         # PLANTED_BUG=edge-no-fence: a new generation leaves the old generation's host connected (not fenced).
         self.fences_old_hosts = "edge-no-fence" not in settings.planted_bugs
+        self.gap_max = 0.0
         self._cache: dict[str, tuple[float, asyncio.Future[Assignment | None]]] = {}
 
     # admission -------------------------------------------------------------
@@ -234,6 +244,13 @@ class Edge:
     async def heartbeat(self) -> None:
         started = time.monotonic()
         hosted = [(r.name, r.generation, self.hosted(r, started)) for r in self.rooms.values()]
+        if self.last_try:
+            gap = started - self.last_try
+            if gap > self.gap_max:
+                self.gap_max = gap
+                BEAT_GAP.set(gap)
+            if gap > self.settings.timings.heartbeat_timeout:
+                MISSED.inc()
         self.last_try = started
         sent = {name: generation for name, generation, _ in hosted}
         try:
@@ -271,7 +288,7 @@ class Edge:
         ROOMS.set(len(self.rooms))
 
     # HTTP on the WebSocket port ---------------------------------------------
-    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/metrics":
             return Response(200, "OK", Headers([("Content-Type", CONTENT_TYPE_LATEST)]), generate_latest(REGISTRY))
@@ -284,6 +301,10 @@ class Edge:
         kind, _, name = path.strip("/").partition("/")
         if kind not in ("listen", "host") or not name or "/" in name:
             return conn.respond(http.HTTPStatus.NOT_FOUND, "use /listen/{room}, /host/{room}, /health or /metrics\n")
+        if kind == "listen":
+            shed = await self.gate.admit()
+            if shed:
+                return self.gate.refusal(conn, shed)
         return None
 
 
@@ -300,13 +321,18 @@ async def main(stop: asyncio.Event) -> None:
         process_request=edge.process_request,
         compression=None,  # audio frames don't compress; deflate costs CPU and ~50 KiB per connection
         max_size=64 * 1024,
-        backlog=8192,
+        backlog=settings.admission.backlog,
     ):
-        log.info("edge on %s:%s, capacity %d, open files up to %d", settings.bind, settings.port,
-                 settings.edge_capacity, limit)
+        admission = settings.admission
+        log.info("edge on %s:%s, capacity %d, open files up to %d, admission %s, join check %.1f ms CPU + %.1f ms wait",
+                 settings.bind, settings.port, settings.edge_capacity, limit,
+                 "on" if admission.enabled else "off", admission.join_work * 1000, admission.join_wait * 1000)
+        watch_lag = asyncio.ensure_future(edge.lag.watch(stop))
         runtime.notify_ready()
         await runtime.every(settings.timings.heartbeat_interval, edge.heartbeat, log, stop,
                             runtime.Outage(log, "state store"))
+        watch_lag.cancel()
+    edge.gate.close()
     await state.close()
 
 

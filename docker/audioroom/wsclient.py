@@ -24,6 +24,21 @@ ABNORMAL = 1006  # closed without a close frame (peer died, network cut)
 HANDSHAKE_FAILED = 1002
 
 
+class Refused(ConnectionError):
+    """The server answered the upgrade with an HTTP status; ``retry_after`` is its Retry-After in seconds."""
+
+    def __init__(self, why: str, status: int, retry_after: float | None) -> None:
+        super().__init__(f"handshake failed: {why}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value: str) -> float | None:
+    """Retry-After's delay-seconds (RFC 9110); an HTTP date or garbage reads as no hint."""
+    value = value.strip()
+    return float(value) if value.isdigit() else None
+
+
 def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
@@ -149,7 +164,9 @@ class ListenerProtocol(asyncio.Protocol):
         status = lines[0].split(" ", 2)
         headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
         if len(status) < 2 or status[1] != "101":
-            self._fail(f"HTTP {' '.join(status[1:]) or '?'}")
+            code = int(status[1]) if len(status) > 1 and status[1].isdigit() else 0
+            why = f"HTTP {' '.join(status[1:]) or '?'}"
+            self._fail(why, Refused(why, code, retry_after_seconds(headers.get("retry-after", ""))))
             return False
         if headers.get("sec-websocket-accept", "").encode() != accept_key(self._key):
             self._fail("bad Sec-WebSocket-Accept")
@@ -158,9 +175,9 @@ class ListenerProtocol(asyncio.Protocol):
         self.opened.set_result(None)
         return True
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str, error: ConnectionError | None = None) -> None:
         if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"handshake failed: {why}"))
+            self.opened.set_exception(error or ConnectionError(f"handshake failed: {why}"))
         self._close = (HANDSHAKE_FAILED, why)
         if self.transport is not None:
             self.transport.close()

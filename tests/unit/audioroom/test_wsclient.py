@@ -76,6 +76,16 @@ async def test_a_refused_upgrade_fails_the_handshake_with_the_status():
     assert "HTTP 404" in str(proto.opened.exception())
 
 
+async def test_a_shed_upgrade_carries_its_status_and_retry_after():
+    proto = wsclient.ListenerProtocol("h:1", "/listen/x", lambda m: None)
+    proto.connection_made(FakeTransport())
+    proto.data_received(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nContent-Length: 0\r\n\r\n")
+    refused = proto.opened.exception()
+    assert isinstance(refused, wsclient.Refused) and (refused.status, refused.retry_after) == (503, 3.0)
+    assert wsclient.retry_after_seconds("Fri, 31 Dec 1999 23:59:59 GMT") is None  # a date: no usable hint
+    assert wsclient.retry_after_seconds(" 12 ") == 12.0
+
+
 def test_accept_key_matches_rfc_6455_example():
     assert wsclient.accept_key(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
