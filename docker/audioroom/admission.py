@@ -17,14 +17,15 @@ With it off the edge does what a naive one does: each join's check runs on
 the event loop as it arrives, in arrival order, for as long as it takes.
 
 What that costs, measured on real processes (tests/local/audioroom/
-test_admission.py): 300 joins at once at 20 ms each, clients that give up
-after 2 s. Off: the joins queue on the loop, the later ones time out, the
-edge still checks every one nobody waits for any more, and the retries
-join the queue: about 1,460 timed-out joins, 126 of 300 listeners in for
-20 s. On: 300 of 300 in after 6 s, no join timed out. The heartbeats were
-on time in both at that scale (uvloop runs due timers before the queued
-work); at the incident's scale an edge's loop turns get long enough to
-starve them too.
+test_admission.py and the launch-surge pair): 300 joins at once, each
+blocking its thread 20 ms (EDGE_JOIN_WAIT), clients that give up after 2 s.
+Off: the checks run on the loop in arrival order, the later joins time out,
+the edge still checks every one nobody waits for any more, and the retries
+queue behind them: 75-85% of join attempts time out and a third of the
+crowd is in 20 s later. On: everyone in after 5-10 s, near idle or beside a
+CPU hog. The heartbeats were on time in both at that scale unless the
+machine itself starved the edge; at the incident's scale the fan-out alone
+saturates the loop, with or without admission control.
 """
 
 from __future__ import annotations
