@@ -114,9 +114,12 @@ class LoopLag:
         while not stop.is_set():
             started = loop.time()
             await asyncio.sleep(self.interval)
-            late = max(0.0, loop.time() - started - self.interval)
-            self.value = max(late, self.value * self.decay)
-            LAG.set(self.value)
+            self.tick(max(0.0, loop.time() - started - self.interval))
+
+    def tick(self, late: float) -> None:
+        """One timer's lateness: the new value is it or the old one decayed, whichever is larger."""
+        self.value = max(late, self.value * self.decay)
+        LAG.set(self.value)
 
 
 class Gate:
