@@ -283,7 +283,7 @@ def surge(args: argparse.Namespace) -> dict:
             "surge": args.surge, "connected": n_all, "seconds_to_connect": round(t_all, 2),
             "admission": PROFILE.get("EDGE_ADMISSION", "off"),
             "relaunches": bench.metric("supervisor-1", "supervisor_relaunches_total"),
-            "edge_heartbeats_missed": None if None in missed else sum(m for m in missed if m is not None),
+            "edge_heartbeats_missed": None if None in missed else sum(missed),
             "sheds": sum(s.get("sheds", 0) for s in stats),
             "rss_kib_per_listener": {
                 "edges": round(bench.rss_mib(bench.edges) * 1024 / max(n_all, 1), 1),

@@ -65,7 +65,6 @@ class JoinCheck:
     load, so their verdicts do not either (a CPU check's surge took minutes beside a CPU hog)."""
 
     def __init__(self, seconds: float, wait: float = 0.0) -> None:
-        self.seconds = seconds
         self.wait = wait
         self.iterations = _calibrate(seconds) if seconds > 0 else 0
 

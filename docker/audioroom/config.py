@@ -159,18 +159,14 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _duration_or_none(env: Mapping[str, str], name: str) -> float:
-    """A cost that is 0 (none) when unset or ``0``."""
-    return 0.0 if (env.get(name) or "").strip() in ("", "0") else _duration(env, name, 0.0)
-
-
-def _duration_or_off(env: Mapping[str, str], name: str, default: float) -> float:
-    """A duration where ``0`` means "never" (infinity); unset means ``default``."""
+def _duration_or_off(env: Mapping[str, str], name: str, default: float, off: float = math.inf) -> float:
+    """A duration where ``0`` means off: ``off`` (infinity for a timeout: never; 0 for a cost: none);
+    unset means ``default``."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     if raw.strip() == "0":
-        return math.inf
+        return off
     return _duration(env, name, default)
 
 
@@ -251,8 +247,8 @@ def load_admission(env: Mapping[str, str]) -> Admission:
     retry_after = _duration(env, "EDGE_RETRY_AFTER", float(Admission.retry_after))
     return Admission(
         enabled=enabled,
-        join_work=_duration_or_none(env, "EDGE_JOIN_WORK"),
-        join_wait=_duration_or_none(env, "EDGE_JOIN_WAIT"),
+        join_work=_duration_or_off(env, "EDGE_JOIN_WORK", 0.0, off=0.0),
+        join_wait=_duration_or_off(env, "EDGE_JOIN_WAIT", 0.0, off=0.0),
         max_handshakes=_int(env, "EDGE_MAX_HANDSHAKES", Admission.max_handshakes, low=1),
         max_pending=max_pending,
         shed_lag=_duration(env, "EDGE_SHED_LAG", Admission.shed_lag),
