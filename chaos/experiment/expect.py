@@ -5,6 +5,8 @@
     expect: {one_of: [live, relaunching]}
     expect: {between: [0.9, 1.0]}   inclusive
     expect: "!= {kill-edge.hit}"     what a fault step hit, filled in once it is known
+    expect: {rises_by: 1}           recovery checks only: at least 1 above the probe's last
+                                    value before the fault (a counter others may have moved)
 
 A bare list is rejected on purpose: Chaos Toolkit reads ``[200, 201]`` as a
 range and ``[200, 201, 202]`` as a set, and authors cannot tell which.
@@ -77,6 +79,8 @@ class Expectation:
     text: str
 
     def holds(self, observed: Any) -> bool:
+        if self.op == "rises_by":
+            return False  # relative: only judged once bound to a value before the fault (from_baseline)
         if self.op == "one_of":
             return any(_equal(observed, v) for v in self.values)
         if self.op == "between":
@@ -91,6 +95,16 @@ class Expectation:
         if num is None or want is None:
             return False  # no value or not a number: an ordering cannot hold
         return _OPS[self.op](num, want)
+
+    def from_baseline(self, baseline: Any, where: str) -> Expectation:
+        """A ``rises_by`` bound to the probe's value before the fault: ``>= baseline + step``."""
+        if self.op != "rises_by":
+            return self
+        base = _numeric(baseline)
+        if base is None:
+            raise ValueError(f"{self.text}: the value {where} is {baseline!r}, not a number to rise from")
+        target = base + float(_numeric(self.values[0]) or 0.0)
+        return Expectation(">=", (target,), f">= {target:g} ({self.text} from {base:g}, {where})")
 
     def __str__(self) -> str:
         return self.text
@@ -107,8 +121,15 @@ def _equal(observed: Any, expected: Value) -> bool:
     return str(observed) == expected
 
 
-def parse_expectation(raw: Any) -> Expectation:
-    """Parse an ``expect`` value; raise ValueError with a message fit for one line."""
+RISES_ONLY_IN_RECOVERY = ("{rises_by: N} compares with the probe's value before a fault: only a recovery check "
+                          "with within takes it")
+
+
+def parse_expectation(raw: Any, rises: bool = False) -> Expectation:
+    """Parse an ``expect`` value; raise ValueError with a message fit for one line.
+
+    ``rises``: ``{rises_by: N}`` is allowed (a recovery check's expectation).
+    """
     if isinstance(raw, list):
         raise ValueError(
             "a bare list is ambiguous; write {one_of: [...]} for a set or {between: [low, high]} for a range"
@@ -131,7 +152,16 @@ def parse_expectation(raw: Any) -> Expectation:
             if low > high:
                 raise ValueError(f"between: low {pair[0]} is above high {pair[1]}")
             return Expectation("between", (lo, hi), f"between {pair[0]} and {pair[1]}")
-        raise ValueError("an expectation mapping is {one_of: [...]} or {between: [low, high]}")
+        if set(raw) == {"rises_by"}:
+            if not rises:
+                raise ValueError(RISES_ONLY_IN_RECOVERY)
+            step = parse_value(raw["rises_by"])
+            amount = _numeric(step)
+            if isinstance(step, bool) or amount is None or amount <= 0:
+                raise ValueError(f"rises_by takes a positive number, e.g. {{rises_by: 1}}; got {raw['rises_by']!r}")
+            return Expectation("rises_by", (step,), f"rises by {raw['rises_by']}")
+        raise ValueError("an expectation mapping is {one_of: [...]}, {between: [low, high]} or, in a recovery check, "
+                         "{rises_by: N}")
     if isinstance(raw, str):
         match = _COMPARISON.match(raw)
         if match:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Discriminator, Field, PlainSerializer, Tag, WithJsonSchema, model_validator
 
 from chaos.experiment.durations import Duration
-from chaos.experiment.expect import Expectation, parse_expectation
+from chaos.experiment.expect import RISES_ONLY_IN_RECOVERY, Expectation, parse_expectation
 from chaos.experiment.fields import Name, StepBase, Strict
 from chaos.faults import kinds
 from chaos.faults.model import FaultBase, LinkFault, ServerFault, Target
@@ -51,6 +51,27 @@ Expect = Annotated[
     BeforeValidator(lambda v: v if isinstance(v, Expectation) else parse_expectation(v)),
     PlainSerializer(str, return_type=str),
     WithJsonSchema(EXPECT_SCHEMA),
+]
+
+# A recovery check's: also {rises_by: N}, judged against the probe's last value before the fault.
+RECOVERY_EXPECT_SCHEMA: dict[str, Any] = {
+    "description": EXPECT_SCHEMA["description"] + " | {rises_by: N} (within: N above the value before the fault)",
+    "anyOf": [
+        *EXPECT_SCHEMA["anyOf"],
+        {
+            "type": "object",
+            "properties": {"rises_by": {"type": "number", "exclusiveMinimum": 0}},
+            "required": ["rises_by"],
+            "additionalProperties": False,
+        },
+    ],
+}
+
+RecoveryExpect = Annotated[
+    Any,
+    BeforeValidator(lambda v: v if isinstance(v, Expectation) else parse_expectation(v, rises=True)),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(RECOVERY_EXPECT_SCHEMA),
 ]
 
 
@@ -95,6 +116,10 @@ class RecoveryCheck(Check):
     deadline; the recovery time runs from the clock's start to that pass.
     """
 
+    expect: RecoveryExpect = Field(
+        description="what the value must be; {rises_by: N}: at least N above its last read before the fault "
+        "(a counter that something else, e.g. a relaunch nobody injected, may have moved before it)"
+    )
     within: Duration | None = Field(None, description="deadline, counted from `after` (default: end of the method)")
     throughout: Duration | None = Field(None, description="must hold at every sample for this long")
     after: Name | None = Field(None, description="id of the method step whose end starts the clock")
@@ -111,6 +136,8 @@ class RecoveryCheck(Check):
             raise ValueError("a recovery assertion takes exactly one of within (deadline) or throughout (window)")
         if self.undisturbed is not None and self.within is None:
             raise ValueError("undisturbed applies to within (a recovery), not to throughout")
+        if self.expect.op == "rises_by" and self.within is None:
+            raise ValueError(f"expect: {RISES_ONLY_IN_RECOVERY}, not throughout")
         return self
 
 

@@ -216,6 +216,23 @@ def from_reads(
     )
 
 
+def rise_from(label: str, expect: Expectation, reads: list[Read], since: float, since_name: str) -> Expectation | Outcome:
+    """Bind a ``{rises_by: N}`` to the probe's last read started before ``since`` (the fault's injection):
+    ``>= that + N``. A counter that something else moved before the fault (a relaunch nobody injected) then
+    still measures the fault; the bound value is in the message. No such read: a failed Outcome saying so."""
+    if expect.op != "rises_by":
+        return expect
+    before = [r for r in reads if r.started < since and r.value is not None]
+    if not before:
+        return Outcome(False, f"{label}: expected {expect}, but no read of the probe was in hand before {since_name} "
+                              f"(t={since:.2f}s): nothing to rise from")
+    last = max(before, key=lambda r: r.started)
+    try:
+        return expect.from_baseline(last.value, f"its value at t={last.t:.2f}s, before {since_name}")
+    except ValueError as err:
+        return Outcome(False, f"{label}: {err}")
+
+
 def _held_before(snapshot: list[Read], expect: Expectation, since: float) -> str:
     """Why a check may be undisturbed: its probe already held before the fault (a counter that something
     else, e.g. a relaunch nobody injected, had already moved), so the fault cannot be told from it."""

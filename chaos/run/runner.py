@@ -670,7 +670,11 @@ class Runner:
             params = self._params(check.probe, check.with_)
             if check.within is not None:
                 since, since_name = self._disturbance_start(check.after)
-                outcome = checks.from_reads(label, self._reads(check.probe, params), self._expect(check.expect), self.now,
+                reads = self._reads(check.probe, params)
+                expect = checks.rise_from(label, self._expect(check.expect), reads(), since, since_name)
+                if isinstance(expect, checks.Outcome):
+                    return self._record(label, "recovery", check, "within", expect, anchor_t, anchor_text, params)
+                outcome = checks.from_reads(label, reads, expect, self.now,
                                             self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
                                             anchor_name=anchor_text, disturbance=True, since_name=since_name,
                                             undisturbed_ok=check.undisturbed == "pass")

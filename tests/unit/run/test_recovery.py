@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaos.experiment.expect import parse_expectation
+import pytest
+
+from chaos.experiment.expect import Expectation, parse_expectation
 from chaos.run import Verdict
-from chaos.run.checks import assess
+from chaos.run.checks import Outcome, assess, rise_from
 from chaos.run.observe import Read
 
 from .fakes import FakeStack
@@ -230,3 +232,61 @@ recovery:
     assert "last read error" in check["message"] and "state unreachable: TimeoutError" in check["message"]
     log = next(v for k, v in journal["probe_error_log"].items() if k.startswith("room.state"))
     assert len(log) == 1 and "state unreachable" in log[0][1]  # 1 entry for many reads with the same error
+
+
+# --- {rises_by: N}: a counter judged from its value before the fault ----------------------
+
+
+def test_a_rise_is_bound_to_the_last_read_before_the_fault() -> None:
+    rises = parse_expectation({"rises_by": 1}, rises=True)
+    reads = [r(0.2, 0.3, 0.0), r(0.7, 0.8, 1.0), r(1.1, 1.2, 1.0)]  # fault injected at t=1.0; a relaunch at 0.5
+    bound = rise_from("relaunched", rises, reads, since=1.0, since_name="kill-edge injected")
+    assert isinstance(bound, Expectation)
+    assert bound.op == ">=" and bound.values == (2.0,)
+    assert str(bound) == ">= 2 (rises by 1 from 1, its value at t=0.80s, before kill-edge injected)"
+    assert not bound.holds(1.0) and bound.holds(2.0)
+    assert not rises.holds(5.0)  # unbound, it holds for nothing
+
+
+def test_a_rise_with_nothing_read_before_the_fault_fails_and_says_so() -> None:
+    rises = parse_expectation({"rises_by": 1}, rises=True)
+    for reads in ([r(1.1, 1.2, 1.0)], [r(0.5, 0.6, None)], [r(0.5, 0.6, "live")]):
+        outcome = rise_from("relaunched", rises, reads, since=1.0, since_name="kill-edge injected")
+        assert isinstance(outcome, Outcome) and not outcome.ok
+        assert "rise from" in outcome.message or "not a number" in outcome.message, outcome.message
+
+
+def test_rises_by_is_refused_outside_a_recovery_check() -> None:
+    for raw in ({"rises_by": 1}, {"rises_by": 0}):
+        with pytest.raises(ValueError):
+            parse_expectation(raw)
+    with pytest.raises(ValueError, match="positive"):
+        parse_expectation({"rises_by": -1}, rises=True)
+
+
+def test_a_relaunch_before_the_fault_cannot_stand_in_for_the_faults_own(tmp_path: Path) -> None:
+    """The CI failure behind rises_by: a relaunch nobody injected, before the kill, left '>= 1' met at every
+    read after it (not disturbed: the check measured nothing). Counted from the value before the kill, the
+    same run measures the kill's own relaunch and its time."""
+    body = """
+method:
+  - {id: kill-edge, at: 500ms, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: relaunched, probe: room.relaunches, expect: EXPECT, within: 6s, after: kill-edge}
+"""
+    absolute = FakeStack(relaunch_s=0.3)
+    absolute.relaunches = 1  # the earlier relaunch
+    result, journal, *_ = run(body.replace("EXPECT", '">= 1"'), tmp_path / "absolute", absolute)
+    check = next(a for a in journal["assertions"] if a["check"] == "relaunched")
+    assert result.verdict is Verdict.DEVIATED and check["outcome"] == "not_disturbed"
+    assert "already before it (1 at t=" in check["message"]
+
+    relative = FakeStack(relaunch_s=0.3)
+    relative.relaunches = 1
+    result, journal, *_ = run(body.replace("EXPECT", "{rises_by: 1}"), tmp_path / "relative", relative)
+    check = next(a for a in journal["assertions"] if a["check"] == "relaunched")
+    assert result.verdict is Verdict.PASSED, result.reason
+    assert relative.relaunches == 2 and check["ok"] and check["expect"] == "rises by 1"
+    assert 0.3 <= journal["recovery_times"]["relaunched"] < 6
+    assert "expected >= 2 (rises by 1 from 1, its value at t=" in check["message"], check["message"]
+    assert "before kill-edge injected)" in check["message"]
