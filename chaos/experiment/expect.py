@@ -96,15 +96,16 @@ class Expectation:
             return False  # no value or not a number: an ordering cannot hold
         return _OPS[self.op](num, want)
 
-    def from_baseline(self, baseline: Any, where: str) -> Expectation:
-        """A ``rises_by`` bound to the probe's value before the fault: ``>= baseline + step``."""
+    def from_baseline(self, baseline: Any, read_at: float) -> Expectation:
+        """A ``rises_by`` bound to the probe's value before the fault (read at ``read_at``): ``>= baseline + step``."""
         if self.op != "rises_by":
             return self
         base = _numeric(baseline)
         if base is None:
-            raise ValueError(f"{self.text}: the value {where} is {baseline!r}, not a number to rise from")
+            raise ValueError(f"{self.text}: the value before the fault (t={read_at:.2f}s) is {baseline!r}, "
+                             "not a number to rise from")
         target = base + float(_numeric(self.values[0]) or 0.0)
-        return Expectation(">=", (target,), f">= {target:g} ({self.text} from {base:g}, {where})")
+        return Expectation(">=", (target,), f">= {target:g} ({self.text} from {base:g} at t={read_at:.2f}s)")
 
     def __str__(self) -> str:
         return self.text

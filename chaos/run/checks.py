@@ -228,7 +228,7 @@ def rise_from(label: str, expect: Expectation, reads: list[Read], since: float, 
                               f"(t={since:.2f}s): nothing to rise from")
     last = max(before, key=lambda r: r.started)
     try:
-        return expect.from_baseline(last.value, f"its value at t={last.t:.2f}s, before {since_name}")
+        return expect.from_baseline(last.value, last.t)
     except ValueError as err:
         return Outcome(False, f"{label}: {err}")
 

@@ -261,7 +261,8 @@ class Runner:
 
     def _record(self, label: str, phase: str, check: Any, mode: str, outcome: checks.Outcome,
                 anchor_t: float | None = None, anchor: str | None = None,
-                params: dict[str, Any] | None = None) -> ev.CheckResult:
+                params: dict[str, Any] | None = None, expect: str | None = None) -> ev.CheckResult:
+        # `expect`: what was judged, when it differs from what was written (a rises_by bound to a value)
         # a recovery time exists only for a recovery whose disturbance was observed (checks.from_reads sets it)
         message = outcome.message
         if not outcome.ok and self.sampler is not None and any(v is None for _, v in outcome.observed):
@@ -269,7 +270,7 @@ class Runner:
             if why is not None:  # an unreadable sample is no value: say why, so a failure can be diagnosed
                 message += f"; last read error (t={why[0]:.2f}s): {why[1][:300]}"
         result = ev.CheckResult(
-            check=label, phase=phase, probe=probe_key(check.probe, {}), expect=str(check.expect), mode=mode,
+            check=label, phase=phase, probe=probe_key(check.probe, {}), expect=expect or str(check.expect), mode=mode,
             ok=outcome.ok, message=message, observed=outcome.observed[-20:], recovery_s=outcome.recovery_s,
             back_during_s=outcome.back_during_s, anchor=anchor, outcome=outcome.outcome, disturbed_at=None if outcome.disturbed_at is None else round(outcome.disturbed_at, 4),
             disturbed_by=outcome.disturbed_by, passed_with=outcome.passed_with,
@@ -678,7 +679,8 @@ class Runner:
                                             self.stop, since=since, anchor_t=anchor_t, deadline_s=check.within,
                                             anchor_name=anchor_text, disturbance=True, since_name=since_name,
                                             undisturbed_ok=check.undisturbed == "pass")
-                return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text, params)
+                return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text, params,
+                                    expect=str(expect))
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
             self.sampler.watch(watch)

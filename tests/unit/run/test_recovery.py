@@ -243,7 +243,7 @@ def test_a_rise_is_bound_to_the_last_read_before_the_fault() -> None:
     bound = rise_from("relaunched", rises, reads, since=1.0, since_name="kill-edge injected")
     assert isinstance(bound, Expectation)
     assert bound.op == ">=" and bound.values == (2.0,)
-    assert str(bound) == ">= 2 (rises by 1 from 1, its value at t=0.80s, before kill-edge injected)"
+    assert str(bound) == ">= 2 (rises by 1 from 1 at t=0.80s)"
     assert not bound.holds(1.0) and bound.holds(2.0)
     assert not rises.holds(5.0)  # unbound, it holds for nothing
 
@@ -286,7 +286,7 @@ recovery:
     result, journal, *_ = run(body.replace("EXPECT", "{rises_by: 1}"), tmp_path / "relative", relative)
     check = next(a for a in journal["assertions"] if a["check"] == "relaunched")
     assert result.verdict is Verdict.PASSED, result.reason
-    assert relative.relaunches == 2 and check["ok"] and check["expect"] == "rises by 1"
+    assert relative.relaunches == 2 and check["ok"]
+    assert check["expect"].startswith(">= 2 (rises by 1 from 1 at t=")  # what was judged
     assert 0.3 <= journal["recovery_times"]["relaunched"] < 6
-    assert "expected >= 2 (rises by 1 from 1, its value at t=" in check["message"], check["message"]
-    assert "before kill-edge injected)" in check["message"]
+    assert "expected >= 2 (rises by 1 from 1 at t=" in check["message"], check["message"]
