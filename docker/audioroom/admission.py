@@ -5,7 +5,7 @@ the one event loop that also sends the heartbeats and fans out the frames:
 heartbeats went late, supervisors relaunched rooms nobody had lost, and the
 relaunches cascaded. With admission on, an edge
 - works on at most EDGE_MAX_HANDSHAKES joins at once, in threads (the join
-  check releases the GIL; CHECK_NICENESS can lower their priority), and
+  check releases the GIL; EDGE_CHECK_NICENESS can lower their priority), and
   lets at most EDGE_MAX_PENDING wait for them;
 - sheds a join when that queue is full or its event loop runs more than
   EDGE_SHED_LAG late: HTTP 503 with ``Retry-After`` before the WebSocket
@@ -50,11 +50,11 @@ for _reason in ("pending", "lag"):  # probes see zeros, not absent series
     SHEDS.labels(_reason)
 PENDING = Gauge("edge_joins_pending", "Joins being checked or waiting for a check (EDGE_ADMISSION)")
 LAG = Gauge("edge_loop_lag_seconds", "How late the event loop ran a 50 ms timer (recent maximum, decaying)")
-# Niceness added to the join-check threads. Tried in fresh-clone CI runs beside a CPU hog (load ~13): at 10
-# and at 5 the checks got so little CPU that a surge of 300-500 joins was not in after one or two minutes;
-# at 0 one docker run had its edge miss heartbeats. 0 is what the suite passes with: the loop is protected
-# by the bounded queue and the lag shedding, not by priority. The knob stays for machines where it pays.
-CHECK_NICENESS = 0
+# Niceness added to the join-check threads (EDGE_CHECK_NICENESS, default 0). Tried in fresh-clone CI runs
+# beside a CPU hog (load ~13): at 10 and at 5 the checks got so little CPU that a surge of 300-500 joins was
+# not in after one or two minutes; at 0 one docker run had its edge miss heartbeats. 0 is what the suite
+# passes with: the loop is protected by the bounded queue and the lag shedding, not by priority. The knob
+# stays for a CPU-bound check (EDGE_JOIN_WORK) on a machine where it pays.
 
 
 class JoinCheck:
@@ -88,13 +88,13 @@ def _calibrate(seconds: float, probe: int = 2000) -> int:
     return max(1, round(probe * seconds / max(best, 1e-6)))
 
 
-def _lower_priority() -> None:
+def _lower_priority(niceness: int) -> None:
     """Make the calling thread nicer (Linux: setpriority on a thread id applies to that thread only)."""
-    if not CHECK_NICENESS:
+    if not niceness:
         return
     tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + CHECK_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + niceness)
     except OSError:  # pragma: no cover - raising one's own niceness is always allowed on Linux
         pass
 
@@ -132,7 +132,7 @@ class Gate:
         self.pool: ThreadPoolExecutor | None = None
         if settings.enabled and self.check:
             self.pool = ThreadPoolExecutor(settings.max_handshakes, thread_name_prefix="join-check",
-                                           initializer=_lower_priority)
+                                           initializer=_lower_priority, initargs=(settings.check_niceness,))
 
     def overloaded(self) -> str | None:
         if self.pending >= self.settings.max_pending:

@@ -60,6 +60,7 @@ class Admission:
     shed_lag: float = 0.1  # event-loop lag above which new joins are shed
     retry_after: int = 1  # seconds the shed join is asked to wait (HTTP Retry-After)
     backlog: int = 8192  # the listening socket's backlog: connections the kernel holds before accept
+    check_niceness: int = 0  # niceness added to the join-check threads (0: as the event loop; see admission.py)
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,8 @@ def load_admission(env: Mapping[str, str]) -> Admission:
         # with admission on the edge accepts at once and sheds cheaply, so the kernel needs to hold only a
         # loop turn's arrivals (a backlog as small as EDGE_MAX_PENDING drops SYNs: clients time out instead)
         backlog=_int(env, "EDGE_BACKLOG", 1024 if enabled else Admission.backlog, low=1),
+        # at least 0: a thread may always be made nicer, not less nice (that needs CAP_SYS_NICE)
+        check_niceness=_int(env, "EDGE_CHECK_NICENESS", Admission.check_niceness, low=0),
     )
 
 

@@ -79,12 +79,10 @@ async def test_join_checks_can_run_at_a_lower_priority_than_the_event_loop():
     import os
     import threading
 
-    admission.CHECK_NICENESS = 5  # the shipped value is 0 (see admission.py); the mechanism is what is tested here
-    g = gate(EDGE_JOIN_WAIT="1ms", EDGE_MAX_HANDSHAKES="1")
+    g = gate(EDGE_JOIN_WAIT="1ms", EDGE_MAX_HANDSHAKES="1", EDGE_CHECK_NICENESS="5")
     here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     worker = await asyncio.get_running_loop().run_in_executor(
         g.pool, lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
     assert worker == min(19, here + 5)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # the loop's thread is untouched
     g.close()
-    admission.CHECK_NICENESS = 0

@@ -43,6 +43,7 @@ def test_profile_variables_are_read():
     ({"EDGE_MAX_PENDING": "0"}, "EDGE_MAX_PENDING='0': must be >= 1"),
     ({"EDGE_JOIN_WORK": "lots"}, "EDGE_JOIN_WORK='lots'"),
     ({"EDGE_JOIN_WAIT": "-1s"}, "EDGE_JOIN_WAIT='-1s'"),
+    ({"EDGE_CHECK_NICENESS": "-5"}, "EDGE_CHECK_NICENESS='-5': must be >= 0"),
 ])
 def test_bad_values_are_one_line_naming_the_variable(env, names):
     with pytest.raises(config.ConfigError) as err:
@@ -105,3 +106,4 @@ def test_admission_is_off_by_default_and_on_bounds_the_backlog():
     assert config.load({**BASE, "EDGE_JOIN_WAIT": "20ms"}).admission.join_wait == 0.02
     assert config.load({**BASE, "EDGE_JOIN_WAIT": "0"}).admission.join_wait == 0.0
     assert config.load({**BASE, "EDGE_ADMISSION": "on", "EDGE_BACKLOG": "64"}).admission.backlog == 64
+    assert (off.check_niceness, config.load({**BASE, "EDGE_CHECK_NICENESS": "5"}).admission.check_niceness) == (0, 5)
