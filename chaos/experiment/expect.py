@@ -74,9 +74,10 @@ def _numeric(value: Any) -> float | None:
 class Expectation:
     """A parsed ``expect``; ``text`` is what the author wrote, for messages."""
 
-    op: str  # one of _OPS, "one_of", "between"
+    op: str  # one of _OPS, "one_of", "between", "rises_by"
     values: tuple[Value, ...]
     text: str
+    written: Any = dataclasses.field(default=None, compare=False)  # a mapping form as written (as_written)
 
     def holds(self, observed: Any) -> bool:
         if self.op == "rises_by":
@@ -106,6 +107,11 @@ class Expectation:
                              "not a number to rise from")
         target = base + float(_numeric(self.values[0]) or 0.0)
         return Expectation(">=", (target,), f">= {target:g} ({self.text} from {base:g} at t={read_at:.2f}s)")
+
+    def as_written(self) -> Any:
+        """What parses back to this expectation: the mapping as written for one_of, between and rises_by
+        (their text, "one of [...]", would read back as a word to equal), else the text."""
+        return self.text if self.written is None else self.written
 
     def __str__(self) -> str:
         return self.text
@@ -141,7 +147,7 @@ def parse_expectation(raw: Any, rises: bool = False) -> Expectation:
             if not isinstance(items, list) or not items:
                 raise ValueError("one_of takes a non-empty list of values")
             values = tuple(parse_value(v) for v in items)
-            return Expectation("one_of", values, f"one of {list(items)}")
+            return Expectation("one_of", values, f"one of {list(items)}", raw)
         if set(raw) == {"between"}:
             pair = raw["between"]
             if not isinstance(pair, list) or len(pair) != 2:
@@ -152,7 +158,7 @@ def parse_expectation(raw: Any, rises: bool = False) -> Expectation:
                 raise ValueError("between takes two numbers, e.g. [0.9, 1.0] or [100ms, 2s]")
             if low > high:
                 raise ValueError(f"between: low {pair[0]} is above high {pair[1]}")
-            return Expectation("between", (lo, hi), f"between {pair[0]} and {pair[1]}")
+            return Expectation("between", (lo, hi), f"between {pair[0]} and {pair[1]}", raw)
         if set(raw) == {"rises_by"}:
             if not rises:
                 raise ValueError(RISES_ONLY_IN_RECOVERY)
@@ -160,7 +166,7 @@ def parse_expectation(raw: Any, rises: bool = False) -> Expectation:
             amount = _numeric(step)
             if isinstance(step, bool) or amount is None or amount <= 0:
                 raise ValueError(f"rises_by takes a positive number, e.g. {{rises_by: 1}}; got {raw['rises_by']!r}")
-            return Expectation("rises_by", (step,), f"rises by {raw['rises_by']}")
+            return Expectation("rises_by", (step,), f"rises by {raw['rises_by']}", raw)
         raise ValueError("an expectation mapping is {one_of: [...]}, {between: [low, high]} or, in a recovery check, "
                          "{rises_by: N}")
     if isinstance(raw, str):

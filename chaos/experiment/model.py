@@ -49,7 +49,7 @@ EXPECT_SCHEMA: dict[str, Any] = {
 Expect = Annotated[
     Any,
     BeforeValidator(lambda v: v if isinstance(v, Expectation) else parse_expectation(v)),
-    PlainSerializer(str, return_type=str),
+    PlainSerializer(Expectation.as_written, return_type=Any),  # a dump validates back to the same (in_room)
     WithJsonSchema(EXPECT_SCHEMA),
 ]
 
@@ -70,7 +70,7 @@ RECOVERY_EXPECT_SCHEMA: dict[str, Any] = {
 RecoveryExpect = Annotated[
     Any,
     BeforeValidator(lambda v: v if isinstance(v, Expectation) else parse_expectation(v, rises=True)),
-    PlainSerializer(str, return_type=str),
+    PlainSerializer(Expectation.as_written, return_type=Any),
     WithJsonSchema(RECOVERY_EXPECT_SCHEMA),
 ]
 

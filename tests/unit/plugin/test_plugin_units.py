@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from chaos.authoring import pool as pool_mod
 from chaos.authoring.faults import Faults, RollbackFailed
@@ -17,6 +18,7 @@ from chaos.authoring.pool import StackKey, StackPool
 from chaos.authoring.rooms import in_room, room_of
 from chaos.errors import UsageError
 from chaos.experiment import load_experiment
+from chaos.experiment.expect import Expectation
 from chaos.gameday.console import Console
 from chaos.pytest_plugin import looks_like_experiment
 
@@ -54,6 +56,41 @@ def test_in_room_moves_every_room_reference_and_back(path: Path) -> None:
     assert '"launch"' not in dumped
     assert in_room(moved, "launch").model_dump() == exp.model_dump()
     assert in_room(exp, "launch") is exp
+    # and every expectation means what it meant: a dump of {one_of: ...}, {between: ...} or {rises_by: ...}
+    # once read back as a word to equal ("one of [...]"), so a reused stack's run judged something else
+    assert expectations(moved) == expectations(exp) and expectations(exp)
+
+
+def expectations(node: Any) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every expectation in a parsed experiment, as (op, values)."""
+    if isinstance(node, Expectation):
+        return [(node.op, node.values)]
+    if isinstance(node, BaseModel):
+        return [e for name in type(node).model_fields for e in expectations(getattr(node, name))]
+    if isinstance(node, (list, tuple)):
+        return [e for item in node for e in expectations(item)]
+    if isinstance(node, dict):
+        return [e for item in node.values() for e in expectations(item)]
+    return []
+
+
+def test_in_room_keeps_what_each_mapping_expectation_means(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text("""
+title: t
+load: {room: launch, listeners: 10}
+steady_state:
+  - {probe: room.state, expect: {one_of: [live, relaunching]}}
+  - {probe: crowd.connected_ratio, expect: {between: [90%, 1.0]}}
+method:
+  - {id: kill-edge, at: 1s, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {probe: room.relaunches, expect: {rises_by: 1}, within: 10s, after: kill-edge}
+""")
+    exp = load_experiment(path)
+    moved = in_room(exp, "launch-2")
+    assert expectations(moved) == [("one_of", ("live", "relaunching")), ("between", (0.9, 1.0)), ("rises_by", (1.0,))]
+    assert [str(c.expect) for c in moved.steady_state] == ["one of ['live', 'relaunching']", "between 90% and 1.0"]
 
 
 def test_stack_key_ignores_order_and_value_types() -> None:
