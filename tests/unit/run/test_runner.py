@@ -237,9 +237,11 @@ known_weakness: {description: relaunch is slow, deviates: [fast]}
 method:
   - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
 recovery:
-  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 1s, after: kill-edge}
+  - {id: fast, probe: room.relaunches, expect: ">= 1", within: 2s, after: kill-edge}
 """
-    result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=2))
+    # 0.3 s and 3 s against 2 s: a CI run beside a CPU hog saw the fake's 0.3 s relaunch after more than 1 s;
+    # load only makes a relaunch later, and one at 3 s is back for the steady state after (settle 2 s)
+    result, journal, *_ = run(body, tmp_path, FakeStack(relaunch_s=3))
     assert result.verdict is Verdict.DEVIATED and result.as_declared is True and result.exit_code == 0
     result, *_ = run(body, tmp_path / "b", FakeStack(relaunch_s=0.3))
     assert result.verdict is Verdict.PASSED and result.as_declared is False and result.exit_code == 1
