@@ -680,7 +680,7 @@ class Runner:
                                             anchor_name=anchor_text, disturbance=True, since_name=since_name,
                                             undisturbed_ok=check.undisturbed == "pass")
                 return self._record(label, "recovery", check, "within", outcome, anchor_t, anchor_text, params,
-                                    expect=str(expect))
+                                    expect=str(expect) if check.expect.op == "rises_by" else None)
             watch = Watch(probe_key(check.probe, params), self._expect(check.expect), anchor_t, anchor_t + (check.throughout or 0))
             assert self.sampler is not None
             self.sampler.watch(watch)
