@@ -34,6 +34,24 @@ FRAME_BYTES, FRAME_RATE, ON_TIME_S = 160, 10.0, 0.25
 CONNECT_BUDGET_S = 60.0  # a server too busy to take everyone by then is past its ceiling: measure who is in
 
 
+def machine_ticks() -> list[int]:
+    """The machine's CPU time so far by kind (/proc/stat's first line: user, nice, system, idle, iowait, irq,
+    softirq, steal), in clock ticks."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def machine_split(before: list[int], after: list[int]) -> dict[str, float]:
+    """Shares of the machine's CPU between two /proc/stat readings. The kernel's part (system, softirq) is what
+    a process's own CPU time leaves out in part: softirq, where loopback TCP delivers each frame, is charged to
+    nobody, so the per-frame figures understate what a listener costs."""
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta) or 1
+    user, nice, system, idle, iowait, irq, softirq, steal = delta
+    return {"user": round((user + nice) / total, 3), "system": round(system / total, 3),
+            "softirq": round((softirq + irq) / total, 3), "idle": round((idle + iowait) / total, 3),
+            "steal": round(steal / total, 3)}
+
+
 def _max_files() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -81,9 +99,13 @@ async def serve_picows(port: int) -> None:
         await _paced(send_to_all)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, framed_once: bool = False) -> None:
     from websockets.asyncio.server import broadcast
     from websockets.asyncio.server import serve as ws_serve
+
+    if framed_once:  # the edge's fan-out: the frame built once, its bytes written to every transport
+        sys.path.insert(0, str(ROOT / "docker"))
+        from audioroom.fanout import fan_out as broadcast  # type: ignore[assignment]
 
     conns: set = set()
 
@@ -153,14 +175,17 @@ async def listen(port: int, size: int, window: float, client: str = "wsclient", 
 
     # CPU per frame received: what each side spends, which a loaded machine changes far less than lateness
     cpu_before = cpu_seconds(os.getpid()), cpu_seconds(server_pid)
+    ticks = machine_ticks()
     measuring = True
     await asyncio.sleep(window)
     measuring = False
+    split = machine_split(ticks, machine_ticks())
     server_cpu = cpu_seconds(server_pid) - cpu_before[1]
     client_cpu = cpu_seconds(os.getpid()) - cpu_before[0]
     per_frame = {f"{side}_us_per_frame": round(cpu * 1e6 / counts["received"], 2) if counts["received"] else None
                  for side, cpu in (("server", server_cpu), ("client", client_cpu))}
-    print(json.dumps({"connected": len(protos), "connect_s": round(connect_s, 2), **counts, **per_frame}), flush=True)
+    print(json.dumps({"connected": len(protos), "connect_s": round(connect_s, 2), **counts, **per_frame,
+                      "machine_cpu": split}), flush=True)
 
 
 def ceiling(size: int, window: float, port: int, server_lib: str = "websockets",
@@ -191,8 +216,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="5000,10000,15000,20000", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--window", type=float, default=10.0)
-    parser.add_argument("--server", choices=["websockets", "picows"], default="websockets",
-                        help="the broadcasting server's WebSocket layer (websockets: what the edge uses)")
+    parser.add_argument("--server", choices=["edge", "websockets", "picows"], default="edge",
+                        help="the broadcasting server: edge (websockets, each frame framed once and its bytes "
+                             "written to every listener, as the edge does), websockets (websockets.broadcast, "
+                             "which frames it again for each), picows")
     parser.add_argument("--client", choices=["wsclient", "picows"], default="wsclient",
                         help="the listeners' client (wsclient: the crowd's lean client)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
@@ -205,7 +232,8 @@ def main() -> None:
         import uvloop
 
         if args.serve:
-            uvloop.run(serve_picows(args.serve) if args.server == "picows" else serve(args.serve))
+            uvloop.run(serve_picows(args.serve) if args.server == "picows"
+                       else serve(args.serve, framed_once=args.server == "edge"))
         else:
             uvloop.run(listen(args.listen, args.size, args.window, args.client, args.server_pid))
         return

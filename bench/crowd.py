@@ -16,6 +16,11 @@ the supervisor made, the edges' missed heartbeats, the sheds the crowd saw
 (EDGE_ADMISSION on) and the edges' and crowds' resident memory over the
 listeners connected (the processes' own ~40 MB each included).
 
+After the sustain search, the same sizes are run as a bare broadcast
+(bench/broadcast.py: one server process with the edge's fan-out, one process
+of lean clients, no stack) and the stack's largest sustained size is printed
+as a share of that ceiling from the same run (``--no-bare`` skips it).
+
 Each process holds at most 20,000 files here, so a crowd process carries at
 most ~9,000 listeners and big crowds need several crowd processes (and edges).
 Processes are started and ended by pid; nothing outside loopback is touched.
@@ -41,6 +46,8 @@ from chaos.labels import cpu_seconds
 from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench drives the services, not the toolkit)
 from chaos.stack.ports import free_ports
 from chaos.stack.probes import sum_samples
+
+from broadcast import machine_split, machine_ticks  # bench/broadcast.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 # Game-day timings, with the automation's timeouts long: this measures the
@@ -221,7 +228,9 @@ def totals(stats: list[dict]) -> dict[str, float]:
 def window(bench: Bench, size: int, seconds: float) -> dict[str, Any]:
     before = totals(bench.stats())
     cpu_before = bench.cpu_s(bench.edges), bench.cpu_s(bench.crowds)
+    ticks = machine_ticks()
     time.sleep(seconds)
+    split = machine_split(ticks, machine_ticks())
     cpu = bench.cpu_s(bench.edges) - cpu_before[0], bench.cpu_s(bench.crowds) - cpu_before[1]
     after = totals(bench.stats())
     # Frames the host sent for these listeners in the window; window edges make the
@@ -235,7 +244,8 @@ def window(bench: Bench, size: int, seconds: float) -> dict[str, Any]:
             # CPU per frame received (fan-out in the edges, reading and measuring in the crowds): load-robust,
             # it says how many cores a size needs where the on-time ratio only says whether it got them
             "edge_us_per_frame": round(cpu[0] * 1e6 / received, 2) if received else None,
-            "crowd_us_per_frame": round(cpu[1] * 1e6 / received, 2) if received else None}
+            "crowd_us_per_frame": round(cpu[1] * 1e6 / received, 2) if received else None,
+            "machine_cpu": split}
 
 
 def sustain(args: argparse.Namespace) -> list[dict]:
@@ -301,6 +311,23 @@ def surge(args: argparse.Namespace) -> dict:
         return result
 
 
+def bare(args: argparse.Namespace) -> dict[str, Any]:
+    """The yardstick from the same run: bench/broadcast.py's bare broadcast (one server process with the edge's
+    fan-out, one process of the crowd's lean clients, nothing else) at the sustain sizes, up to the first
+    below 99 % on time."""
+    import broadcast
+
+    results = []
+    for size in args.sizes:
+        result = broadcast.ceiling(size, args.window, free_ports(1)[0], "edge", "wsclient")
+        print(json.dumps({"bare": result}), flush=True)
+        results.append(result)
+        if float(result["on_time_ratio"]) < 0.99:  # type: ignore[arg-type]
+            break
+    ok = [int(r["listeners"]) for r in results if float(r["on_time_ratio"]) >= 0.99]  # type: ignore[arg-type]
+    return {"sizes": results, "ceiling": max(ok) if ok else 0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="2000,4000,6000,8000,10000,12000",
@@ -313,6 +340,8 @@ def main() -> None:
     parser.add_argument("--surge-timeout", type=float, default=60.0)
     parser.add_argument("--proxy", action="store_true", help="crowd -> edge through chaos.proxy (one proxy per edge)")
     parser.add_argument("--skip-sustain", action="store_true")
+    parser.add_argument("--no-bare", dest="bare", action="store_false",
+                        help="skip the bare broadcast at the sustain sizes (bench/broadcast.py) after the sustain search")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs (path printed)")
     parser.add_argument("--set", action="append", default=[], metavar="VAR=VALUE",
                         help="override a profile variable for every service, e.g. --set HOST_GRACE=60s")
@@ -331,6 +360,11 @@ def main() -> None:
         out["sustain"] = sustain(args)
         ok = [r["listeners"] for r in out["sustain"] if r.get("on_time_ratio", 0) >= 0.99]
         out["largest_sustained"] = max(ok) if ok else 0
+        if args.bare:
+            out["bare_broadcast"] = bare(args)
+            ceiling = out["bare_broadcast"]["ceiling"]
+            # the stack's figure as a share of what the machine's bare broadcast carried in the same run
+            out["stack_share_of_bare"] = round(out["largest_sustained"] / ceiling, 2) if ceiling else None
     if args.surge:
         out["surge"] = surge(args)
     out["load_average_after"] = os.getloadavg()[0]
