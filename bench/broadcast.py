@@ -1,18 +1,22 @@
 """The ceiling of a bare broadcast on this machine: the yardstick for bench/crowd.py's figures.
 
     .venv/bin/python bench/broadcast.py --sizes 5000,10000,20000
+    .venv/bin/python bench/broadcast.py --server websockets          # websockets.broadcast, for comparison
     .venv/bin/python bench/broadcast.py --server picows --client picows   # pip install picows first
 
 One server process fans a 160-byte frame out to every connection 10 times a
-second (uvloop, websockets.broadcast, compression off: what the edge does,
-without rooms, state or heartbeats), and one client process holds
-the connections with the crowd's lean client (audioroom.wsclient) and counts
-the frames that arrive within 250 ms of their send time. Nothing else runs:
-no control, no state store, no host. The stack's sustained figure reads as a
-fraction of this one. ``--server picows`` / ``--client picows`` measure the
-same with picows, a Cython WebSocket layer (not a dependency of roomquake:
-this is how a switch would be judged before making it). Both processes are
-ended by pid; loopback only.
+second (uvloop, websockets, compression off, each frame framed once and its
+bytes written to every connection: what the edge does with audioroom.fanout,
+without rooms, state or heartbeats), and one client process holds the
+connections with the crowd's lean client (audioroom.wsclient) and counts the
+frames that arrive within 250 ms of their send time. Nothing else runs: no
+control, no state store, no host. The stack's sustained figure reads as a
+fraction of this one (bench/crowd.py runs it after its sustain search).
+``--server websockets`` measures ``websockets.broadcast`` (a frame built
+per connection), ``--server picows`` / ``--client picows`` picows, a Cython
+WebSocket layer (not a dependency of roomquake: this is how a switch would
+be judged before making it). Each window also reports the machine's CPU
+split from /proc/stat. Both processes are ended by pid; loopback only.
 """
 
 from __future__ import annotations
