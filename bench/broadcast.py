@@ -107,9 +107,12 @@ async def serve(port: int, framed_once: bool = False) -> None:
     from websockets.asyncio.server import broadcast
     from websockets.asyncio.server import serve as ws_serve
 
+    send_to_all = broadcast
     if framed_once:  # the edge's fan-out: the frame built once, its bytes written to every transport
         sys.path.insert(0, str(ROOT / "docker"))
-        from audioroom.fanout import fan_out as broadcast  # type: ignore[assignment]
+        from audioroom.fanout import fan_out
+
+        send_to_all = fan_out  # type: ignore[assignment]
 
     conns: set = set()
 
@@ -122,7 +125,7 @@ async def serve(port: int, framed_once: bool = False) -> None:
 
     async with ws_serve(handler, "127.0.0.1", port, compression=None, backlog=8192):
         print("ready", flush=True)
-        await _paced(lambda data: broadcast(conns, data))
+        await _paced(lambda data: send_to_all(conns, data))
 
 
 async def connect_picows(port: int, on_message, timeout: float) -> object:  # noqa: ANN001

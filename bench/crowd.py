@@ -47,7 +47,7 @@ from chaos.scrapes import parse_samples  # the toolkit's helpers (the bench driv
 from chaos.stack.ports import free_ports
 from chaos.stack.probes import sum_samples
 
-from broadcast import machine_split, machine_ticks  # bench/broadcast.py, beside this file
+import broadcast  # bench/broadcast.py, beside this file: the bare yardstick and the machine's CPU split
 
 ROOT = Path(__file__).resolve().parents[1]
 # Game-day timings, with the automation's timeouts long: this measures the
@@ -228,9 +228,9 @@ def totals(stats: list[dict]) -> dict[str, float]:
 def window(bench: Bench, size: int, seconds: float) -> dict[str, Any]:
     before = totals(bench.stats())
     cpu_before = bench.cpu_s(bench.edges), bench.cpu_s(bench.crowds)
-    ticks = machine_ticks()
+    ticks = broadcast.machine_ticks()
     time.sleep(seconds)
-    split = machine_split(ticks, machine_ticks())
+    split = broadcast.machine_split(ticks, broadcast.machine_ticks())
     cpu = bench.cpu_s(bench.edges) - cpu_before[0], bench.cpu_s(bench.crowds) - cpu_before[1]
     after = totals(bench.stats())
     # Frames the host sent for these listeners in the window; window edges make the
@@ -315,8 +315,6 @@ def bare(args: argparse.Namespace) -> dict[str, Any]:
     """The yardstick from the same run: bench/broadcast.py's bare broadcast (one server process with the edge's
     fan-out, one process of the crowd's lean clients, nothing else) at the sustain sizes, up to the first
     below 99 % on time."""
-    import broadcast
-
     results = []
     for size in args.sizes:
         result = broadcast.ceiling(size, args.window, free_ports(1)[0], "edge", "wsclient")

@@ -23,9 +23,8 @@ from websockets.protocol import OPEN
 def framed(message: bytes | str) -> bytes:
     """``message`` as one final, unmasked frame (text for a str, as ``broadcast`` sends it), without
     extensions (the edge negotiates none: compression is off)."""
-    if isinstance(message, str):
-        return Frame(Opcode.TEXT, message.encode()).serialize(mask=False, extensions=[])
-    return Frame(Opcode.BINARY, bytes(message)).serialize(mask=False, extensions=[])
+    opcode, data = (Opcode.TEXT, message.encode()) if isinstance(message, str) else (Opcode.BINARY, bytes(message))
+    return Frame(opcode, data).serialize(mask=False, extensions=[])
 
 
 def fan_out(connections: Iterable[Connection], message: bytes | str) -> int:

@@ -71,7 +71,7 @@ async def test_a_connection_closing_gets_no_more_frames():
 
     async def handler(conn):
         conns.append(conn)
-        await conn.close(4004, "moved")  # CLOSING until the client answers: no data frame may follow
+        await conn.close(4004, "moved")  # returns once the client answered: no data frame may follow
         got_close.set()
 
     async with serve(handler, "127.0.0.1", 0, compression=None) as server:

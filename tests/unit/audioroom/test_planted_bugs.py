@@ -87,7 +87,7 @@ async def test_a_new_generation_fences_the_old_host_unless_the_bug_is_planted(mo
     import audioroom.edge as edge_module
 
     sent: list[tuple[set, bytes]] = []
-    monkeypatch.setattr(edge_module, "fan_out", lambda conns, message: sent.append((set(conns), message)) or len(sent))
+    monkeypatch.setattr(edge_module, "fan_out", lambda conns, message: sent.append((set(conns), message)) or len(conns))
     edge = Edge(config.load({**ENV, "PLANTED_BUG": planted}), state=None)  # type: ignore[arg-type]
     old_host = HostConn()
     serving = asyncio.ensure_future(edge.host(old_host, edge.live_room("launch", 1)))  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ async def test_a_heartbeat_that_learns_of_the_new_generation_first_fences_unless
     import audioroom.edge as edge_module
 
     sent: list[tuple[set, bytes]] = []
-    monkeypatch.setattr(edge_module, "fan_out", lambda conns, message: sent.append((set(conns), message)) or len(sent))
+    monkeypatch.setattr(edge_module, "fan_out", lambda conns, message: sent.append((set(conns), message)) or len(conns))
     edge = Edge(config.load({**ENV, "PLANTED_BUG": planted}), state=MovedState())  # type: ignore[arg-type]
     old_host = HostConn()
     serving = asyncio.ensure_future(edge.host(old_host, edge.live_room("launch", 1)))  # type: ignore[arg-type]
