@@ -13,19 +13,25 @@ relaunches cascaded. With admission on, an edge
 - keeps its listening socket's backlog at 1,024 (EDGE_BACKLOG): it accepts at
   once and sheds cheaply, so the kernel need only hold a loop turn's arrivals
   (a backlog as small as the queue drops SYNs, and clients time out instead).
-With it off the edge does what a naive one does: each join's check runs on
-the event loop as it arrives, in arrival order, for as long as it takes.
+With it off the edge does what a naive one does: one worker thread makes its
+blocking calls in the order they come, with no bound on how many wait: each
+join's ticket check, and its own heartbeat's turn at the state store (a naive
+edge shares one synchronous client; here the beat waits for its turn on that
+worker, and the event loop then sends it). So a surge's checks queue ahead of
+the heartbeat, exactly as in the incident.
 
 What that costs, measured on real processes (tests/local/audioroom/
-test_admission.py and the launch-surge pair): 300 joins at once, each
+test_admission.py: 300 joins at once; the launch-surge pair: 400), each
 blocking its thread 20 ms (EDGE_JOIN_WAIT), clients that give up after 2 s.
-Off: the checks run on the loop in arrival order, the later joins time out,
-the edge still checks every one nobody waits for any more, and the retries
-queue behind them: 75-85% of join attempts time out and a third of the
-crowd is in 20 s later. On: everyone in after 5-10 s, near idle or beside a
-CPU hog. The heartbeats were on time in both at that scale unless the
-machine itself starved the edge; at the incident's scale the fan-out alone
-saturates the loop, with or without admission control.
+Off: 6-8 s of checks in arrival order, the later joins time out, the worker
+still checks every one nobody waits for any more, and the retries queue
+behind them; the heartbeat waits behind all of it, goes 5-8 s late, the
+supervisor relaunches the room on the other edge, whose listeners are closed
+with 4004 moved and join the surge there, whose heartbeat then goes late in
+turn. On: the heartbeat has its own path (the event loop; the checks run on
+EDGE_MAX_HANDSHAKES threads of their own), everyone is in after 5-10 s, near
+idle or beside a CPU hog, and nothing is relaunched. At the incident's scale
+the fan-out alone saturates the loop, with or without admission control.
 """
 
 from __future__ import annotations
@@ -61,7 +67,7 @@ class JoinCheck:
     """What one join costs the edge before it is admitted, standing for a ticket check. Two parts, each
     optional: CPU (EDGE_JOIN_WORK: PBKDF2 calibrated at start, as verifying a signed ticket costs) and a
     blocking wait (EDGE_JOIN_WAIT: a synchronous call to a ticket service, the classic way a naive edge
-    blocks its event loop). The shipped experiments use the wait: its cost does not grow with the machine's
+    ties up its workers). The shipped experiments use the wait: its cost does not grow with the machine's
     load, so their verdicts do not either (a CPU check's surge took minutes beside a CPU hog)."""
 
     def __init__(self, seconds: float, wait: float = 0.0) -> None:
@@ -75,7 +81,12 @@ class JoinCheck:
         if self.iterations:
             hashlib.pbkdf2_hmac("sha256", b"join-ticket", b"edge", self.iterations)
         if self.wait:
-            time.sleep(self.wait)  # blocks whichever thread runs it: the event loop's, with admission off
+            time.sleep(self.wait)  # blocks whichever thread runs it: a check thread, or the naive edge's one worker
+
+
+def _store_turn() -> None:
+    """The naive edge's heartbeat's turn on its one worker: the wait for it is what the surge costs the beat
+    (the write itself is then made by the event loop, as with admission on)."""
 
 
 def _calibrate(seconds: float, probe: int = 2000) -> int:
@@ -133,6 +144,10 @@ class Gate:
         if settings.enabled and self.check:
             self.pool = ThreadPoolExecutor(settings.max_handshakes, thread_name_prefix="join-check",
                                            initializer=_lower_priority, initargs=(settings.check_niceness,))
+        elif self.check:
+            # the naive edge: one worker makes its blocking calls, the joins' checks and the heartbeat's
+            # store write alike, in the order they come, with no bound on how many wait
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="blocking-calls")
 
     def overloaded(self) -> str | None:
         if self.pending >= self.settings.max_pending:
@@ -143,7 +158,8 @@ class Gate:
 
     async def admit(self) -> str | None:
         if not self.settings.enabled:
-            self.check()  # on the event loop, as a naive edge does
+            if self.pool is not None:
+                await asyncio.get_running_loop().run_in_executor(self.pool, self.check)
             return None
         cause = self.overloaded()
         if cause:
@@ -159,6 +175,13 @@ class Gate:
             self.pending -= 1
             PENDING.set(self.pending)
         return None
+
+    async def heartbeat_turn(self) -> None:
+        """Wait until the heartbeat may write to the store. With admission on, at once: the heartbeat has a
+        path of its own. Off, the naive edge's heartbeat waits its turn behind every join already queued
+        for the one worker that makes its blocking calls."""
+        if not self.settings.enabled and self.pool is not None:
+            await asyncio.get_running_loop().run_in_executor(self.pool, _store_turn)
 
     def refusal(self, conn: ServerConnection, cause: str) -> Response:
         """503 with Retry-After: the crowd waits that long (with jitter) and tries again."""

@@ -10,7 +10,8 @@
   room that is not (or no longer) here closes with 4004 ``moved``.
 - ``/health`` and ``/metrics`` on the same port (``process_request``).
 - Admission control (EDGE_ADMISSION, ``admission.py``): a join is checked and
-  admitted or shed with 503 and Retry-After before its WebSocket upgrade.
+  admitted or shed with 503 and Retry-After before its WebSocket upgrade;
+  without it, the heartbeat waits its turn behind the joins being checked.
 
 An edge's hold on its rooms is a lease of LEASE_TTL, renewed by every
 heartbeat that reaches the state store (counted from when the beat was sent).
@@ -243,6 +244,7 @@ class Edge:
         return room.host is not None and room.heard >= since
 
     async def heartbeat(self) -> None:
+        await self.gate.heartbeat_turn()
         started = time.monotonic()
         hosted = [(r.name, r.generation, self.hosted(r, started)) for r in self.rooms.values()]
         if self.last_try:

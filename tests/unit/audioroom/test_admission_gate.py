@@ -13,6 +13,16 @@ def gate(lag: float = 0.0, **env: str) -> admission.Gate:
     return admission.Gate(settings, loop_lag)
 
 
+def returns_at_once(step) -> bool:
+    """Whether a coroutine finishes without ever giving the loop a turn (decided without a clock)."""
+    try:
+        step.send(None)
+    except StopIteration:
+        return True
+    step.close()
+    return False
+
+
 def test_the_join_check_is_calibrated_to_its_duration():
     check = admission.JoinCheck(0.02)
     started = time.perf_counter()
@@ -44,11 +54,44 @@ async def test_joins_beyond_the_queue_or_while_the_loop_is_late_are_shed_with_th
     assert await gate(lag=0.01).admit() is None  # no join check configured: admitted at once
 
 
-async def test_with_admission_off_the_check_runs_inline_and_nothing_is_shed():
-    settings = config.load({"RQ_SERVICE": "edge", "EDGE_JOIN_WAIT": "10ms"}).admission
+async def test_with_admission_off_nothing_is_shed_and_the_checks_run_one_at_a_time_in_arrival_order():
+    settings = config.load({"RQ_SERVICE": "edge", "EDGE_JOIN_WAIT": "30ms", "EDGE_MAX_HANDSHAKES": "4"}).admission
     g = admission.Gate(settings, admission.LoopLag())
     g.lag.value = 10.0  # however late the loop: an unprotected edge never sheds
+    started = time.perf_counter()
+    answers = await asyncio.gather(*(g.admit() for _ in range(3)))
+    assert answers == [None, None, None]
+    assert time.perf_counter() - started >= 0.09  # one worker, whatever EDGE_MAX_HANDSHAKES says: 3 x 30 ms
+    g.close()
+
+
+async def test_with_admission_off_the_heartbeat_waits_behind_the_joins_already_queued():
+    off = admission.Gate(config.load({"RQ_SERVICE": "edge", "EDGE_JOIN_WAIT": "50ms"}).admission, admission.LoopLag())
+    joins = [asyncio.ensure_future(off.admit()) for _ in range(4)]
+    await asyncio.sleep(0)  # the four are queued on the worker before the beat asks for its turn
+    started = time.perf_counter()
+    await off.heartbeat_turn()
+    assert time.perf_counter() - started >= 0.15  # at least the three still waiting, however fast the machine
+    assert all(j.done() for j in joins)  # in arrival order: every join queued before it went first
+    off.close()
+
+
+async def test_with_admission_on_the_heartbeat_never_waits_for_the_join_checks():
+    on = gate(EDGE_JOIN_WAIT="200ms", EDGE_MAX_HANDSHAKES="1", EDGE_MAX_PENDING="8")
+    joins = [asyncio.ensure_future(on.admit()) for _ in range(4)]
+    await asyncio.sleep(0)
+    assert returns_at_once(on.heartbeat_turn())  # the checks hold 800 ms of waits; the beat waits for none
+    assert not any(j.done() for j in joins)
+    on.close()
+    for j in joins:
+        j.cancel()
+    await asyncio.gather(*joins, return_exceptions=True)
+
+
+async def test_with_admission_off_and_no_join_check_nothing_waits():
+    g = admission.Gate(config.load({"RQ_SERVICE": "edge"}).admission, admission.LoopLag())
     assert g.pool is None and await g.admit() is None
+    assert returns_at_once(g.heartbeat_turn())
 
 
 async def test_the_lag_watch_sees_a_blocked_loop():
