@@ -36,8 +36,9 @@ clean: $(STAMP)
 	$(BIN)/roomquake clean
 
 # The main job: the launch incident in miniature, twice: a join surge on edges
-# without admission control (joins time out, most of the crowd stays out: a
-# known weakness, as declared), then the same surge with it (shed with
+# without admission control (heartbeats go late, the room is relaunched though no
+# server was lost, listeners are dropped, joins time out, most of the crowd stays
+# out: a known weakness, as declared), then the same surge with it (shed with
 # Retry-After, nothing relaunched, everyone in). On Docker when an engine answers, else as
 # local processes. Prints each timeline, verdict, journal and report.
 demo:
