@@ -145,8 +145,8 @@ class Gate:
             self.pool = ThreadPoolExecutor(settings.max_handshakes, thread_name_prefix="join-check",
                                            initializer=_lower_priority, initargs=(settings.check_niceness,))
         elif self.check:
-            # the naive edge: one worker makes its blocking calls, the joins' checks and the heartbeat's
-            # store write alike, in the order they come, with no bound on how many wait
+            # the naive edge: one worker for its blocking calls, the joins' checks and the heartbeat's turn
+            # at the store alike, in the order they come, with no bound on how many wait
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="blocking-calls")
 
     def overloaded(self) -> str | None:
