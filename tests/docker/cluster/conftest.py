@@ -1,9 +1,10 @@
 """A real local cluster for the tests in this folder (root only: namespaces, a bridge, rules, extra engines).
 
-``local_cluster``: one 2-node cluster (name ``rqt``, or
-``$ROOMQUAKE_TEST_CLUSTER``) per test module, taken down at the module's end
-and checked to have left nothing; ``local_cluster3``: a 3-node cluster (the
-name and a 3) for the node faults and the cluster experiments. Never two at
+``local_cluster``: a 2-node cluster (name ``rqt``, or
+``$ROOMQUAKE_TEST_CLUSTER``), lent to each module that asks and checked to be
+given back idle; ``local_cluster3``: a 3-node cluster (the name and a 3) for
+the node faults and the cluster experiments. Down as soon as the next test
+asks for neither (or for the other), checked to have left nothing. Never two at
 once: a 2-core CI carries one cluster's engines. ``leftovers(name)`` lists
 what of a cluster still exists on the host: namespaces, links, FORWARD rules,
 processes and folders.
@@ -80,27 +81,103 @@ def cluster_state(tmp_path_factory):
         os.environ["ROOMQUAKE_STATE_DIR"] = old
 
 
-# Module scope, both: one cluster at a time, so that a run that finds "the local cluster that is up" finds the
-# module's own (two at once made node-loss run on the 2-node one), and 2 cores carry one cluster's engines.
-@pytest.fixture(scope="module")
-def local_cluster(root_only, docker_engine, stack_images, cluster_state):
-    """A 2-node cluster with the stack's images on both nodes; down at the end, and nothing left."""
-    yield from _cluster(NAME, 2)
-
-
-@pytest.fixture(scope="module")
-def local_cluster3(root_only, docker_engine, stack_images, cluster_state):
-    """A 3-node cluster (one manager, two workers) with the stack's images; down at the end, and nothing left."""
-    yield from _cluster(f"{NAME}3", 3)
-
-
-def _cluster(name: str, nodes: int):
-    from chaos.cluster import down, up
-
-    assert not leftovers(name), f"leftovers of an earlier cluster {name}: {leftovers(name)}"
-    record = up(nodes, name)
+# One cluster at a time (a 2-core CI carries one cluster's engines, and a run that finds "the local cluster that
+# is up" must find the module's own: two at once made node-loss run on the 2-node one). The pool keeps it up
+# from one module to the next that asks for the same one (tests/conftest.py runs the modules of one size
+# together): a bring-up and a take-down cost 15-40 s each on a busy CI, five times over before.
+@pytest.fixture(scope="session")
+def cluster_pool(root_only, docker_engine, stack_images, cluster_state):
+    """The one local cluster up now, if any; down (nothing left) before the state folder is put back."""
+    pool = ClusterPool()
+    _POOLS.append(pool)
     try:
-        yield record
+        yield pool
     finally:
-        down(name)
-        assert leftovers(name) == []
+        _POOLS.remove(pool)
+        pool.release()
+
+
+@pytest.fixture(scope="module")
+def local_cluster(cluster_pool):
+    """A 2-node cluster with the stack's images on both nodes, as the module's runs left it at the end: idle."""
+    yield from cluster_pool.lend(NAME, 2)
+
+
+@pytest.fixture(scope="module")
+def local_cluster3(cluster_pool):
+    """A 3-node cluster (one manager, two workers) with the stack's images, left idle by each module."""
+    yield from cluster_pool.lend(f"{NAME}3", 3)
+
+
+FIXTURE_OF = {NAME: "local_cluster", f"{NAME}3": "local_cluster3"}
+_POOLS: list[ClusterPool] = []
+
+
+class ClusterPool:
+    """Lends one cluster to module after module; a module must give it back idle (no service, no container,
+    every node ready and active), else it is taken down: a leak fails that module, a node left unwell
+    only costs the next module a fresh cluster."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def lend(self, name: str, nodes: int):
+        from chaos.cluster import load, up
+
+        if self.name != name:
+            self.release()
+            assert not leftovers(name), f"leftovers of an earlier cluster {name}: {leftovers(name)}"
+            up(nodes, name)
+            self.name = name
+        yield load(name)  # read again: a node fault's rollback may have restarted an engine
+        if self.name == name:  # else the session is over and took it down
+            self.take_back(name)
+
+    def take_back(self, name: str) -> None:
+        import docker
+
+        from chaos.cluster import load, node_statuses
+        from chaos.cluster.daemon import NodePaths, client
+
+        record = load(name)
+        leaked: list[str] = []
+
+        def idle() -> bool:
+            nonlocal leaked
+            try:
+                with client(NodePaths(name, 1), timeout=10) as manager:
+                    leaked = [s.name for s in manager.services.list()]
+            except docker.errors.DockerException as e:
+                leaked = [f"the manager does not answer: {e}"]
+            statuses = node_statuses(record)
+            leaked += [f"node {n.index}: {n.containers} container(s)" for n in statuses if n.containers]
+            return not leaked and all(
+                (n.engine, n.swarm, n.availability) == ("answers", "ready", "active") for n in statuses)
+
+        try:
+            until(idle, 30, f"cluster {name} idle again", interval=1.0)
+        except AssertionError:
+            self.release()  # never lent again as it is
+            assert not leaked, f"the module left this on cluster {name}: {leaked}"
+
+    def release(self) -> None:
+        """Take the cluster down, if one is up, and check that nothing of it is left on the host."""
+        from chaos.cluster import down
+
+        name, self.name = self.name, None
+        if name is not None:
+            down(name)
+            assert leftovers(name) == []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Down the pool's cluster once its module is over and the next file does not ask for it (the other
+    files of the engine-wide group, and the worker's other groups, run without a cluster's engines beside
+    them). Within a module the cluster stays lent to its end, where it is checked to be idle."""
+    yield
+    if nextitem is not None and nextitem.path == item.path:
+        return
+    for pool in _POOLS:
+        if pool.name is not None and (nextitem is None or FIXTURE_OF[pool.name] not in nextitem.fixturenames):
+            pool.release()
