@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt setup.py
 setup: $(STAMP)
 
 # The suite on $(JOBS) pytest-xdist workers: most of its time is experiments waiting on
-# recovery, not CPU, so 3 on a quiet machine; 2 when the CPU is already over half busy
-# (scripts/test-jobs says why). Files that act on the whole engine share one worker (tests/conftest.py).
+# recovery, not CPU, so 4 on an idle machine, 3 on a lightly used one, 2 when the CPU is
+# already over half busy (scripts/test-jobs says why). Files that act on the whole engine share one worker (tests/conftest.py).
 JOBS ?= $(shell $(PYTHON) scripts/test-jobs 2>/dev/null || echo 3)
 test:
 	@$(SYSTEM) test

@@ -19,7 +19,7 @@ TIERS = ("unit", "local", "docker")
 ROOT = Path(__file__).resolve().parent
 
 
-# Under pytest-xdist (`make test` runs `pytest -n 3`) a test file stays on one worker, so its
+# Under pytest-xdist (`make test` runs `pytest -n 4` on an idle machine) a test file stays on one worker, so its
 # module fixtures are made once. These share one worker, one file after another,
 # because they act on the whole Docker engine or on fixed names: `roomquake clean` sweeps every dead
 # run on the engine (another file's SIGKILLed run is that file's to find), the local clusters use
