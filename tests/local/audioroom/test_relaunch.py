@@ -72,7 +72,11 @@ def test_killing_the_hosting_edge_relaunches_the_room_elsewhere_and_listeners_fo
     )
     relaunch = stats["rooms"]["launch"]["relaunches"][0]
     assert (relaunch["from"], relaunch["to"], relaunch["fraction_back"]) == (1, 2, 1.0)
-    assert relaunch["outage_s"] >= timeout  # the crowd felt the detection time
+    # The crowd felt the detection time: its outage runs from the last old frame it read, sent before the kill
+    # (not before the last beat, which detection counts from), to a new frame, sent after detection. Not
+    # `>= timeout`: that failed at 2.967 s beside a CPU hog, the last beat 0.03 s or more before the kill.
+    # 0.5 s for old frames in flight at the kill that a starved crowd read late.
+    assert relaunch["outage_s"] >= record["detected_at"] - killed_at - 0.5, (relaunch, record, killed_at)
     assert stats["reconnects"] >= 40 and stats["recovered_after_relaunch"] == 40
     assert stats["frames"]["out_of_order"] == 0
     sup_relaunches = sum(stack.metric(s, "supervisor_relaunches_total", 'reason="edge_lost"')
