@@ -68,15 +68,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if rel is not None and rel.parts and rel.parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, rel.parts[0]))
     if hasattr(config, "workerinput"):  # an xdist worker: the order it collects is the order scopes go out
-        items.sort(key=_start_order)  # stable: file order within a group, and among the rest
+        items.sort(key=lambda item: (_start_rank(item), _on_three_nodes(item)))  # stable: file order otherwise
     else:
-        items.sort(key=lambda item: _start_order(item)[1])
+        items.sort(key=_on_three_nodes)
 
 
-def _start_order(item: pytest.Item) -> tuple[int, bool]:
-    """Long groups first; in the engine-wide group, the 3-node cluster's files after the rest, so that the
-    2-node cluster is brought up once for its files and the 3-node one once for its (tests/docker/cluster)."""
-    return _start_rank(item), "local_cluster3" in getattr(item, "fixturenames", ())
+def _on_three_nodes(item: pytest.Item) -> bool:
+    """The 3-node cluster's tests go after the rest of their group, so that the 2-node cluster is brought up
+    once for its files and the 3-node one once for its (tests/docker/cluster/conftest.py lends them)."""
+    return "local_cluster3" in getattr(item, "fixturenames", ())
 
 
 def _start_rank(item: pytest.Item) -> int:

@@ -88,13 +88,10 @@ def cluster_state(tmp_path_factory):
 @pytest.fixture(scope="session")
 def cluster_pool(root_only, docker_engine, stack_images, cluster_state):
     """The one local cluster up now, if any; down (nothing left) before the state folder is put back."""
-    pool = ClusterPool()
-    _POOLS.append(pool)
     try:
-        yield pool
+        yield _POOL
     finally:
-        _POOLS.remove(pool)
-        pool.release()
+        _POOL.release()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +107,6 @@ def local_cluster3(cluster_pool):
 
 
 FIXTURE_OF = {NAME: "local_cluster", f"{NAME}3": "local_cluster3"}
-_POOLS: list[ClusterPool] = []
 
 
 class ClusterPool:
@@ -178,6 +174,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     yield
     if nextitem is not None and nextitem.path == item.path:
         return
-    for pool in _POOLS:
-        if pool.name is not None and (nextitem is None or FIXTURE_OF[pool.name] not in nextitem.fixturenames):
-            pool.release()
+    if _POOL.name is not None and (nextitem is None or FIXTURE_OF[_POOL.name] not in nextitem.fixturenames):
+        _POOL.release()
+
+
+_POOL = ClusterPool()  # the worker's one pool: the session fixture's, and this hook's
