@@ -8,8 +8,9 @@ the base names neither), at most 2 faults per schedule, a search budget of 75 s 
 on this machine), 1 rerun on a fresh stack, and the written file run once by ``roomquake run``: two
 reproductions besides the search's own (the issue's 5/5 is for bench/explore.py, not for the suite).
 Hypothesis draws from the start here (``small_first=0``: this file is Hypothesis's generation and
-shrinking on real processes; the small-first pass is test_explore_host_local.py's). Seed 11 draws a reset of the whole crowd->edge link second, after the
-simplest schedule (a pause of edge-1): see tests/unit/explore for how the draws follow the seed.
+shrinking on real processes; the small-first pass is test_explore_host_local.py's). Seed 11 draws a
+reset of the whole crowd->edge link second, after the simplest schedule (a pause of edge-1): see
+tests/unit/explore for how the draws follow the seed.
 """
 
 from __future__ import annotations
