@@ -112,7 +112,8 @@ class RecoveryCheck(Check):
     """Must come true within a deadline (recovery time is measured), or hold throughout a window.
 
     A ``within`` check is a recovery: the probe must first be seen failing
-    (on a read made after the fault was injected), then passing by the
+    (on a read made after the fault was injected, or, for a check that held at
+    no read before the fault, on its last read before it), then passing by the
     deadline; the recovery time runs from the clock's start to that pass.
     """
 

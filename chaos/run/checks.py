@@ -9,8 +9,12 @@ what was expected, what was observed and when, e.g.
 A recovery is judged from the sampler's reads (``Read``: when the read
 started, when its value was in hand, the value): the probe must first be
 seen failing on a read that *started* once the fault's injection began, then
-passing on a later read whose value was in hand by the deadline. A probe
-that never failed was not disturbed: nothing recovered, no recovery time.
+passing on a later read whose value was in hand by the deadline. A check
+that held at no read before the fault (a change the fault must bring: the
+room on another edge, a counter risen) failed from the start: its last read
+before the fault is its disturbance, so a change faster than the reads (a
+relaunch while a starved machine had no read in flight) is still timed. A
+probe that never failed was not disturbed: nothing recovered, no recovery time.
 """
 
 from __future__ import annotations
@@ -48,23 +52,38 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Assessment:
-    first_fail: Read | None  # the first read (started at or after ``since``) that failed
+    first_fail: Read | None  # the first read (started at or after ``since``) that failed, else see failing_before
     first_ok: Read | None  # the first passing read (after ``first_fail`` when a disturbance is required)
     reads: list[Read]
+    failing_before: int = 0  # >0: first_fail is the last of this many reads before ``since``, none of which held
+
+
+def failed_all_along(reads: list[Read], expect: Expectation, since: float) -> tuple[Read, int] | None:
+    """The last read begun before ``since`` and how many there were, when none of them held and the last had a
+    value: the check was failing when the fault began (it asks for a change the fault must bring). One read
+    that held before it (the room live, the crowd connected) means the fault must be seen breaking it."""
+    before = [r for r in reads if r.started < since]
+    if not before or any(expect.holds(r.value) for r in before):
+        return None
+    last = max(before, key=lambda r: r.t)
+    return (last, len(before)) if last.value is not None else None
 
 
 def assess(reads: list[Read], expect: Expectation, since: float, end: float, disturbance: bool) -> Assessment:
-    """Pure judgement of reads: only reads started at or after ``since`` and in hand by ``end`` count."""
+    """Pure judgement of reads: only reads started at or after ``since`` and in hand by ``end`` count (and, for a
+    check that held at no read before ``since``, its last read before it as the disturbance)."""
     eligible = sorted((r for r in reads if r.started >= since and r.t <= end), key=lambda r: r.t)
-    first_fail = None
-    if disturbance:
-        first_fail = next((r for r in eligible if not expect.holds(r.value)), None)
-        if first_fail is None:
+    if not disturbance:
+        return Assessment(None, next((r for r in eligible if expect.holds(r.value)), None), eligible)
+    first_fail = next((r for r in eligible if not expect.holds(r.value)), None)
+    failing_before = 0
+    if first_fail is None:
+        found = failed_all_along(reads, expect, since)
+        if found is None:
             return Assessment(None, None, eligible)
-        first_ok = next((r for r in eligible if r.t > first_fail.t and expect.holds(r.value)), None)
-    else:
-        first_ok = next((r for r in eligible if expect.holds(r.value)), None)
-    return Assessment(first_fail, first_ok, eligible)
+        first_fail, failing_before = found
+    first_ok = next((r for r in eligible if r.t > first_fail.t and expect.holds(r.value)), None)
+    return Assessment(first_fail, first_ok, eligible, failing_before)
 
 
 def format_value(value: Any) -> str:
@@ -185,7 +204,7 @@ def from_reads(
         return Outcome(
             True,
             f"{label}: observed {format_value(ok.value)}, expected {expect}, after {took:.2f}s ({when}){early}; "
-            f"disturbed at t={fail.t:.2f}s ({'unreadable' if by == 'unreadable' else format_value(fail.value)})",
+            f"{_disturbed(found, since_name)}",
             observed, disturbed_at=fail.t, disturbed_by=by, recovery_s=round(took, 4), back_during_s=during,
             passed_with=(ok.t, ok.value),
         )
@@ -206,7 +225,7 @@ def from_reads(
             f"so nothing recovered and no recovery time is recorded; {verdict}",
             observed, status="not_disturbed",
         )
-    disturbed = f"; disturbed at t={fail.t:.2f}s" if fail is not None else ""
+    disturbed = f"; {_disturbed(found, since_name)}" if fail is not None else ""
     return Outcome(
         False,
         f"{label}: expected {expect} {when}; not met by t={end:.2f}s{disturbed}; last observed {_last(observed)} "
@@ -243,6 +262,17 @@ def _held_before(snapshot: list[Read], expect: Expectation, since: float) -> str
     if not expect.holds(last.value):
         return ""
     return f" and already before it ({format_value(last.value)} at t={last.t:.2f}s)"
+
+
+def _disturbed(found: Assessment, since_name: str) -> str:
+    """Where the disturbance was seen: a failing read after the fault began, or failing all along before it."""
+    fail = found.first_fail
+    assert fail is not None
+    shown = "unreadable" if fail.value is None else format_value(fail.value)
+    if found.failing_before:
+        return (f"disturbed from the start: not met at any of the {found.failing_before} reads begun before "
+                f"{since_name or 'the fault began'} (the last: {shown} at t={fail.t:.2f}s)")
+    return f"disturbed at t={fail.t:.2f}s ({shown})"
 
 
 def _last(observed: list[tuple[float, Any]]) -> str:

@@ -26,9 +26,27 @@ def r(started: float, t: float, value: Any) -> Read:
 
 def test_a_read_started_before_the_fault_is_no_disturbance() -> None:
     live = parse_expectation("live")
-    reads = [r(0.9, 1.2, "relaunching"), r(1.1, 1.3, "live"), r(1.4, 1.5, "live")]  # fault injected at t=1.0
+    steady = r(0.4, 0.5, "live")  # the room was live before: the fault must be seen breaking it
+    reads = [steady, r(0.9, 1.2, "relaunching"), r(1.1, 1.3, "live"), r(1.4, 1.5, "live")]  # fault injected at t=1.0
     found = assess(reads, live, since=1.0, end=10.0, disturbance=True)
     assert found.first_fail is None and found.first_ok is None  # the only failure was asked for before the fault
+
+
+def test_a_change_faster_than_the_reads_is_timed_from_the_failing_reads_before_the_fault() -> None:
+    """CI beside a CPU hog: the room moved 1.2 s into a kill while no read was in flight; every read begun after the
+    kill already showed edge-2. `!= edge-1` held at no read before the kill, so it failed from the start."""
+    moved = parse_expectation("!= edge-1")
+    before = [r(0.2, 0.3, "edge-1"), r(0.6, 0.9, "edge-1")]  # fault injected at t=0.8; the last read spans it
+    after = [r(0.9, 2.1, "edge-2"), r(2.2, 2.3, "edge-2")]
+    found = assess(before + after, moved, since=0.8, end=10.0, disturbance=True)
+    assert found.first_fail == before[-1] and found.failing_before == 2 and found.first_ok == after[0]
+    # one read before the fault that held (a room that had already moved): the fault must be seen failing it
+    assert assess([r(0.1, 0.15, "edge-2"), *before, *after], moved, since=0.8, end=10.0, disturbance=True).first_fail is None
+    # the last read before it unreadable: nothing was seen failing, so nothing is inferred
+    blind = [*before, r(0.7, 0.75, None)]
+    assert assess(blind + after, moved, since=0.8, end=10.0, disturbance=True).first_fail is None
+    # no read before the fault at all: nothing to infer from either
+    assert assess(after, moved, since=0.8, end=10.0, disturbance=True).first_fail is None
 
 
 def test_the_pass_must_come_after_the_first_failure() -> None:
@@ -130,6 +148,31 @@ recovery:
     assert journal["recovery_times"] == {}
 
 
+KILL_THEN_MOVED = """
+method:
+  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
+recovery:
+  - {id: moved, probe: room.edge, expect: "!= {kill-edge.hit}", within: WITHIN, after: kill-edge}
+"""
+
+
+def test_a_room_moved_before_any_read_after_the_kill_is_timed_not_undisturbed(tmp_path: Path) -> None:
+    stack = FakeStack(relaunch_s=5)
+    when = killed_at(stack)
+    stack.value_overrides["room.edge"] = lambda: "edge-2" if "t" in when else "edge-1"  # moved at once
+    stack.value_overrides["room.state"] = "live"
+    stack.value_overrides["crowd.connected_ratio"] = 1.0
+    result, journal, *_ = run(KILL_THEN_MOVED.replace("WITHIN", "5s"), tmp_path, stack)
+    assert result.verdict is Verdict.PASSED, result.reason
+    check = next(a for a in journal["assertions"] if a["check"] == "moved")
+    assert check["outcome"] == "ok" and check["disturbed_by"] == "value"
+    assert "disturbed from the start: not met at any of the" in check["message"], check["message"]
+    assert "reads begun before kill-edge injected (the last: 'edge-1' at t=" in check["message"], check["message"]
+    # timed from the anchor to the first read that showed edge-2, later than the last read before the kill
+    assert 0 <= check["recovery_s"] < 5 and journal["recovery_times"] == {"moved": check["recovery_s"]}
+    assert check["passed_with"][1] == "edge-2" and check["disturbed_at"] < check["passed_with"][0]
+
+
 def test_the_deadline_holds_on_the_time_a_value_was_read(tmp_path: Path) -> None:
     """A pass whose value comes in after the deadline does not count, however the reads were scheduled."""
     stack = FakeStack(relaunch_s=5)
@@ -144,13 +187,7 @@ def test_the_deadline_holds_on_the_time_a_value_was_read(tmp_path: Path) -> None
         return "edge-2"
 
     stack.value_overrides["room.edge"] = edge
-    body = """
-method:
-  - {id: kill-edge, fault: kill, target: {service: edge, hosting: launch}}
-recovery:
-  - {id: moved, probe: room.edge, expect: "!= {kill-edge.hit}", within: 1s, after: kill-edge}
-"""
-    result, journal, *_ = run(body, tmp_path, stack)
+    result, journal, *_ = run(KILL_THEN_MOVED.replace("WITHIN", "1s"), tmp_path, stack)
     check = next(a for a in journal["assertions"] if a["check"] == "moved")
     assert not check["ok"] and check["outcome"] == "failed" and check["recovery_s"] is None
     assert "not met by t=" in check["message"]
